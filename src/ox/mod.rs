@@ -1,0 +1,1 @@
+//! OX SOAP client (issue 4 fills this in).
