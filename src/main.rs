@@ -1,13 +1,31 @@
+//! The `ox-connector` binary: parses the command line, sets up logging, runs the subcommand.
+//! `anyhow` is used here only, at the edge.
+
+use anyhow::Context;
 use clap::Parser;
 use ox_connector::cli::{Cli, Command};
+use ox_connector::config::Settings;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    ox_connector::telemetry::init(cli.log_format);
     let shutdown = CancellationToken::new();
-    match cli.command {
-        Command::OxEmulator(args) => ox_connector::emulator::run(args, shutdown).await?,
+    tokio::spawn(ox_connector::shutdown::cancel_on_signal(shutdown.clone()));
+    let result = match cli.command {
+        Command::Run(args) => {
+            let settings = Settings::from_raw(args.into())?;
+            ox_connector::app::run(settings, ox_connector::provision::NotConfigured, shutdown)
+                .await
+                .context("the daemon failed")
+        }
+        Command::OxEmulator(args) => ox_connector::emulator::run(args, shutdown)
+            .await
+            .context("the OX emulator failed"),
+    };
+    if let Err(e) = &result {
+        tracing::error!(error.message = %e, error.cause_chain = ?e, "ox-connector stopped with an error.");
     }
-    Ok(())
+    result
 }

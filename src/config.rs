@@ -1,0 +1,200 @@
+//! Settings: what `ox-connector run` was given (flags and App Center environment variables,
+//! see `cli`) validated once into the types the daemon uses. No other module reads the
+//! environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::listener::watch::WatchSettings;
+use crate::queue::{
+    consume::ConsumeSettings, embedded::EmbeddedOptions, ConsumerTiming, QueueLimits,
+};
+
+/// Default data directory of the App Center app (bind-mounted at the same path in the container).
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/univention-appcenter/apps/ox-connector/data";
+
+/// Where the NATS server comes from.
+#[derive(Debug, Clone)]
+pub enum NatsTarget {
+    /// Use a running server.
+    External { url: String },
+    /// Start `nats-server` as a child process.
+    Embedded(EmbeddedOptions),
+}
+
+/// Validated daemon settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub nats: NatsTarget,
+    pub rescan_interval: Duration,
+    pub broken_grace: Duration,
+    pub retry_delay: Duration,
+    pub ack_wait: Duration,
+    pub queue_limits: QueueLimits,
+}
+
+/// A setting that cannot be used, named as the admin knows it.
+#[derive(Debug, thiserror::Error)]
+#[error("setting {name}: {reason}")]
+pub struct SettingError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+/// The raw values, as parsed by the CLI.
+#[derive(Debug, Clone)]
+pub struct RawSettings {
+    pub data_dir: PathBuf,
+    pub nats_url: Option<String>,
+    pub nats_server_bin: Option<PathBuf>,
+    pub nats_port: u16,
+    pub rescan_interval: Duration,
+    pub broken_grace: Duration,
+    pub retry_delay: Duration,
+    pub ack_wait: Duration,
+    pub queue_max_messages: u64,
+    pub queue_max_bytes: u64,
+}
+
+impl Settings {
+    /// Validates raw settings. Empty strings count as unset, as in the App Center.
+    pub fn from_raw(raw: RawSettings) -> Result<Self, SettingError> {
+        let error = |name, reason: &str| SettingError {
+            name,
+            reason: reason.to_owned(),
+        };
+        if raw.data_dir.as_os_str().is_empty() {
+            return Err(error("--data-dir", "must not be empty"));
+        }
+        let positive = |name, value: Duration| {
+            if value.is_zero() {
+                Err(error(name, "must be longer than zero"))
+            } else {
+                Ok(value)
+            }
+        };
+        positive("--rescan-interval", raw.rescan_interval)?;
+        positive("--retry-delay", raw.retry_delay)?;
+        if raw.ack_wait < Duration::from_secs(1) {
+            return Err(error("--ack-wait", "must be at least 1s"));
+        }
+        let limit = |name, value: u64| {
+            i64::try_from(value)
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| error(name, "must be a positive number"))
+        };
+        let queue_limits = QueueLimits {
+            max_messages: limit("--queue-max-messages", raw.queue_max_messages)?,
+            max_bytes: limit("--queue-max-bytes", raw.queue_max_bytes)?,
+        };
+        let nats = match raw.nats_url.filter(|url| !url.trim().is_empty()) {
+            Some(url) => NatsTarget::External { url },
+            None => NatsTarget::Embedded(EmbeddedOptions {
+                binary: raw.nats_server_bin.filter(|p| !p.as_os_str().is_empty()),
+                dir: raw.data_dir.join("nats"),
+                port: raw.nats_port,
+            }),
+        };
+        Ok(Self {
+            data_dir: raw.data_dir,
+            nats,
+            rescan_interval: raw.rescan_interval,
+            broken_grace: raw.broken_grace,
+            retry_delay: raw.retry_delay,
+            ack_wait: raw.ack_wait,
+            queue_limits,
+        })
+    }
+
+    /// `<data-dir>/listener`: the queue folder the App Center fills.
+    pub fn listener_dir(&self) -> PathBuf {
+        self.data_dir.join("listener")
+    }
+
+    /// `<data-dir>/status.json`: the daemon's status for other processes.
+    pub fn status_file(&self) -> PathBuf {
+        self.data_dir.join(crate::status::STATUS_FILE)
+    }
+
+    pub fn watch(&self) -> WatchSettings {
+        WatchSettings {
+            dir: self.listener_dir(),
+            rescan_interval: self.rescan_interval,
+            broken_grace: self.broken_grace,
+        }
+    }
+
+    pub fn consume(&self) -> ConsumeSettings {
+        ConsumeSettings {
+            listener_dir: self.listener_dir(),
+            retry_delay: self.retry_delay,
+            ack_wait: self.ack_wait,
+        }
+    }
+
+    pub fn consumer_timing(&self) -> ConsumerTiming {
+        ConsumerTiming {
+            ack_wait: self.ack_wait,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawSettings {
+        RawSettings {
+            data_dir: PathBuf::from("/data"),
+            nats_url: None,
+            nats_server_bin: None,
+            nats_port: 0,
+            rescan_interval: Duration::from_secs(2),
+            broken_grace: Duration::from_secs(60),
+            retry_delay: Duration::from_secs(5),
+            ack_wait: Duration::from_secs(15),
+            queue_max_messages: 10,
+            queue_max_bytes: 1000,
+        }
+    }
+
+    #[test]
+    fn an_empty_nats_url_means_the_embedded_server() {
+        let settings = Settings::from_raw(RawSettings {
+            nats_url: Some(" ".into()),
+            ..raw()
+        })
+        .unwrap();
+        match settings.nats {
+            NatsTarget::Embedded(options) => assert_eq!(options.dir, PathBuf::from("/data/nats")),
+            other => panic!("{other:?}"),
+        }
+        let settings = Settings::from_raw(RawSettings {
+            nats_url: Some("nats://nats:4222".into()),
+            ..raw()
+        })
+        .unwrap();
+        assert!(matches!(settings.nats, NatsTarget::External { url } if url == "nats://nats:4222"));
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting() {
+        let err = Settings::from_raw(RawSettings {
+            retry_delay: Duration::ZERO,
+            ..raw()
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "setting --retry-delay: must be longer than zero"
+        );
+        let err = Settings::from_raw(RawSettings {
+            queue_max_messages: 0,
+            ..raw()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("setting --queue-max-messages"));
+    }
+}

@@ -1,0 +1,201 @@
+//! The sorted snapshot of the listener folder: the truth about what is queued.
+//!
+//! File-system events only say "look again"; what is pending is always decided by listing the
+//! folder (depth 1) and sorting by name. Byte-wise name order is chronological order because
+//! every field of `%Y-%m-%d-%H-%M-%S-%f` is zero-padded.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Timelike, Utc};
+
+/// A file name that looks like a listener file: `YYYY-MM-DD-HH-MM-SS[-ffffff].json`.
+///
+/// Names without microseconds are accepted because admins write them by hand to re-provision
+/// an object (`appcenter-contract.md` §10).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListenerFileName(String);
+
+impl ListenerFileName {
+    /// Returns the name if it is a listener file name.
+    pub fn new(name: &str) -> Option<Self> {
+        is_listener_file_name(name).then(|| Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The time in the name, read as host local time (the container has the host's zone).
+    pub fn timestamp(&self) -> Option<DateTime<Utc>> {
+        let stem = self.0.strip_suffix(".json")?;
+        let (seconds, micros) = match stem.len() {
+            19 => (stem, "0"),
+            _ => stem.split_at_checked(19).map(|(s, f)| (s, &f[1..]))?,
+        };
+        let naive = NaiveDateTime::parse_from_str(seconds, "%Y-%m-%d-%H-%M-%S").ok()?;
+        let micros: u32 = format!("{micros:0<6}").parse().ok()?;
+        let naive = naive.with_nanosecond(micros * 1000)?;
+        Local
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+impl Ord for ListenerFileName {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.as_bytes().cmp(other.0.as_bytes())
+    }
+}
+
+impl PartialOrd for ListenerFileName {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for ListenerFileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `name` is a listener file name (and not `*.converting.tmp`, `old.db`, …).
+pub fn is_listener_file_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".json") else {
+        return false;
+    };
+    let bytes = stem.as_bytes();
+    // YYYY-MM-DD-HH-MM-SS: digits with dashes at 4, 7, 10, 13, 16.
+    let seconds_ok = bytes.len() >= 19
+        && bytes[..19].iter().enumerate().all(|(i, b)| match i {
+            4 | 7 | 10 | 13 | 16 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    let fraction = &bytes[bytes.len().min(19)..];
+    let fraction_ok = fraction.is_empty()
+        || (fraction.len() >= 2
+            && fraction.len() <= 7
+            && fraction[0] == b'-'
+            && fraction[1..].iter().all(u8::is_ascii_digit));
+    seconds_ok && fraction_ok
+}
+
+/// One queued listener file found by [`scan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedFile {
+    pub name: ListenerFileName,
+    pub path: PathBuf,
+    /// A symbolic link is never followed: it is reported so that it can be quarantined.
+    pub is_symlink: bool,
+}
+
+/// Lists the listener files directly in `dir`, sorted by name. Sub-folders (also ones named
+/// `*.json`), other names and `*.converting.tmp` files are not listener files and are left out.
+pub fn scan(dir: &Path) -> std::io::Result<Vec<QueuedFile>> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .max_depth(1)
+        .follow_links(false)
+    {
+        let entry = match entry {
+            Ok(entry) => entry,
+            // The folder itself unreadable or missing: the caller reports it.
+            Err(e) if e.depth() == 0 => return Err(e.into()),
+            // An entry that vanished while listing is simply gone.
+            Err(_) => continue,
+        };
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str().and_then(ListenerFileName::new) else {
+            continue;
+        };
+        files.push(QueuedFile {
+            name,
+            path: entry.into_path(),
+            is_symlink: file_type.is_symlink(),
+        });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_file_names_are_recognised() {
+        for name in [
+            "2025-03-07-14-02-09-381275.json",
+            "2025-03-07-14-02-09.json",
+            "2025-03-07-14-02-09-5.json",
+        ] {
+            assert!(is_listener_file_name(name), "{name}");
+        }
+        for name in [
+            "2025-03-07-14-02-09-381275.json.converting.tmp",
+            "2025-03-07-14-02-09-381275.JSON",
+            "old.db",
+            "meta.json",
+            "2025-03-07-14-02-09-.json",
+            "2025-03-07-14-02-09-1234567.json",
+            "2025-03-07 14-02-09.json",
+            "x2025-03-07-14-02-09.json",
+            ".json",
+        ] {
+            assert!(!is_listener_file_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn scan_sorts_by_name_and_ignores_everything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "2025-03-07-14-02-10-000001.json",
+            "2025-03-07-14-02-09-381275.json",
+            "2025-03-07-14-02-09.json",
+            "2025-03-07-14-02-09-381274.json.converting.tmp",
+            "old.db",
+            "notes.txt",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), "{}").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("old")).unwrap();
+        std::fs::create_dir(dir.path().join("2025-01-01-00-00-00.json")).unwrap();
+        std::fs::write(dir.path().join("old/2025-01-01-00-00-00-1.json"), "{}").unwrap();
+
+        let found: Vec<String> = scan(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name.to_string())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "2025-03-07-14-02-09-381275.json",
+                "2025-03-07-14-02-09.json",
+                "2025-03-07-14-02-10-000001.json"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_name_gives_the_local_time_of_the_change() {
+        let name = ListenerFileName::new("2025-03-07-14-02-09-381275.json").unwrap();
+        let local = name.timestamp().unwrap().with_timezone(&Local);
+        assert_eq!(
+            local.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+            "2025-03-07 14:02:09.381275"
+        );
+        let short = ListenerFileName::new("2025-03-07-14-02-09-5.json").unwrap();
+        let local = short.timestamp().unwrap().with_timezone(&Local);
+        assert_eq!(local.format("%.6f").to_string(), ".500000");
+    }
+}

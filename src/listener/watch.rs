@@ -1,0 +1,209 @@
+//! The watcher: turns the listener folder into an ordered stream of validated files.
+//!
+//! `notify` events and a periodic rescan both just mean "look again": every pass lists the
+//! folder ([`scan`](super::scan)), skips files it already handed on, reads the others in name
+//! order and hands each to a [`Sink`] (the publisher). A lost event therefore never loses a file.
+//!
+//! A file that cannot be read or validated is retried on every pass until the grace period ends
+//! (it may still be being written by hand), then quarantined. It never holds up the files after
+//! it. A sink that cannot take a file right now (queue full, NATS down) ends the pass, so no later
+//! file overtakes it; the next pass starts again from the first file not yet handed on.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::quarantine::quarantine;
+use super::scan::{scan, QueuedFile};
+use super::{ListenerFile, ListenerFileName};
+use crate::telemetry::events;
+
+/// Settings of the watcher.
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// The listener folder, `<data-dir>/listener`.
+    pub dir: PathBuf,
+    /// How often the folder is listed even without file-system events.
+    pub rescan_interval: Duration,
+    /// How long a broken file is retried before it is quarantined.
+    pub broken_grace: Duration,
+}
+
+/// Why a sink did not take a file.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Not now (queue full, server unreachable); the file is offered again on the next pass.
+    #[error("{0}")]
+    Later(String),
+    /// Never (e.g. too large for the queue); the file is quarantined with this reason.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Where validated listener files go, in name order.
+pub trait Sink: Send {
+    fn accept(&mut self, file: ListenerFile) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Watches the listener folder until `shutdown` is cancelled. `wake` asks for a pass now.
+pub async fn run<S: Sink>(
+    settings: WatchSettings,
+    mut sink: S,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(&settings.dir)?;
+    // Kept alive for as long as the loop runs: dropping it stops the events.
+    let _watcher = watch_events(&settings, wake.clone());
+    let mut state = PassState::default();
+    loop {
+        state.pass(&settings, &mut sink, &shutdown).await;
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = wake.notified() => {}
+            () = tokio::time::sleep(settings.rescan_interval) => {}
+        }
+    }
+}
+
+/// Starts `notify` on the folder; every event wakes the loop. Without it (e.g. inotify limits
+/// reached) the periodic rescan still finds every file, only later.
+fn watch_events(settings: &WatchSettings, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
+    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        // Errors too (e.g. an event queue overflow) are a reason to look again.
+        wake.notify_one();
+    })
+    .and_then(|mut watcher| {
+        watcher.watch(&settings.dir, RecursiveMode::NonRecursive)?;
+        Ok(watcher)
+    });
+    match watcher {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(
+                dir = %settings.dir.display(),
+                error = %e,
+                rescan_interval_s = settings.rescan_interval.as_secs_f64(),
+                "Cannot watch the listener folder for changes; relying on the periodic rescan."
+            );
+            None
+        }
+    }
+}
+
+#[derive(Default)]
+struct PassState {
+    /// Files already handed to the sink (pruned to what is still on disk at each pass).
+    handed_on: HashSet<ListenerFileName>,
+    /// Files that failed to parse, and since when.
+    failing: HashMap<ListenerFileName, Instant>,
+    /// Whether the last listing of the folder failed (to log that once).
+    scan_failed: bool,
+}
+
+impl PassState {
+    async fn pass<S: Sink>(
+        &mut self,
+        settings: &WatchSettings,
+        sink: &mut S,
+        shutdown: &CancellationToken,
+    ) {
+        let files = match scan(&settings.dir) {
+            Ok(files) => {
+                self.scan_failed = false;
+                files
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.scan_failed, true) {
+                    tracing::error!(dir = %settings.dir.display(), error = %e, "Cannot list the listener folder.");
+                }
+                return;
+            }
+        };
+        let present: HashSet<&ListenerFileName> = files.iter().map(|f| &f.name).collect();
+        self.handed_on.retain(|name| present.contains(name));
+        self.failing.retain(|name, _| present.contains(name));
+
+        for file in &files {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if self.handed_on.contains(&file.name) {
+                continue;
+            }
+            let parsed = if file.is_symlink {
+                Err(format!(
+                    "{}: is a symbolic link; listener files must be regular files",
+                    file.path.display()
+                ))
+            } else {
+                match ListenerFile::read(&file.path) {
+                    Ok(parsed) => Ok(parsed),
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            match parsed {
+                Ok(parsed) => {
+                    self.failing.remove(&file.name);
+                    match sink.accept(parsed).await {
+                        Ok(()) => {
+                            self.handed_on.insert(file.name.clone());
+                        }
+                        // Keep the order: nothing after this file goes before it.
+                        Err(SinkError::Later(_)) => return,
+                        Err(SinkError::Refused(reason)) => {
+                            self.quarantine(settings, file, &reason);
+                        }
+                    }
+                }
+                Err(reason) => {
+                    let since = match self.failing.entry(file.name.clone()) {
+                        Entry::Occupied(entry) => *entry.get(),
+                        Entry::Vacant(entry) => {
+                            events::FileParseFailed {
+                                file: file.name.as_str(),
+                                error: &reason,
+                                grace: settings.broken_grace,
+                            }
+                            .emit();
+                            *entry.insert(Instant::now())
+                        }
+                    };
+                    if since.elapsed() >= settings.broken_grace {
+                        self.quarantine(settings, file, &reason);
+                    }
+                }
+            }
+        }
+    }
+
+    fn quarantine(&mut self, settings: &WatchSettings, file: &QueuedFile, reason: &str) {
+        match quarantine(&settings.dir, &file.path, reason, settings.broken_grace) {
+            Ok(Some(moved_to)) => {
+                self.failing.remove(&file.name);
+                events::FileQuarantined {
+                    file: file.name.as_str(),
+                    error: reason,
+                    moved_to: &moved_to,
+                }
+                .emit()
+            }
+            Ok(None) => {
+                self.failing.remove(&file.name);
+            }
+            Err(error) => events::FileQuarantineError {
+                file: file.name.as_str(),
+                error: &error,
+            }
+            .emit(),
+        }
+    }
+}

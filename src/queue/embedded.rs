@@ -1,0 +1,322 @@
+//! The embedded `nats-server`: started as a child process when no NATS URL is configured.
+//!
+//! JetStream is on, its store lives under `<data-dir>/nats/`, it listens on loopback only, and
+//! [`NatsServer`] is an RAII guard: `stop()` ends it gracefully (SIGTERM, so JetStream flushes),
+//! dropping the guard kills it. A server left behind by a daemon that was killed is found through
+//! its pid file and stopped before a new one uses the same store.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+/// How long a starting server may take to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a stopping server may take to flush and exit before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where to look for `nats-server` besides `PATH` (Debian installs it to `/usr/sbin`).
+const EXTRA_BIN_DIRS: [&str; 4] = ["/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/sbin"];
+
+/// How to start the server.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Path or name of the `nats-server` binary; `None` searches `PATH` and the sbin folders.
+    pub binary: Option<PathBuf>,
+    /// Folder for the configuration, pid file, log and JetStream store.
+    pub dir: PathBuf,
+    /// Client port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(
+        "the nats-server binary was not found (looked for {wanted:?} in PATH and {extra}); \
+         install it with `apt-get install nats-server`, or set NATS_URL to use a running server"
+    )]
+    BinaryMissing { wanted: String, extra: String },
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start {binary}: {source}")]
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("nats-server exited during start-up ({status}); its log {log} ends with:\n{tail}")]
+    Exited {
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("nats-server did not start listening within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A running `nats-server` child process.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    url: String,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl NatsServer {
+    /// Starts the server and waits until it accepts clients.
+    pub async fn start(options: EmbeddedOptions) -> Result<Self, EmbeddedError> {
+        let binary = find_binary(options.binary.as_deref())?;
+        let dir = options.dir;
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| EmbeddedError::Io { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let pid_file = dir.join("nats-server.pid");
+        stop_leftover(&pid_file).await;
+
+        let ports_dir = dir.join("ports");
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir).map_err(io(&ports_dir))?;
+        let config = dir.join("nats-server.conf");
+        let port = if options.port == 0 {
+            -1
+        } else {
+            i32::from(options.port)
+        };
+        let text = format!(
+            "# Written by ox-connector at every start; changes are overwritten.\n\
+             host: \"127.0.0.1\"\n\
+             port: {port}\n\
+             max_payload: 8MB\n\
+             pid_file: {pid}\n\
+             ports_file_dir: {ports}\n\
+             jetstream {{\n  store_dir: {store}\n}}\n",
+            pid = quote(&pid_file),
+            ports = quote(&ports_dir),
+            store = quote(&dir),
+        );
+        crate::atomic_file::write(&config, text.as_bytes()).map_err(io(&config))?;
+
+        let log = dir.join("nats-server.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(io(&log))?;
+        let log_err = log_file.try_clone().map_err(io(&log))?;
+        let mut child = Command::new(&binary)
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| EmbeddedError::Spawn {
+                binary: binary.clone(),
+                source,
+            })?;
+
+        let started = Instant::now();
+        let port = loop {
+            if let Some(port) = read_port(&ports_dir) {
+                break port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(EmbeddedError::Exited {
+                    status: status.to_string(),
+                    tail: tail(&log),
+                    log,
+                });
+            }
+            if started.elapsed() > START_TIMEOUT {
+                let _ = child.start_kill();
+                return Err(EmbeddedError::Timeout(START_TIMEOUT));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tracing::info!(port, dir = %dir.display(), "Started the embedded nats-server.");
+        Ok(Self {
+            child: Some(child),
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            dir,
+        })
+    }
+
+    /// The client URL, e.g. `nats://127.0.0.1:4222`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The folder holding configuration, log and store.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the server gracefully (SIGTERM), killing it if it does not exit in time.
+    pub async fn stop(mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+            if tokio::time::timeout(STOP_TIMEOUT, child.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("The embedded nats-server did not stop in time; killing it.");
+                let _ = child.kill().await;
+            }
+            tracing::info!("Stopped the embedded nats-server.");
+        }
+    }
+
+    /// Waits until the server process exits by itself and returns how it ended.
+    pub async fn exited(&mut self) -> String {
+        match self.child.as_mut() {
+            Some(child) => match child.wait().await {
+                Ok(status) => status.to_string(),
+                Err(e) => e.to_string(),
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Kills the server at once, as a crash would (for tests of recovery).
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts the server again on the same port and store (after [`kill`](Self::kill) or a crash).
+    pub async fn restart(&mut self, binary: Option<PathBuf>) -> Result<(), EmbeddedError> {
+        self.kill().await;
+        let fresh = Self::start(EmbeddedOptions {
+            binary,
+            dir: self.dir.clone(),
+            port: self.port,
+        })
+        .await?;
+        *self = fresh;
+        Ok(())
+    }
+}
+
+fn quote(path: &Path) -> String {
+    serde_json::Value::String(path.display().to_string()).to_string()
+}
+
+fn find_binary(wanted: Option<&Path>) -> Result<PathBuf, EmbeddedError> {
+    let wanted = wanted.unwrap_or(Path::new("nats-server"));
+    if wanted.components().count() > 1 {
+        return if wanted.is_file() {
+            Ok(wanted.to_owned())
+        } else {
+            Err(missing(wanted))
+        };
+    }
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    path_dirs
+        .into_iter()
+        .chain(EXTRA_BIN_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(wanted))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| missing(wanted))
+}
+
+fn missing(wanted: &Path) -> EmbeddedError {
+    EmbeddedError::BinaryMissing {
+        wanted: wanted.display().to_string(),
+        extra: EXTRA_BIN_DIRS.join(", "),
+    }
+}
+
+/// The client port from the ports file nats-server writes once it listens.
+fn read_port(ports_dir: &Path) -> Option<u16> {
+    let entry = std::fs::read_dir(ports_dir).ok()?.flatten().next()?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()?;
+    let url = json.get("nats")?.get(0)?.as_str()?;
+    url.rsplit(':').next()?.parse().ok()
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// Stops a server that an earlier, killed daemon left running on this store.
+async fn stop_leftover(pid_file: &Path) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let is_nats = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmd| String::from_utf8_lossy(&cmd).contains("nats-server"))
+        .unwrap_or(false);
+    if !is_nats {
+        return;
+    }
+    tracing::warn!(pid, "Stopping a nats-server left behind by an earlier run.");
+    let pid = Pid::from_raw(pid);
+    let _ = kill(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while kill(pid, None).is_ok() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_binary_says_how_to_install_it() {
+        let err = NatsServer::start(EmbeddedOptions {
+            binary: Some(PathBuf::from("/nonexistent/nats-server")),
+            dir: tempfile::tempdir().unwrap().path().to_owned(),
+            port: 0,
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("apt-get install nats-server"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_server_starts_on_a_free_port_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = NatsServer::start(EmbeddedOptions {
+            binary: None,
+            dir: dir.path().to_owned(),
+            port: 0,
+        })
+        .await
+        .unwrap();
+        let client = async_nats::connect(server.url()).await.unwrap();
+        assert!(client.server_info().jetstream);
+        server.stop().await;
+    }
+}

@@ -1,0 +1,173 @@
+//! The daemon's status as an admin (and `ox-connector trigger`) needs it: is the queue blocked,
+//! by what and since when; is the JetStream queue full.
+//!
+//! Kept in memory behind a `watch` channel for in-process readers, and mirrored atomically into
+//! `<data-dir>/status.json` whenever it changes, for other processes. It changes when the queue
+//! blocks, retries or unblocks and when the queue fills or drains — not per applied message.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// File name of the status mirror inside the data directory.
+pub const STATUS_FILE: &str = "status.json";
+
+/// What the daemon reports about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub pid: u32,
+    pub started: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    /// The message at the head of the queue that keeps failing, if any.
+    pub blocked: Option<Blocked>,
+    /// Set while the JetStream queue refuses new messages because it is full.
+    pub queue_full: Option<QueueFull>,
+}
+
+/// The head of the queue cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocked {
+    pub file: Option<String>,
+    pub object_type: String,
+    pub dn: String,
+    pub entry_uuid: String,
+    /// The last error, one line, no secrets (e.g. the OX fault text).
+    pub error: String,
+    /// `transient` (waiting may help) or `rejected` (an admin probably has to act).
+    pub error_kind: String,
+    pub since: DateTime<Utc>,
+    pub attempts: u64,
+}
+
+/// The queue is full; listener files wait on disk until it drains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueFull {
+    pub since: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// Shared handle to the status; cheap to clone.
+#[derive(Clone)]
+pub struct StatusBoard {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: watch::Sender<DaemonStatus>,
+    file: Option<PathBuf>,
+}
+
+impl StatusBoard {
+    /// A board mirrored to `file` (if given).
+    pub fn new(file: Option<PathBuf>) -> Self {
+        let now = Utc::now();
+        let status = DaemonStatus {
+            pid: std::process::id(),
+            started: now,
+            updated: now,
+            blocked: None,
+            queue_full: None,
+        };
+        let board = Self {
+            inner: Arc::new(Inner {
+                tx: watch::Sender::new(status),
+                file,
+            }),
+        };
+        board.persist();
+        board
+    }
+
+    pub fn get(&self) -> DaemonStatus {
+        self.inner.tx.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<DaemonStatus> {
+        self.inner.tx.subscribe()
+    }
+
+    /// Records a failed attempt at the head of the queue.
+    pub fn set_blocked(&self, blocked: Blocked) {
+        self.update(|s| s.blocked = Some(blocked));
+    }
+
+    pub fn clear_blocked(&self) {
+        if self.inner.tx.borrow().blocked.is_some() {
+            self.update(|s| s.blocked = None);
+        }
+    }
+
+    pub fn set_queue_full(&self, reason: String) {
+        if self.inner.tx.borrow().queue_full.is_none() {
+            self.update(|s| {
+                s.queue_full = Some(QueueFull {
+                    since: Utc::now(),
+                    reason,
+                })
+            });
+        }
+    }
+
+    pub fn clear_queue_full(&self) {
+        if self.inner.tx.borrow().queue_full.is_some() {
+            self.update(|s| s.queue_full = None);
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut DaemonStatus)) {
+        self.inner.tx.send_modify(|s| {
+            change(s);
+            s.updated = Utc::now();
+        });
+        self.persist();
+    }
+
+    fn persist(&self) {
+        let Some(file) = &self.inner.file else {
+            return;
+        };
+        let json = match serde_json::to_vec_pretty(&*self.inner.tx.borrow()) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot serialise the daemon status.");
+                return;
+            }
+        };
+        if let Err(e) = crate::atomic_file::write(file, &json) {
+            tracing::warn!(file = %file.display(), error = %e, "Cannot write the daemon status file.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_file_follows_blocking_and_unblocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(STATUS_FILE);
+        let board = StatusBoard::new(Some(file.clone()));
+        let read =
+            || -> DaemonStatus { serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap() };
+        assert_eq!(read().blocked, None);
+        board.set_blocked(Blocked {
+            file: Some("f.json".into()),
+            object_type: "users/user".into(),
+            dn: "uid=a".into(),
+            entry_uuid: "u".into(),
+            error: "OX is down".into(),
+            error_kind: "transient".into(),
+            since: Utc::now(),
+            attempts: 1,
+        });
+        assert_eq!(read().blocked.unwrap().error, "OX is down");
+        board.clear_blocked();
+        assert_eq!(read().blocked, None);
+        board.set_queue_full("maximum messages exceeded".into());
+        assert!(read().queue_full.is_some());
+    }
+}

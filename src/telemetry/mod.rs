@@ -1,0 +1,37 @@
+//! Telemetry: the tracing subscriber (human or JSON lines) and, in `events`, one struct per
+//! event the pipeline reports.
+
+pub mod events;
+
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Human,
+    /// One JSON object per line, for Loki and similar.
+    Json,
+}
+
+/// Installs the global tracing subscriber. `RUST_LOG` overrides the default level (`info`).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Human => registry
+            .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+            .init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+}
