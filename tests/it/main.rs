@@ -1,0 +1,5 @@
+//! Integration tests: one test binary (faster to build), a real nats-server per test.
+
+mod daemon_binary;
+mod pipeline;
+mod support;

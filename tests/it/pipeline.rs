@@ -1,0 +1,334 @@
+//! The pipeline against a real nats-server: listener files → JetStream → ordered apply →
+//! file deleted.
+
+use std::time::Duration;
+
+use crate::support::{files, status_file, wait_for, RecordingApplier, TestEnv};
+
+const T: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn files_are_applied_in_name_order_and_deleted_only_after_their_apply() {
+    let env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    // Written out of order before the daemon starts, and more while it runs.
+    for n in [3, 1, 2] {
+        files::write(
+            &dir,
+            &files::name(n),
+            &files::user(&format!("u{n}"), &format!("user{n}")),
+        );
+    }
+    let applier = RecordingApplier::new(dir.clone());
+    let daemon = env.daemon(applier.clone()).await;
+    for n in [4, 6, 5] {
+        files::write(
+            &dir,
+            &files::name(n),
+            &files::user(&format!("u{n}"), &format!("user{n}")),
+        );
+    }
+    wait_for("six applied files", T, || applier.applied().len() == 6).await;
+    wait_for("an empty listener folder", T, || {
+        env.queued_files().is_empty()
+    })
+    .await;
+
+    let applied = applier.applied();
+    let sorted: Vec<String> = (1..=6).map(files::name).collect();
+    assert_eq!(
+        applied[..3],
+        sorted[..3],
+        "files present at start go in name order"
+    );
+    let mut rest = applied[3..].to_vec();
+    rest.sort();
+    assert_eq!(rest, sorted[3..]);
+    assert!(
+        applier.calls().iter().all(|c| c.file_existed),
+        "a file was deleted before its change was applied: {:?}",
+        applier.calls()
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_apply_keeps_the_file_blocks_the_queue_and_retries_in_order() {
+    let env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    let applier = RecordingApplier::new(dir.clone());
+    applier.fail(&files::name(2), u32::MAX);
+    for n in 1..=3 {
+        files::write(
+            &dir,
+            &files::name(n),
+            &files::user(&format!("u{n}"), &format!("user{n}")),
+        );
+    }
+    let daemon = env.daemon(applier.clone()).await;
+
+    wait_for("three attempts at the failing file", T, || {
+        applier.attempts_at(&files::name(2)) >= 3
+    })
+    .await;
+    assert_eq!(applier.applied(), [files::name(1)]);
+    assert_eq!(env.queued_files(), [files::name(2), files::name(3)]);
+    let blocked = &status_file(env.data.path())["blocked"];
+    assert_eq!(blocked["file"], files::name(2));
+    assert_eq!(blocked["entry_uuid"], "u2");
+    assert_eq!(blocked["error"], "OX is not reachable (test)");
+    assert!(blocked["attempts"].as_u64().unwrap() >= 2, "{blocked}");
+
+    applier.heal(&files::name(2));
+    wait_for("all applied", T, || applier.applied().len() == 3).await;
+    assert_eq!(
+        applier.applied(),
+        [files::name(1), files::name(2), files::name(3)]
+    );
+    wait_for("an empty listener folder", T, || {
+        env.queued_files().is_empty()
+    })
+    .await;
+    wait_for("the blocked status to clear", T, || {
+        status_file(env.data.path())["blocked"].is_null()
+    })
+    .await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_removed_by_an_admin_is_skipped_without_applying_it() {
+    let env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    let applier = RecordingApplier::new(dir.clone());
+    applier.fail(&files::name(1), u32::MAX);
+    for n in 1..=3 {
+        files::write(
+            &dir,
+            &files::name(n),
+            &files::user(&format!("u{n}"), &format!("user{n}")),
+        );
+    }
+    let daemon = env.daemon(applier.clone()).await;
+    wait_for("the queue to block on the first file", T, || {
+        applier.attempts_at(&files::name(1)) >= 1
+    })
+    .await;
+
+    // The admin removes the poison file and one queued behind it.
+    std::fs::remove_file(dir.join(files::name(2))).unwrap();
+    std::fs::remove_file(dir.join(files::name(1))).unwrap();
+
+    wait_for("the last file applied", T, || {
+        applier.applied() == [files::name(3)]
+    })
+    .await;
+    assert_eq!(
+        applier.attempts_at(&files::name(2)),
+        0,
+        "a removed file was applied"
+    );
+    assert!(env.queued_files().is_empty());
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn broken_json_is_quarantined_after_the_grace_period_and_later_files_continue() {
+    let env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    files::write_raw(&dir, &files::name(1), b"{\"dn\": \"uid=x\", \"id\": ");
+    files::write(&dir, &files::name(2), &files::user("u2", "user2"));
+    let applier = RecordingApplier::new(dir.clone());
+    let daemon = env.daemon(applier.clone()).await;
+
+    wait_for("the file after the broken one", T, || {
+        applier.applied() == [files::name(2)]
+    })
+    .await;
+    let broken = dir.join("broken");
+    wait_for("the quarantine", T, || broken.join(files::name(1)).exists()).await;
+    assert!(!dir.join(files::name(1)).exists());
+    assert_eq!(
+        std::fs::read(broken.join(files::name(1))).unwrap(),
+        b"{\"dn\": \"uid=x\", \"id\": ",
+        "the quarantined file is kept as it was"
+    );
+    let why =
+        std::fs::read_to_string(broken.join(format!("{}.error.txt", files::name(1)))).unwrap();
+    assert!(
+        why.contains(&files::name(1)) && why.contains("invalid JSON"),
+        "{why}"
+    );
+    assert!(applier.calls().iter().all(|c| c.file != files::name(1)));
+
+    // Files after the quarantine still go through.
+    files::write(&dir, &files::name(3), &files::user("u3", "user3"));
+    wait_for("a later file", T, || applier.applied().len() == 2).await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_converting_tmp_file_is_ignored_until_it_is_renamed() {
+    let env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    let applier = RecordingApplier::new(dir.clone());
+    let daemon = env.daemon(applier.clone()).await;
+
+    let tmp = dir.join(format!("{}.converting.tmp", files::name(1)));
+    std::fs::write(&tmp, files::converter_json(&files::user("u1", "user1"))).unwrap();
+    files::write(&dir, &files::name(2), &files::user("u2", "user2"));
+    wait_for("the renamed file", T, || {
+        applier.applied() == [files::name(2)]
+    })
+    .await;
+    assert!(tmp.exists(), "the temporary file was touched");
+    assert!(
+        !dir.join("broken").exists(),
+        "the temporary file was quarantined"
+    );
+
+    std::fs::rename(&tmp, dir.join(files::name(1))).unwrap();
+    wait_for("the file once renamed", T, || applier.applied().len() == 2).await;
+    assert_eq!(applier.applied()[1], files::name(1));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_written_while_the_daemon_is_down_is_applied_after_start() {
+    let env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    let applier = RecordingApplier::new(dir.clone());
+    let daemon = env.daemon(applier.clone()).await;
+    files::write(&dir, &files::name(1), &files::user("u1", "user1"));
+    wait_for("the first file", T, || applier.applied().len() == 1).await;
+    daemon.stop().await;
+
+    files::write(&dir, &files::name(2), &files::user("u2", "user2"));
+    let daemon = env.daemon(applier.clone()).await;
+    wait_for("the file written while down", T, || {
+        applier.applied().len() == 2
+    })
+    .await;
+    assert_eq!(applier.applied(), [files::name(1), files::name(2)]);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_mid_queue_loses_nothing_and_never_applies_out_of_order() {
+    let env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    let count = 40;
+    for n in 1..=count {
+        // Eight objects, five changes each, interleaved.
+        let id = format!("u{}", n % 8);
+        files::write(
+            &dir,
+            &files::name(n),
+            &files::user(&id, &format!("user{n}")),
+        );
+    }
+    let applier = RecordingApplier::new(dir.clone());
+    applier.set_delay(Duration::from_millis(20));
+    let daemon = env.daemon(applier.clone()).await;
+    wait_for("a part of the queue", T, || applier.applied().len() >= 12).await;
+    daemon.daemon.crash().await;
+    let after_crash = applier.calls().len();
+    assert!(
+        env.queued_files().len() >= (count as usize) - after_crash,
+        "files were deleted without being applied"
+    );
+
+    let daemon = env.daemon(applier.clone()).await;
+    wait_for("an empty listener folder", T, || {
+        env.queued_files().is_empty()
+    })
+    .await;
+    daemon.stop().await;
+
+    let applied = applier.applied();
+    let mut distinct = applied.clone();
+    distinct.dedup();
+    let expected: Vec<String> = (1..=count).map(files::name).collect();
+    assert_eq!(distinct, expected, "every change applied, in file order");
+    assert!(
+        applied.len() <= distinct.len() + 1,
+        "only the change in flight at the crash may be applied twice: {applied:?}"
+    );
+    assert!(applier.calls().iter().all(|c| c.file_existed));
+
+    // Re-publishing the files still queued after the restart was de-duplicated by JetStream:
+    // the stream stored each file once.
+    let js = env.jetstream().await;
+    let mut stream = js.get_stream("PROVISIONING").await.unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    assert_eq!(state.last_sequence, count as u64, "duplicates were stored");
+    assert_eq!(
+        state.messages, 0,
+        "acknowledged messages leave the work queue"
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_shows_as_full_and_loses_nothing_once_drained() {
+    let mut env = TestEnv::start().await;
+    env.settings.queue_limits.max_messages = 3;
+    let dir = env.listener_dir();
+    let applier = RecordingApplier::new(dir.clone());
+    applier.fail(&files::name(1), u32::MAX);
+    for n in 1..=8 {
+        files::write(
+            &dir,
+            &files::name(n),
+            &files::user(&format!("u{n}"), &format!("user{n}")),
+        );
+    }
+    let daemon = env.daemon(applier.clone()).await;
+    wait_for("the queue-full status", T, || {
+        !status_file(env.data.path())["queue_full"].is_null()
+    })
+    .await;
+    assert_eq!(
+        env.queued_files().len(),
+        8,
+        "files wait on disk while the queue is full"
+    );
+
+    applier.heal(&files::name(1));
+    wait_for("all applied", T, || applier.applied().len() == 8).await;
+    let expected: Vec<String> = (1..=8).map(files::name).collect();
+    assert_eq!(applier.applied(), expected);
+    wait_for("the queue-full status to clear", T, || {
+        status_file(env.data.path())["queue_full"].is_null()
+    })
+    .await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_nats_server_does_not_lose_or_reorder_changes() {
+    let mut env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    let applier = RecordingApplier::new(dir.clone());
+    let daemon = env.daemon(applier.clone()).await;
+    files::write(&dir, &files::name(1), &files::user("u1", "user1"));
+    wait_for("the first file", T, || applier.applied().len() == 1).await;
+
+    env.nats.restart(None).await.unwrap();
+    for n in 2..=5 {
+        files::write(
+            &dir,
+            &files::name(n),
+            &files::user(&format!("u{n}"), &format!("user{n}")),
+        );
+    }
+    wait_for(
+        "the files written after the restart",
+        Duration::from_secs(40),
+        || applier.applied().len() >= 5,
+    )
+    .await;
+    let mut distinct = applier.applied();
+    distinct.dedup();
+    assert_eq!(distinct, (1..=5).map(files::name).collect::<Vec<_>>());
+    daemon.stop().await;
+}
