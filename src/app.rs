@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{self, AdminState};
 use crate::apply::Applier;
 use crate::config::{NatsTarget, Settings};
 use crate::listener::watch::{self, Sink, SinkError};
@@ -43,6 +44,12 @@ pub enum AppError {
     EmbeddedNats(#[from] EmbeddedError),
     #[error("cannot connect to NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
+    #[error("cannot open the admin API on {addr}: {source}")]
+    Admin {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("stopped before the queue was ready")]
     Cancelled,
     #[error("the daemon did not stop within {0:?}")]
@@ -56,6 +63,8 @@ pub struct Daemon {
     consumer_stop: CancellationToken,
     listener_task: JoinHandle<()>,
     consumer_task: JoinHandle<()>,
+    admin_stop: CancellationToken,
+    admin_task: JoinHandle<()>,
     nats_task: Option<(CancellationToken, JoinHandle<()>)>,
     client: async_nats::Client,
     status: StatusBoard,
@@ -76,6 +85,14 @@ impl Daemon {
                 .map_err(|source| AppError::DataDir { path: dir, source })?;
         }
         let status = StatusBoard::new(Some(settings.status_file()));
+        let admin_error = |source| AppError::Admin {
+            addr: settings.admin_listen,
+            source,
+        };
+        let token = admin::ensure_token(&settings.data_dir).map_err(admin_error)?;
+        let admin_listener = tokio::net::TcpListener::bind(settings.admin_listen)
+            .await
+            .map_err(admin_error)?;
 
         let (url, nats_task) = match &settings.nats {
             NatsTarget::External { url } => (url.clone(), None),
@@ -118,6 +135,22 @@ impl Daemon {
             retry_now.clone(),
             consumer_stop.clone(),
         ));
+        let admin_stop = CancellationToken::new();
+        let admin_task = tokio::spawn({
+            let state = AdminState {
+                status: status.clone(),
+                wake: wake.clone(),
+                retry_now: retry_now.clone(),
+                listener_dir: settings.listener_dir(),
+                token: Arc::from(token),
+            };
+            let (data_dir, stop) = (settings.data_dir.clone(), admin_stop.clone());
+            async move {
+                if let Err(e) = admin::serve(admin_listener, state, &data_dir, stop).await {
+                    tracing::error!(error = %e, "The admin API stopped.");
+                }
+            }
+        });
         tracing::info!(
             data_dir = %settings.data_dir.display(),
             nats = %url,
@@ -129,6 +162,8 @@ impl Daemon {
             consumer_stop,
             listener_task,
             consumer_task,
+            admin_stop,
+            admin_task,
             nats_task,
             client,
             status,
@@ -160,6 +195,8 @@ impl Daemon {
             let _ = self.listener_task.await;
             self.consumer_stop.cancel();
             let _ = self.consumer_task.await;
+            self.admin_stop.cancel();
+            let _ = self.admin_task.await;
             if let Err(e) = self.client.flush().await {
                 tracing::warn!(error = %e, "Cannot flush the NATS connection.");
             }
@@ -181,8 +218,10 @@ impl Daemon {
     pub async fn crash(self) {
         self.listener_task.abort();
         self.consumer_task.abort();
+        self.admin_task.abort();
         let _ = self.listener_task.await;
         let _ = self.consumer_task.await;
+        let _ = self.admin_task.await;
         if let Some((_, task)) = self.nats_task {
             task.abort();
             let _ = task.await;

@@ -86,6 +86,15 @@ pub struct RunArgs {
     /// Most bytes the JetStream queue holds; when full, listener files wait on disk.
     #[arg(long, env = "OX_CONNECTOR_QUEUE_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub queue_max_bytes: u64,
+
+    /// Address of the admin API (health, status, queue control). Keep it on loopback: commands
+    /// such as `ox-connector trigger` find it through <data-dir>/run/admin.json.
+    #[arg(
+        long,
+        env = "OX_CONNECTOR_ADMIN_LISTEN",
+        default_value = "127.0.0.1:7781"
+    )]
+    pub admin_listen: std::net::SocketAddr,
 }
 
 impl From<RunArgs> for RawSettings {
@@ -101,6 +110,7 @@ impl From<RunArgs> for RawSettings {
             ack_wait: args.ack_wait,
             queue_max_messages: args.queue_max_messages,
             queue_max_bytes: args.queue_max_bytes,
+            admin_listen: args.admin_listen,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! see `cli`) validated once into the types the daemon uses. No other module reads the
 //! environment.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub struct Settings {
     pub retry_delay: Duration,
     pub ack_wait: Duration,
     pub queue_limits: QueueLimits,
+    /// Where the admin API listens (loopback by default).
+    pub admin_listen: SocketAddr,
 }
 
 /// A setting that cannot be used, named as the admin knows it.
@@ -55,6 +58,7 @@ pub struct RawSettings {
     pub ack_wait: Duration,
     pub queue_max_messages: u64,
     pub queue_max_bytes: u64,
+    pub admin_listen: SocketAddr,
 }
 
 impl Settings {
@@ -105,6 +109,7 @@ impl Settings {
             retry_delay: raw.retry_delay,
             ack_wait: raw.ack_wait,
             queue_limits,
+            admin_listen: raw.admin_listen,
         })
     }
 
@@ -157,6 +162,7 @@ mod tests {
             ack_wait: Duration::from_secs(15),
             queue_max_messages: 10,
             queue_max_bytes: 1000,
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
         }
     }
 

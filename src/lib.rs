@@ -12,11 +12,12 @@
 //! - [`done`] ⑥ the only code that deletes listener files.
 //!
 //! Around them: [`app`] wires the steps and stops them in order, [`cli`] and [`config`] read and
-//! validate settings, [`status`] holds what an admin needs to see, [`telemetry`] the logs,
+//! validate settings, [`admin`] is the HTTP API of a running daemon, [`status`] holds what an admin needs to see, [`telemetry`] the logs,
 //! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and the demo.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod apply;
 pub mod atomic_file;

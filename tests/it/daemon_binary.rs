@@ -14,7 +14,14 @@ async fn the_daemon_starts_its_own_nats_server_keeps_unapplied_files_and_stops_o
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))
         .args(["run", "--data-dir"])
         .arg(data.path())
-        .args(["--retry-delay", "200ms", "--log-format", "json"])
+        .args([
+            "--retry-delay",
+            "200ms",
+            "--log-format",
+            "json",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("NATS_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

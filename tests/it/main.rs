@@ -1,5 +1,6 @@
 //! Integration tests: one test binary (faster to build), a real nats-server per test.
 
+mod admin;
 mod daemon_binary;
 mod pipeline;
 mod support;

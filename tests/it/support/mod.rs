@@ -59,6 +59,7 @@ impl TestEnv {
                 max_messages: 10_000,
                 max_bytes: 64 * 1024 * 1024,
             },
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
         };
         Self {
             nats,
