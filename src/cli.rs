@@ -66,6 +66,11 @@ pub struct RunArgs {
     #[arg(long, env = "OX_CONNECTOR_BROKEN_GRACE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub broken_grace: Duration,
 
+    /// After a change in the listener folder, how long to wait for the rest of the converter's
+    /// batch before queueing it (files new at one look are queued dependencies first).
+    #[arg(long, env = "OX_CONNECTOR_BATCH_SETTLE", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub batch_settle: Duration,
+
     /// Wait between two attempts at a change that failed. The queue waits for it meanwhile.
     #[arg(long, env = "OX_CONNECTOR_RETRY_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
     pub retry_delay: Duration,
@@ -106,6 +111,7 @@ impl From<RunArgs> for RawSettings {
             nats_port: args.nats_port,
             rescan_interval: args.rescan_interval,
             broken_grace: args.broken_grace,
+            batch_settle: args.batch_settle,
             retry_delay: args.retry_delay,
             ack_wait: args.ack_wait,
             queue_max_messages: args.queue_max_messages,

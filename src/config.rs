@@ -30,6 +30,7 @@ pub struct Settings {
     pub nats: NatsTarget,
     pub rescan_interval: Duration,
     pub broken_grace: Duration,
+    pub batch_settle: Duration,
     pub retry_delay: Duration,
     pub ack_wait: Duration,
     pub queue_limits: QueueLimits,
@@ -54,6 +55,7 @@ pub struct RawSettings {
     pub nats_port: u16,
     pub rescan_interval: Duration,
     pub broken_grace: Duration,
+    pub batch_settle: Duration,
     pub retry_delay: Duration,
     pub ack_wait: Duration,
     pub queue_max_messages: u64,
@@ -106,6 +108,7 @@ impl Settings {
             nats,
             rescan_interval: raw.rescan_interval,
             broken_grace: raw.broken_grace,
+            batch_settle: raw.batch_settle,
             retry_delay: raw.retry_delay,
             ack_wait: raw.ack_wait,
             queue_limits,
@@ -128,6 +131,7 @@ impl Settings {
             dir: self.listener_dir(),
             rescan_interval: self.rescan_interval,
             broken_grace: self.broken_grace,
+            batch_settle: self.batch_settle,
         }
     }
 
@@ -158,6 +162,7 @@ mod tests {
             nats_port: 0,
             rescan_interval: Duration::from_secs(2),
             broken_grace: Duration::from_secs(60),
+            batch_settle: Duration::from_millis(200),
             retry_delay: Duration::from_secs(5),
             ack_wait: Duration::from_secs(15),
             queue_max_messages: 10,

@@ -6,6 +6,7 @@
 //! the watcher that turns file-system events into rescans, and the quarantine of broken files.
 //! It never deletes a listener file: that is `done`'s job alone.
 
+pub mod batch;
 mod format;
 pub mod quarantine;
 pub mod scan;

@@ -4,6 +4,8 @@
 //! folder ([`scan`](super::scan)), skips files it already handed on, reads the others in name
 //! order and hands each to a [`Sink`] (the publisher). A lost event therefore never loses a file.
 //!
+//! The files new at one pass form a batch, queued dependencies first ([`super::batch`]).
+//!
 //! A file that cannot be read or validated is retried on every pass until the grace period ends
 //! (it may still be being written by hand), then quarantined. It never holds up the files after
 //! it. A sink that cannot take a file right now (queue full, NATS down) ends the pass, so no later
@@ -20,6 +22,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::batch;
 use super::quarantine::quarantine;
 use super::scan::{scan, QueuedFile};
 use super::{ListenerFile, ListenerFileName};
@@ -34,6 +37,8 @@ pub struct WatchSettings {
     pub rescan_interval: Duration,
     /// How long a broken file is retried before it is quarantined.
     pub broken_grace: Duration,
+    /// After a file-system event, how long to wait for the rest of a batch before looking.
+    pub batch_settle: Duration,
 }
 
 /// Why a sink did not take a file.
@@ -67,7 +72,8 @@ pub async fn run<S: Sink>(
         state.pass(&settings, &mut sink, &shutdown).await;
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            () = wake.notified() => {}
+            // Let a batch the converter is writing land completely before looking.
+            () = wake.notified() => tokio::time::sleep(settings.batch_settle).await,
             () = tokio::time::sleep(settings.rescan_interval) => {}
         }
     }
@@ -131,12 +137,17 @@ impl PassState {
         self.handed_on.retain(|name| present.contains(name));
         self.failing.retain(|name, _| present.contains(name));
 
-        for file in &files {
+        // This pass's batch: the files not handed on yet, dependencies first (see `batch`).
+        let mut new_files: Vec<(u8, &QueuedFile)> = files
+            .iter()
+            .filter(|file| !self.handed_on.contains(&file.name))
+            .map(|file| (batch::rank_of_file(&file.path), file))
+            .collect();
+        new_files.sort_by(|(a_rank, a), (b_rank, b)| a_rank.cmp(b_rank).then(a.name.cmp(&b.name)));
+
+        for (_, file) in new_files {
             if shutdown.is_cancelled() {
                 return;
-            }
-            if self.handed_on.contains(&file.name) {
-                continue;
             }
             let parsed = if file.is_symlink {
                 Err(format!(

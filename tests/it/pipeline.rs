@@ -332,3 +332,48 @@ async fn a_restarted_nats_server_does_not_lose_or_reorder_changes() {
     assert_eq!(distinct, (1..=5).map(files::name).collect::<Vec<_>>());
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_batch_is_queued_dependencies_first_whatever_the_names_say() {
+    let env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    let typed = |id: &str, module: &str, object: serde_json::Value| {
+        serde_json::json!({
+            "dn": format!("cn={id},dc=example,dc=org"), "id": id, "object": object,
+            "options": [], "udm_object_type": module,
+        })
+    };
+    let some = serde_json::json!({"name": "x"});
+    // One converter batch, in name order: the context's file comes after its user, the group
+    // before its member, a context deletion before everything else.
+    let batch = [
+        ("ctx-old", "oxmail/oxcontext", serde_json::Value::Null),
+        ("group", "groups/group", some.clone()),
+        ("user", "users/user", some.clone()),
+        ("resource", "oxresources/oxresources", some.clone()),
+        ("fa", "oxmail/functional_account", some.clone()),
+        ("profile", "oxmail/accessprofile", some.clone()),
+        ("ctx-new", "oxmail/oxcontext", some.clone()),
+    ];
+    for (n, (id, module, object)) in batch.iter().enumerate() {
+        files::write(
+            &dir,
+            &files::name(n as u32 + 1),
+            &typed(id, module, object.clone()),
+        );
+    }
+    let applier = RecordingApplier::new(dir.clone());
+    let daemon = env.daemon(applier.clone()).await;
+    wait_for("the batch", T, || applier.applied().len() == 7).await;
+    let order: Vec<usize> = applier
+        .applied()
+        .iter()
+        .map(|f| (1..=7).position(|n| files::name(n) == *f).unwrap())
+        .collect();
+    let ids: Vec<&str> = order.iter().map(|i| batch[*i].0).collect();
+    assert_eq!(
+        ids,
+        ["ctx-new", "profile", "user", "group", "fa", "resource", "ctx-old"]
+    );
+    daemon.stop().await;
+}

@@ -53,6 +53,7 @@ impl TestEnv {
             },
             rescan_interval: Duration::from_millis(200),
             broken_grace: Duration::from_secs(1),
+            batch_settle: Duration::from_millis(50),
             retry_delay: Duration::from_millis(300),
             ack_wait: Duration::from_secs(2),
             queue_limits: QueueLimits {
