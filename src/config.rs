@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cli::OxArgs;
 use crate::listener::watch::WatchSettings;
+use crate::provision::settings::{defaults, OxSettings, Secret};
 use crate::queue::{
     consume::ConsumeSettings, embedded::EmbeddedOptions, ConsumerTiming, QueueLimits,
 };
@@ -36,6 +38,7 @@ pub struct Settings {
     pub queue_limits: QueueLimits,
     /// Where the admin API listens (loopback by default).
     pub admin_listen: SocketAddr,
+    pub ox: OxSettings,
 }
 
 /// A setting that cannot be used, named as the admin knows it.
@@ -61,6 +64,7 @@ pub struct RawSettings {
     pub queue_max_messages: u64,
     pub queue_max_bytes: u64,
     pub admin_listen: SocketAddr,
+    pub ox: OxArgs,
 }
 
 impl Settings {
@@ -103,7 +107,9 @@ impl Settings {
                 port: raw.nats_port,
             }),
         };
+        let ox = ox_settings(raw.ox, &raw.data_dir)?;
         Ok(Self {
+            ox,
             data_dir: raw.data_dir,
             nats,
             rescan_interval: raw.rescan_interval,
@@ -114,6 +120,11 @@ impl Settings {
             queue_limits,
             admin_listen: raw.admin_listen,
         })
+    }
+
+    /// `<data-dir>/ModuleAccessDefinitions.properties`: the access profiles.
+    pub fn access_profiles_file(&self) -> PathBuf {
+        self.data_dir.join("ModuleAccessDefinitions.properties")
     }
 
     /// `<data-dir>/listener`: the queue folder the App Center fills.
@@ -150,6 +161,43 @@ impl Settings {
     }
 }
 
+/// Applies the original's defaults to the OX settings; empty means unset.
+pub fn ox_settings(args: OxArgs, data_dir: &std::path::Path) -> Result<OxSettings, SettingError> {
+    let set = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+    let or =
+        |value: Option<String>, default: &str| set(value).unwrap_or_else(|| default.to_owned());
+    let default_context = match set(args.default_context) {
+        None => defaults::DEFAULT_CONTEXT,
+        Some(text) => text.trim().parse().map_err(|_| SettingError {
+            name: "DEFAULT_CONTEXT",
+            reason: format!("{text:?} is not a context id (a whole number)"),
+        })?,
+    };
+    Ok(OxSettings {
+        soap_server: or(args.ox_soap_server, defaults::SOAP_SERVER),
+        master_admin: or(args.ox_master_admin, defaults::MASTER_ADMIN),
+        master_password: set(args.ox_master_password).map(Secret::new),
+        default_context,
+        language: or(args.ox_language, defaults::LANGUAGE),
+        timezone: or(args.local_timezone, defaults::TIMEZONE),
+        imap_login: or(args.ox_imap_login, defaults::IMAP_LOGIN),
+        imap_server: or(args.ox_imap_server, defaults::IMAP_SERVER),
+        smtp_server: or(args.ox_smtp_server, defaults::SMTP_SERVER),
+        user_identifier: or(args.ox_user_identifier, defaults::USER_IDENTIFIER),
+        group_identifier: or(args.ox_group_identifier, defaults::GROUP_IDENTIFIER),
+        functional_account_login_template: or(
+            args.ox_functional_account_login_template,
+            defaults::FUNCTIONAL_ACCOUNT_LOGIN_TEMPLATE,
+        ),
+        credentials_file: args
+            .ox_credentials_file
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| data_dir.join(defaults::CREDENTIALS_FILE)),
+        domainname: or(args.domainname, defaults::DOMAINNAME),
+        soap_timeout: args.ox_soap_timeout,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +216,10 @@ mod tests {
             queue_max_messages: 10,
             queue_max_bytes: 1000,
             admin_listen: "127.0.0.1:0".parse().unwrap(),
+            ox: OxArgs {
+                ox_soap_timeout: Duration::from_secs(60),
+                ..OxArgs::default()
+            },
         }
     }
 
@@ -188,6 +240,36 @@ mod tests {
         })
         .unwrap();
         assert!(matches!(settings.nats, NatsTarget::External { url } if url == "nats://nats:4222"));
+    }
+
+    #[test]
+    fn empty_ox_settings_take_the_original_defaults() {
+        let settings = Settings::from_raw(RawSettings {
+            ox: OxArgs {
+                ox_language: Some(String::new()),
+                default_context: Some(" ".into()),
+                ox_functional_account_login_template: Some(String::new()),
+                ox_master_password: Some("pw".into()),
+                ox_soap_timeout: Duration::from_secs(60),
+                ..OxArgs::default()
+            },
+            ..raw()
+        })
+        .unwrap();
+        assert_eq!(settings.ox.language, "de_DE");
+        assert_eq!(settings.ox.default_context, 10);
+        assert_eq!(
+            settings.ox.functional_account_login_template,
+            "{{fa_entry_uuid}}{{username}}"
+        );
+        assert_eq!(
+            settings.ox.credentials_file,
+            PathBuf::from("/data/secrets/contexts.json")
+        );
+        assert_eq!(
+            format!("{:?}", settings.ox.master_password),
+            "Some(<redacted>)"
+        );
     }
 
     #[test]

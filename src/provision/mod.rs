@@ -4,6 +4,12 @@
 //! [`NotConfigured`], which refuses every change: the queue blocks at its first message with a
 //! clear reason, and no listener file is deleted without its change having reached OX.
 
+pub mod access_profile;
+pub mod credentials;
+pub mod settings;
+pub mod state;
+pub mod udm;
+
 use crate::apply::{Applier, ApplyError, Outcome};
 use crate::message::ProvisioningMessage;
 

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ox_connector::app::Daemon;
-use ox_connector::config::{NatsTarget, Settings};
+use ox_connector::cli::OxArgs;
+use ox_connector::config::{ox_settings, NatsTarget, Settings};
 use ox_connector::queue::embedded::{EmbeddedOptions, NatsServer};
 use ox_connector::queue::QueueLimits;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +62,14 @@ impl TestEnv {
                 max_bytes: 64 * 1024 * 1024,
             },
             admin_listen: "127.0.0.1:0".parse().unwrap(),
+            ox: ox_settings(
+                OxArgs {
+                    ox_soap_timeout: Duration::from_secs(10),
+                    ..OxArgs::default()
+                },
+                data.path(),
+            )
+            .unwrap(),
         };
         Self {
             nats,

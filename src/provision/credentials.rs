@@ -1,0 +1,248 @@
+//! OX admin credentials: `contexts.json`, the original connector's credentials file.
+//!
+//! ```json
+//! {
+//!   "10": {"adminpass": "…", "adminuser": "oxadmin"},
+//!   "master": {"adminpass": "…", "adminuser": "oxadminmaster"}
+//! }
+//! ```
+//!
+//! The file (path from `OX_CREDENTIALS_FILE`, mode 0600, keys sorted, indent 2) is what admins
+//! read and edit — for example to add the credentials of a context made directly in OX — so it
+//! is authoritative: it is re-read whenever it changes on disk. Every change the connector makes
+//! (a context created or deleted, the master login from the settings) is written to the
+//! `ox-credentials` key-value bucket and then to the file, atomically. If the file is lost, it is
+//! restored from the bucket at start-up.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use async_nats::jetstream::{self, kv};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+
+const BUCKET: &str = "ox-credentials";
+/// The key of the master admin's entry.
+pub const MASTER: &str = "master";
+
+/// One admin login. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminLogin {
+    pub adminuser: String,
+    pub adminpass: String,
+}
+
+impl std::fmt::Debug for AdminLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminLogin")
+            .field("adminuser", &self.adminuser)
+            .field("adminpass", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("{path}: cannot read the credentials file: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: the credentials file is not valid: {source}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: cannot write the credentials file: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("credentials bucket: {0}")]
+    Store(String),
+}
+
+type Entries = BTreeMap<String, AdminLogin>;
+
+/// The credentials file and its bucket.
+pub struct ContextCredentials {
+    path: PathBuf,
+    store: kv::Store,
+    cache: Mutex<(Option<SystemTime>, Entries)>,
+}
+
+impl ContextCredentials {
+    /// Opens the bucket and the file, restoring a missing file from the bucket.
+    pub async fn open(path: PathBuf, js: &jetstream::Context) -> Result<Self, CredentialsError> {
+        let store = match js.get_key_value(BUCKET).await {
+            Ok(store) => store,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: BUCKET.to_owned(),
+                    description: "ox-connector: OX admin credentials (mirror of contexts.json)"
+                        .to_owned(),
+                    history: 1,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| CredentialsError::Store(e.to_string()))?,
+        };
+        let this = Self {
+            path,
+            store,
+            cache: Mutex::new((None, Entries::new())),
+        };
+        if this.path.exists() {
+            // The file wins: bring the bucket in line with what the admin sees.
+            let entries = read_file(&this.path)?;
+            this.mirror(&entries).await?;
+        } else {
+            let entries = this.bucket_entries().await?;
+            if !entries.is_empty() {
+                tracing::warn!(file = %this.path.display(), "The credentials file is missing; restoring it from the state store.");
+            }
+            write_file(&this.path, &entries)?;
+        }
+        Ok(this)
+    }
+
+    /// The login for `key` (a context id such as `"10"`, or [`MASTER`]).
+    pub fn get(&self, key: &str) -> Result<Option<AdminLogin>, CredentialsError> {
+        Ok(self.entries()?.get(key).cloned())
+    }
+
+    /// Stores the login for `key` (bucket first, then the file).
+    pub async fn set(&self, key: &str, login: AdminLogin) -> Result<(), CredentialsError> {
+        let mut entries = self.entries()?;
+        if entries.get(key) == Some(&login) {
+            return Ok(());
+        }
+        let json =
+            serde_json::to_vec(&login).map_err(|e| CredentialsError::Store(e.to_string()))?;
+        self.store
+            .put(key, json.into())
+            .await
+            .map_err(|e| CredentialsError::Store(e.to_string()))?;
+        entries.insert(key.to_owned(), login);
+        self.save(entries)
+    }
+
+    /// Forgets the login for `key`.
+    pub async fn remove(&self, key: &str) -> Result<(), CredentialsError> {
+        let mut entries = self.entries()?;
+        if entries.remove(key).is_none() {
+            return Ok(());
+        }
+        self.store
+            .purge(key)
+            .await
+            .map_err(|e| CredentialsError::Store(e.to_string()))?;
+        self.save(entries)
+    }
+
+    fn save(&self, entries: Entries) -> Result<(), CredentialsError> {
+        write_file(&self.path, &entries)?;
+        let mtime = modified(&self.path);
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = (mtime, entries);
+        Ok(())
+    }
+
+    /// The entries, re-read if the file changed on disk.
+    fn entries(&self) -> Result<Entries, CredentialsError> {
+        let mtime = modified(&self.path);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0.is_none() || cache.0 != mtime {
+            let entries = if self.path.exists() {
+                read_file(&self.path)?
+            } else {
+                Entries::new()
+            };
+            *cache = (mtime, entries);
+        }
+        Ok(cache.1.clone())
+    }
+
+    async fn bucket_entries(&self) -> Result<Entries, CredentialsError> {
+        let keys: Vec<String> = self
+            .store
+            .keys()
+            .await
+            .map_err(|e| CredentialsError::Store(e.to_string()))?
+            .try_collect()
+            .await
+            .map_err(|e| CredentialsError::Store(e.to_string()))?;
+        let mut entries = Entries::new();
+        for key in keys {
+            if let Some(bytes) = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| CredentialsError::Store(e.to_string()))?
+            {
+                if let Ok(login) = serde_json::from_slice(&bytes) {
+                    entries.insert(key, login);
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn mirror(&self, entries: &Entries) -> Result<(), CredentialsError> {
+        let in_bucket = self.bucket_entries().await?;
+        for (key, login) in entries {
+            if in_bucket.get(key) != Some(login) {
+                let json = serde_json::to_vec(login)
+                    .map_err(|e| CredentialsError::Store(e.to_string()))?;
+                self.store
+                    .put(key, json.into())
+                    .await
+                    .map_err(|e| CredentialsError::Store(e.to_string()))?;
+            }
+        }
+        for key in in_bucket.keys().filter(|k| !entries.contains_key(*k)) {
+            self.store
+                .purge(key)
+                .await
+                .map_err(|e| CredentialsError::Store(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn read_file(path: &Path) -> Result<Entries, CredentialsError> {
+    let bytes = std::fs::read(path).map_err(|source| CredentialsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Entries::new());
+    }
+    serde_json::from_slice(&bytes).map_err(|source| CredentialsError::Invalid {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes like the original: keys sorted, indent 2, mode 0600, atomically.
+fn write_file(path: &Path, entries: &Entries) -> Result<(), CredentialsError> {
+    let write_err = |source| CredentialsError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(write_err)?;
+    }
+    let mut json =
+        serde_json::to_vec_pretty(entries).map_err(|e| write_err(std::io::Error::other(e)))?;
+    json.push(b'\n');
+    crate::atomic_file::write_with_mode(path, &json, Some(0o600)).map_err(write_err)
+}

@@ -1,0 +1,255 @@
+//! The OX subscriber's state store, in NATS JetStream key-value buckets (no extra database).
+//!
+//! - `ox-objects`: per entry UUID, the last object applied to OX and the OX ids it got
+//!   ([`ObjectState`]). It tells a create from a change, finds objects under their old names
+//!   after a rename, knows where a user was before a context change, and resolves group members
+//!   to OX user ids without asking OX.
+//! - `ox-dn-index`: DN → entry UUID, for resolving members given as DNs.
+//!
+//! Writes happen only after OX accepted the change; a crash between the two only means the
+//! change is applied again, which the handlers tolerate (they are idempotent).
+
+use std::collections::BTreeMap;
+
+use async_nats::jetstream::{self, kv};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::udm::Properties;
+
+const OBJECTS_BUCKET: &str = "ox-objects";
+const DN_BUCKET: &str = "ox-dn-index";
+
+/// A reference to an OX object: its id and its name at the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OxRef {
+    pub id: i32,
+    pub name: String,
+}
+
+/// The OX side of an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OxIds {
+    /// The OX context of a user, resource or context (its own id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<i32>,
+    /// The OX user, resource or group (in `context`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<OxRef>,
+    /// A group's OX group per context (groups are split by the contexts of their members).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_context: BTreeMap<i32, OxRef>,
+}
+
+/// What the store remembers about one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectState {
+    pub object_type: String,
+    pub dn: String,
+    /// The UDM properties last applied.
+    pub object: Properties,
+    pub ox: OxIds,
+    /// The listener file of the last applied change: an older file of the same object that
+    /// arrives later (a re-publish after a long outage) is stale and not applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_file: Option<String>,
+    pub applied_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("state store: {0}")]
+pub struct StateError(String);
+
+impl StateError {
+    fn new(context: &str, error: impl std::fmt::Display) -> Self {
+        Self(format!("{context}: {error}"))
+    }
+}
+
+/// Handle to the state store; cheap to clone.
+#[derive(Clone)]
+pub struct StateStore {
+    objects: kv::Store,
+    dns: kv::Store,
+}
+
+impl StateStore {
+    /// Opens (creating if needed) the buckets.
+    pub async fn open(js: &jetstream::Context) -> Result<Self, StateError> {
+        let bucket = |name: &str, description: &str| kv::Config {
+            bucket: name.to_owned(),
+            description: description.to_owned(),
+            history: 1,
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        };
+        let open = |config: kv::Config| async move {
+            match js.get_key_value(&config.bucket).await {
+                Ok(store) => Ok(store),
+                Err(_) => js
+                    .create_key_value(config)
+                    .await
+                    .map_err(|e| StateError::new("create bucket", e)),
+            }
+        };
+        Ok(Self {
+            objects: open(bucket(
+                OBJECTS_BUCKET,
+                "ox-connector: last applied object per entry UUID",
+            ))
+            .await?,
+            dns: open(bucket(DN_BUCKET, "ox-connector: DN to entry UUID")).await?,
+        })
+    }
+
+    /// The remembered state of `entry_uuid`.
+    pub async fn get(&self, entry_uuid: &str) -> Result<Option<ObjectState>, StateError> {
+        let Some(bytes) = self
+            .objects
+            .get(object_key(entry_uuid))
+            .await
+            .map_err(|e| StateError::new("read object", e))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::new("decode object", e))
+    }
+
+    /// The entry UUID of the object at `dn`, if known.
+    pub async fn entry_uuid_of(&self, dn: &str) -> Result<Option<String>, StateError> {
+        let value = self
+            .dns
+            .get(dn_key(dn))
+            .await
+            .map_err(|e| StateError::new("read DN index", e))?;
+        Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// The state of the object at `dn`, if known.
+    pub async fn get_by_dn(&self, dn: &str) -> Result<Option<(String, ObjectState)>, StateError> {
+        let Some(uuid) = self.entry_uuid_of(dn).await? else {
+            return Ok(None);
+        };
+        Ok(self.get(&uuid).await?.map(|state| (uuid, state)))
+    }
+
+    /// Remembers `state` for `entry_uuid` and points its DN at it (dropping the old DN).
+    pub async fn put(&self, entry_uuid: &str, state: &ObjectState) -> Result<(), StateError> {
+        let previous_dn = self.get(entry_uuid).await?.map(|s| s.dn);
+        let bytes = serde_json::to_vec(state).map_err(|e| StateError::new("encode object", e))?;
+        self.objects
+            .put(object_key(entry_uuid), bytes.into())
+            .await
+            .map_err(|e| StateError::new("write object", e))?;
+        if let Some(old) = previous_dn.filter(|old| !old.eq_ignore_ascii_case(&state.dn)) {
+            self.forget_dn(&old, entry_uuid).await?;
+        }
+        self.dns
+            .put(dn_key(&state.dn), entry_uuid.to_owned().into_bytes().into())
+            .await
+            .map_err(|e| StateError::new("write DN index", e))?;
+        Ok(())
+    }
+
+    /// Forgets `entry_uuid` (after its deletion in OX).
+    pub async fn remove(&self, entry_uuid: &str) -> Result<(), StateError> {
+        if let Some(state) = self.get(entry_uuid).await? {
+            self.forget_dn(&state.dn, entry_uuid).await?;
+        }
+        self.objects
+            .purge(object_key(entry_uuid))
+            .await
+            .map_err(|e| StateError::new("remove object", e))
+    }
+
+    /// Every remembered object (for re-applying dependents and for reconciling).
+    pub async fn all(&self) -> Result<Vec<(String, ObjectState)>, StateError> {
+        use futures::TryStreamExt;
+        let keys: Vec<String> = self
+            .objects
+            .keys()
+            .await
+            .map_err(|e| StateError::new("list objects", e))?
+            .try_collect()
+            .await
+            .map_err(|e| StateError::new("list objects", e))?;
+        let mut all = Vec::with_capacity(keys.len());
+        for key in keys {
+            let uuid = uuid_of_key(&key);
+            if let Some(state) = self.get(&uuid).await? {
+                all.push((uuid, state));
+            }
+        }
+        Ok(all)
+    }
+
+    async fn forget_dn(&self, dn: &str, entry_uuid: &str) -> Result<(), StateError> {
+        // Only if the DN still points here: another object may have taken the DN over.
+        if self.entry_uuid_of(dn).await?.as_deref() == Some(entry_uuid) {
+            self.dns
+                .purge(dn_key(dn))
+                .await
+                .map_err(|e| StateError::new("remove DN", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// KV keys allow `[-_=.a-zA-Z0-9/]`; entry UUIDs normally fit. Anything else is hex-encoded
+/// behind a `x.` prefix that a UUID cannot have.
+fn object_key(entry_uuid: &str) -> String {
+    let fits = !entry_uuid.is_empty()
+        && !entry_uuid.starts_with('.')
+        && !entry_uuid.ends_with('.')
+        && entry_uuid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=');
+    if fits {
+        entry_uuid.to_owned()
+    } else {
+        format!("x.{}", hex(entry_uuid.as_bytes()))
+    }
+}
+
+fn uuid_of_key(key: &str) -> String {
+    match key.strip_prefix("x.") {
+        Some(encoded) => {
+            let bytes: Vec<u8> = (0..encoded.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(encoded.get(i..i + 2)?, 16).ok())
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        None => key.to_owned(),
+    }
+}
+
+/// DNs compare case-insensitively in LDAP; the key is a digest of the lower-cased DN.
+fn dn_key(dn: &str) -> String {
+    hex(&Sha256::digest(dn.to_lowercase().as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_for_any_entry_uuid() {
+        for uuid in ["c41e7a90-3d2b-103f-9b0c-11a2b3c4d5e6", "weird id/ü", ".x"] {
+            assert_eq!(uuid_of_key(&object_key(uuid)), uuid);
+        }
+        assert_eq!(object_key("c41e7a90-3d2b"), "c41e7a90-3d2b");
+    }
+
+    #[test]
+    fn dns_are_compared_case_insensitively() {
+        assert_eq!(dn_key("uid=A,dc=X"), dn_key("uid=a,dc=x"));
+    }
+}
