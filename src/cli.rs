@@ -32,7 +32,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: watch the listener folder, queue the changes on JetStream, apply them in
     /// order, delete each listener file once its change is applied.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the stateful OX App Suite SOAP emulator (for tests, benchmarks and the demo).
     OxEmulator(crate::emulator::EmulatorArgs),
 }

@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(ox_connector::shutdown::cancel_on_signal(shutdown.clone()));
     let result = match cli.command {
         Command::Run(args) => {
-            let settings = Settings::from_raw(args.into())?;
+            let settings = Settings::from_raw((*args).into())?;
             ox_connector::app::run(settings, ox_connector::provision::NotConfigured, shutdown)
                 .await
                 .context("the daemon failed")
