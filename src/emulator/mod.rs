@@ -19,5 +19,7 @@ pub struct EmulatorArgs {
 
 /// Runs the emulator until `shutdown` is cancelled.
 pub async fn run(_args: EmulatorArgs, _shutdown: CancellationToken) -> std::io::Result<()> {
-    Err(std::io::Error::other("the OX emulator is not implemented yet"))
+    Err(std::io::Error::other(
+        "the OX emulator is not implemented yet",
+    ))
 }
