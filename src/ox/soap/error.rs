@@ -187,9 +187,14 @@ pub enum OxErrorKind {
     Config,
 }
 
-/// An error of one OX SOAP call.
+/// An error of one OX SOAP call (boxed: results stay small on the happy path).
 #[derive(Debug)]
 pub struct OxError {
+    inner: Box<Repr>,
+}
+
+#[derive(Debug)]
+struct Repr {
     kind: OxErrorKind,
     /// `Service.operation`, e.g. `OXUserService.create` (empty for configuration errors).
     operation: String,
@@ -201,11 +206,13 @@ pub struct OxError {
 impl OxError {
     pub(crate) fn new(kind: OxErrorKind, operation: &str, detail: impl Into<String>) -> OxError {
         OxError {
-            kind,
-            operation: operation.to_string(),
-            fault: None,
-            detail: detail.into(),
-            source: None,
+            inner: Box::new(Repr {
+                kind,
+                operation: operation.to_string(),
+                fault: None,
+                detail: detail.into(),
+                source: None,
+            }),
         }
     }
 
@@ -213,44 +220,46 @@ impl OxError {
         mut self,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> OxError {
-        self.source = Some(Box::new(source));
+        self.inner.source = Some(Box::new(source));
         self
     }
 
     pub(crate) fn from_fault(operation: &str, fault: Fault) -> OxError {
         OxError {
-            kind: OxErrorKind::Fault(fault.kind),
-            operation: operation.to_string(),
-            detail: String::new(),
-            fault: Some(fault),
-            source: None,
+            inner: Box::new(Repr {
+                kind: OxErrorKind::Fault(fault.kind),
+                operation: operation.to_string(),
+                detail: String::new(),
+                fault: Some(fault),
+                source: None,
+            }),
         }
     }
 
     /// What kind of failure this is.
     pub fn kind(&self) -> OxErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// `Service.operation` of the failed call.
     pub fn operation(&self) -> &str {
-        &self.operation
+        &self.inner.operation
     }
 
     /// The SOAP fault, when OX answered with one.
     pub fn fault(&self) -> Option<&Fault> {
-        self.fault.as_ref()
+        self.inner.fault.as_ref()
     }
 
     /// The fault text without `; exceptionId …`, when OX answered with a fault.
     pub fn fault_text(&self) -> Option<&str> {
-        self.fault.as_ref().map(|f| f.message.as_str())
+        self.inner.fault.as_ref().map(|f| f.message.as_str())
     }
 
     /// Whether a bounded retry can help: connection problems, timeouts, HTTP 5xx/429 without a
     /// fault, and OX's transient faults (Storage, DatabaseUpdate). Everything else is permanent.
     pub fn is_retryable(&self) -> bool {
-        match self.kind {
+        match self.inner.kind {
             OxErrorKind::Connect | OxErrorKind::Timeout | OxErrorKind::Transport => true,
             OxErrorKind::Http(status) => status >= 500 || status == 429,
             OxErrorKind::Fault(kind) => kind.is_retryable(),
@@ -260,35 +269,35 @@ impl OxError {
 
     /// The object (context, user, group, resource) does not exist (`ox-soap.md` §8.2).
     pub fn is_not_found(&self) -> bool {
-        self.fault.as_ref().is_some_and(Fault::is_not_found)
+        self.inner.fault.as_ref().is_some_and(Fault::is_not_found)
     }
 
     /// A uniqueness conflict (name, display name, mail address, context id already taken).
     pub fn is_conflict(&self) -> bool {
-        self.fault.as_ref().is_some_and(Fault::is_conflict)
+        self.inner.fault.as_ref().is_some_and(Fault::is_conflict)
     }
 
     /// The credentials were rejected (or the context of a context-admin call does not exist).
     pub fn is_auth(&self) -> bool {
-        self.kind == OxErrorKind::Fault(FaultKind::InvalidCredentials)
+        self.inner.kind == OxErrorKind::Fault(FaultKind::InvalidCredentials)
     }
 }
 
 impl fmt::Display for OxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = if self.operation.is_empty() {
+        let op = if self.inner.operation.is_empty() {
             "ox client"
         } else {
-            self.operation.as_str()
+            self.inner.operation.as_str()
         };
-        match (&self.kind, &self.fault) {
+        match (&self.inner.kind, &self.inner.fault) {
             (OxErrorKind::Fault(_), Some(fault)) => {
                 write!(f, "{op}: {} fault: {}", fault.kind.as_str(), fault.message)
             }
-            (OxErrorKind::Connect, _) => write!(f, "{op}: cannot connect to OX: {}", self.detail),
+            (OxErrorKind::Connect, _) => write!(f, "{op}: cannot connect to OX: {}", self.inner.detail),
             (OxErrorKind::Timeout, _) => write!(f, "{op}: OX did not answer in time"),
             (OxErrorKind::Transport, _) => {
-                write!(f, "{op}: connection to OX failed: {}", self.detail)
+                write!(f, "{op}: connection to OX failed: {}", self.inner.detail)
             }
             (OxErrorKind::Http(status), _) => {
                 write!(f, "{op}: OX answered HTTP {status} without a SOAP fault")
@@ -297,13 +306,13 @@ impl fmt::Display for OxError {
                 write!(
                     f,
                     "{op}: OX answered with something that is not SOAP: {}",
-                    self.detail
+                    self.inner.detail
                 )
             }
             (OxErrorKind::Decode, _) => {
-                write!(f, "{op}: cannot decode the OX answer: {}", self.detail)
+                write!(f, "{op}: cannot decode the OX answer: {}", self.inner.detail)
             }
-            (OxErrorKind::Config, _) => write!(f, "{op}: invalid configuration: {}", self.detail),
+            (OxErrorKind::Config, _) => write!(f, "{op}: invalid configuration: {}", self.inner.detail),
             (OxErrorKind::Fault(kind), None) => write!(f, "{op}: {} fault", kind.as_str()),
         }
     }
@@ -311,7 +320,7 @@ impl fmt::Display for OxError {
 
 impl std::error::Error for OxError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
