@@ -88,7 +88,10 @@ impl FaultConfig {
             return Some(down.clone());
         }
         for rule in &mut self.rules {
-            let service_ok = rule.service.as_deref().is_none_or(|s| s == service || s == "*");
+            let service_ok = rule
+                .service
+                .as_deref()
+                .is_none_or(|s| s == service || s == "*");
             let op_ok = rule
                 .operation
                 .as_deref()
@@ -124,9 +127,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.decide("OXGroupService", "create"), None);
-        assert_eq!(config.decide("OXUserService", "create"), Some(Failure::default()));
+        assert_eq!(
+            config.decide("OXUserService", "create"),
+            Some(Failure::default())
+        );
         assert_eq!(config.decide("OXUserService", "change"), None);
-        assert_eq!(config.decide("OXUserService", "create"), Some(Failure::default()));
+        assert_eq!(
+            config.decide("OXUserService", "create"),
+            Some(Failure::default())
+        );
         assert_eq!(config.decide("OXUserService", "create"), None);
     }
 
@@ -136,9 +145,15 @@ mod tests {
             r#"{"down":{"type":"http","status":503},"rules":[{"fraction":1.0,"fail":{"type":"reset"}}]}"#,
         )
         .unwrap();
-        assert_eq!(config.decide("OXUserService", "create"), Some(Failure::Http { status: 503 }));
+        assert_eq!(
+            config.decide("OXUserService", "create"),
+            Some(Failure::Http { status: 503 })
+        );
         config.down = None;
-        assert_eq!(config.decide("OXUserService", "create"), Some(Failure::Reset));
+        assert_eq!(
+            config.decide("OXUserService", "create"),
+            Some(Failure::Reset)
+        );
         config.rules[0].fraction = Some(0.0);
         assert_eq!(config.decide("OXUserService", "create"), None);
     }

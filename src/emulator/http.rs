@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ox::soap::Service;
 
-use super::faults::{FaultConfig, Failure};
+use super::faults::{Failure, FaultConfig};
 use super::soap::{self, SoapError};
 use super::state::{OxState, StateSnapshot};
 
@@ -42,7 +42,9 @@ pub(crate) struct Shared {
 /// Locks a mutex; a panic in another handler must not take the emulator down, and every
 /// critical section leaves the data consistent, so a poisoned lock is still usable.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -98,7 +100,10 @@ pub(crate) fn wsdl_template(service: Service) -> &'static str {
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/webservices/{service}", get(wsdl).post(soap_call))
-        .route("/servlet/axis2/services/{service}", get(wsdl).post(soap_call))
+        .route(
+            "/servlet/axis2/services/{service}",
+            get(wsdl).post(soap_call),
+        )
         .route("/emulator/state", get(state))
         .route("/emulator/reset", post(reset))
         .route("/emulator/faults", get(get_faults).post(set_faults))
@@ -133,10 +138,8 @@ async fn wsdl(Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> Respons
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     let location = format!("http://{host}/webservices/{name}");
-    let wsdl = wsdl_template(service).replace(
-        &format!("http://localhost/webservices/{name}"),
-        &location,
-    );
+    let wsdl =
+        wsdl_template(service).replace(&format!("http://localhost/webservices/{name}"), &location);
     xml_response(StatusCode::OK, wsdl)
 }
 
@@ -228,7 +231,10 @@ async fn get_faults(State(shared): State<Arc<Shared>>) -> Json<FaultConfig> {
     Json(lock(&shared.faults).clone())
 }
 
-async fn set_faults(State(shared): State<Arc<Shared>>, Json(config): Json<FaultConfig>) -> StatusCode {
+async fn set_faults(
+    State(shared): State<Arc<Shared>>,
+    Json(config): Json<FaultConfig>,
+) -> StatusCode {
     *lock(&shared.faults) = config;
     StatusCode::NO_CONTENT
 }

@@ -120,8 +120,8 @@ pub fn parse_request(service: Service, body: &[u8]) -> Result<ParsedRequest, Soa
         ));
     }
     let wrapper = body.children.swap_remove(0);
-    let known = wrapper.ns == service.wrapper_ns()
-        && wsdl_operations(service).contains(&wrapper.name);
+    let known =
+        wrapper.ns == service.wrapper_ns() && wsdl_operations(service).contains(&wrapper.name);
     if !known {
         return Err(SoapError::Client(format!(
             "Message part {{{}}}{} was not recognized.  (Does it exist in service WSDL?)",
@@ -212,7 +212,11 @@ fn w_ns(w: &XmlWriter) -> Ns {
 }
 
 /// Runs one operation against the state.
-pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) -> Result<Reply, SoapError> {
+pub fn dispatch(
+    state: &mut OxState,
+    service: Service,
+    request: &ParsedRequest,
+) -> Result<Reply, SoapError> {
     let wrapper = &request.wrapper;
     let ns = service.wrapper_ns();
     let op = wrapper.name.as_str();
@@ -221,12 +225,30 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
     let reply = match (service, op) {
         (S::Context, "create") => {
             let c = call(&["ctx", "admin_user", "auth", "schema_select_strategy"])?;
-            one(state.create_context(c.auth()?.as_ref(), c.obj("ctx")?, c.obj("admin_user")?, None, None)?)
+            one(state.create_context(
+                c.auth()?.as_ref(),
+                c.obj("ctx")?,
+                c.obj("admin_user")?,
+                None,
+                None,
+            )?)
         }
         (S::Context, "createModuleAccess") => {
-            let c = call(&["ctx", "admin_user", "access", "auth", "schema_select_strategy"])?;
+            let c = call(&[
+                "ctx",
+                "admin_user",
+                "access",
+                "auth",
+                "schema_select_strategy",
+            ])?;
             let access: Option<UserModuleAccess> = c.obj("access")?;
-            one(state.create_context(c.auth()?.as_ref(), c.obj("ctx")?, c.obj("admin_user")?, access, None)?)
+            one(state.create_context(
+                c.auth()?.as_ref(),
+                c.obj("ctx")?,
+                c.obj("admin_user")?,
+                access,
+                None,
+            )?)
         }
         (S::Context, "createModuleAccessByName") => {
             // The live WSDL names the admin `admin_accessuser`, the OX source `admin_user`.
@@ -262,7 +284,11 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
         }
         (S::Context, "exists") => {
             let c = call(&["ctx", "auth"])?;
-            Reply::Scalar(state.context_exists(c.auth()?.as_ref(), c.obj("ctx")?)?.to_string())
+            Reply::Scalar(
+                state
+                    .context_exists(c.auth()?.as_ref(), c.obj("ctx")?)?
+                    .to_string(),
+            )
         }
         (S::Context, "getData") => {
             let c = call(&["ctx", "auth"])?;
@@ -270,7 +296,11 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
         }
         (S::Context, "getAdminId") => {
             let c = call(&["ctx", "auth"])?;
-            Reply::Scalar(state.get_context_admin_id(c.auth()?.as_ref(), c.obj("ctx")?)?.to_string())
+            Reply::Scalar(
+                state
+                    .get_context_admin_id(c.auth()?.as_ref(), c.obj("ctx")?)?
+                    .to_string(),
+            )
         }
         (S::Context, "list") => {
             let c = call(&["search_pattern", "auth"])?;
@@ -297,7 +327,12 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
         }
         (S::User, "changeByModuleAccess") => {
             let c = call(&["ctx", "user", "moduleAccess", "auth"])?;
-            state.change_user_access(c.auth()?.as_ref(), c.obj("ctx")?, c.obj("user")?, c.obj("moduleAccess")?)?;
+            state.change_user_access(
+                c.auth()?.as_ref(),
+                c.obj("ctx")?,
+                c.obj("user")?,
+                c.obj("moduleAccess")?,
+            )?;
             Reply::Void
         }
         (S::User, "delete") => {
@@ -313,12 +348,20 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
         }
         (S::User, "exists") => {
             let c = call(&["ctx", "user", "auth"])?;
-            Reply::Scalar(state.user_exists(c.auth()?.as_ref(), c.obj("ctx")?, c.obj("user")?)?.to_string())
+            Reply::Scalar(
+                state
+                    .user_exists(c.auth()?.as_ref(), c.obj("ctx")?, c.obj("user")?)?
+                    .to_string(),
+            )
         }
         (S::User, "getData") => {
             let c = call(&["ctx", "user", "auth"])?;
             let users: Vec<User> = c.obj("user")?.into_iter().collect();
-            let users = if users.is_empty() { vec![User::default()] } else { users };
+            let users = if users.is_empty() {
+                vec![User::default()]
+            } else {
+                users
+            };
             let mut found = state.get_users(c.auth()?.as_ref(), c.obj("ctx")?, users)?;
             one(found.swap_remove(0))
         }
@@ -339,7 +382,13 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
             many(state.list_users(c.auth()?.as_ref(), c.obj("ctx")?, None, false)?)
         }
         (S::User, "list") => {
-            let c = call(&["ctx", "search_pattern", "auth", "include_guests", "exclude_users"])?;
+            let c = call(&[
+                "ctx",
+                "search_pattern",
+                "auth",
+                "include_guests",
+                "exclude_users",
+            ])?;
             let pattern = c.text("search_pattern");
             many(state.list_users(c.auth()?.as_ref(), c.obj("ctx")?, pattern.as_deref(), false)?)
         }
@@ -372,7 +421,11 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
         (S::Group, "getData") => {
             let c = call(&["ctx", "grp", "auth"])?;
             let groups: Vec<Group> = c.obj("grp")?.into_iter().collect();
-            let groups = if groups.is_empty() { vec![Group::default()] } else { groups };
+            let groups = if groups.is_empty() {
+                vec![Group::default()]
+            } else {
+                groups
+            };
             let mut found = state.get_groups(c.auth()?.as_ref(), c.obj("ctx")?, groups)?;
             one(found.swap_remove(0))
         }
@@ -390,7 +443,11 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
         }
         (S::Group, "list") => {
             let c = call(&["ctx", "pattern", "auth"])?;
-            many(state.list_groups(c.auth()?.as_ref(), c.obj("ctx")?, c.text("pattern").as_deref())?)
+            many(state.list_groups(
+                c.auth()?.as_ref(),
+                c.obj("ctx")?,
+                c.text("pattern").as_deref(),
+            )?)
         }
         (S::Group, "listAll") => {
             let c = call(&["ctx", "auth"])?;
@@ -403,7 +460,13 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
         (S::Group, "addMember" | "removeMember") => {
             let c = call(&["ctx", "grp", "members", "auth"])?;
             let add = op == "addMember";
-            state.change_members(c.auth()?.as_ref(), c.obj("ctx")?, c.obj("grp")?, c.objs("members")?, add)?;
+            state.change_members(
+                c.auth()?.as_ref(),
+                c.obj("ctx")?,
+                c.obj("grp")?,
+                c.objs("members")?,
+                add,
+            )?;
             Reply::Void
         }
 
@@ -424,7 +487,11 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
         (S::Resource, "getData") => {
             let c = call(&["ctx", "res", "auth"])?;
             let resources: Vec<Resource> = c.obj("res")?.into_iter().collect();
-            let resources = if resources.is_empty() { vec![Resource::default()] } else { resources };
+            let resources = if resources.is_empty() {
+                vec![Resource::default()]
+            } else {
+                resources
+            };
             let mut found = state.get_resources(c.auth()?.as_ref(), c.obj("ctx")?, resources)?;
             one(found.swap_remove(0))
         }
@@ -434,7 +501,11 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
         }
         (S::Resource, "list") => {
             let c = call(&["ctx", "pattern", "auth"])?;
-            many(state.list_resources(c.auth()?.as_ref(), c.obj("ctx")?, c.text("pattern").as_deref())?)
+            many(state.list_resources(
+                c.auth()?.as_ref(),
+                c.obj("ctx")?,
+                c.text("pattern").as_deref(),
+            )?)
         }
         (S::Resource, "listAll") => {
             let c = call(&["ctx", "auth"])?;
@@ -443,14 +514,25 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
 
         (S::UserCopy, "copyUser") => {
             let c = call(&["user", "src", "dest", "auth"])?;
-            one(state.copy_user(c.auth()?.as_ref(), c.obj("user")?, c.obj("src")?, c.obj("dest")?)?)
+            one(state.copy_user(
+                c.auth()?.as_ref(),
+                c.obj("user")?,
+                c.obj("src")?,
+                c.obj("dest")?,
+            )?)
         }
 
         (S::SecondaryAccount, "create") => {
             let c = call(&["accountDataOnCreate", "context", "users", "groups", "auth"])?;
             let data: Option<AccountDataOnCreate> = c.obj("accountDataOnCreate")?;
             let ctx = account_context(&c)?;
-            state.create_account(c.auth()?.as_ref(), ctx, data, &c.ids("users")?, &c.ids("groups")?)?;
+            state.create_account(
+                c.auth()?.as_ref(),
+                ctx,
+                data,
+                &c.ids("users")?,
+                &c.ids("groups")?,
+            )?;
             Reply::Void
         }
         (S::SecondaryAccount, "delete") => {
@@ -469,7 +551,12 @@ pub fn dispatch(state: &mut OxState, service: Service, request: &ParsedRequest) 
         (S::SecondaryAccount, "list") => {
             let c = call(&["context", "users", "groups", "auth"])?;
             let ctx = account_context(&c)?;
-            many(state.list_accounts(c.auth()?.as_ref(), ctx, &c.ids("users")?, &c.ids("groups")?)?)
+            many(state.list_accounts(
+                c.auth()?.as_ref(),
+                ctx,
+                &c.ids("users")?,
+                &c.ids("groups")?,
+            )?)
         }
 
         _ => {

@@ -305,7 +305,9 @@ impl OxState {
         let mut data = ctx.ok_or_else(|| OxFault::invalid("Context is null"))?;
         let admin = admin.ok_or_else(|| OxFault::invalid("Admin user is null"))?;
         let id = match data.id {
-            Some(id) if id <= 0 => return Err(OxFault::invalid(format!("Invalid context id {id}"))),
+            Some(id) if id <= 0 => {
+                return Err(OxFault::invalid(format!("Invalid context id {id}")))
+            }
             Some(id) => id,
             None => self.contexts.keys().next_back().map_or(1, |max| max + 1),
         };
@@ -381,7 +383,11 @@ impl OxState {
         Ok(data)
     }
 
-    pub fn change_context(&mut self, auth: Option<&Credentials>, ctx: Option<Context>) -> OxResult<()> {
+    pub fn change_context(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<()> {
         self.auth_master(auth)?;
         let id = self.find_context_id(ctx.as_ref())?;
         let Some(change) = ctx else { return Ok(()) };
@@ -433,14 +439,22 @@ impl OxState {
         Ok(())
     }
 
-    pub fn delete_context(&mut self, auth: Option<&Credentials>, ctx: Option<Context>) -> OxResult<()> {
+    pub fn delete_context(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<()> {
         self.auth_master(auth)?;
         let id = self.find_context_id(ctx.as_ref())?;
         self.contexts.remove(&id);
         Ok(())
     }
 
-    pub fn context_exists(&self, auth: Option<&Credentials>, ctx: Option<Context>) -> OxResult<bool> {
+    pub fn context_exists(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<bool> {
         self.auth_master(auth)?;
         match self.find_context_id(ctx.as_ref()) {
             Ok(_) => Ok(true),
@@ -449,19 +463,31 @@ impl OxState {
         }
     }
 
-    pub fn get_context(&self, auth: Option<&Credentials>, ctx: Option<Context>) -> OxResult<Context> {
+    pub fn get_context(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<Context> {
         self.auth_master(auth)?;
         let id = self.find_context_id(ctx.as_ref())?;
         Ok(self.contexts[&id].data.clone())
     }
 
-    pub fn get_context_admin_id(&self, auth: Option<&Credentials>, ctx: Option<Context>) -> OxResult<i32> {
+    pub fn get_context_admin_id(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<i32> {
         self.auth_master(auth)?;
         let id = self.find_context_id(ctx.as_ref())?;
         Ok(self.contexts[&id].admin_id)
     }
 
-    pub fn list_contexts(&self, auth: Option<&Credentials>, pattern: Option<&str>) -> OxResult<Vec<Context>> {
+    pub fn list_contexts(
+        &self,
+        auth: Option<&Credentials>,
+        pattern: Option<&str>,
+    ) -> OxResult<Vec<Context>> {
         self.auth_master(auth)?;
         let pattern = pattern.unwrap_or("*");
         Ok(self
@@ -479,7 +505,12 @@ impl OxState {
     // ----- OXUserService -----
 
     /// Mandatory fields, name rules and uniqueness of a new user (`ox-soap.md` §7, §9.11).
-    fn validate_new_user(&self, context: Option<&Ctx>, mut user: User, ctx_id: i32) -> OxResult<User> {
+    fn validate_new_user(
+        &self,
+        context: Option<&Ctx>,
+        mut user: User,
+        ctx_id: i32,
+    ) -> OxResult<User> {
         let missing: Vec<&str> = [
             ("name", &user.name),
             ("display_name", &user.display_name),
@@ -534,7 +565,13 @@ impl OxState {
     }
 
     /// Name, display name and primary mail must be unique in the context (excluding `me`).
-    fn check_user_unique(&self, context: &Ctx, user: &User, me: Option<i32>, ctx_id: i32) -> OxResult<()> {
+    fn check_user_unique(
+        &self,
+        context: &Ctx,
+        user: &User,
+        me: Option<i32>,
+        ctx_id: i32,
+    ) -> OxResult<()> {
         let others = context
             .users
             .values()
@@ -569,7 +606,8 @@ impl OxState {
     /// By id, else by name (`ox-soap.md` §9.4).
     fn find_user(&self, ctx_id: i32, user: Option<&User>) -> OxResult<i32> {
         let context = &self.contexts[&ctx_id];
-        let user = user.ok_or_else(|| OxFault::invalid("One userobject has no userid or username"))?;
+        let user =
+            user.ok_or_else(|| OxFault::invalid("One userobject has no userid or username"))?;
         if let Some(id) = user.id {
             return match context.users.contains_key(&id) {
                 true => Ok(id),
@@ -585,7 +623,12 @@ impl OxState {
         context
             .users
             .values()
-            .find(|r| r.user.name.as_deref().is_some_and(|n| self.same_name(n, name)))
+            .find(|r| {
+                r.user
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| self.same_name(n, name))
+            })
             .and_then(|r| r.user.id)
             .ok_or_else(|| {
                 OxFault::new(
@@ -624,7 +667,12 @@ impl OxState {
         Ok(user)
     }
 
-    pub fn change_user(&mut self, auth: Option<&Credentials>, ctx: Option<Context>, change: Option<User>) -> OxResult<()> {
+    pub fn change_user(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        change: Option<User>,
+    ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let change = change.ok_or_else(|| OxFault::invalid("User is null"))?;
         // Rename = id + new name, so look up by id first; by name only without id.
@@ -686,12 +734,21 @@ impl OxState {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let id = self.find_user(ctx_id, user.as_ref())?;
         let access = access.ok_or_else(|| OxFault::invalid("Module access is null"))?;
-        let record = self.ctx_mut(ctx_id).users.get_mut(&id).expect("user found above");
+        let record = self
+            .ctx_mut(ctx_id)
+            .users
+            .get_mut(&id)
+            .expect("user found above");
         record.access.merge_from(&access);
         Ok(())
     }
 
-    pub fn delete_user(&mut self, auth: Option<&Credentials>, ctx: Option<Context>, users: Vec<User>) -> OxResult<()> {
+    pub fn delete_user(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        users: Vec<User>,
+    ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         if users.is_empty() {
             return Err(OxFault::invalid("One userobject has no userid or username"));
@@ -715,7 +772,12 @@ impl OxState {
         Ok(())
     }
 
-    pub fn user_exists(&self, auth: Option<&Credentials>, ctx: Option<Context>, user: Option<User>) -> OxResult<bool> {
+    pub fn user_exists(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        user: Option<User>,
+    ) -> OxResult<bool> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         match self.find_user(ctx_id, user.as_ref()) {
             Ok(_) => Ok(true),
@@ -731,11 +793,19 @@ impl OxState {
         user
     }
 
-    pub fn get_users(&self, auth: Option<&Credentials>, ctx: Option<Context>, users: Vec<User>) -> OxResult<Vec<User>> {
+    pub fn get_users(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        users: Vec<User>,
+    ) -> OxResult<Vec<User>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         users
             .iter()
-            .map(|u| self.find_user(ctx_id, Some(u)).map(|id| self.user_view(ctx_id, id)))
+            .map(|u| {
+                self.find_user(ctx_id, Some(u))
+                    .map(|id| self.user_view(ctx_id, id))
+            })
             .collect()
     }
 
@@ -750,7 +820,11 @@ impl OxState {
         Ok(self.contexts[&ctx_id].users[&id].access.clone())
     }
 
-    pub fn get_context_admin(&self, auth: Option<&Credentials>, ctx: Option<Context>) -> OxResult<User> {
+    pub fn get_context_admin(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<User> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         Ok(self.user_view(ctx_id, self.contexts[&ctx_id].admin_id))
     }
@@ -787,7 +861,8 @@ impl OxState {
 
     fn find_group(&self, ctx_id: i32, group: Option<&Group>) -> OxResult<i32> {
         let context = &self.contexts[&ctx_id];
-        let group = group.ok_or_else(|| OxFault::invalid("One groupobject has no groupid or groupname"))?;
+        let group =
+            group.ok_or_else(|| OxFault::invalid("One groupobject has no groupid or groupname"))?;
         if let Some(id) = group.id {
             return match context.groups.contains_key(&id) {
                 true => Ok(id),
@@ -795,7 +870,9 @@ impl OxState {
             };
         }
         let Some(name) = non_empty(&group.name) else {
-            return Err(OxFault::invalid("One groupobject has no groupid or groupname"));
+            return Err(OxFault::invalid(
+                "One groupobject has no groupid or groupname",
+            ));
         };
         context
             .groups
@@ -824,7 +901,12 @@ impl OxState {
         Ok(unique)
     }
 
-    pub fn create_group(&mut self, auth: Option<&Credentials>, ctx: Option<Context>, group: Option<Group>) -> OxResult<Group> {
+    pub fn create_group(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        group: Option<Group>,
+    ) -> OxResult<Group> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let mut group = group.ok_or_else(|| OxFault::invalid("Group is null"))?;
         let missing: Vec<&str> = [("name", &group.name), ("displayname", &group.displayname)]
@@ -856,7 +938,12 @@ impl OxState {
         Ok(group)
     }
 
-    pub fn change_group(&mut self, auth: Option<&Credentials>, ctx: Option<Context>, change: Option<Group>) -> OxResult<()> {
+    pub fn change_group(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        change: Option<Group>,
+    ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let change = change.ok_or_else(|| OxFault::invalid("Group is null"))?;
         let lookup = match change.id {
@@ -880,7 +967,11 @@ impl OxState {
         }
         // OX replaces the membership with the sent list; no `members` = empty list.
         let members = self.check_members(ctx_id, &change.members)?;
-        let group = self.ctx_mut(ctx_id).groups.get_mut(&id).expect("group found above");
+        let group = self
+            .ctx_mut(ctx_id)
+            .groups
+            .get_mut(&id)
+            .expect("group found above");
         if let Some(name) = new_name {
             group.name = Some(name);
         }
@@ -891,10 +982,17 @@ impl OxState {
         Ok(())
     }
 
-    pub fn delete_groups(&mut self, auth: Option<&Credentials>, ctx: Option<Context>, groups: Vec<Group>) -> OxResult<()> {
+    pub fn delete_groups(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        groups: Vec<Group>,
+    ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         if groups.is_empty() {
-            return Err(OxFault::invalid("One groupobject has no groupid or groupname"));
+            return Err(OxFault::invalid(
+                "One groupobject has no groupid or groupname",
+            ));
         }
         let mut ids = Vec::new();
         for group in &groups {
@@ -913,7 +1011,12 @@ impl OxState {
         Ok(())
     }
 
-    pub fn get_groups(&self, auth: Option<&Credentials>, ctx: Option<Context>, groups: Vec<Group>) -> OxResult<Vec<Group>> {
+    pub fn get_groups(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        groups: Vec<Group>,
+    ) -> OxResult<Vec<Group>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         groups
             .iter()
@@ -924,12 +1027,21 @@ impl OxState {
             .collect()
     }
 
-    pub fn get_default_group(&self, auth: Option<&Credentials>, ctx: Option<Context>) -> OxResult<Group> {
+    pub fn get_default_group(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<Group> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         Ok(self.contexts[&ctx_id].groups[&DEFAULT_GROUP_ID].clone())
     }
 
-    pub fn group_members(&self, auth: Option<&Credentials>, ctx: Option<Context>, group: Option<Group>) -> OxResult<Vec<User>> {
+    pub fn group_members(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        group: Option<Group>,
+    ) -> OxResult<Vec<User>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let id = self.find_group(ctx_id, group.as_ref())?;
         Ok(self.contexts[&ctx_id].groups[&id]
@@ -939,7 +1051,12 @@ impl OxState {
             .collect())
     }
 
-    pub fn list_groups(&self, auth: Option<&Credentials>, ctx: Option<Context>, pattern: Option<&str>) -> OxResult<Vec<Group>> {
+    pub fn list_groups(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        pattern: Option<&str>,
+    ) -> OxResult<Vec<Group>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let pattern = pattern.unwrap_or("*");
         Ok(self.contexts[&ctx_id]
@@ -950,7 +1067,12 @@ impl OxState {
             .collect())
     }
 
-    pub fn list_groups_for_user(&self, auth: Option<&Credentials>, ctx: Option<Context>, user: Option<User>) -> OxResult<Vec<Group>> {
+    pub fn list_groups_for_user(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        user: Option<User>,
+    ) -> OxResult<Vec<Group>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let id = self.find_user(ctx_id, user.as_ref())?;
         Ok(self.contexts[&ctx_id]
@@ -981,7 +1103,11 @@ impl OxState {
             }
             ids.push(user_id);
         }
-        let group = self.ctx_mut(ctx_id).groups.get_mut(&id).expect("group found above");
+        let group = self
+            .ctx_mut(ctx_id)
+            .groups
+            .get_mut(&id)
+            .expect("group found above");
         if add {
             if ids.iter().any(|m| group.members.contains(m)) {
                 return Err(OxFault::invalid("Member already exists in group"));
@@ -1001,8 +1127,9 @@ impl OxState {
 
     fn find_resource(&self, ctx_id: i32, resource: Option<&Resource>) -> OxResult<i32> {
         let context = &self.contexts[&ctx_id];
-        let resource = resource
-            .ok_or_else(|| OxFault::invalid("One resourceobject has no resourceid or resourcename"))?;
+        let resource = resource.ok_or_else(|| {
+            OxFault::invalid("One resourceobject has no resourceid or resourcename")
+        })?;
         if let Some(id) = resource.id {
             return match context.resources.contains_key(&id) {
                 true => Ok(id),
@@ -1013,7 +1140,9 @@ impl OxState {
             };
         }
         let Some(name) = non_empty(&resource.name) else {
-            return Err(OxFault::invalid("One resourceobject has no resourceid or resourcename"));
+            return Err(OxFault::invalid(
+                "One resourceobject has no resourceid or resourcename",
+            ));
         };
         context
             .resources
@@ -1028,8 +1157,17 @@ impl OxState {
             })
     }
 
-    fn check_resource_unique(&self, ctx_id: i32, resource: &Resource, me: Option<i32>) -> OxResult<()> {
-        for other in self.contexts[&ctx_id].resources.values().filter(|r| r.id != me) {
+    fn check_resource_unique(
+        &self,
+        ctx_id: i32,
+        resource: &Resource,
+        me: Option<i32>,
+    ) -> OxResult<()> {
+        for other in self.contexts[&ctx_id]
+            .resources
+            .values()
+            .filter(|r| r.id != me)
+        {
             if let (Some(a), Some(b)) = (&resource.name, &other.name) {
                 if self.same_name(a, b) {
                     return Err(OxFault::invalid(format!(
@@ -1048,7 +1186,12 @@ impl OxState {
         Ok(())
     }
 
-    pub fn create_resource(&mut self, auth: Option<&Credentials>, ctx: Option<Context>, resource: Option<Resource>) -> OxResult<Resource> {
+    pub fn create_resource(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        resource: Option<Resource>,
+    ) -> OxResult<Resource> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let mut resource = resource.ok_or_else(|| OxFault::invalid("Resource is null"))?;
         let missing: Vec<&str> = [
@@ -1077,7 +1220,12 @@ impl OxState {
         Ok(resource)
     }
 
-    pub fn change_resource(&mut self, auth: Option<&Credentials>, ctx: Option<Context>, change: Option<Resource>) -> OxResult<()> {
+    pub fn change_resource(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        change: Option<Resource>,
+    ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let mut change = change.ok_or_else(|| OxFault::invalid("Resource is null"))?;
         let lookup = match change.id {
@@ -1091,19 +1239,33 @@ impl OxState {
             return Err(OxFault::invalid("Invalid resource name"));
         }
         self.check_resource_unique(ctx_id, &change, Some(id))?;
-        let resource = self.ctx_mut(ctx_id).resources.get_mut(&id).expect("resource found above");
+        let resource = self
+            .ctx_mut(ctx_id)
+            .resources
+            .get_mut(&id)
+            .expect("resource found above");
         resource.merge_from(&change);
         Ok(())
     }
 
-    pub fn delete_resource(&mut self, auth: Option<&Credentials>, ctx: Option<Context>, resource: Option<Resource>) -> OxResult<()> {
+    pub fn delete_resource(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        resource: Option<Resource>,
+    ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let id = self.find_resource(ctx_id, resource.as_ref())?;
         self.ctx_mut(ctx_id).resources.remove(&id);
         Ok(())
     }
 
-    pub fn get_resources(&self, auth: Option<&Credentials>, ctx: Option<Context>, resources: Vec<Resource>) -> OxResult<Vec<Resource>> {
+    pub fn get_resources(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        resources: Vec<Resource>,
+    ) -> OxResult<Vec<Resource>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         resources
             .iter()
@@ -1114,7 +1276,12 @@ impl OxState {
             .collect()
     }
 
-    pub fn list_resources(&self, auth: Option<&Credentials>, ctx: Option<Context>, pattern: Option<&str>) -> OxResult<Vec<Resource>> {
+    pub fn list_resources(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        pattern: Option<&str>,
+    ) -> OxResult<Vec<Resource>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let pattern = pattern.unwrap_or("*");
         Ok(self.contexts[&ctx_id]
@@ -1138,9 +1305,9 @@ impl OxState {
         let src_id = src
             .and_then(|c| c.id)
             .ok_or_else(|| OxFault::invalid("Client sent invalid source context data object"))?;
-        let dest_id = dest
-            .and_then(|c| c.id)
-            .ok_or_else(|| OxFault::invalid("Client sent invalid destination context data object"))?;
+        let dest_id = dest.and_then(|c| c.id).ok_or_else(|| {
+            OxFault::invalid("Client sent invalid destination context data object")
+        })?;
         for id in [src_id, dest_id] {
             if !self.contexts.contains_key(&id) {
                 return Err(OxFault::new(
@@ -1160,11 +1327,12 @@ impl OxState {
             ));
         };
         let name = record.user.name.clone().unwrap_or_default();
-        if self.contexts[&dest_id]
-            .users
-            .values()
-            .any(|r| r.user.name.as_deref().is_some_and(|n| self.same_name(n, &name)))
-        {
+        if self.contexts[&dest_id].users.values().any(|r| {
+            r.user
+                .name
+                .as_deref()
+                .is_some_and(|n| self.same_name(n, &name))
+        }) {
             return Err(OxFault::new(
                 FaultKind::UserExists,
                 format!("User {name} already exists in context {dest_id}"),
@@ -1257,6 +1425,7 @@ impl OxState {
         for user_id in scope {
             let id = context.next_account_id;
             context.next_account_id += 1;
+            let endpoint = endpoint_of(&data, context.users.get(&user_id).map(|r| &r.user));
             context.accounts.push(Account {
                 context_id: Some(ctx_id),
                 user_id: Some(user_id),
@@ -1267,18 +1436,18 @@ impl OxState {
                 primary_address: Some(address.clone()),
                 personal: data.personal.clone(),
                 reply_to: data.reply_to.clone(),
-                mail_server: data.mail_server.clone(),
-                mail_port: data.mail_port,
-                mail_protocol: data.mail_protocol.clone(),
-                mail_secure: data.mail_secure,
-                mail_start_tls: data.mail_start_tls,
+                mail_server: endpoint.mail_server,
+                mail_port: endpoint.mail_port,
+                mail_protocol: endpoint.mail_protocol,
+                mail_secure: endpoint.mail_secure,
+                mail_start_tls: endpoint.mail_start_tls,
                 transport_login: data.transport_login.clone(),
                 transport_password: data.transport_password.clone(),
-                transport_server: data.transport_server.clone(),
-                transport_port: data.transport_port,
-                transport_protocol: data.transport_protocol.clone(),
-                transport_secure: data.transport_secure,
-                transport_start_tls: data.transport_start_tls,
+                transport_server: endpoint.transport_server,
+                transport_port: endpoint.transport_port,
+                transport_protocol: endpoint.transport_protocol,
+                transport_secure: endpoint.transport_secure,
+                transport_start_tls: endpoint.transport_start_tls,
                 archive_fullname: data.archive_fullname.clone(),
                 drafts_fullname: data.drafts_fullname.clone(),
                 sent_fullname: data.sent_fullname.clone(),
@@ -1384,6 +1553,64 @@ impl OxState {
     }
 }
 
+/// Mail and transport endpoints of a secondary account.
+#[derive(Default)]
+struct Endpoint {
+    mail_server: Option<String>,
+    mail_port: Option<i32>,
+    mail_protocol: Option<String>,
+    mail_secure: Option<bool>,
+    mail_start_tls: Option<bool>,
+    transport_server: Option<String>,
+    transport_port: Option<i32>,
+    transport_protocol: Option<String>,
+    transport_secure: Option<bool>,
+    transport_start_tls: Option<bool>,
+}
+
+/// `mailEndpointSource`/`transportEndpointSource` = `primary` take the server of the user's
+/// primary account (`imapServer`/`smtpServer`); otherwise the account data's own values.
+fn endpoint_of(data: &AccountDataOnCreate, user: Option<&User>) -> Endpoint {
+    // `imaps://` → ("imap", secure); `imap://` → ("imap", STARTTLS).
+    fn scheme(schema: Option<&str>, default: &str) -> (String, bool) {
+        let schema = schema.unwrap_or(default).trim_end_matches("://");
+        match schema.strip_suffix('s') {
+            Some(base) if !base.is_empty() => (base.to_string(), true),
+            _ => (schema.to_string(), false),
+        }
+    }
+    let mut e = Endpoint {
+        mail_server: data.mail_server.clone(),
+        mail_port: data.mail_port,
+        mail_protocol: data.mail_protocol.clone(),
+        mail_secure: data.mail_secure,
+        mail_start_tls: data.mail_start_tls,
+        transport_server: data.transport_server.clone(),
+        transport_port: data.transport_port,
+        transport_protocol: data.transport_protocol.clone(),
+        transport_secure: data.transport_secure,
+        transport_start_tls: data.transport_start_tls,
+    };
+    let Some(user) = user else { return e };
+    if data.mail_endpoint_source.as_deref() == Some("primary") {
+        let (protocol, secure) = scheme(user.imap_schema.as_deref(), "imap://");
+        e.mail_server = user.imap_server.clone();
+        e.mail_port = user.imap_port;
+        e.mail_protocol = Some(protocol);
+        e.mail_secure = Some(secure);
+        e.mail_start_tls = Some(!secure);
+    }
+    if data.transport_endpoint_source.as_deref() == Some("primary") {
+        let (protocol, secure) = scheme(user.smtp_schema.as_deref(), "smtp://");
+        e.transport_server = user.smtp_server.clone();
+        e.transport_port = user.smtp_port;
+        e.transport_protocol = Some(protocol);
+        e.transport_secure = Some(secure);
+        e.transport_start_tls = Some(!secure);
+    }
+    e
+}
+
 fn default_group_ref() -> Group {
     Group {
         displayname: Some("All users".into()),
@@ -1398,8 +1625,8 @@ fn check_sender_address(user: &User) -> OxResult<()> {
     let Some(sender) = non_empty(&user.default_sender_address) else {
         return Ok(());
     };
-    let known = user.aliases.iter().any(|a| a == sender)
-        || user.primary_email.as_deref() == Some(sender);
+    let known =
+        user.aliases.iter().any(|a| a == sender) || user.primary_email.as_deref() == Some(sender);
     if known {
         Ok(())
     } else {
@@ -1474,7 +1701,9 @@ impl ContextSnapshot {
 
     /// The resource named `name`.
     pub fn resource(&self, name: &str) -> Option<&Resource> {
-        self.resources.iter().find(|r| r.name.as_deref() == Some(name))
+        self.resources
+            .iter()
+            .find(|r| r.name.as_deref() == Some(name))
     }
 }
 

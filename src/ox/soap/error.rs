@@ -294,7 +294,9 @@ impl fmt::Display for OxError {
             (OxErrorKind::Fault(_), Some(fault)) => {
                 write!(f, "{op}: {} fault: {}", fault.kind.as_str(), fault.message)
             }
-            (OxErrorKind::Connect, _) => write!(f, "{op}: cannot connect to OX: {}", self.inner.detail),
+            (OxErrorKind::Connect, _) => {
+                write!(f, "{op}: cannot connect to OX: {}", self.inner.detail)
+            }
             (OxErrorKind::Timeout, _) => write!(f, "{op}: OX did not answer in time"),
             (OxErrorKind::Transport, _) => {
                 write!(f, "{op}: connection to OX failed: {}", self.inner.detail)
@@ -310,9 +312,15 @@ impl fmt::Display for OxError {
                 )
             }
             (OxErrorKind::Decode, _) => {
-                write!(f, "{op}: cannot decode the OX answer: {}", self.inner.detail)
+                write!(
+                    f,
+                    "{op}: cannot decode the OX answer: {}",
+                    self.inner.detail
+                )
             }
-            (OxErrorKind::Config, _) => write!(f, "{op}: invalid configuration: {}", self.inner.detail),
+            (OxErrorKind::Config, _) => {
+                write!(f, "{op}: invalid configuration: {}", self.inner.detail)
+            }
             (OxErrorKind::Fault(kind), None) => write!(f, "{op}: {} fault", kind.as_str()),
         }
     }
@@ -320,7 +328,8 @@ impl fmt::Display for OxError {
 
 impl std::error::Error for OxError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.inner.source
+        self.inner
+            .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
