@@ -1,25 +1,256 @@
-//! The stateful OX App Suite SOAP emulator (issue 4 fills this in).
+//! A stateful OX App Suite SOAP emulator for tests, benchmarks and the demo
+//! (`ox-connector ox-emulator`). It serves the six provisioning services the connector uses at
+//! `/webservices/<Service>` (and their WSDL at `?wsdl`), keeps contexts, users, groups,
+//! resources and secondary accounts in memory, and answers like OX: same wire format, same
+//! fault texts, same ids and uniqueness rules (`shared/design/ox-soap.md`). It is not a mock:
+//! what OX rejects, it rejects.
+//!
+//! In-process use (tests):
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ox_connector::emulator::{Emulator, EmulatorConfig};
+//! let ox = Emulator::start(EmulatorConfig::new("oxadminmaster", "secret")).await?;
+//! let url = ox.base_url(); // OX_SOAP_SERVER for the client
+//! // … drive the connector …
+//! let state = ox.state();
+//! assert!(state.context(10).is_none());
+//! ox.stop().await;
+//! # let _ = url; Ok(()) }
+//! ```
+//!
+//! Control endpoints (also for out-of-process use): `GET /emulator/state` (the
+//! [`StateSnapshot`] as JSON), `POST /emulator/reset`, `GET|POST /emulator/faults`
+//! ([`FaultConfig`]), `GET /emulator/calls` (per-operation counters). See `docs/ox-emulator.md`.
 
+mod faults;
+mod http;
+mod soap;
+mod state;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
 use clap::Args;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::ox::soap::Credentials;
+
+pub use faults::{Failure, FaultConfig, FaultRule};
+pub use http::CallStats;
+pub use state::{ContextSnapshot, ObjectRef, OxOptions, StateSnapshot, UserSnapshot};
 
 /// Flags of `ox-connector ox-emulator`.
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
-    /// Address to listen on, e.g. 127.0.0.1:8080.
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port; the address is
+    /// printed on stdout).
     #[arg(long)]
-    pub listen: std::net::SocketAddr,
-    /// Name of the OX master admin.
+    pub listen: SocketAddr,
+    /// Login of the OX master admin (credentials of OXContextService and copyUser).
     #[arg(long)]
     pub master_admin: String,
     /// Password of the OX master admin.
     #[arg(long)]
     pub master_password: String,
+    /// Fixed latency added to every SOAP call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Random extra latency per SOAP call, uniform in 0..=N milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_jitter_ms: u64,
+    /// Fraction (0.0–1.0) of SOAP calls that fail with a StorageException fault.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_fraction: f64,
+    /// Leave unset fields out of answers instead of writing `xsi:nil` elements like OX.
+    #[arg(long)]
+    pub lean: bool,
+    /// Allow two users with the same display name (OX
+    /// `com.openexchange.user.enforceUniqueDisplayName=false`).
+    #[arg(long)]
+    pub allow_duplicate_display_names: bool,
+    /// Lower-case user and group names and logins (OX `AUTO_TO_LOWERCASE_UID=true`).
+    #[arg(long)]
+    pub lowercase_names: bool,
+    /// Accept the master admin's credentials for context-admin calls (OX master override).
+    #[arg(long)]
+    pub master_override: bool,
+    /// Accept any characters in user names (OX `CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS=false`).
+    #[arg(long)]
+    pub allow_any_user_name: bool,
 }
 
-/// Runs the emulator until `shutdown` is cancelled.
-pub async fn run(_args: EmulatorArgs, _shutdown: CancellationToken) -> std::io::Result<()> {
-    Err(std::io::Error::other(
-        "the OX emulator is not implemented yet",
-    ))
+/// How to start an emulator in-process.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Where to listen; `127.0.0.1:0` picks a free port.
+    pub listen: SocketAddr,
+    pub master_admin: String,
+    pub master_password: String,
+    pub options: OxOptions,
+    /// Latency and faults at start (and after a reset).
+    pub faults: FaultConfig,
+    /// Leave unset fields out of answers instead of writing nil elements.
+    pub lean: bool,
+}
+
+impl EmulatorConfig {
+    /// Defaults: `127.0.0.1:0`, OX's default options, no faults, nil elements like OX.
+    pub fn new(master_admin: impl Into<String>, master_password: impl Into<String>) -> Self {
+        EmulatorConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            master_admin: master_admin.into(),
+            master_password: master_password.into(),
+            options: OxOptions::default(),
+            faults: FaultConfig::default(),
+            lean: false,
+        }
+    }
+}
+
+impl From<&EmulatorArgs> for EmulatorConfig {
+    fn from(args: &EmulatorArgs) -> Self {
+        let mut faults = FaultConfig {
+            latency_ms: args.latency_ms,
+            latency_jitter_ms: args.latency_jitter_ms,
+            ..FaultConfig::default()
+        };
+        if args.fail_fraction > 0.0 {
+            faults.rules.push(FaultRule {
+                fraction: Some(args.fail_fraction),
+                ..FaultRule::default()
+            });
+        }
+        EmulatorConfig {
+            listen: args.listen,
+            master_admin: args.master_admin.clone(),
+            master_password: args.master_password.clone(),
+            options: OxOptions {
+                unique_display_names: !args.allow_duplicate_display_names,
+                lowercase_names: args.lowercase_names,
+                master_override: args.master_override,
+                check_user_names: !args.allow_any_user_name,
+            },
+            faults,
+            lean: args.lean,
+        }
+    }
+}
+
+/// Starts emulators.
+pub struct Emulator;
+
+impl Emulator {
+    /// Binds `config.listen` and serves until the handle is stopped or dropped.
+    pub async fn start(config: EmulatorConfig) -> std::io::Result<EmulatorHandle> {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let master = Credentials::new(config.master_admin, config.master_password);
+        let shared = Arc::new(http::Shared::new(
+            state::OxState::new(master, config.options),
+            config.faults,
+            !config.lean,
+        ));
+        // No Nagle stalls: small SOAP answers must leave at once. Keep-alive is hyper's default.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "Cannot set TCP_NODELAY on an emulator connection.");
+            }
+        });
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let app = http::router(shared.clone());
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "The OX emulator stopped with an error.");
+            }
+        });
+        Ok(EmulatorHandle {
+            addr,
+            shared,
+            token,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running emulator. Dropping it stops the server (without waiting).
+pub struct EmulatorHandle {
+    addr: SocketAddr,
+    shared: Arc<http::Shared>,
+    token: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl EmulatorHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`: the value for `OX_SOAP_SERVER`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A snapshot of everything stored.
+    pub fn state(&self) -> StateSnapshot {
+        self.shared.snapshot()
+    }
+
+    /// Forgets all contexts, restores the start-up fault settings and clears the counters.
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
+    /// Replaces the latency and fault settings.
+    pub fn set_faults(&self, faults: FaultConfig) {
+        *http::lock(&self.shared.faults) = faults;
+    }
+
+    /// The current latency and fault settings (counted rules show what is left).
+    pub fn faults(&self) -> FaultConfig {
+        http::lock(&self.shared.faults).clone()
+    }
+
+    /// Calls and faults per `Service.operation` since start or reset.
+    pub fn calls(&self) -> BTreeMap<String, CallStats> {
+        http::lock(&self.shared.calls).clone()
+    }
+
+    /// Stops the server and waits until it has finished open requests.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(task) = self.task.take() {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "The OX emulator task failed.");
+            }
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// Runs the emulator until `shutdown` is cancelled or Ctrl-C.
+pub async fn run(args: EmulatorArgs, shutdown: CancellationToken) -> std::io::Result<()> {
+    let handle = Emulator::start(EmulatorConfig::from(&args)).await?;
+    // The address goes to stdout so that scripts can start it on port 0 and read the port.
+    println!("OX emulator listening on {}", handle.base_url());
+    tracing::info!(addr = %handle.addr(), "OX emulator started.");
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    handle.stop().await;
+    tracing::info!("OX emulator stopped.");
+    Ok(())
 }

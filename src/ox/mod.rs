@@ -1,1 +1,3 @@
-//! OX SOAP client (issue 4 fills this in).
+//! ⑤ Talking to OX App Suite: the admin SOAP client lives in [`soap`].
+
+pub mod soap;

@@ -1,0 +1,1730 @@
+//! The emulated OX data and its rules: contexts with their admin, users, groups, resources and
+//! secondary accounts; id assignment, uniqueness, authentication and OX's fault texts
+//! (`ox-soap.md` §4, §8.2, §9). No XML here: the SOAP layer decodes requests into the typed
+//! objects of [`crate::ox::soap::types`] and calls one method per operation.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ox::soap::types::{
+    Account, AccountDataOnCreate, Context, Credentials, Group, Resource, SoapObject, User,
+    UserModuleAccess,
+};
+use crate::ox::soap::FaultKind;
+
+/// An OX business exception: detail kind and message (without `; exceptionId`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OxFault {
+    pub kind: FaultKind,
+    pub message: String,
+}
+
+impl OxFault {
+    fn new(kind: FaultKind, message: impl Into<String>) -> OxFault {
+        OxFault {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn auth() -> OxFault {
+        OxFault::new(FaultKind::InvalidCredentials, "Authentication failed")
+    }
+
+    fn invalid(message: impl Into<String>) -> OxFault {
+        OxFault::new(FaultKind::InvalidData, message)
+    }
+}
+
+type OxResult<T> = Result<T, OxFault>;
+
+/// Prefix OX puts before the text of a by-name lookup that found nothing (`ox-soap.md` §8.2).
+const NO_SUCH_OBJECT: &str = "com.openexchange.admin.rmi.exceptions.NoSuchObjectException: ";
+
+/// Server behaviour switches (OX configuration properties the connector depends on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OxOptions {
+    /// `com.openexchange.user.enforceUniqueDisplayName` (OX default `true`).
+    pub unique_display_names: bool,
+    /// `AUTO_TO_LOWERCASE_UID`: lower-case user/group names and auth logins (default `false`).
+    pub lowercase_names: bool,
+    /// Accept the master admin for context-admin calls (OX's master override; default `false`).
+    pub master_override: bool,
+    /// Check user names against `[$@%.+a-zA-Z0-9_-]` (`CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS`).
+    pub check_user_names: bool,
+}
+
+impl Default for OxOptions {
+    fn default() -> Self {
+        OxOptions {
+            unique_display_names: true,
+            lowercase_names: false,
+            master_override: false,
+            check_user_names: true,
+        }
+    }
+}
+
+/// The whole emulated OX.
+#[derive(Debug)]
+pub struct OxState {
+    master: Credentials,
+    options: OxOptions,
+    contexts: BTreeMap<i32, Ctx>,
+}
+
+#[derive(Clone, Debug)]
+struct Ctx {
+    data: Context,
+    admin_id: i32,
+    access_combination: Option<String>,
+    users: BTreeMap<i32, UserRecord>,
+    groups: BTreeMap<i32, Group>,
+    resources: BTreeMap<i32, Resource>,
+    accounts: Vec<Account>,
+    /// Next id for users and groups (one sequence, as the examples show).
+    next_id: i32,
+    next_resource_id: i32,
+    next_account_id: i32,
+}
+
+#[derive(Clone, Debug)]
+struct UserRecord {
+    /// Stored as OX returns it from `create` (password included; `getData` hides it).
+    user: User,
+    access: UserModuleAccess,
+}
+
+const DEFAULT_GROUP_ID: i32 = 1;
+const ADMIN_ID: i32 = 2;
+
+/// The module rights of users created without explicit access: OX's usual "all" set minus
+/// the rights that need extra products [inf].
+fn default_access() -> UserModuleAccess {
+    let on = Some(true);
+    let off = Some(false);
+    UserModuleAccess {
+        olox20: off,
+        usm: off,
+        active_sync: off,
+        calendar: on,
+        collect_email_addresses: on,
+        contacts: on,
+        delegate_task: on,
+        denied_portal: off,
+        edit_group: on,
+        edit_password: on,
+        edit_public_folders: on,
+        edit_resource: on,
+        global_address_book_disabled: off,
+        ical: on,
+        infostore: on,
+        multiple_mail_accounts: on,
+        public_folder_editable: off,
+        publication: off,
+        read_create_shared_folders: on,
+        subscription: on,
+        syncml: off,
+        tasks: on,
+        vcard: on,
+        webdav: on,
+        webdav_xml: on,
+        webmail: on,
+    }
+}
+
+/// `*` is the only wildcard of OX's list patterns (`_` is escaped).
+fn matches_pattern(pattern: &str, value: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == value;
+    }
+    let mut rest = value;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(pos) => rest = &rest[pos + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+fn is_allowed_user_name(name: &str) -> Option<String> {
+    let illegal: String = name
+        .chars()
+        .filter(|c| !(c.is_ascii_alphanumeric() || "$@%.+_-".contains(*c)))
+        .collect();
+    (!illegal.is_empty()).then_some(illegal)
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
+}
+
+impl OxState {
+    pub fn new(master: Credentials, options: OxOptions) -> OxState {
+        OxState {
+            master,
+            options,
+            contexts: BTreeMap::new(),
+        }
+    }
+
+    /// Forgets every context.
+    pub fn reset(&mut self) {
+        self.contexts.clear();
+    }
+
+    fn same_name(&self, a: &str, b: &str) -> bool {
+        if self.options.lowercase_names {
+            a.to_lowercase() == b.to_lowercase()
+        } else {
+            a == b
+        }
+    }
+
+    fn normalize_name(&self, name: String) -> String {
+        if self.options.lowercase_names {
+            name.to_lowercase()
+        } else {
+            name
+        }
+    }
+
+    // ----- authentication (ox-soap.md §4) -----
+
+    fn is_master(&self, auth: Option<&Credentials>) -> bool {
+        let Some(auth) = auth else { return false };
+        let login_ok = match (&auth.login, &self.master.login) {
+            (Some(a), Some(m)) => self.same_name(a, m) || a == m,
+            _ => false,
+        };
+        login_ok && auth.password.is_some() && auth.password == self.master.password
+    }
+
+    /// Master credentials (OXContextService, copyUser).
+    pub fn auth_master(&self, auth: Option<&Credentials>) -> OxResult<()> {
+        if self.is_master(auth) {
+            Ok(())
+        } else {
+            Err(OxFault::auth())
+        }
+    }
+
+    /// Context-admin credentials of `ctx`; a missing context fails authentication too (OX
+    /// does not let callers probe for contexts).
+    fn auth_context(&self, ctx: Option<&Context>, auth: Option<&Credentials>) -> OxResult<i32> {
+        let Some(id) = ctx.and_then(|c| c.id) else {
+            return Err(OxFault::auth());
+        };
+        if self.options.master_override && self.is_master(auth) {
+            return match self.contexts.contains_key(&id) {
+                true => Ok(id),
+                false => Err(OxFault::new(
+                    FaultKind::NoSuchContext,
+                    format!("The context {id} does not exist!"),
+                )),
+            };
+        }
+        let (Some(context), Some(auth)) = (self.contexts.get(&id), auth) else {
+            return Err(OxFault::auth());
+        };
+        let Some(admin) = context.users.get(&context.admin_id) else {
+            return Err(OxFault::auth());
+        };
+        let login = auth.login.as_deref().unwrap_or("");
+        let login_ok = admin
+            .user
+            .name
+            .as_deref()
+            .is_some_and(|n| self.same_name(n, login));
+        if login_ok && auth.password.is_some() && auth.password == admin.user.password {
+            Ok(id)
+        } else {
+            Err(OxFault::auth())
+        }
+    }
+
+    fn ctx_mut(&mut self, id: i32) -> &mut Ctx {
+        // Only called with ids that `auth_context` or a lookup just found.
+        self.contexts
+            .get_mut(&id)
+            .expect("context checked by the caller")
+    }
+
+    // ----- OXContextService -----
+
+    fn find_context_id(&self, ctx: Option<&Context>) -> OxResult<i32> {
+        let ctx = ctx.ok_or_else(|| OxFault::invalid("Context is null"))?;
+        if let Some(id) = ctx.id {
+            return match self.contexts.contains_key(&id) {
+                true => Ok(id),
+                false => Err(OxFault::new(
+                    FaultKind::NoSuchContext,
+                    format!("Context {id} does not exist"),
+                )),
+            };
+        }
+        if let Some(name) = non_empty(&ctx.name) {
+            return self
+                .contexts
+                .values()
+                .find(|c| c.data.name.as_deref() == Some(name))
+                .and_then(|c| c.data.id)
+                .ok_or_else(|| {
+                    OxFault::new(
+                        FaultKind::NoSuchContext,
+                        format!("Context {name} does not exist"),
+                    )
+                });
+        }
+        Err(OxFault::invalid("Context id or name is missing"))
+    }
+
+    /// `create`, `createModuleAccess`, `createModuleAccessByName`.
+    pub fn create_context(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        admin: Option<User>,
+        access: Option<UserModuleAccess>,
+        access_combination: Option<String>,
+    ) -> OxResult<Context> {
+        self.auth_master(auth)?;
+        let mut data = ctx.ok_or_else(|| OxFault::invalid("Context is null"))?;
+        let admin = admin.ok_or_else(|| OxFault::invalid("Admin user is null"))?;
+        let id = match data.id {
+            Some(id) if id <= 0 => {
+                return Err(OxFault::invalid(format!("Invalid context id {id}")))
+            }
+            Some(id) => id,
+            None => self.contexts.keys().next_back().map_or(1, |max| max + 1),
+        };
+        if self.contexts.contains_key(&id) {
+            return Err(OxFault::new(
+                FaultKind::ContextExists,
+                format!("Context {id} already exists"),
+            ));
+        }
+        let name = non_empty(&data.name).map_or_else(|| id.to_string(), str::to_string);
+        if self
+            .contexts
+            .values()
+            .any(|c| c.data.name.as_deref() == Some(name.as_str()))
+        {
+            return Err(OxFault::new(
+                FaultKind::ContextExists,
+                format!("Context {name} already exists"),
+            ));
+        }
+        for mapping in &data.login_mappings {
+            if let Some(other) = self
+                .contexts
+                .values()
+                .find(|c| c.data.login_mappings.contains(mapping))
+            {
+                return Err(OxFault::new(
+                    FaultKind::ContextExists,
+                    format!(
+                        "Cannot map '{mapping}' to context {id}: already in use by context {}",
+                        other.data.id.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        let admin_user = self.validate_new_user(None, admin, id)?;
+        data.id = Some(id);
+        data.name = Some(name);
+        data.enabled = Some(data.enabled.unwrap_or(true));
+        data.filestore_id = Some(3);
+        data.filestore_name = Some(format!("{id}_ctx_store"));
+        data.max_quota = Some(data.max_quota.unwrap_or(-1));
+        data.used_quota = None;
+        data.average_size = None;
+        let access = access.unwrap_or_else(default_access);
+        let mut context = Ctx {
+            data: data.clone(),
+            admin_id: ADMIN_ID,
+            access_combination,
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            resources: BTreeMap::new(),
+            accounts: Vec::new(),
+            next_id: ADMIN_ID + 1,
+            next_resource_id: 1,
+            next_account_id: 1,
+        };
+        context.groups.insert(
+            DEFAULT_GROUP_ID,
+            Group {
+                displayname: Some("All users".into()),
+                id: Some(DEFAULT_GROUP_ID),
+                members: vec![ADMIN_ID],
+                name: Some("users".into()),
+            },
+        );
+        let mut user = admin_user;
+        user.id = Some(ADMIN_ID);
+        user.contextadmin = Some(true);
+        user.default_group = Some(Box::new(default_group_ref()));
+        context.users.insert(ADMIN_ID, UserRecord { user, access });
+        self.contexts.insert(id, context);
+        Ok(data)
+    }
+
+    pub fn change_context(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<()> {
+        self.auth_master(auth)?;
+        let id = self.find_context_id(ctx.as_ref())?;
+        let Some(change) = ctx else { return Ok(()) };
+        if let Some(name) = non_empty(&change.name) {
+            if self
+                .contexts
+                .values()
+                .any(|c| c.data.id != Some(id) && c.data.name.as_deref() == Some(name))
+            {
+                return Err(OxFault::new(
+                    FaultKind::ContextExists,
+                    format!("Context {name} already exists"),
+                ));
+            }
+        }
+        let context = self.ctx_mut(id);
+        let data = &mut context.data;
+        if let Some(name) = non_empty(&change.name) {
+            data.name = Some(name.to_string());
+        }
+        if change.max_quota.is_some() {
+            data.max_quota = change.max_quota;
+        }
+        if change.enabled.is_some() {
+            data.enabled = change.enabled;
+        }
+        if !change.login_mappings.is_empty() {
+            data.login_mappings = change.login_mappings.clone();
+        }
+        if let Some(attrs) = &change.user_attributes {
+            let target = data.user_attributes.get_or_insert_with(Default::default);
+            for (namespace, inner) in &attrs.0 {
+                let t = target.0.entry(namespace.clone()).or_default();
+                t.extend(inner.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn set_context_enabled(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        enabled: bool,
+    ) -> OxResult<()> {
+        self.auth_master(auth)?;
+        let id = self.find_context_id(ctx.as_ref())?;
+        self.ctx_mut(id).data.enabled = Some(enabled);
+        Ok(())
+    }
+
+    pub fn delete_context(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<()> {
+        self.auth_master(auth)?;
+        let id = self.find_context_id(ctx.as_ref())?;
+        self.contexts.remove(&id);
+        Ok(())
+    }
+
+    pub fn context_exists(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<bool> {
+        self.auth_master(auth)?;
+        match self.find_context_id(ctx.as_ref()) {
+            Ok(_) => Ok(true),
+            Err(f) if f.kind == FaultKind::NoSuchContext => Ok(false),
+            Err(f) => Err(f),
+        }
+    }
+
+    pub fn get_context(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<Context> {
+        self.auth_master(auth)?;
+        let id = self.find_context_id(ctx.as_ref())?;
+        Ok(self.contexts[&id].data.clone())
+    }
+
+    pub fn get_context_admin_id(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<i32> {
+        self.auth_master(auth)?;
+        let id = self.find_context_id(ctx.as_ref())?;
+        Ok(self.contexts[&id].admin_id)
+    }
+
+    pub fn list_contexts(
+        &self,
+        auth: Option<&Credentials>,
+        pattern: Option<&str>,
+    ) -> OxResult<Vec<Context>> {
+        self.auth_master(auth)?;
+        let pattern = pattern.unwrap_or("*");
+        Ok(self
+            .contexts
+            .values()
+            .filter(|c| {
+                let name = c.data.name.as_deref().unwrap_or("");
+                let id = c.data.id.unwrap_or_default().to_string();
+                matches_pattern(pattern, name) || matches_pattern(pattern, &id)
+            })
+            .map(|c| c.data.clone())
+            .collect())
+    }
+
+    // ----- OXUserService -----
+
+    /// Mandatory fields, name rules and uniqueness of a new user (`ox-soap.md` §7, §9.11).
+    fn validate_new_user(
+        &self,
+        context: Option<&Ctx>,
+        mut user: User,
+        ctx_id: i32,
+    ) -> OxResult<User> {
+        let missing: Vec<&str> = [
+            ("name", &user.name),
+            ("display_name", &user.display_name),
+            ("password", &user.password),
+            ("given_name", &user.given_name),
+            ("sur_name", &user.sur_name),
+            ("primaryEmail", &user.primary_email),
+            ("email1", &user.email1),
+        ]
+        .into_iter()
+        .filter(|(_, v)| non_empty(v).is_none())
+        .map(|(n, _)| n)
+        .collect();
+        if !missing.is_empty() {
+            return Err(OxFault::invalid(format!(
+                "Mandatory fields not set: {}",
+                missing.join(", ")
+            )));
+        }
+        let name = self.normalize_name(user.name.take().unwrap_or_default());
+        if self.options.check_user_names {
+            if let Some(illegal) = is_allowed_user_name(&name) {
+                return Err(OxFault::invalid(format!("Illegal chars: \"{illegal}\"")));
+            }
+        }
+        user.name = Some(name);
+        if user.primary_email != user.email1 {
+            return Err(OxFault::invalid(
+                "primarymail must have the same value as email1",
+            ));
+        }
+        if let Some(context) = context {
+            self.check_user_unique(context, &user, None, ctx_id)?;
+        }
+        let primary = user.primary_email.clone().unwrap_or_default();
+        if !user.aliases.contains(&primary) {
+            user.aliases.insert(0, primary.clone());
+        }
+        if non_empty(&user.default_sender_address).is_none() {
+            user.default_sender_address = Some(primary);
+        }
+        check_sender_address(&user)?;
+        user.contextadmin = Some(false);
+        user.password_mech = Some(
+            user.password_mech
+                .clone()
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "{SHA-256}".into()),
+        );
+        user.mailenabled = Some(user.mailenabled.unwrap_or(true));
+        Ok(user)
+    }
+
+    /// Name, display name and primary mail must be unique in the context (excluding `me`).
+    fn check_user_unique(
+        &self,
+        context: &Ctx,
+        user: &User,
+        me: Option<i32>,
+        ctx_id: i32,
+    ) -> OxResult<()> {
+        let others = context
+            .users
+            .values()
+            .filter(|r| r.user.id != me)
+            .map(|r| &r.user);
+        for other in others {
+            if let (Some(a), Some(b)) = (&user.name, &other.name) {
+                if self.same_name(a, b) {
+                    return Err(OxFault::invalid(format!(
+                        "User {a} already exists in this context"
+                    )));
+                }
+            }
+            if self.options.unique_display_names {
+                if let (Some(a), Some(b)) = (non_empty(&user.display_name), &other.display_name) {
+                    if a == b {
+                        return Err(OxFault::invalid("The displayname is already used"));
+                    }
+                }
+            }
+            if let (Some(a), Some(b)) = (non_empty(&user.primary_email), &other.primary_email) {
+                if a == b {
+                    return Err(OxFault::invalid(format!(
+                        "Primary mail address \"{a}\" already exists in context {ctx_id}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// By id, else by name (`ox-soap.md` §9.4).
+    fn find_user(&self, ctx_id: i32, user: Option<&User>) -> OxResult<i32> {
+        let context = &self.contexts[&ctx_id];
+        let user =
+            user.ok_or_else(|| OxFault::invalid("One userobject has no userid or username"))?;
+        if let Some(id) = user.id {
+            return match context.users.contains_key(&id) {
+                true => Ok(id),
+                false => Err(OxFault::new(
+                    FaultKind::NoSuchUser,
+                    format!("No such user {id} in context {ctx_id}"),
+                )),
+            };
+        }
+        let Some(name) = non_empty(&user.name) else {
+            return Err(OxFault::invalid("One userobject has no userid or username"));
+        };
+        context
+            .users
+            .values()
+            .find(|r| {
+                r.user
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| self.same_name(n, name))
+            })
+            .and_then(|r| r.user.id)
+            .ok_or_else(|| {
+                OxFault::new(
+                    FaultKind::NoSuchUser,
+                    format!("{NO_SUCH_OBJECT}No such user {name} in context {ctx_id}"),
+                )
+            })
+    }
+
+    pub fn create_user(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        user: Option<User>,
+        access: Option<UserModuleAccess>,
+    ) -> OxResult<User> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let user = user.ok_or_else(|| OxFault::invalid("User is null"))?;
+        let mut user = self.validate_new_user(Some(&self.contexts[&ctx_id]), user, ctx_id)?;
+        let context = self.ctx_mut(ctx_id);
+        let id = context.next_id;
+        context.next_id += 1;
+        user.id = Some(id);
+        user.default_group = Some(Box::new(default_group_ref()));
+        if let Some(group) = context.groups.get_mut(&DEFAULT_GROUP_ID) {
+            group.members.push(id);
+        }
+        let access = access.unwrap_or_else(default_access);
+        context.users.insert(
+            id,
+            UserRecord {
+                user: user.clone(),
+                access,
+            },
+        );
+        Ok(user)
+    }
+
+    pub fn change_user(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        change: Option<User>,
+    ) -> OxResult<()> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let change = change.ok_or_else(|| OxFault::invalid("User is null"))?;
+        // Rename = id + new name, so look up by id first; by name only without id.
+        let lookup = match change.id {
+            Some(id) => User::with_id(id),
+            None => User {
+                name: change.name.clone(),
+                ..User::default()
+            },
+        };
+        let id = self.find_user(ctx_id, Some(&lookup))?;
+        let mut updated = self.contexts[&ctx_id].users[&id].user.clone();
+        let mut change = change;
+        if let Some(name) = change.name.take() {
+            let name = self.normalize_name(name);
+            if name.is_empty() {
+                return Err(OxFault::invalid("Invalid username"));
+            }
+            if self.options.check_user_names {
+                if let Some(illegal) = is_allowed_user_name(&name) {
+                    return Err(OxFault::invalid(format!("Illegal chars: \"{illegal}\"")));
+                }
+            }
+            change.name = Some(name);
+        }
+        // Server-managed fields cannot be changed.
+        change.id = None;
+        change.contextadmin = None;
+        change.default_group = None;
+        updated.merge_from(&change);
+        if updated.primary_email != updated.email1 {
+            return Err(OxFault::invalid(
+                "primarymail must have the same value as email1",
+            ));
+        }
+        let probe = User {
+            name: change.name.clone(),
+            display_name: change.display_name.clone(),
+            primary_email: change.primary_email.clone(),
+            ..User::default()
+        };
+        self.check_user_unique(&self.contexts[&ctx_id], &probe, Some(id), ctx_id)?;
+        check_sender_address(&updated)?;
+        self.ctx_mut(ctx_id)
+            .users
+            .get_mut(&id)
+            .expect("user found above")
+            .user = updated;
+        Ok(())
+    }
+
+    pub fn change_user_access(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        user: Option<User>,
+        access: Option<UserModuleAccess>,
+    ) -> OxResult<()> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let id = self.find_user(ctx_id, user.as_ref())?;
+        let access = access.ok_or_else(|| OxFault::invalid("Module access is null"))?;
+        let record = self
+            .ctx_mut(ctx_id)
+            .users
+            .get_mut(&id)
+            .expect("user found above");
+        record.access.merge_from(&access);
+        Ok(())
+    }
+
+    pub fn delete_user(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        users: Vec<User>,
+    ) -> OxResult<()> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        if users.is_empty() {
+            return Err(OxFault::invalid("One userobject has no userid or username"));
+        }
+        let mut ids = Vec::new();
+        for user in &users {
+            let id = self.find_user(ctx_id, Some(user))?;
+            if id == self.contexts[&ctx_id].admin_id {
+                return Err(OxFault::invalid("Admin delete not supported"));
+            }
+            ids.push(id);
+        }
+        let context = self.ctx_mut(ctx_id);
+        for id in ids {
+            context.users.remove(&id);
+            for group in context.groups.values_mut() {
+                group.members.retain(|m| *m != id);
+            }
+            context.accounts.retain(|a| a.user_id != Some(id));
+        }
+        Ok(())
+    }
+
+    pub fn user_exists(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        user: Option<User>,
+    ) -> OxResult<bool> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        match self.find_user(ctx_id, user.as_ref()) {
+            Ok(_) => Ok(true),
+            Err(f) if f.kind == FaultKind::NoSuchUser => Ok(false),
+            Err(f) => Err(f),
+        }
+    }
+
+    /// The user as `getData` returns it: password hidden, default group filled.
+    fn user_view(&self, ctx_id: i32, id: i32) -> User {
+        let mut user = self.contexts[&ctx_id].users[&id].user.clone();
+        user.password = None;
+        user
+    }
+
+    pub fn get_users(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        users: Vec<User>,
+    ) -> OxResult<Vec<User>> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        users
+            .iter()
+            .map(|u| {
+                self.find_user(ctx_id, Some(u))
+                    .map(|id| self.user_view(ctx_id, id))
+            })
+            .collect()
+    }
+
+    pub fn get_user_access(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        user: Option<User>,
+    ) -> OxResult<UserModuleAccess> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let id = self.find_user(ctx_id, user.as_ref())?;
+        Ok(self.contexts[&ctx_id].users[&id].access.clone())
+    }
+
+    pub fn get_context_admin(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<User> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        Ok(self.user_view(ctx_id, self.contexts[&ctx_id].admin_id))
+    }
+
+    /// `listAll`/`list`/`listCaseInsensitive`: users with only their `id`, as OX answers.
+    pub fn list_users(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        pattern: Option<&str>,
+        case_insensitive: bool,
+    ) -> OxResult<Vec<User>> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let pattern = pattern.unwrap_or("*");
+        Ok(self.contexts[&ctx_id]
+            .users
+            .values()
+            .filter(|r| {
+                let name = r.user.name.as_deref().unwrap_or("");
+                if case_insensitive {
+                    matches_pattern(&pattern.to_lowercase(), &name.to_lowercase())
+                } else {
+                    matches_pattern(pattern, name)
+                }
+            })
+            .map(|r| User {
+                id: r.user.id,
+                ..User::default()
+            })
+            .collect())
+    }
+
+    // ----- OXGroupService -----
+
+    fn find_group(&self, ctx_id: i32, group: Option<&Group>) -> OxResult<i32> {
+        let context = &self.contexts[&ctx_id];
+        let group =
+            group.ok_or_else(|| OxFault::invalid("One groupobject has no groupid or groupname"))?;
+        if let Some(id) = group.id {
+            return match context.groups.contains_key(&id) {
+                true => Ok(id),
+                false => Err(OxFault::new(FaultKind::NoSuchGroup, "No such group")),
+            };
+        }
+        let Some(name) = non_empty(&group.name) else {
+            return Err(OxFault::invalid(
+                "One groupobject has no groupid or groupname",
+            ));
+        };
+        context
+            .groups
+            .values()
+            .find(|g| g.name.as_deref().is_some_and(|n| self.same_name(n, name)))
+            .and_then(|g| g.id)
+            .ok_or_else(|| {
+                OxFault::new(
+                    FaultKind::NoSuchGroup,
+                    format!("{NO_SUCH_OBJECT}No such group {name} in context {ctx_id}"),
+                )
+            })
+    }
+
+    fn check_members(&self, ctx_id: i32, members: &[i32]) -> OxResult<Vec<i32>> {
+        let context = &self.contexts[&ctx_id];
+        let mut unique = Vec::with_capacity(members.len());
+        for &m in members {
+            if !context.users.contains_key(&m) {
+                return Err(OxFault::new(FaultKind::NoSuchUser, "No such user"));
+            }
+            if !unique.contains(&m) {
+                unique.push(m);
+            }
+        }
+        Ok(unique)
+    }
+
+    pub fn create_group(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        group: Option<Group>,
+    ) -> OxResult<Group> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let mut group = group.ok_or_else(|| OxFault::invalid("Group is null"))?;
+        let missing: Vec<&str> = [("name", &group.name), ("displayname", &group.displayname)]
+            .into_iter()
+            .filter(|(_, v)| non_empty(v).is_none())
+            .map(|(n, _)| n)
+            .collect();
+        if !missing.is_empty() {
+            return Err(OxFault::invalid(format!(
+                "Mandatory fields not set: {}",
+                missing.join(", ")
+            )));
+        }
+        let name = self.normalize_name(group.name.take().unwrap_or_default());
+        if self.contexts[&ctx_id]
+            .groups
+            .values()
+            .any(|g| g.name.as_deref().is_some_and(|n| self.same_name(n, &name)))
+        {
+            return Err(OxFault::invalid("Group already exists!"));
+        }
+        group.members = self.check_members(ctx_id, &group.members)?;
+        group.name = Some(name);
+        let context = self.ctx_mut(ctx_id);
+        let id = context.next_id;
+        context.next_id += 1;
+        group.id = Some(id);
+        context.groups.insert(id, group.clone());
+        Ok(group)
+    }
+
+    pub fn change_group(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        change: Option<Group>,
+    ) -> OxResult<()> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let change = change.ok_or_else(|| OxFault::invalid("Group is null"))?;
+        let lookup = match change.id {
+            Some(id) => Group::with_id(id),
+            None => Group::with_name(change.name.clone().unwrap_or_default()),
+        };
+        let id = self.find_group(ctx_id, Some(&lookup))?;
+        let new_name = change.name.clone().map(|n| self.normalize_name(n));
+        if let Some(name) = &new_name {
+            if name.is_empty() {
+                return Err(OxFault::invalid("Invalid group name"));
+            }
+            let taken = self.contexts[&ctx_id].groups.values().any(|g| {
+                g.id != Some(id) && g.name.as_deref().is_some_and(|n| self.same_name(n, name))
+            });
+            if taken {
+                return Err(OxFault::invalid(format!(
+                    "Group {name} already exists in this context"
+                )));
+            }
+        }
+        // OX replaces the membership with the sent list; no `members` = empty list.
+        let members = self.check_members(ctx_id, &change.members)?;
+        let group = self
+            .ctx_mut(ctx_id)
+            .groups
+            .get_mut(&id)
+            .expect("group found above");
+        if let Some(name) = new_name {
+            group.name = Some(name);
+        }
+        if let Some(displayname) = change.displayname {
+            group.displayname = Some(displayname);
+        }
+        group.members = members;
+        Ok(())
+    }
+
+    pub fn delete_groups(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        groups: Vec<Group>,
+    ) -> OxResult<()> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        if groups.is_empty() {
+            return Err(OxFault::invalid(
+                "One groupobject has no groupid or groupname",
+            ));
+        }
+        let mut ids = Vec::new();
+        for group in &groups {
+            let id = self.find_group(ctx_id, Some(group))?;
+            if id == DEFAULT_GROUP_ID {
+                return Err(OxFault::invalid(format!(
+                    "Group with id {DEFAULT_GROUP_ID} cannot be deleted"
+                )));
+            }
+            ids.push(id);
+        }
+        let context = self.ctx_mut(ctx_id);
+        for id in ids {
+            context.groups.remove(&id);
+        }
+        Ok(())
+    }
+
+    pub fn get_groups(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        groups: Vec<Group>,
+    ) -> OxResult<Vec<Group>> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        groups
+            .iter()
+            .map(|g| {
+                self.find_group(ctx_id, Some(g))
+                    .map(|id| self.contexts[&ctx_id].groups[&id].clone())
+            })
+            .collect()
+    }
+
+    pub fn get_default_group(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+    ) -> OxResult<Group> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        Ok(self.contexts[&ctx_id].groups[&DEFAULT_GROUP_ID].clone())
+    }
+
+    pub fn group_members(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        group: Option<Group>,
+    ) -> OxResult<Vec<User>> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let id = self.find_group(ctx_id, group.as_ref())?;
+        Ok(self.contexts[&ctx_id].groups[&id]
+            .members
+            .iter()
+            .map(|m| User::with_id(*m))
+            .collect())
+    }
+
+    pub fn list_groups(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        pattern: Option<&str>,
+    ) -> OxResult<Vec<Group>> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let pattern = pattern.unwrap_or("*");
+        Ok(self.contexts[&ctx_id]
+            .groups
+            .values()
+            .filter(|g| matches_pattern(pattern, g.name.as_deref().unwrap_or("")))
+            .cloned()
+            .collect())
+    }
+
+    pub fn list_groups_for_user(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        user: Option<User>,
+    ) -> OxResult<Vec<Group>> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let id = self.find_user(ctx_id, user.as_ref())?;
+        Ok(self.contexts[&ctx_id]
+            .groups
+            .values()
+            .filter(|g| g.members.contains(&id))
+            .cloned()
+            .collect())
+    }
+
+    pub fn change_members(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        group: Option<Group>,
+        members: Vec<User>,
+        add: bool,
+    ) -> OxResult<()> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let id = self.find_group(ctx_id, group.as_ref())?;
+        let mut ids = Vec::new();
+        for member in &members {
+            let user_id = member
+                .id
+                .ok_or_else(|| OxFault::invalid("One userobject has no userid"))?;
+            if add && !self.contexts[&ctx_id].users.contains_key(&user_id) {
+                return Err(OxFault::new(FaultKind::NoSuchUser, "No such user"));
+            }
+            ids.push(user_id);
+        }
+        let group = self
+            .ctx_mut(ctx_id)
+            .groups
+            .get_mut(&id)
+            .expect("group found above");
+        if add {
+            if ids.iter().any(|m| group.members.contains(m)) {
+                return Err(OxFault::invalid("Member already exists in group"));
+            }
+            for m in ids {
+                if !group.members.contains(&m) {
+                    group.members.push(m);
+                }
+            }
+        } else {
+            group.members.retain(|m| !ids.contains(m));
+        }
+        Ok(())
+    }
+
+    // ----- OXResourceService -----
+
+    fn find_resource(&self, ctx_id: i32, resource: Option<&Resource>) -> OxResult<i32> {
+        let context = &self.contexts[&ctx_id];
+        let resource = resource.ok_or_else(|| {
+            OxFault::invalid("One resourceobject has no resourceid or resourcename")
+        })?;
+        if let Some(id) = resource.id {
+            return match context.resources.contains_key(&id) {
+                true => Ok(id),
+                false => Err(OxFault::new(
+                    FaultKind::NoSuchResource,
+                    format!("No such resource {id} in context {ctx_id}"),
+                )),
+            };
+        }
+        let Some(name) = non_empty(&resource.name) else {
+            return Err(OxFault::invalid(
+                "One resourceobject has no resourceid or resourcename",
+            ));
+        };
+        context
+            .resources
+            .values()
+            .find(|r| r.name.as_deref().is_some_and(|n| self.same_name(n, name)))
+            .and_then(|r| r.id)
+            .ok_or_else(|| {
+                OxFault::new(
+                    FaultKind::NoSuchResource,
+                    format!("{NO_SUCH_OBJECT}No such resource {name} in context {ctx_id}"),
+                )
+            })
+    }
+
+    fn check_resource_unique(
+        &self,
+        ctx_id: i32,
+        resource: &Resource,
+        me: Option<i32>,
+    ) -> OxResult<()> {
+        for other in self.contexts[&ctx_id]
+            .resources
+            .values()
+            .filter(|r| r.id != me)
+        {
+            if let (Some(a), Some(b)) = (&resource.name, &other.name) {
+                if self.same_name(a, b) {
+                    return Err(OxFault::invalid(format!(
+                        "Resource {a} already exists in this context"
+                    )));
+                }
+            }
+            if let (Some(a), Some(b)) = (non_empty(&resource.email), &other.email) {
+                if a == b {
+                    return Err(OxFault::invalid(format!(
+                        "Resource e-mail address {a} already exists in this context"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn create_resource(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        resource: Option<Resource>,
+    ) -> OxResult<Resource> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let mut resource = resource.ok_or_else(|| OxFault::invalid("Resource is null"))?;
+        let missing: Vec<&str> = [
+            ("name", &resource.name),
+            ("displayname", &resource.displayname),
+            ("email", &resource.email),
+        ]
+        .into_iter()
+        .filter(|(_, v)| non_empty(v).is_none())
+        .map(|(n, _)| n)
+        .collect();
+        if !missing.is_empty() {
+            return Err(OxFault::invalid(format!(
+                "Mandatory fields not set: {}",
+                missing.join(", ")
+            )));
+        }
+        resource.name = resource.name.map(|n| self.normalize_name(n));
+        self.check_resource_unique(ctx_id, &resource, None)?;
+        let context = self.ctx_mut(ctx_id);
+        let id = context.next_resource_id;
+        context.next_resource_id += 1;
+        resource.id = Some(id);
+        resource.available = Some(resource.available.unwrap_or(true));
+        context.resources.insert(id, resource.clone());
+        Ok(resource)
+    }
+
+    pub fn change_resource(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        change: Option<Resource>,
+    ) -> OxResult<()> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let mut change = change.ok_or_else(|| OxFault::invalid("Resource is null"))?;
+        let lookup = match change.id {
+            Some(id) => Resource::with_id(id),
+            None => Resource::with_name(change.name.clone().unwrap_or_default()),
+        };
+        let id = self.find_resource(ctx_id, Some(&lookup))?;
+        change.id = None;
+        change.name = change.name.map(|n| self.normalize_name(n));
+        if change.name.as_deref() == Some("") {
+            return Err(OxFault::invalid("Invalid resource name"));
+        }
+        self.check_resource_unique(ctx_id, &change, Some(id))?;
+        let resource = self
+            .ctx_mut(ctx_id)
+            .resources
+            .get_mut(&id)
+            .expect("resource found above");
+        resource.merge_from(&change);
+        Ok(())
+    }
+
+    pub fn delete_resource(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        resource: Option<Resource>,
+    ) -> OxResult<()> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let id = self.find_resource(ctx_id, resource.as_ref())?;
+        self.ctx_mut(ctx_id).resources.remove(&id);
+        Ok(())
+    }
+
+    pub fn get_resources(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        resources: Vec<Resource>,
+    ) -> OxResult<Vec<Resource>> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        resources
+            .iter()
+            .map(|r| {
+                self.find_resource(ctx_id, Some(r))
+                    .map(|id| self.contexts[&ctx_id].resources[&id].clone())
+            })
+            .collect()
+    }
+
+    pub fn list_resources(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        pattern: Option<&str>,
+    ) -> OxResult<Vec<Resource>> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let pattern = pattern.unwrap_or("*");
+        Ok(self.contexts[&ctx_id]
+            .resources
+            .values()
+            .filter(|r| matches_pattern(pattern, r.name.as_deref().unwrap_or("")))
+            .cloned()
+            .collect())
+    }
+
+    // ----- OXUserCopyService -----
+
+    pub fn copy_user(
+        &mut self,
+        auth: Option<&Credentials>,
+        user: Option<User>,
+        src: Option<Context>,
+        dest: Option<Context>,
+    ) -> OxResult<User> {
+        self.auth_master(auth)?;
+        let src_id = src
+            .and_then(|c| c.id)
+            .ok_or_else(|| OxFault::invalid("Client sent invalid source context data object"))?;
+        let dest_id = dest.and_then(|c| c.id).ok_or_else(|| {
+            OxFault::invalid("Client sent invalid destination context data object")
+        })?;
+        for id in [src_id, dest_id] {
+            if !self.contexts.contains_key(&id) {
+                return Err(OxFault::new(
+                    FaultKind::NoSuchContext,
+                    format!("Context {id} does not exist"),
+                ));
+            }
+        }
+        let user_id = user
+            .as_ref()
+            .and_then(|u| u.id)
+            .ok_or_else(|| OxFault::invalid("Client sent invalid user data object"))?;
+        let Some(record) = self.contexts[&src_id].users.get(&user_id).cloned() else {
+            return Err(OxFault::new(
+                FaultKind::NoSuchUser,
+                format!("No such user {user_id} in context {src_id}"),
+            ));
+        };
+        let name = record.user.name.clone().unwrap_or_default();
+        if self.contexts[&dest_id].users.values().any(|r| {
+            r.user
+                .name
+                .as_deref()
+                .is_some_and(|n| self.same_name(n, &name))
+        }) {
+            return Err(OxFault::new(
+                FaultKind::UserExists,
+                format!("User {name} already exists in context {dest_id}"),
+            ));
+        }
+        let context = self.ctx_mut(dest_id);
+        let id = context.next_id;
+        context.next_id += 1;
+        let mut user = record.user;
+        user.id = Some(id);
+        user.contextadmin = Some(false);
+        user.default_group = Some(Box::new(default_group_ref()));
+        if let Some(group) = context.groups.get_mut(&DEFAULT_GROUP_ID) {
+            group.members.push(id);
+        }
+        context.users.insert(
+            id,
+            UserRecord {
+                user,
+                access: record.access,
+            },
+        );
+        Ok(User::with_id(id))
+    }
+
+    // ----- OXSecondaryAccountService -----
+
+    /// The users an account operation addresses: listed users plus members of listed groups
+    /// (group 0 = all users, accepted without existence check).
+    fn account_scope(&self, ctx_id: i32, users: &[i32], groups: &[i32]) -> OxResult<Vec<i32>> {
+        let context = &self.contexts[&ctx_id];
+        let mut scope = Vec::new();
+        for &u in users {
+            if !context.users.contains_key(&u) {
+                return Err(OxFault::new(
+                    FaultKind::NoSuchUser,
+                    format!("No such user {u} in context {ctx_id}"),
+                ));
+            }
+            scope.push(u);
+        }
+        for &g in groups {
+            let members: Vec<i32> = if g == 0 {
+                context.users.keys().copied().collect()
+            } else {
+                match context.groups.get(&g) {
+                    Some(group) => group.members.clone(),
+                    None => {
+                        return Err(OxFault::new(
+                            FaultKind::NoSuchUser,
+                            format!("No such group {g} in context {ctx_id}"),
+                        ))
+                    }
+                }
+            };
+            scope.extend(members);
+        }
+        scope.sort_unstable();
+        scope.dedup();
+        Ok(scope)
+    }
+
+    pub fn create_account(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        data: Option<AccountDataOnCreate>,
+        users: &[i32],
+        groups: &[i32],
+    ) -> OxResult<()> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let data = data.ok_or_else(|| OxFault::invalid("Account data is missing."))?;
+        if users.is_empty() && groups.is_empty() {
+            return Err(OxFault::invalid("Missing users/groups in account data"));
+        }
+        let Some(address) = non_empty(&data.primary_address).map(str::to_string) else {
+            return Err(OxFault::invalid("Primary address is empty."));
+        };
+        let scope = self.account_scope(ctx_id, users, groups)?;
+        let context = self.ctx_mut(ctx_id);
+        if let Some(dup) = context.accounts.iter().find(|a| {
+            a.primary_address.as_deref() == Some(address.as_str())
+                && a.user_id.is_some_and(|u| scope.contains(&u))
+        }) {
+            return Err(OxFault::invalid(format!(
+                "Account with primary address {address} already exists for user {}",
+                dup.user_id.unwrap_or_default()
+            )));
+        }
+        for user_id in scope {
+            let id = context.next_account_id;
+            context.next_account_id += 1;
+            let endpoint = endpoint_of(&data, context.users.get(&user_id).map(|r| &r.user));
+            context.accounts.push(Account {
+                context_id: Some(ctx_id),
+                user_id: Some(user_id),
+                id: Some(id),
+                login: data.login.clone(),
+                password: data.password.clone(),
+                name: data.name.clone(),
+                primary_address: Some(address.clone()),
+                personal: data.personal.clone(),
+                reply_to: data.reply_to.clone(),
+                mail_server: endpoint.mail_server,
+                mail_port: endpoint.mail_port,
+                mail_protocol: endpoint.mail_protocol,
+                mail_secure: endpoint.mail_secure,
+                mail_start_tls: endpoint.mail_start_tls,
+                transport_login: data.transport_login.clone(),
+                transport_password: data.transport_password.clone(),
+                transport_server: endpoint.transport_server,
+                transport_port: endpoint.transport_port,
+                transport_protocol: endpoint.transport_protocol,
+                transport_secure: endpoint.transport_secure,
+                transport_start_tls: endpoint.transport_start_tls,
+                archive_fullname: data.archive_fullname.clone(),
+                drafts_fullname: data.drafts_fullname.clone(),
+                sent_fullname: data.sent_fullname.clone(),
+                spam_fullname: data.spam_fullname.clone(),
+                trash_fullname: data.trash_fullname.clone(),
+                confirmed_spam_fullname: data.confirmed_spam_fullname.clone(),
+                confirmed_ham_fullname: data.confirmed_ham_fullname.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn delete_account(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        primary_address: Option<&str>,
+        users: &[i32],
+        groups: &[i32],
+    ) -> OxResult<bool> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        if users.is_empty() && groups.is_empty() {
+            return Err(OxFault::invalid("Missing users/groups in account data"));
+        }
+        let Some(address) = primary_address.filter(|a| !a.is_empty()) else {
+            return Err(OxFault::invalid("Primary address is empty."));
+        };
+        let scope = self.account_scope(ctx_id, users, groups)?;
+        let context = self.ctx_mut(ctx_id);
+        let before = context.accounts.len();
+        context.accounts.retain(|a| {
+            !(a.primary_address.as_deref() == Some(address)
+                && a.user_id.is_some_and(|u| scope.contains(&u)))
+        });
+        Ok(context.accounts.len() != before)
+    }
+
+    pub fn list_accounts(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        users: &[i32],
+        groups: &[i32],
+    ) -> OxResult<Vec<Account>> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let all = users.is_empty() && groups.is_empty();
+        let scope = self.account_scope(ctx_id, users, groups)?;
+        Ok(self.contexts[&ctx_id]
+            .accounts
+            .iter()
+            .filter(|a| all || a.user_id.is_some_and(|u| scope.contains(&u)))
+            .map(|a| Account {
+                password: None,
+                transport_password: None,
+                ..a.clone()
+            })
+            .collect())
+    }
+
+    // ----- snapshot -----
+
+    pub fn snapshot(&self) -> StateSnapshot {
+        StateSnapshot {
+            contexts: self
+                .contexts
+                .iter()
+                .map(|(&id, c)| ContextSnapshot {
+                    id,
+                    name: c.data.name.clone().unwrap_or_default(),
+                    admin: c.users.get(&c.admin_id).map(|a| ObjectRef {
+                        id: c.admin_id,
+                        name: a.user.name.clone().unwrap_or_default(),
+                    }),
+                    access_combination: c.access_combination.clone(),
+                    data: c.data.clone(),
+                    users: c
+                        .users
+                        .iter()
+                        .map(|(&uid, r)| UserSnapshot {
+                            id: uid,
+                            name: r.user.name.clone().unwrap_or_default(),
+                            data: User {
+                                password: None,
+                                ..r.user.clone()
+                            },
+                            module_access: r.access.clone(),
+                        })
+                        .collect(),
+                    groups: c.groups.values().cloned().collect(),
+                    resources: c.resources.values().cloned().collect(),
+                    secondary_accounts: c
+                        .accounts
+                        .iter()
+                        .map(|a| Account {
+                            password: None,
+                            transport_password: None,
+                            ..a.clone()
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Mail and transport endpoints of a secondary account.
+#[derive(Default)]
+struct Endpoint {
+    mail_server: Option<String>,
+    mail_port: Option<i32>,
+    mail_protocol: Option<String>,
+    mail_secure: Option<bool>,
+    mail_start_tls: Option<bool>,
+    transport_server: Option<String>,
+    transport_port: Option<i32>,
+    transport_protocol: Option<String>,
+    transport_secure: Option<bool>,
+    transport_start_tls: Option<bool>,
+}
+
+/// `mailEndpointSource`/`transportEndpointSource` = `primary` take the server of the user's
+/// primary account (`imapServer`/`smtpServer`); otherwise the account data's own values.
+fn endpoint_of(data: &AccountDataOnCreate, user: Option<&User>) -> Endpoint {
+    // `imaps://` → ("imap", secure); `imap://` → ("imap", STARTTLS).
+    fn scheme(schema: Option<&str>, default: &str) -> (String, bool) {
+        let schema = schema.unwrap_or(default).trim_end_matches("://");
+        match schema.strip_suffix('s') {
+            Some(base) if !base.is_empty() => (base.to_string(), true),
+            _ => (schema.to_string(), false),
+        }
+    }
+    let mut e = Endpoint {
+        mail_server: data.mail_server.clone(),
+        mail_port: data.mail_port,
+        mail_protocol: data.mail_protocol.clone(),
+        mail_secure: data.mail_secure,
+        mail_start_tls: data.mail_start_tls,
+        transport_server: data.transport_server.clone(),
+        transport_port: data.transport_port,
+        transport_protocol: data.transport_protocol.clone(),
+        transport_secure: data.transport_secure,
+        transport_start_tls: data.transport_start_tls,
+    };
+    let Some(user) = user else { return e };
+    if data.mail_endpoint_source.as_deref() == Some("primary") {
+        let (protocol, secure) = scheme(user.imap_schema.as_deref(), "imap://");
+        e.mail_server = user.imap_server.clone();
+        e.mail_port = user.imap_port;
+        e.mail_protocol = Some(protocol);
+        e.mail_secure = Some(secure);
+        e.mail_start_tls = Some(!secure);
+    }
+    if data.transport_endpoint_source.as_deref() == Some("primary") {
+        let (protocol, secure) = scheme(user.smtp_schema.as_deref(), "smtp://");
+        e.transport_server = user.smtp_server.clone();
+        e.transport_port = user.smtp_port;
+        e.transport_protocol = Some(protocol);
+        e.transport_secure = Some(secure);
+        e.transport_start_tls = Some(!secure);
+    }
+    e
+}
+
+fn default_group_ref() -> Group {
+    Group {
+        displayname: Some("All users".into()),
+        id: Some(DEFAULT_GROUP_ID),
+        members: Vec::new(),
+        name: Some("users".into()),
+    }
+}
+
+/// `defaultSenderAddress` must be one of the user's addresses [inf, message not known].
+fn check_sender_address(user: &User) -> OxResult<()> {
+    let Some(sender) = non_empty(&user.default_sender_address) else {
+        return Ok(());
+    };
+    let known =
+        user.aliases.iter().any(|a| a == sender) || user.primary_email.as_deref() == Some(sender);
+    if known {
+        Ok(())
+    } else {
+        Err(OxFault::invalid(format!(
+            "The default sender address {sender} is not one of the user's aliases"
+        )))
+    }
+}
+
+/// A typed snapshot of the emulated OX (also the JSON of `GET /emulator/state`). Passwords are
+/// left out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateSnapshot {
+    pub contexts: Vec<ContextSnapshot>,
+}
+
+/// One context and its content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContextSnapshot {
+    pub id: i32,
+    pub name: String,
+    /// The context admin.
+    pub admin: Option<ObjectRef>,
+    /// Set by `createModuleAccessByName`.
+    pub access_combination: Option<String>,
+    /// The context as `getData` returns it (`maxQuota`, `loginMappings`, `enabled`, …).
+    pub data: Context,
+    pub users: Vec<UserSnapshot>,
+    pub groups: Vec<Group>,
+    pub resources: Vec<Resource>,
+    pub secondary_accounts: Vec<Account>,
+}
+
+/// An id and a name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub id: i32,
+    pub name: String,
+}
+
+/// One user: all stored fields (without password) and the module rights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserSnapshot {
+    pub id: i32,
+    pub name: String,
+    pub data: User,
+    pub module_access: UserModuleAccess,
+}
+
+impl StateSnapshot {
+    /// The context with `id`.
+    pub fn context(&self, id: i32) -> Option<&ContextSnapshot> {
+        self.contexts.iter().find(|c| c.id == id)
+    }
+}
+
+impl ContextSnapshot {
+    /// The user named `name`.
+    pub fn user(&self, name: &str) -> Option<&UserSnapshot> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// The user with `id`.
+    pub fn user_by_id(&self, id: i32) -> Option<&UserSnapshot> {
+        self.users.iter().find(|u| u.id == id)
+    }
+
+    /// The group named `name`.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name.as_deref() == Some(name))
+    }
+
+    /// The resource named `name`.
+    pub fn resource(&self, name: &str) -> Option<&Resource> {
+        self.resources
+            .iter()
+            .find(|r| r.name.as_deref() == Some(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_patterns_know_only_the_star_wildcard() {
+        assert!(matches_pattern("*", "anything"));
+        assert!(matches_pattern("st*f", "staff"));
+        assert!(matches_pattern("*ff", "staff"));
+        assert!(matches_pattern("a*b*c", "aXbYc"));
+        assert!(!matches_pattern("st_ff", "staff"));
+        assert!(matches_pattern("staff", "staff"));
+        assert!(!matches_pattern("s*x", "staff"));
+    }
+
+    #[test]
+    fn user_names_outside_the_allowed_characters_are_reported() {
+        assert_eq!(is_allowed_user_name("j.doe+1@x_y-$%"), None);
+        assert_eq!(is_allowed_user_name("jö doe"), Some("ö ".to_string()));
+    }
+}

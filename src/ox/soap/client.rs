@@ -1,0 +1,297 @@
+//! `OxClient`: one keep-alive `reqwest` client, the normalised server URL, the master
+//! credentials, and the generic call (POST an envelope, sort the answer into result or
+//! [`OxError`]). The per-service methods live in the sibling `*_service` modules.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+
+use super::envelope::{read_response, redact_passwords, Request};
+use super::error::{OxError, OxErrorKind};
+use super::types::Credentials;
+use super::xml::Element;
+
+/// Default for [`OxClientBuilder::timeout`]: generous, OX context creation can take seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Client of the OX admin SOAP API. Cheap to clone (one shared connection pool).
+#[derive(Clone, Debug)]
+pub struct OxClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    /// Normalised base URL without trailing slash, e.g. `https://ox.example.org`.
+    base: String,
+    master: Credentials,
+    log_envelopes: bool,
+}
+
+/// Settings of an [`OxClient`].
+#[derive(Clone, Debug)]
+pub struct OxClientBuilder {
+    server: String,
+    timeout: Duration,
+    connect_timeout: Duration,
+    master: Credentials,
+    log_envelopes: bool,
+}
+
+impl OxClient {
+    /// Starts building a client for `server` (the value of `OX_SOAP_SERVER`, normalised by
+    /// [`normalize_server_url`]).
+    pub fn builder(server: impl Into<String>) -> OxClientBuilder {
+        OxClientBuilder {
+            server: server.into(),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: Duration::from_secs(10),
+            master: Credentials::default(),
+            log_envelopes: false,
+        }
+    }
+
+    /// The normalised base URL, e.g. `https://ox.example.org`.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// The master admin credentials (OXContextService and copyUser).
+    pub fn master(&self) -> &Credentials {
+        &self.inner.master
+    }
+
+    /// Sends a request and returns the `<op>Response` element (`None` for void operations).
+    pub(crate) async fn call(
+        &self,
+        request: Request,
+        void: bool,
+    ) -> Result<Option<Element>, OxError> {
+        let service = request.service;
+        let op = request.operation;
+        let operation = format!("{}.{}", service.name(), op);
+        let url = format!("{}/webservices/{}", self.inner.base, service.name());
+        let body = request.finish();
+        if self.inner.log_envelopes && tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(operation = %operation, envelope = %redact_passwords(&body), "Sending OX SOAP request.");
+        }
+        let started = Instant::now();
+        let response = self
+            .inner
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=UTF-8")
+            .header("SOAPAction", format!("\"urn:{op}\""))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| classify_reqwest_error(&operation, e))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| classify_reqwest_error(&operation, e))?;
+        if self.inner.log_envelopes && tracing::enabled!(tracing::Level::DEBUG) {
+            let text = String::from_utf8_lossy(&bytes);
+            tracing::debug!(operation = %operation, status, envelope = %redact_passwords(&text), "Received OX SOAP response.");
+        }
+        let result = read_response(&operation, service, op, status, &bytes, void);
+        tracing::trace!(
+            operation = %operation,
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            ok = result.is_ok(),
+            "OX SOAP call finished."
+        );
+        result
+    }
+}
+
+impl OxClientBuilder {
+    /// Timeout of a whole call (connect, send, answer).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Timeout of establishing the connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Master admin credentials (`OX_MASTER_ADMIN` and its password).
+    pub fn master(mut self, credentials: Credentials) -> Self {
+        self.master = credentials;
+        self
+    }
+
+    /// Log every envelope at DEBUG level, passwords redacted. Off by default: envelopes hold
+    /// personal data.
+    pub fn log_envelopes(mut self, on: bool) -> Self {
+        self.log_envelopes = on;
+        self
+    }
+
+    pub fn build(self) -> Result<OxClient, OxError> {
+        let base = normalize_server_url(&self.server)?;
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(50))
+            .build()
+            .map_err(|e| {
+                OxError::new(OxErrorKind::Config, "", "cannot build the HTTP client").with_source(e)
+            })?;
+        Ok(OxClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                master: self.master,
+                log_envelopes: self.log_envelopes,
+            }),
+        })
+    }
+}
+
+/// Decoding of `<op>Response` content (lenient: unknown elements ignored, nil = absent).
+pub(crate) mod decode {
+    use super::super::envelope::returns;
+    use super::super::error::{OxError, OxErrorKind};
+    use super::super::types::{DecodeError, SoapObject};
+    use super::super::xml::Element;
+
+    fn decode_error(operation: &str, e: DecodeError) -> OxError {
+        OxError::new(OxErrorKind::Decode, operation, e.to_string())
+    }
+
+    fn wrapper<'a>(operation: &str, w: &'a Option<Element>) -> Result<&'a Element, OxError> {
+        w.as_ref()
+            .ok_or_else(|| OxError::new(OxErrorKind::Decode, operation, "no response element"))
+    }
+
+    /// The single `return` object.
+    pub(crate) fn one<T: SoapObject>(operation: &str, w: Option<Element>) -> Result<T, OxError> {
+        let el = wrapper(operation, &w)?;
+        let first = returns(el)
+            .next()
+            .ok_or_else(|| OxError::new(OxErrorKind::Decode, operation, "no return element"))?;
+        T::decode(first, false).map_err(|e| decode_error(operation, e))
+    }
+
+    /// All `return` objects.
+    pub(crate) fn many<T: SoapObject>(
+        operation: &str,
+        w: Option<Element>,
+    ) -> Result<Vec<T>, OxError> {
+        let el = wrapper(operation, &w)?;
+        returns(el)
+            .map(|r| T::decode(r, false).map_err(|e| decode_error(operation, e)))
+            .collect()
+    }
+
+    /// The `return` boolean.
+    pub(crate) fn boolean(operation: &str, w: Option<Element>) -> Result<bool, OxError> {
+        let el = wrapper(operation, &w)?;
+        let text = returns(el).next().map(|r| r.text.trim()).unwrap_or("");
+        match text {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            other => Err(OxError::new(
+                OxErrorKind::Decode,
+                operation,
+                format!("{other:?} is not a boolean"),
+            )),
+        }
+    }
+}
+
+/// Normalises `OX_SOAP_SERVER` into a base URL without trailing slash:
+///
+/// - empty ⇒ `http://127.0.0.1` (the original connector's default);
+/// - no scheme ⇒ `https://` (the App Center's initial value is `https://<fqdn>`);
+/// - a path ending in `/webservices` (or `/webservices/<Service>`, `?wsdl`) is cut back to
+///   the base, since services are addressed as `<base>/webservices/<Service>`;
+/// - default ports are dropped, and `:80` under `https` becomes the https default port: OX
+///   advertises `:80` even behind TLS, which the original connector rewrote to `:443`.
+pub fn normalize_server_url(server: &str) -> Result<String, OxError> {
+    let server = server.trim();
+    let with_scheme = if server.is_empty() {
+        "http://127.0.0.1".to_string()
+    } else if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("https://{server}")
+    };
+    let invalid = |detail: String| OxError::new(OxErrorKind::Config, "", detail);
+    let mut url = Url::parse(&with_scheme)
+        .map_err(|e| invalid(format!("OX_SOAP_SERVER {server:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid(format!(
+            "OX_SOAP_SERVER {server:?} must be an http:// or https:// URL with a host"
+        )));
+    }
+    if url.scheme() == "https" && url.port() == Some(80) {
+        // `set_port` cannot fail for http(s) URLs with a host (checked above).
+        let _ = url.set_port(None);
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    let path = url.path().to_string();
+    let base_path = match path.find("/webservices") {
+        Some(i) => &path[..i],
+        None => path.as_str(),
+    };
+    let base_path = base_path.trim_end_matches('/').to_string();
+    url.set_path(&base_path);
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Sorts reqwest errors into connect / timeout / transport (as onvif-rs does).
+fn classify_reqwest_error(operation: &str, error: reqwest::Error) -> OxError {
+    let kind = if error.is_timeout() {
+        OxErrorKind::Timeout
+    } else if error.is_connect() {
+        OxErrorKind::Connect
+    } else if error.is_builder() {
+        OxErrorKind::Config
+    } else {
+        OxErrorKind::Transport
+    };
+    let detail = error.to_string();
+    OxError::new(kind, operation, detail).with_source(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_are_normalised_like_the_original_connector() {
+        let cases = [
+            ("", "http://127.0.0.1"),
+            ("ox.example.org", "https://ox.example.org"),
+            ("https://ox.example.org/", "https://ox.example.org"),
+            ("https://ox.example.org:80/", "https://ox.example.org"),
+            ("https://ox.example.org:443", "https://ox.example.org"),
+            ("http://ox.example.org:80", "http://ox.example.org"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            (
+                "https://ox.example.org/webservices/",
+                "https://ox.example.org",
+            ),
+            (
+                "https://ox.example.org/ox/webservices/OXUserService?wsdl",
+                "https://ox.example.org/ox",
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(normalize_server_url(input).unwrap(), expected, "{input}");
+        }
+        assert!(normalize_server_url("ftp://x").is_err());
+        assert!(normalize_server_url("http://").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! Integration tests of the OX SOAP client and the OX emulator (one test binary).
+//!
+//! - `examples`: every file of `shared/ox-soap/examples` (copied to `tests/fixtures/ox-soap/`)
+//!   sent to the emulator gets the documented answer, and every answer file parses in the client;
+//! - `round_trips`: client ↔ emulator for every operation, faults, special characters and
+//!   credentials in the wrong place;
+//! - `wire`: what the emulator accepts and rejects on the wire, WSDL, control endpoints, fault
+//!   injection, the `ox-emulator` command.
+
+#[path = "ox_soap/examples.rs"]
+mod examples;
+#[path = "ox_soap/round_trips.rs"]
+mod round_trips;
+#[path = "ox_soap/support.rs"]
+mod support;
+#[path = "ox_soap/wire.rs"]
+mod wire;
