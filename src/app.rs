@@ -23,6 +23,7 @@ use crate::config::{NatsTarget, Settings};
 use crate::listener::watch::{self, Sink, SinkError};
 use crate::listener::ListenerFile;
 use crate::message::ProvisioningMessage;
+use crate::provision::OxApplier;
 use crate::queue::embedded::{EmbeddedError, NatsServer};
 use crate::queue::publish::{PublishError, Publisher};
 use crate::queue::{self, consume};
@@ -50,6 +51,8 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot set up OX provisioning: {0}")]
+    Applier(String),
     #[error("stopped before the queue was ready")]
     Cancelled,
     #[error("the daemon did not stop within {0:?}")]
@@ -80,6 +83,38 @@ impl Daemon {
         applier: A,
         shutdown: CancellationToken,
     ) -> Result<Self, AppError> {
+        Self::start_with(settings, |_| async { Ok(applier) }, shutdown).await
+    }
+
+    /// Starts the daemon with the OX applier (state store and credentials in NATS).
+    pub async fn start_ox(
+        settings: Settings,
+        shutdown: CancellationToken,
+    ) -> Result<Self, AppError> {
+        let (ox, data_dir) = (settings.ox.clone(), settings.data_dir.clone());
+        Self::start_with(
+            settings,
+            |js| async move {
+                OxApplier::open(ox, &data_dir, &js)
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+            shutdown,
+        )
+        .await
+    }
+
+    /// Like [`Daemon::start`], with the applier made once NATS is connected.
+    pub async fn start_with<A, F, Fut>(
+        settings: Settings,
+        make_applier: F,
+        shutdown: CancellationToken,
+    ) -> Result<Self, AppError>
+    where
+        A: Applier,
+        F: FnOnce(jetstream::Context) -> Fut,
+        Fut: std::future::Future<Output = Result<A, String>>,
+    {
         for dir in [settings.data_dir.clone(), settings.listener_dir()] {
             std::fs::create_dir_all(&dir)
                 .map_err(|source| AppError::DataDir { path: dir, source })?;
@@ -108,6 +143,7 @@ impl Daemon {
         let client = connect(&url).await?;
         let js = jetstream::new(client.clone());
         let consumer = setup_queue(&js, &settings, &shutdown).await?;
+        let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
 
         let wake = Arc::new(Notify::new());
         let retry_now = Arc::new(Notify::new());
@@ -229,16 +265,9 @@ impl Daemon {
     }
 }
 
-/// Runs the daemon until `shutdown` is cancelled.
-pub async fn run<A: Applier>(
-    settings: Settings,
-    applier: A,
-    shutdown: CancellationToken,
-) -> Result<(), AppError> {
-    Daemon::start(settings, applier, shutdown)
-        .await?
-        .wait()
-        .await
+/// Runs the daemon with the OX applier until `shutdown` is cancelled.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), AppError> {
+    Daemon::start_ox(settings, shutdown).await?.wait().await
 }
 
 async fn connect(url: &str) -> Result<async_nats::Client, AppError> {

@@ -122,11 +122,6 @@ impl Settings {
         })
     }
 
-    /// `<data-dir>/ModuleAccessDefinitions.properties`: the access profiles.
-    pub fn access_profiles_file(&self) -> PathBuf {
-        self.data_dir.join("ModuleAccessDefinitions.properties")
-    }
-
     /// `<data-dir>/listener`: the queue folder the App Center fills.
     pub fn listener_dir(&self) -> PathBuf {
         self.data_dir.join("listener")

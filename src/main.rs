@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let result = match cli.command {
         Command::Run(args) => {
             let settings = Settings::from_raw((*args).into())?;
-            ox_connector::app::run(settings, ox_connector::provision::NotConfigured, shutdown)
+            ox_connector::app::run(settings, shutdown)
                 .await
                 .context("the daemon failed")
         }

@@ -12,7 +12,93 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
+use crate::apply::Outcome;
+use crate::message::ProvisioningMessage;
+use crate::ox::soap::User;
+
+use super::state::{ObjectState, OxIds};
 use super::udm::{self, Properties};
+use super::{ProvisionError, Provisioner};
+
+pub const TOPIC: &str = "oxmail/accessprofile";
+/// The profiles file in the data directory.
+pub const FILE_NAME: &str = "ModuleAccessDefinitions.properties";
+
+/// Stores the profile (or forgets it) and, when its rights changed, gives every OX user that
+/// uses it the new rights.
+pub async fn apply(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    previous: Option<ObjectState>,
+) -> Result<Outcome, ProvisionError> {
+    let old_name = previous.as_ref().and_then(|s| udm::text(&s.object, "name"));
+    let io = |source| ProvisionError::Io {
+        path: p.profiles.file.clone(),
+        source,
+    };
+    let Some(object) = &message.body.new else {
+        if let Some(old) = old_name {
+            p.profiles.set(&old, None).map_err(io)?;
+        }
+        p.state.remove(&message.object_id).await?;
+        return Ok(Outcome::Applied);
+    };
+    let name = udm::text(object, "name").ok_or_else(|| {
+        ProvisionError::Invalid(format!("the access profile {} has no name", message.dn))
+    })?;
+    if let Some(old) = old_name.filter(|old| *old != name) {
+        p.profiles.set(&old, None).map_err(io)?;
+    }
+    let rights = rights_of(object);
+    if p.profiles.set(&name, Some(rights.clone())).map_err(io)? {
+        reapply_to_users(p, &name, &rights).await?;
+    }
+    p.state
+        .put(
+            &message.object_id,
+            &Provisioner::applied_state(message, object.clone(), OxIds::default()),
+        )
+        .await?;
+    Ok(Outcome::Applied)
+}
+
+/// Gives the OX users whose `oxAccess` is `profile` the rights `rights`.
+async fn reapply_to_users(
+    p: &Provisioner,
+    profile: &str,
+    rights: &Rights,
+) -> Result<(), ProvisionError> {
+    let access = super::user::access_of(rights);
+    let mut count = 0usize;
+    for (_, state) in p.state.all().await? {
+        if state.object_type != super::user::TOPIC
+            || udm::text(&state.object, "oxAccess").as_deref() != Some(profile)
+        {
+            continue;
+        }
+        let (Some(context), Some(user)) = (state.ox.context, &state.ox.object) else {
+            continue;
+        };
+        let auth = p.context_admin(context)?;
+        match p
+            .ox
+            .change_user_module_access(context, &User::with_id(user.id), &access, &auth)
+            .await
+        {
+            Ok(()) => count += 1,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if count > 0 {
+        tracing::info!(
+            profile,
+            users = count,
+            "Gave the users of a changed access profile its new rights."
+        );
+    }
+    Ok(())
+}
 
 /// The UDM names of the 23 rights an access profile can grant, each with the OX
 /// `UserModuleAccess` field it sets.
@@ -97,7 +183,7 @@ pub fn rights_of(props: &Properties) -> Rights {
 
 /// The known profiles, backed by `ModuleAccessDefinitions.properties`.
 pub struct AccessProfiles {
-    file: PathBuf,
+    pub file: PathBuf,
     profiles: RwLock<BTreeMap<String, Rights>>,
 }
 

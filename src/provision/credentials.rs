@@ -79,19 +79,13 @@ pub struct ContextCredentials {
 impl ContextCredentials {
     /// Opens the bucket and the file, restoring a missing file from the bucket.
     pub async fn open(path: PathBuf, js: &jetstream::Context) -> Result<Self, CredentialsError> {
-        let store = match js.get_key_value(BUCKET).await {
-            Ok(store) => store,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: BUCKET.to_owned(),
-                    description: "ox-connector: OX admin credentials (mirror of contexts.json)"
-                        .to_owned(),
-                    history: 1,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| CredentialsError::Store(e.to_string()))?,
-        };
+        let store = crate::queue::kv::open_bucket(
+            js,
+            BUCKET,
+            "ox-connector: OX admin credentials (mirror of contexts.json)",
+        )
+        .await
+        .map_err(|e| CredentialsError::Store(e.to_string()))?;
         let this = Self {
             path,
             store,

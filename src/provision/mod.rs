@@ -1,26 +1,248 @@
-//! ④ Provisioning: applies provisioning messages to OX App Suite.
+//! ④ Provisioning: turns provisioning messages into OX SOAP calls ([`OxApplier`]).
 //!
-//! The OX implementation of [`Applier`] is being built (issue 5). Until then the daemon uses
-//! [`NotConfigured`], which refuses every change: the queue blocks at its first message with a
-//! clear reason, and no listener file is deleted without its change having reached OX.
+//! One file per OX object kind — [`context`], [`user`] (with the attribute mapping in
+//! [`user_mapping`]), [`group`], [`resource`], [`access_profile`], [`functional_account`] —
+//! each with an `apply` that decides, from the message and the remembered state
+//! ([`state::StateStore`]), whether the object is created, changed, moved or deleted in OX.
+//!
+//! Rules shared by all kinds (`docs/provisioning.md`):
+//! - every handler is idempotent: "create" of an object that already exists in OX adopts and
+//!   changes it, "delete" of something already gone succeeds, a re-delivered message changes
+//!   nothing;
+//! - state is written only after OX accepted the change;
+//! - a message older than the last change applied to the same object (by listener file name)
+//!   is stale and ignored;
+//! - an error is returned as transient (OX unreachable, busy) or rejected (OX refused the
+//!   data, credentials missing); either way the queue retries it and shows why.
 
 pub mod access_profile;
+pub mod context;
 pub mod credentials;
+pub mod functional_account;
+pub mod group;
+pub mod resource;
 pub mod settings;
 pub mod state;
 pub mod udm;
+pub mod user;
+pub mod user_mapping;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_nats::jetstream;
 
 use crate::apply::{Applier, ApplyError, Outcome};
 use crate::message::ProvisioningMessage;
+use crate::ox::soap::{Credentials, OxClient, OxError};
+use access_profile::AccessProfiles;
+use credentials::{AdminLogin, ContextCredentials, CredentialsError, MASTER};
+use settings::OxSettings;
+use state::{ObjectState, StateError, StateStore};
 
-/// Refuses every change because OX provisioning is not part of this build yet.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NotConfigured;
+/// Why a change could not be provisioned.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(transparent)]
+    Ox(#[from] OxError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(
+        "no admin credentials for OX context {context} in {file}: create the context through UCS \
+         (oxmail/oxcontext) or add its admin login to that file"
+    )]
+    NoCredentials { context: i32, file: PathBuf },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
-impl Applier for NotConfigured {
-    async fn apply(&self, _message: &ProvisioningMessage) -> Result<Outcome, ApplyError> {
-        Err(ApplyError::rejected(
-            "OX provisioning is not implemented in this build of ox-connector; the change stays queued",
-        ))
+impl From<ProvisionError> for ApplyError {
+    fn from(error: ProvisionError) -> Self {
+        let transient = match &error {
+            ProvisionError::Ox(e) => e.is_retryable(),
+            ProvisionError::State(_) | ProvisionError::Credentials(CredentialsError::Store(_)) => {
+                true
+            }
+            ProvisionError::Io { .. } => true,
+            _ => false,
+        };
+        if transient {
+            ApplyError::transient(error.to_string())
+        } else {
+            ApplyError::rejected(error.to_string())
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct Provisioner {
+    pub ox: OxClient,
+    pub settings: OxSettings,
+    pub state: StateStore,
+    pub credentials: ContextCredentials,
+    pub profiles: AccessProfiles,
+    pub mapping: user_mapping::UserMapping,
+}
+
+impl Provisioner {
+    /// The context admin's credentials for `context`.
+    pub fn context_admin(&self, context: i32) -> Result<Credentials, ProvisionError> {
+        match self.credentials.get(&context.to_string())? {
+            Some(login) => Ok(Credentials::new(login.adminuser, login.adminpass)),
+            None => Err(ProvisionError::NoCredentials {
+                context,
+                file: self.settings.credentials_file.clone(),
+            }),
+        }
+    }
+
+    /// The context admin's login name, if known.
+    pub fn context_admin_name(&self, context: i32) -> Option<String> {
+        self.credentials
+            .get(&context.to_string())
+            .ok()
+            .flatten()
+            .map(|login| login.adminuser)
+    }
+
+    /// Dispatches one message to the handler of its object kind.
+    pub async fn apply(&self, message: &ProvisioningMessage) -> Result<Outcome, ProvisionError> {
+        let previous = self.state.get(&message.object_id).await?;
+        if let (Some(previous), Some(file)) = (&previous, message.source_file()) {
+            if previous
+                .source_file
+                .as_deref()
+                .is_some_and(|last| file.as_bytes() < last.as_bytes())
+            {
+                return Ok(Outcome::Ignored(format!(
+                    "a newer change of this object ({}) was already applied",
+                    previous.source_file.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        match message.topic.as_str() {
+            context::TOPIC => context::apply(self, message, previous).await,
+            user::TOPIC => user::apply(self, message, previous).await,
+            group::TOPIC => group::apply(self, message, previous).await,
+            resource::TOPIC => resource::apply(self, message, previous).await,
+            access_profile::TOPIC => access_profile::apply(self, message, previous).await,
+            functional_account::TOPIC => functional_account::apply(self, message, previous).await,
+            other => Ok(Outcome::Ignored(format!(
+                "{other} objects are not provisioned to OX"
+            ))),
+        }
+    }
+
+    /// The state to remember after `message` was applied.
+    pub fn applied_state(
+        message: &ProvisioningMessage,
+        object: udm::Properties,
+        ox: state::OxIds,
+    ) -> ObjectState {
+        ObjectState {
+            object_type: message.topic.clone(),
+            dn: message.dn.clone(),
+            object,
+            ox,
+            source_file: message.source_file().map(str::to_owned),
+            applied_at: chrono::Utc::now(),
+        }
+    }
+}
+
+/// The OX subscriber's [`Applier`].
+#[derive(Clone)]
+pub struct OxApplier {
+    inner: Arc<Provisioner>,
+}
+
+impl OxApplier {
+    /// Opens the state store and the credentials file, keeps the credentials file's `master`
+    /// entry in step with `OX_MASTER_ADMIN`/`OX_MASTER_PASSWORD` (when the password is set),
+    /// loads the access profiles and the attribute mapping from `data_dir`, and builds the OX
+    /// client.
+    pub async fn open(
+        settings: OxSettings,
+        data_dir: &std::path::Path,
+        js: &jetstream::Context,
+    ) -> Result<Self, ProvisionError> {
+        let access_profiles_file = data_dir.join(access_profile::FILE_NAME);
+        let mapping_file = data_dir.join(user_mapping::FILE_NAME);
+        let mapping =
+            user_mapping::UserMapping::load(&mapping_file).map_err(ProvisionError::Invalid)?;
+        let state = StateStore::open(js).await?;
+        let credentials = ContextCredentials::open(settings.credentials_file.clone(), js).await?;
+        if let Some(password) = &settings.master_password {
+            credentials
+                .set(
+                    MASTER,
+                    AdminLogin {
+                        adminuser: settings.master_admin.clone(),
+                        adminpass: password.expose().to_owned(),
+                    },
+                )
+                .await?;
+        }
+        let master = credentials
+            .get(MASTER)?
+            .map(|login| Credentials::new(login.adminuser, login.adminpass))
+            .unwrap_or_else(|| Credentials::new(settings.master_admin.clone(), ""));
+        let ox = OxClient::builder(settings.soap_server.clone())
+            .timeout(settings.soap_timeout)
+            .master(master)
+            .build()?;
+        let profiles = AccessProfiles::load(access_profiles_file.clone()).map_err(|source| {
+            ProvisionError::Io {
+                path: access_profiles_file,
+                source,
+            }
+        })?;
+        Ok(Self {
+            inner: Arc::new(Provisioner {
+                ox,
+                settings,
+                state,
+                credentials,
+                profiles,
+                mapping,
+            }),
+        })
+    }
+
+    pub fn provisioner(&self) -> &Provisioner {
+        &self.inner
+    }
+}
+
+impl Applier for OxApplier {
+    async fn apply(&self, message: &ProvisioningMessage) -> Result<Outcome, ApplyError> {
+        self.inner.apply(message).await.map_err(ApplyError::from)
+    }
+}
+
+/// A random password of `length` characters from `[A-Za-z0-9]` with at least one lower-case
+/// letter, one upper-case letter and one digit (the original's rule for context admins).
+pub fn random_password(length: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    loop {
+        let password: String = (0..length)
+            .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+            .collect();
+        if password.chars().any(|c| c.is_ascii_lowercase())
+            && password.chars().any(|c| c.is_ascii_uppercase())
+            && password.chars().any(|c| c.is_ascii_digit())
+        {
+            return password;
+        }
     }
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::udm::Properties;
+use crate::queue::kv::open_bucket;
 
 const OBJECTS_BUCKET: &str = "ox-objects";
 const DN_BUCKET: &str = "ox-dn-index";
@@ -77,29 +78,18 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (creating if needed) the buckets.
     pub async fn open(js: &jetstream::Context) -> Result<Self, StateError> {
-        let bucket = |name: &str, description: &str| kv::Config {
-            bucket: name.to_owned(),
-            description: description.to_owned(),
-            history: 1,
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
-        };
-        let open = |config: kv::Config| async move {
-            match js.get_key_value(&config.bucket).await {
-                Ok(store) => Ok(store),
-                Err(_) => js
-                    .create_key_value(config)
-                    .await
-                    .map_err(|e| StateError::new("create bucket", e)),
-            }
+        let open = |name, description| async move {
+            open_bucket(js, name, description)
+                .await
+                .map_err(|e| StateError::new("open", e))
         };
         Ok(Self {
-            objects: open(bucket(
+            objects: open(
                 OBJECTS_BUCKET,
                 "ox-connector: last applied object per entry UUID",
-            ))
+            )
             .await?,
-            dns: open(bucket(DN_BUCKET, "ox-connector: DN to entry UUID")).await?,
+            dns: open(DN_BUCKET, "ox-connector: DN to entry UUID").await?,
         })
     }
 

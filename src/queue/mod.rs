@@ -11,6 +11,7 @@
 
 pub mod consume;
 pub mod embedded;
+pub mod kv;
 pub mod publish;
 
 use std::time::Duration;

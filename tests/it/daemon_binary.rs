@@ -1,41 +1,55 @@
-//! The real `ox-connector run` binary with its embedded nats-server.
+//! The real `ox-connector run` binary with its embedded nats-server, against the OX emulator.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{files, status_file, wait_for};
+use ox_connector::emulator::{Emulator, EmulatorConfig};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use crate::support::ox::{context, user, MASTER, MASTER_PASSWORD};
+use crate::support::{files, wait_for};
 
 #[tokio::test]
-async fn the_daemon_starts_its_own_nats_server_keeps_unapplied_files_and_stops_on_sigterm() {
+async fn the_daemon_binary_provisions_ox_stops_on_sigterm_and_never_logs_secrets() {
+    let ox = Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
+        .await
+        .unwrap();
     let data = tempfile::tempdir().unwrap();
     let listener = data.path().join("listener");
-    files::write(&listener, &files::name(1), &files::user("u1", "user1"));
+    files::write(&listener, &files::name(1), &context("ctx-10", 10, None));
+    files::write(
+        &listener,
+        &files::name(2),
+        &user("u-1", "anna", 10, json!({})),
+    );
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))
         .args(["run", "--data-dir"])
         .arg(data.path())
-        .args([
-            "--retry-delay",
-            "200ms",
-            "--log-format",
-            "json",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["--log-format", "json", "--admin-listen", "127.0.0.1:0"])
         .env_remove("NATS_URL")
+        .env("RUST_LOG", "debug")
+        .env("OX_SOAP_SERVER", ox.base_url())
+        .env("OX_MASTER_ADMIN", MASTER)
+        .env("OX_MASTER_PASSWORD", MASTER_PASSWORD)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.unwrap();
+        text
+    });
 
-    // Without OX provisioning in this build, the first change blocks the queue, and its file
-    // must stay: nothing is deleted that did not reach OX.
-    wait_for("the blocked status", Duration::from_secs(30), || {
-        status_file(data.path())["blocked"]["file"] == files::name(1)
+    wait_for("both files applied", Duration::from_secs(30), || {
+        files::listener_files(&listener).is_empty()
     })
     .await;
-    assert!(listener.join(files::name(1)).exists());
+    assert!(ox.state().context(10).unwrap().user("anna").is_some());
     let pid_file = data.path().join("nats/nats-server.pid");
     let nats_pid: i32 = std::fs::read_to_string(&pid_file)
         .unwrap()
@@ -55,18 +69,9 @@ async fn the_daemon_starts_its_own_nats_server_keeps_unapplied_files_and_stops_o
         nix::sys::signal::kill(nats, None).is_err()
     })
     .await;
-    assert!(listener.join(files::name(1)).exists());
 
-    let mut stderr = String::new();
-    use tokio::io::AsyncReadExt;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
-    for line in stderr.lines() {
+    let log = log.await.unwrap();
+    for line in log.lines() {
         let parsed: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
         assert!(
@@ -74,5 +79,19 @@ async fn the_daemon_starts_its_own_nats_server_keeps_unapplied_files_and_stops_o
             "{line}"
         );
     }
-    assert!(stderr.contains("not implemented in this build"), "{stderr}");
+    assert!(log.contains("Applied change."), "{log}");
+    let credentials: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.path().join("secrets/contexts.json")).unwrap())
+            .unwrap();
+    let admin_password = credentials["10"]["adminpass"].as_str().unwrap();
+    assert_eq!(credentials["master"]["adminpass"], MASTER_PASSWORD);
+    for secret in [MASTER_PASSWORD, admin_password] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+    let token = std::fs::read_to_string(data.path().join("secrets/admin-token")).unwrap();
+    assert!(
+        !log.contains(token.trim()),
+        "the admin token reached the log"
+    );
+    ox.stop().await;
 }

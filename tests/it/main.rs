@@ -3,4 +3,5 @@
 mod admin;
 mod daemon_binary;
 mod pipeline;
+mod scenarios;
 mod support;

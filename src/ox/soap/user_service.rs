@@ -28,6 +28,24 @@ impl OxClient {
 
     /// `change`: partial update of the user identified by `user.id` (or `user.name`); rename =
     /// id + new name. Unset fields stay, `Some("")` clears.
+    /// `createByModuleAccess`: creates the user with its module rights in one call.
+    pub async fn create_user_with_access(
+        &self,
+        ctx: i32,
+        user: &User,
+        access: &UserModuleAccess,
+        auth: &Credentials,
+    ) -> Result<User, OxError> {
+        let mut req = Self::user_request("createByModuleAccess", ctx);
+        req.object("usrdata", user)
+            .object("access", access)
+            .auth(auth);
+        decode::one(
+            "OXUserService.createByModuleAccess",
+            self.call(req, false).await?,
+        )
+    }
+
     pub async fn change_user(
         &self,
         ctx: i32,

@@ -3,6 +3,7 @@
 
 pub mod applier;
 pub mod files;
+pub mod ox;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

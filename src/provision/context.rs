@@ -1,0 +1,156 @@
+//! OX contexts (`oxmail/oxcontext`), with the master admin's credentials.
+//!
+//! | UDM | OX `Context` |
+//! |---|---|
+//! | `contextid` | `id` |
+//! | `name` | `name` |
+//! | `oxQuota` (MB) | `maxQuota`; empty → `-1` (unlimited) |
+//!
+//! Create: `create` with `loginMappings = ["context<id>", "<id>"]` and a context admin
+//! (`oxadmin` for `DEFAULT_CONTEXT`, else `oxadmin-context<id>`) with a random password, which
+//! goes to the credentials file; an existing context is adopted and changed instead. Change:
+//! `change` of name and quota (never `enabled`: a context an OX admin disabled stays disabled).
+//! Delete: `delete` (OX removes everything in the context) and its credentials are dropped.
+
+use crate::apply::Outcome;
+use crate::message::ProvisioningMessage;
+use crate::ox::soap::{Context, User};
+
+use super::credentials::AdminLogin;
+use super::state::{ObjectState, OxIds};
+use super::udm::{self, Properties};
+use super::{random_password, ProvisionError, Provisioner};
+
+pub const TOPIC: &str = "oxmail/oxcontext";
+
+pub async fn apply(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    previous: Option<ObjectState>,
+) -> Result<Outcome, ProvisionError> {
+    match &message.body.new {
+        None => delete(p, message, previous).await,
+        Some(object) => upsert(p, message, object, previous).await,
+    }
+}
+
+/// The context id of a context object.
+pub fn context_id(object: &Properties) -> Option<i32> {
+    udm::integer(object, "contextid").and_then(|id| i32::try_from(id).ok())
+}
+
+fn wanted(object: &Properties, id: i32) -> Context {
+    let quota = udm::integer(object, "oxQuota").unwrap_or(-1);
+    Context {
+        id: Some(id),
+        name: Some(udm::text(object, "name").unwrap_or_else(|| format!("context{id}"))),
+        max_quota: Some(quota),
+        ..Context::default()
+    }
+}
+
+async fn upsert(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    object: &Properties,
+    previous: Option<ObjectState>,
+) -> Result<Outcome, ProvisionError> {
+    let id = context_id(object).ok_or_else(|| {
+        ProvisionError::Invalid(format!("context {} has no valid contextid", message.dn))
+    })?;
+    let ctx = wanted(object, id);
+    let known = previous.as_ref().and_then(|s| s.ox.context) == Some(id);
+    if known {
+        match p.ox.change_context(&ctx).await {
+            Ok(()) => {}
+            // Deleted in OX behind our back: create it again.
+            Err(e) if e.is_not_found() => create(p, &ctx, id).await?,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        create(p, &ctx, id).await?;
+    }
+    let ox = OxIds {
+        context: Some(id),
+        ..OxIds::default()
+    };
+    p.state
+        .put(
+            &message.object_id,
+            &Provisioner::applied_state(message, object.clone(), ox),
+        )
+        .await?;
+    Ok(Outcome::Applied)
+}
+
+/// Creates the context with its admin, or adopts and changes an existing one.
+pub async fn create(p: &Provisioner, ctx: &Context, id: i32) -> Result<(), ProvisionError> {
+    let admin_name = if id == p.settings.default_context {
+        "oxadmin".to_owned()
+    } else {
+        format!("oxadmin-context{id}")
+    };
+    let password = random_password(64);
+    let mail = format!("{admin_name}@{}", p.settings.domainname);
+    let admin = User {
+        name: Some(admin_name.clone()),
+        password: Some(password.clone()),
+        display_name: Some("OX Admin".into()),
+        given_name: Some("OX".into()),
+        sur_name: Some("Admin".into()),
+        primary_email: Some(mail.clone()),
+        email1: Some(mail),
+        timezone: Some(p.settings.timezone.clone()),
+        language: Some(p.settings.language.clone()),
+        ..User::default()
+    };
+    let mut new_ctx = ctx.clone();
+    new_ctx.login_mappings = vec![format!("context{id}"), id.to_string()];
+    match p.ox.create_context(&new_ctx, &admin).await {
+        Ok(_) => {
+            p.credentials
+                .set(
+                    &id.to_string(),
+                    AdminLogin {
+                        adminuser: admin_name,
+                        adminpass: password,
+                    },
+                )
+                .await?;
+            tracing::info!(context = id, "Created OX context and its admin.");
+            Ok(())
+        }
+        Err(e) if e.is_conflict() => {
+            p.ox.change_context(ctx).await?;
+            if p.credentials.get(&id.to_string())?.is_none() {
+                tracing::warn!(
+                    context = id,
+                    file = %p.settings.credentials_file.display(),
+                    "OX context exists already and was adopted, but its admin credentials are unknown; add them to the credentials file so that its users can be provisioned."
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    previous: Option<ObjectState>,
+) -> Result<Outcome, ProvisionError> {
+    let Some(id) = previous.as_ref().and_then(|s| s.ox.context) else {
+        return Ok(Outcome::Ignored(
+            "delete of a context that was never provisioned".into(),
+        ));
+    };
+    match p.ox.delete_context(&Context::with_id(id)).await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    p.credentials.remove(&id.to_string()).await?;
+    p.state.remove(&message.object_id).await?;
+    Ok(Outcome::Applied)
+}

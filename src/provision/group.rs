@@ -1,0 +1,202 @@
+//! OX groups (`groups/group` with `isOxGroup`), with the context admin's credentials.
+//!
+//! A UDM group becomes one OX group **per context of its members**: its `users` (DNs) are
+//! resolved to OX user ids through the state store (never by asking OX), bucketed by the
+//! members' contexts, and in each context the OX group gets the full member list. A context
+//! whose bucket is empty has no OX group (it is deleted there: OX groups are never empty). The
+//! OX name and display name come from the UDM property named by `OX_GROUP_IDENTIFIER`
+//! (default `name`); a rename changes the OX group in place (same id). OX's own group `users`
+//! is never touched. `isOxGroup` switched off, or the group deleted: its OX groups are deleted.
+//!
+//! Members that are not known yet (a group that arrives before its users) are left out; when
+//! such a user is created or moves, its groups are applied again ([`reapply_groups_of`]), so
+//! membership converges.
+
+use std::collections::BTreeMap;
+
+use crate::apply::Outcome;
+use crate::message::ProvisioningMessage;
+use crate::ox::soap::Group;
+
+use super::state::{ObjectState, OxIds, OxRef};
+use super::udm::{self, Properties};
+use super::{ProvisionError, Provisioner};
+
+pub const TOPIC: &str = "groups/group";
+
+pub async fn apply(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    previous: Option<ObjectState>,
+) -> Result<Outcome, ProvisionError> {
+    let after = sync(p, &message.object_id, message.body.new.as_ref(), previous).await?;
+    match (&message.body.new, after) {
+        (Some(object), ox) => {
+            let state = Provisioner::applied_state(message, object.clone(), ox);
+            p.state.put(&message.object_id, &state).await?;
+        }
+        (None, _) => p.state.remove(&message.object_id).await?,
+    }
+    Ok(Outcome::Applied)
+}
+
+/// Applies the group `object` (or its absence) given what was applied before; returns its OX
+/// groups per context.
+async fn sync(
+    p: &Provisioner,
+    entry_uuid: &str,
+    object: Option<&Properties>,
+    previous: Option<ObjectState>,
+) -> Result<OxIds, ProvisionError> {
+    let before = previous.map(|s| s.ox.per_context).unwrap_or_default();
+    let name = object.and_then(|o| group_name(p, entry_uuid, o));
+    let wanted = match (object, &name) {
+        (Some(object), Some(name))
+            if udm::flag(object, "isOxGroup") && !name.eq_ignore_ascii_case("users") =>
+        {
+            members_by_context(p, object).await?
+        }
+        _ => BTreeMap::new(),
+    };
+    let mut after = BTreeMap::new();
+    for (context, members) in wanted {
+        let name = name.clone().unwrap_or_default();
+        let auth = p.context_admin(context)?;
+        let mut group = Group {
+            name: Some(name.clone()),
+            displayname: Some(name.clone()),
+            members,
+            ..Group::default()
+        };
+        let id = match before.get(&context) {
+            Some(known) => {
+                group.id = Some(known.id);
+                match p.ox.change_group(context, &group, &auth).await {
+                    Ok(()) => known.id,
+                    Err(e) if e.is_not_found() => create(p, context, &group, &auth).await?,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => create(p, context, &group, &auth).await?,
+        };
+        after.insert(context, OxRef { id, name });
+    }
+    for (context, gone) in before.iter().filter(|(c, _)| !after.contains_key(*c)) {
+        let auth = p.context_admin(*context)?;
+        match p
+            .ox
+            .delete_group(*context, &Group::with_id(gone.id), &auth)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(OxIds {
+        per_context: after,
+        ..OxIds::default()
+    })
+}
+
+/// Creates the group, or adopts and changes a group of that name.
+async fn create(
+    p: &Provisioner,
+    context: i32,
+    group: &Group,
+    auth: &crate::ox::soap::Credentials,
+) -> Result<i32, ProvisionError> {
+    match p.ox.create_group(context, group, auth).await {
+        Ok(created) => created.id.ok_or_else(|| {
+            ProvisionError::Invalid("OX created the group but returned no id".into())
+        }),
+        Err(e) if e.is_conflict() => {
+            let name = group.name.clone().unwrap_or_default();
+            let existing =
+                p.ox.get_group(context, &Group::with_name(name), auth)
+                    .await?;
+            let id = existing
+                .id
+                .ok_or_else(|| ProvisionError::Invalid("OX returned a group without id".into()))?;
+            let mut change = group.clone();
+            change.id = Some(id);
+            p.ox.change_group(context, &change, auth).await?;
+            Ok(id)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn group_name(p: &Provisioner, entry_uuid: &str, object: &Properties) -> Option<String> {
+    let identifier = &p.settings.group_identifier;
+    if identifier.eq_ignore_ascii_case("entryUUID") {
+        Some(entry_uuid.to_owned())
+    } else {
+        udm::text(object, identifier)
+    }
+}
+
+/// The OX user ids of the group's members, by context.
+async fn members_by_context(
+    p: &Provisioner,
+    object: &Properties,
+) -> Result<BTreeMap<i32, Vec<i32>>, ProvisionError> {
+    let mut buckets: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for dn in udm::texts(object, "users") {
+        match p.state.get_by_dn(&dn).await? {
+            Some((_, member)) if member.object_type == super::user::TOPIC => {
+                if let (Some(context), Some(user)) = (member.ox.context, member.ox.object) {
+                    let ids = buckets.entry(context).or_default();
+                    if !ids.contains(&user.id) {
+                        ids.push(user.id);
+                    }
+                }
+            }
+            _ => tracing::debug!(member = %dn, "Group member is not a known OX user (yet)."),
+        }
+    }
+    Ok(buckets)
+}
+
+/// Applies the groups listed in a user's `groups` again (after the user appeared in a context).
+pub async fn reapply_groups_of(p: &Provisioner, user: &Properties) -> Result<(), ProvisionError> {
+    for dn in udm::texts(user, "groups") {
+        let Some((uuid, state)) = p.state.get_by_dn(&dn).await? else {
+            continue;
+        };
+        if state.object_type != TOPIC {
+            continue;
+        }
+        let object = state.object.clone();
+        let ox = sync(p, &uuid, Some(&object), Some(state.clone())).await?;
+        if ox != state.ox {
+            p.state.put(&uuid, &ObjectState { ox, ..state }).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Forgets an OX group deleted because its last member left the context; the group is found
+/// among the UDM groups of that member.
+pub async fn forget_ox_group(
+    p: &Provisioner,
+    member: &Properties,
+    context: i32,
+    group_id: i32,
+) -> Result<(), ProvisionError> {
+    for dn in udm::texts(member, "groups") {
+        let Some((uuid, mut state)) = p.state.get_by_dn(&dn).await? else {
+            continue;
+        };
+        if state
+            .ox
+            .per_context
+            .get(&context)
+            .is_some_and(|g| g.id == group_id)
+        {
+            state.ox.per_context.remove(&context);
+            p.state.put(&uuid, &state).await?;
+        }
+    }
+    Ok(())
+}

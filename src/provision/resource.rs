@@ -1,0 +1,131 @@
+//! OX resources (`oxresources/oxresources`), with the context admin's credentials.
+//!
+//! | UDM | OX `Resource` |
+//! |---|---|
+//! | `name` | `name` (look-up key) |
+//! | `displayname` (default: the name) | `displayname` |
+//! | `description` | `description` (empty clears) |
+//! | `resourceMailAddress` | `email` |
+//! | `oxContext` (default `DEFAULT_CONTEXT`) | the context |
+//!
+//! `available` is always true; `resourceadmin` is not sent (UDM puts it on the admin user).
+//! A context change creates the resource in the new context, then deletes it in the old one.
+
+use crate::apply::Outcome;
+use crate::message::ProvisioningMessage;
+use crate::ox::soap::{Credentials, Resource};
+
+use super::state::{ObjectState, OxIds, OxRef};
+use super::udm::{self, Properties};
+use super::{ProvisionError, Provisioner};
+
+pub const TOPIC: &str = "oxresources/oxresources";
+
+pub async fn apply(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    previous: Option<ObjectState>,
+) -> Result<Outcome, ProvisionError> {
+    let before = previous
+        .as_ref()
+        .and_then(|s| Some((s.ox.context?, s.ox.object.clone()?)));
+    let Some(object) = &message.body.new else {
+        let Some((context, old)) = before else {
+            return Ok(Outcome::Ignored(
+                "delete of a resource that was never provisioned".into(),
+            ));
+        };
+        delete(p, context, &old).await?;
+        p.state.remove(&message.object_id).await?;
+        return Ok(Outcome::Applied);
+    };
+    let context = udm::integer(object, "oxContext")
+        .and_then(|c| i32::try_from(c).ok())
+        .unwrap_or(p.settings.default_context);
+    let resource = wanted(object).ok_or_else(|| {
+        ProvisionError::Invalid(format!("the resource {} has no name", message.dn))
+    })?;
+    let name = resource.name.clone().unwrap_or_default();
+    let auth = p.context_admin(context)?;
+    let id = match &before {
+        Some((old_context, old)) if *old_context == context => {
+            let mut change = resource.clone();
+            change.id = Some(old.id);
+            match p.ox.change_resource(context, &change, &auth).await {
+                Ok(()) => old.id,
+                Err(e) if e.is_not_found() => create(p, context, &resource, &auth).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Some((old_context, old)) => {
+            let id = create(p, context, &resource, &auth).await?;
+            delete(p, *old_context, old).await?;
+            id
+        }
+        None => create(p, context, &resource, &auth).await?,
+    };
+    let ox = OxIds {
+        context: Some(context),
+        object: Some(OxRef { id, name }),
+        ..OxIds::default()
+    };
+    p.state
+        .put(
+            &message.object_id,
+            &Provisioner::applied_state(message, object.clone(), ox),
+        )
+        .await?;
+    Ok(Outcome::Applied)
+}
+
+fn wanted(object: &Properties) -> Option<Resource> {
+    let name = udm::text(object, "name")?;
+    Some(Resource {
+        displayname: Some(udm::text(object, "displayname").unwrap_or_else(|| name.clone())),
+        description: Some(udm::text(object, "description").unwrap_or_default()),
+        email: udm::text(object, "resourceMailAddress"),
+        available: Some(true),
+        name: Some(name),
+        ..Resource::default()
+    })
+}
+
+async fn create(
+    p: &Provisioner,
+    context: i32,
+    resource: &Resource,
+    auth: &Credentials,
+) -> Result<i32, ProvisionError> {
+    match p.ox.create_resource(context, resource, auth).await {
+        Ok(created) => created.id.ok_or_else(|| {
+            ProvisionError::Invalid("OX created the resource but returned no id".into())
+        }),
+        Err(e) if e.is_conflict() => {
+            let name = resource.name.clone().unwrap_or_default();
+            let existing =
+                p.ox.get_resource(context, &Resource::with_name(name), auth)
+                    .await?;
+            let id = existing.id.ok_or_else(|| {
+                ProvisionError::Invalid("OX returned a resource without id".into())
+            })?;
+            let mut change = resource.clone();
+            change.id = Some(id);
+            p.ox.change_resource(context, &change, auth).await?;
+            Ok(id)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete(p: &Provisioner, context: i32, old: &OxRef) -> Result<(), ProvisionError> {
+    let auth = p.context_admin(context)?;
+    match p
+        .ox
+        .delete_resource(context, &Resource::with_id(old.id), &auth)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

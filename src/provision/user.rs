@@ -1,0 +1,473 @@
+//! OX users (`users/user` with `isOxUser`), with the context admin's credentials.
+//!
+//! - An OX user is a UDM user with `isOxUser` (`OK`/`true`) and an `oxContext`; its OX name is
+//!   the UDM property named by `OX_USER_IDENTIFIER` (default `username`; `entryUUID` for the
+//!   entry UUID). Without `oxContext` the change is ignored (logged); the context's admin is
+//!   never created, changed or deleted.
+//! - Create: `createByModuleAccess` (fields from [`super::user_mapping`], module rights of the
+//!   access profile in `oxAccess`, language and time zone from the settings, a random password
+//!   nobody knows — OX users log in through the mail system or SSO). A user that already exists
+//!   in OX under that name is adopted and changed; a user of another entry UUID at the same DN is
+//!   replaced (deleted, then created).
+//! - Change: `change` with every mapped field (empty text clears), a rename when the OX name
+//!   changed, the default sender address kept unless it was the old primary address or is no
+//!   longer one of the user's addresses; `changeByModuleAccess` when `oxAccess` changed.
+//! - Context change: `copyUser` into the new context (keeping the user's OX data), `change` there,
+//!   then delete the user in the old context and delete the groups left empty there.
+//! - Delete (also `isOxUser` switched off): `delete`, then the user's groups left empty are
+//!   deleted.
+//! - After a create or a move the user's groups are applied again, so that a group that arrived
+//!   before its member converges.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use crate::apply::Outcome;
+use crate::message::ProvisioningMessage;
+use crate::ox::soap::{Credentials, Group, User, UserModuleAccess};
+
+use super::access_profile::{Rights, RIGHTS};
+use super::state::{ObjectState, OxIds, OxRef};
+use super::udm::{self, Properties};
+use super::user_mapping::MailServers;
+use super::{group, random_password, ProvisionError, Provisioner};
+
+pub const TOPIC: &str = "users/user";
+
+pub async fn apply(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    previous: Option<ObjectState>,
+) -> Result<Outcome, ProvisionError> {
+    let was_in_ox = previous
+        .as_ref()
+        .and_then(|s| Some((s.ox.context?, s.ox.object.clone()?)));
+    let object = match &message.body.new {
+        Some(object) if udm::flag(object, "isOxUser") => object,
+        new => {
+            // Deleted, or no (longer an) OX user.
+            if let Some((context, user)) = &was_in_ox {
+                let old_groups = previous
+                    .as_ref()
+                    .map(|s| s.object.clone())
+                    .unwrap_or_default();
+                delete_in_ox(p, *context, user, &old_groups).await?;
+            }
+            match new {
+                // Remembered without OX ids, so that groups can tell it is not an OX user.
+                Some(object) => {
+                    let state =
+                        Provisioner::applied_state(message, object.clone(), OxIds::default());
+                    p.state.put(&message.object_id, &state).await?;
+                }
+                None => p.state.remove(&message.object_id).await?,
+            }
+            return Ok(match was_in_ox {
+                Some(_) => Outcome::Applied,
+                None if new.is_some() => Outcome::Ignored("not an OX user".into()),
+                None => Outcome::Ignored("delete of a user that was never an OX user".into()),
+            });
+        }
+    };
+    let Some(context) = udm::integer(object, "oxContext").and_then(|c| i32::try_from(c).ok())
+    else {
+        return Ok(Outcome::Ignored(
+            "the user has no oxContext attribute".into(),
+        ));
+    };
+    let name = ox_name(p, message, object)?;
+    if p.context_admin_name(context).as_deref() == Some(name.as_str()) {
+        return Ok(Outcome::Ignored(format!(
+            "{name} is the admin of OX context {context}; the context admin is never changed"
+        )));
+    }
+    let auth = p.context_admin(context)?;
+    let previous_object = previous.as_ref().map(|s| &s.object);
+
+    let (id, moved) = match was_in_ox {
+        Some((old_context, old)) if old_context != context => {
+            let id = move_user(
+                p,
+                object,
+                &name,
+                old_context,
+                &old,
+                context,
+                &auth,
+                previous_object,
+            )
+            .await?;
+            (id, true)
+        }
+        Some((_, old)) => {
+            match change(p, object, &name, context, old.id, &auth, previous_object).await {
+                Ok(()) => (old.id, false),
+                // Removed in OX by hand: create it again.
+                Err(ProvisionError::Ox(e)) if e.is_not_found() => (
+                    create(p, message, object, &name, context, &auth).await?,
+                    true,
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+        None => (
+            create(p, message, object, &name, context, &auth).await?,
+            true,
+        ),
+    };
+
+    let ox = OxIds {
+        context: Some(context),
+        object: Some(OxRef { id, name }),
+        ..OxIds::default()
+    };
+    p.state
+        .put(
+            &message.object_id,
+            &Provisioner::applied_state(message, object.clone(), ox),
+        )
+        .await?;
+    if moved {
+        group::reapply_groups_of(p, object).await?;
+    }
+    Ok(Outcome::Applied)
+}
+
+/// The OX name of a user.
+fn ox_name(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    object: &Properties,
+) -> Result<String, ProvisionError> {
+    let identifier = &p.settings.user_identifier;
+    if identifier.eq_ignore_ascii_case("entryUUID") {
+        return Ok(message.object_id.clone());
+    }
+    udm::text(object, identifier).ok_or_else(|| {
+        ProvisionError::Invalid(format!(
+            "the user {} has no value in {identifier} (OX_USER_IDENTIFIER), which names the OX user",
+            message.dn
+        ))
+    })
+}
+
+/// The OX `User` for `object`: mapped fields plus what the connector always sets.
+fn build(
+    p: &Provisioner,
+    object: &Properties,
+    name: &str,
+    creating: bool,
+) -> Result<User, ProvisionError> {
+    let servers = MailServers {
+        imap: p.settings.imap_server.clone(),
+        smtp: p.settings.smtp_server.clone(),
+    };
+    let mut fields = p.mapping.map(object, &servers, !creating);
+    let primary = udm::text(object, "mailPrimaryAddress");
+    fields.insert("name".into(), json!(name));
+    fields.insert("aliases".into(), json!(aliases(object)));
+    fields.insert("contextadmin".into(), json!(false));
+    fields.insert("gui_spam_filter_enabled".into(), json!(true));
+    let access = udm::text(object, "oxAccess").unwrap_or_default();
+    fields.insert("mailenabled".into(), json!(access != "none"));
+    if let Some(primary) = &primary {
+        let login = if p.settings.imap_login.contains("{}") {
+            p.settings.imap_login.replace("{}", primary)
+        } else {
+            p.settings.imap_login.clone()
+        };
+        fields.insert("imapLogin".into(), json!(login));
+    }
+    if creating {
+        fields.insert("password".into(), json!(random_password(32)));
+        fields.insert("language".into(), json!(p.settings.language));
+        fields.insert("timezone".into(), json!(p.settings.timezone));
+        if let Some(primary) = &primary {
+            fields.insert("defaultSenderAddress".into(), json!(primary));
+        }
+        for mandatory in ["display_name", "given_name", "sur_name", "email1"] {
+            if fields.get(mandatory).is_none_or(|v| v == "") {
+                return Err(ProvisionError::Invalid(format!(
+                    "OX needs {mandatory} for a new user, but the UDM object has no value for it"
+                )));
+            }
+        }
+    }
+    serde_json::from_value(Value::Object(fields))
+        .map_err(|e| ProvisionError::Invalid(format!("cannot build the OX user: {e}")))
+}
+
+/// `[primary] + mailAlternativeAddress`, without duplicates.
+fn aliases(object: &Properties) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    udm::text(object, "mailPrimaryAddress")
+        .into_iter()
+        .chain(udm::texts(object, "mailAlternativeAddress"))
+        .filter(|a| seen.insert(a.to_lowercase()))
+        .collect()
+}
+
+/// The module rights of the user's access profile; `None` if the profile is unknown (then the
+/// rights are left as they are, as the original does).
+fn module_access(p: &Provisioner, object: &Properties) -> Option<UserModuleAccess> {
+    let name = udm::text(object, "oxAccess").unwrap_or_else(|| "none".into());
+    match p.profiles.get(&name) {
+        Some(rights) => Some(access_of(&rights)),
+        None => {
+            tracing::warn!(profile = %name, "Cannot find access profile; leaving the user's access rights untouched.");
+            None
+        }
+    }
+}
+
+/// All 23 rights, each true if the profile grants it.
+pub fn access_of(rights: &Rights) -> UserModuleAccess {
+    let fields: serde_json::Map<String, Value> = RIGHTS
+        .iter()
+        .map(|(udm_name, ox_field)| ((*ox_field).to_owned(), json!(rights.contains(*udm_name))))
+        .collect();
+    serde_json::from_value(Value::Object(fields)).unwrap_or_default()
+}
+
+async fn create(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    object: &Properties,
+    name: &str,
+    context: i32,
+    auth: &Credentials,
+) -> Result<i32, ProvisionError> {
+    replace_other_object_at_dn(p, message).await?;
+    let user = build(p, object, name, true)?;
+    let access = module_access(p, object);
+    let created = match &access {
+        Some(access) => {
+            p.ox.create_user_with_access(context, &user, access, auth)
+                .await
+        }
+        None => p.ox.create_user(context, &user, auth).await,
+    };
+    match created {
+        Ok(created) => created.id.ok_or_else(|| {
+            ProvisionError::Invalid("OX created the user but returned no id".into())
+        }),
+        Err(e)
+            if e.is_conflict()
+                && p.ox
+                    .user_exists(context, &User::with_name(name), auth)
+                    .await? =>
+        {
+            // Made in OX directly, or provisioned before the state store knew it: adopt it.
+            let existing = p.ox.get_user(context, &User::with_name(name), auth).await?;
+            let id = existing
+                .id
+                .ok_or_else(|| ProvisionError::Invalid("OX returned a user without id".into()))?;
+            tracing::info!(context, user = %name, id, "User exists in OX already; adopting it.");
+            change(p, object, name, context, id, auth, None).await?;
+            Ok(id)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A user object re-created in UDM (same DN, new entry UUID) whose delete never arrived:
+/// the old OX user goes first, so the new one does not merge into it.
+async fn replace_other_object_at_dn(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+) -> Result<(), ProvisionError> {
+    let Some((other_uuid, other)) = p.state.get_by_dn(&message.dn).await? else {
+        return Ok(());
+    };
+    if other_uuid == message.object_id || other.object_type != TOPIC {
+        return Ok(());
+    }
+    if let (Some(context), Some(user)) = (other.ox.context, &other.ox.object) {
+        tracing::info!(dn = %message.dn, old_entry_uuid = %other_uuid, "The user was re-created in UDM; deleting the OX user of the old object first.");
+        delete_in_ox(p, context, user, &other.object).await?;
+    }
+    p.state.remove(&other_uuid).await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn change(
+    p: &Provisioner,
+    object: &Properties,
+    name: &str,
+    context: i32,
+    id: i32,
+    auth: &Credentials,
+    previous: Option<&Properties>,
+) -> Result<(), ProvisionError> {
+    let mut user = build(p, object, name, false)?;
+    user.id = Some(id);
+    user.default_sender_address = default_sender(p, object, context, id, auth, previous).await?;
+    p.ox.change_user(context, &user, auth).await?;
+    let access_changed =
+        previous.is_none_or(|old| udm::text(old, "oxAccess") != udm::text(object, "oxAccess"));
+    if access_changed {
+        if let Some(access) = module_access(p, object) {
+            p.ox.change_user_module_access(context, &User::with_id(id), &access, auth)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The default sender address to send on a change, or `None` to leave OX's value alone.
+///
+/// Only when the user's addresses changed is OX asked for the current value: it is kept unless
+/// it was the old primary address (then it follows the new primary) or is not one of the user's
+/// addresses any more (OX would refuse it; then it becomes the primary address).
+async fn default_sender(
+    p: &Provisioner,
+    object: &Properties,
+    context: i32,
+    id: i32,
+    auth: &Credentials,
+    previous: Option<&Properties>,
+) -> Result<Option<String>, ProvisionError> {
+    let primary = udm::text(object, "mailPrimaryAddress");
+    let addresses = aliases(object);
+    let old_primary = previous.and_then(|old| udm::text(old, "mailPrimaryAddress"));
+    let unchanged = previous.is_some_and(|old| aliases(old) == addresses && old_primary == primary);
+    if unchanged {
+        return Ok(None);
+    }
+    let current = match p.ox.get_user(context, &User::with_id(id), auth).await {
+        Ok(user) => user.default_sender_address,
+        Err(e) if e.is_not_found() => return Err(e.into()),
+        Err(_) => None,
+    };
+    let mut wanted = match (&current, &old_primary) {
+        (Some(current), Some(old)) if current.eq_ignore_ascii_case(old) => primary.clone(),
+        (Some(current), _) => Some(current.clone()),
+        (None, _) => primary.clone(),
+    };
+    if !wanted
+        .as_ref()
+        .is_some_and(|w| addresses.iter().any(|a| a.eq_ignore_ascii_case(w)))
+    {
+        wanted = primary;
+    }
+    Ok(wanted.filter(|w| Some(w) != current.as_ref()))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn move_user(
+    p: &Provisioner,
+    object: &Properties,
+    name: &str,
+    old_context: i32,
+    old: &OxRef,
+    context: i32,
+    auth: &Credentials,
+    previous: Option<&Properties>,
+) -> Result<i32, ProvisionError> {
+    let old_groups = previous.cloned().unwrap_or_default();
+    let id = if p
+        .ox
+        .user_exists(context, &User::with_name(name), auth)
+        .await?
+    {
+        // The name is taken in the new context: that user becomes this one (with its own id).
+        let existing = p.ox.get_user(context, &User::with_name(name), auth).await?;
+        existing
+            .id
+            .ok_or_else(|| ProvisionError::Invalid("OX returned a user without id".into()))?
+    } else {
+        match p
+            .ox
+            .copy_user(&User::with_id(old.id), old_context, context)
+            .await
+        {
+            Ok(copy) => match copy.id {
+                Some(id) => id,
+                None => {
+                    let found =
+                        p.ox.get_user(context, &User::with_name(&old.name), auth)
+                            .await?;
+                    found.id.ok_or_else(|| {
+                        ProvisionError::Invalid("OX returned a user without id".into())
+                    })?
+                }
+            },
+            // The old user is gone in OX: nothing to copy, create it fresh.
+            Err(e) if e.is_not_found() => {
+                let user = build(p, object, name, true)?;
+                let created = p.ox.create_user(context, &user, auth).await?;
+                created.id.ok_or_else(|| {
+                    ProvisionError::Invalid("OX returned a user without id".into())
+                })?
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    change(p, object, name, context, id, auth, None).await?;
+    delete_in_ox(p, old_context, old, &old_groups).await?;
+    tracing::info!(user = %name, from = old_context, to = context, "Moved the user to another OX context.");
+    Ok(id)
+}
+
+/// Deletes the OX user and then the groups it leaves empty in that context.
+async fn delete_in_ox(
+    p: &Provisioner,
+    context: i32,
+    user: &OxRef,
+    old_object: &Properties,
+) -> Result<(), ProvisionError> {
+    if p.context_admin_name(context).as_deref() == Some(user.name.as_str()) {
+        tracing::warn!(context, user = %user.name, "Not deleting the admin of the OX context.");
+        return Ok(());
+    }
+    let auth = p.context_admin(context)?;
+    let groups = match p
+        .ox
+        .list_groups_for_user(context, &User::with_id(user.id), &auth)
+        .await
+    {
+        Ok(groups) => groups,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    match p
+        .ox
+        .delete_user(context, &User::with_id(user.id), &auth)
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    for ox_group in groups {
+        let Some(group_id) = ox_group.id else {
+            continue;
+        };
+        let current = match p
+            .ox
+            .get_group(context, &Group::with_id(group_id), &auth)
+            .await
+        {
+            Ok(current) => current,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if current.members.is_empty()
+            && current.name.as_deref().map(str::to_lowercase).as_deref() != Some("users")
+        {
+            match p
+                .ox
+                .delete_group(context, &Group::with_id(group_id), &auth)
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            group::forget_ox_group(p, old_object, context, group_id).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! The pipeline with the OX applier against the project's OX emulator, and builders of the
+//! listener files the converter writes for each object type (ListenerUDMVersion 1 strings).
+
+use std::time::Duration;
+
+use ox_connector::app::Daemon;
+use ox_connector::emulator::{Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::{files, wait_for, TestEnv};
+
+pub const MASTER: &str = "oxadminmaster";
+pub const MASTER_PASSWORD: &str = "master-secret-Pw1";
+pub const DOMAIN: &str = "dc=example,dc=org";
+
+/// A test environment with a real nats-server and the OX emulator.
+pub struct OxEnv {
+    pub env: TestEnv,
+    pub ox: EmulatorHandle,
+    next_file: u32,
+}
+
+impl OxEnv {
+    pub async fn start() -> Self {
+        let mut env = TestEnv::start().await;
+        let ox = Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
+            .await
+            .unwrap();
+        env.settings.ox.soap_server = ox.base_url();
+        env.settings.ox.master_admin = MASTER.into();
+        env.settings.ox.master_password = Some(ox_connector::provision::settings::Secret::new(
+            MASTER_PASSWORD,
+        ));
+        env.settings.ox.domainname = "example.org".into();
+        Self {
+            env,
+            ox,
+            next_file: 0,
+        }
+    }
+
+    pub async fn daemon(&self) -> OxDaemon {
+        let token = CancellationToken::new();
+        let daemon = Daemon::start_ox(self.env.settings.clone(), token.clone())
+            .await
+            .expect("daemon starts");
+        OxDaemon { daemon, token }
+    }
+
+    /// Writes the next listener file (names increase) and returns its name.
+    pub fn write(&mut self, content: Value) -> String {
+        self.next_file += 1;
+        let name = files::name(self.next_file);
+        files::write(&self.env.listener_dir(), &name, &content);
+        name
+    }
+
+    /// Waits until every listener file is applied (gone) and the queue is not blocked.
+    pub async fn settle(&self) {
+        wait_for(
+            "every listener file applied",
+            Duration::from_secs(30),
+            || self.env.queued_files().is_empty(),
+        )
+        .await;
+    }
+
+    pub fn state(&self) -> StateSnapshot {
+        self.ox.state()
+    }
+
+    pub fn blocked(&self) -> Value {
+        super::status_file(self.env.data.path())["blocked"].clone()
+    }
+}
+
+pub struct OxDaemon {
+    pub daemon: Daemon,
+    token: CancellationToken,
+}
+
+impl OxDaemon {
+    pub async fn stop(self) {
+        self.token.cancel();
+        self.daemon.wait().await.expect("daemon stops cleanly");
+    }
+}
+
+fn file(dn: String, id: &str, module: &str, object: Value) -> Value {
+    let options = if object.is_null() {
+        Value::Null
+    } else {
+        json!(["default"])
+    };
+    json!({"dn": dn, "id": id, "object": object, "options": options, "udm_object_type": module})
+}
+
+pub fn context(id: &str, contextid: i32, quota: Option<i64>) -> Value {
+    let mut object =
+        json!({"contextid": contextid.to_string(), "name": format!("context{contextid}")});
+    if let Some(quota) = quota {
+        object["oxQuota"] = json!(quota.to_string());
+    }
+    file(
+        format!("cn=context{contextid},cn=open-xchange,{DOMAIN}"),
+        id,
+        "oxmail/oxcontext",
+        object,
+    )
+}
+
+pub fn context_deleted(id: &str, contextid: i32) -> Value {
+    file(
+        format!("cn=context{contextid},cn=open-xchange,{DOMAIN}"),
+        id,
+        "oxmail/oxcontext",
+        Value::Null,
+    )
+}
+
+pub fn user_dn(username: &str) -> String {
+    format!("uid={username},cn=users,{DOMAIN}")
+}
+
+pub fn group_dn(name: &str) -> String {
+    format!("cn={name},cn=groups,{DOMAIN}")
+}
+
+/// An OX user in `context` with the usual properties; `extra` is merged over them.
+pub fn user(id: &str, username: &str, context: i32, extra: Value) -> Value {
+    let mut object = json!({
+        "username": username,
+        "firstname": "First",
+        "lastname": username,
+        "displayName": format!("First {username}"),
+        "mailPrimaryAddress": format!("{username}@example.org"),
+        "mailAlternativeAddress": [],
+        "isOxUser": "OK",
+        "oxAccess": "premium",
+        "oxContext": context.to_string(),
+        "groups": [],
+        "disabled": "0",
+    });
+    merge(&mut object, extra);
+    file(user_dn(username), id, "users/user", object)
+}
+
+pub fn user_deleted(id: &str, username: &str) -> Value {
+    file(user_dn(username), id, "users/user", Value::Null)
+}
+
+pub fn group(id: &str, name: &str, members: &[&str], extra: Value) -> Value {
+    let mut object = json!({
+        "name": name,
+        "isOxGroup": "OK",
+        "users": members.iter().map(|m| user_dn(m)).collect::<Vec<_>>(),
+    });
+    merge(&mut object, extra);
+    file(group_dn(name), id, "groups/group", object)
+}
+
+pub fn group_deleted(id: &str, name: &str) -> Value {
+    file(group_dn(name), id, "groups/group", Value::Null)
+}
+
+pub fn resource(id: &str, name: &str, context: i32, extra: Value) -> Value {
+    let mut object = json!({
+        "name": name,
+        "displayname": format!("Room {name}"),
+        "description": "",
+        "resourceMailAddress": format!("{name}@example.org"),
+        "oxContext": context.to_string(),
+    });
+    merge(&mut object, extra);
+    file(
+        format!("cn={name},cn=oxresources,cn=open-xchange,{DOMAIN}"),
+        id,
+        "oxresources/oxresources",
+        object,
+    )
+}
+
+pub fn resource_deleted(id: &str, name: &str) -> Value {
+    file(
+        format!("cn={name},cn=oxresources,cn=open-xchange,{DOMAIN}"),
+        id,
+        "oxresources/oxresources",
+        Value::Null,
+    )
+}
+
+pub fn access_profile(id: &str, name: &str, rights: &[&str]) -> Value {
+    let mut object = json!({"name": name, "displayName": name});
+    for right in rights {
+        object[*right] = json!("TRUE");
+    }
+    file(
+        format!("cn={name},cn=accessprofiles,cn=open-xchange,{DOMAIN}"),
+        id,
+        "oxmail/accessprofile",
+        object,
+    )
+}
+
+pub fn functional_account(id: &str, name: &str, mail: &str, users: &[&str]) -> Value {
+    file(
+        format!("cn={name},cn=functional_accounts,cn=open-xchange,{DOMAIN}"),
+        id,
+        "oxmail/functional_account",
+        json!({
+            "name": name,
+            "mailPrimaryAddress": mail,
+            "personal": format!("{name} team"),
+            "users": users.iter().map(|u| user_dn(u)).collect::<Vec<_>>(),
+            "groups": [],
+        }),
+    )
+}
+
+fn merge(into: &mut Value, extra: Value) {
+    if let (Some(into), Value::Object(extra)) = (into.as_object_mut(), extra) {
+        into.extend(extra);
+    }
+}
