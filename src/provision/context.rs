@@ -135,6 +135,52 @@ pub async fn create(p: &Provisioner, ctx: &Context, id: i32) -> Result<(), Provi
     }
 }
 
+/// Applies a creation of context `id` that is queued *behind* the current message, so that an
+/// object of that context does not wait for it forever. This happens when the converter names a
+/// context after its last change (created, then modified) and that file lands in a later batch
+/// than its first user. Returns whether such a message was found and applied; it is applied
+/// again, without effect, when its own turn comes.
+pub async fn pull_forward(p: &Provisioner, id: i32) -> Result<bool, ProvisionError> {
+    let Some(queue) = &p.queue else {
+        return Ok(false);
+    };
+    let subject = crate::message::subject(crate::message::REALM_UDM, TOPIC);
+    let mut sequence = 1;
+    loop {
+        let found = match queue
+            .raw_message_builder()
+            .sequence(sequence)
+            .next_by_subject(subject.clone())
+            .send()
+            .await
+        {
+            Ok(found) => found,
+            // No (further) queued context change.
+            Err(_) => return Ok(false),
+        };
+        sequence = found.sequence + 1;
+        let Ok(message) = serde_json::from_slice::<ProvisioningMessage>(&found.payload) else {
+            continue;
+        };
+        let Some(object) = message
+            .body
+            .new
+            .as_ref()
+            .filter(|o| context_id(o) == Some(id))
+        else {
+            continue;
+        };
+        tracing::info!(
+            context = id,
+            file = message.source_file().unwrap_or("-"),
+            "Applying a queued context change first: an object of that context waits for it."
+        );
+        let previous = p.state.get(&message.object_id).await?;
+        upsert(p, &message, object, previous).await?;
+        return Ok(true);
+    }
+}
+
 async fn delete(
     p: &Provisioner,
     message: &ProvisioningMessage,
@@ -151,6 +197,28 @@ async fn delete(
         Err(e) => return Err(e.into()),
     }
     p.credentials.remove(&id.to_string()).await?;
+    forget_content(p, id).await?;
     p.state.remove(&message.object_id).await?;
     Ok(Outcome::Applied)
+}
+
+/// OX deleted everything in the context; the state store forgets it too, so that later
+/// changes of those objects start afresh instead of addressing OX ids that are gone.
+async fn forget_content(p: &Provisioner, id: i32) -> Result<(), ProvisionError> {
+    for (uuid, mut state) in p.state.all().await? {
+        if state.object_type == TOPIC {
+            continue;
+        }
+        let mut changed = false;
+        if state.ox.context == Some(id) {
+            state.ox.context = None;
+            state.ox.object = None;
+            changed = true;
+        }
+        changed |= state.ox.per_context.remove(&id).is_some();
+        if changed {
+            p.state.put(&uuid, &state).await?;
+        }
+    }
+    Ok(())
 }

@@ -90,9 +90,27 @@ pub struct Provisioner {
     pub credentials: ContextCredentials,
     pub profiles: AccessProfiles,
     pub mapping: user_mapping::UserMapping,
+    /// The queue, to find a context creation queued behind an object that needs it.
+    pub queue: Option<jetstream::stream::Stream>,
 }
 
 impl Provisioner {
+    /// Like [`Provisioner::context_admin`], but if the context is unknown and its creation is
+    /// queued behind the current message, that creation is applied first.
+    pub async fn context_admin_or_pull_forward(
+        &self,
+        context: i32,
+    ) -> Result<Credentials, ProvisionError> {
+        match self.context_admin(context) {
+            Err(ProvisionError::NoCredentials { .. })
+                if context::pull_forward(self, context).await? =>
+            {
+                self.context_admin(context)
+            }
+            other => other,
+        }
+    }
+
     /// The context admin's credentials for `context`.
     pub fn context_admin(&self, context: i32) -> Result<Credentials, ProvisionError> {
         match self.credentials.get(&context.to_string())? {
@@ -213,6 +231,7 @@ impl OxApplier {
                 credentials,
                 profiles,
                 mapping,
+                queue: js.get_stream(crate::queue::STREAM).await.ok(),
             }),
         })
     }

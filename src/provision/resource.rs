@@ -46,7 +46,7 @@ pub async fn apply(
         ProvisionError::Invalid(format!("the resource {} has no name", message.dn))
     })?;
     let name = resource.name.clone().unwrap_or_default();
-    let auth = p.context_admin(context)?;
+    let auth = p.context_admin_or_pull_forward(context).await?;
     let id = match &before {
         Some((old_context, old)) if *old_context == context => {
             let mut change = resource.clone();

@@ -82,7 +82,7 @@ pub async fn apply(
             "{name} is the admin of OX context {context}; the context admin is never changed"
         )));
     }
-    let auth = p.context_admin(context)?;
+    let auth = p.context_admin_or_pull_forward(context).await?;
     let previous_object = previous.as_ref().map(|s| &s.object);
 
     let (id, moved) = match was_in_ox {

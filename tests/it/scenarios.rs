@@ -710,3 +710,35 @@ async fn objects_not_for_ox_are_skipped_with_a_reason() {
     assert!(t.blocked().is_null());
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_whose_context_is_queued_behind_it_neither_blocks_forever_nor_is_dropped() {
+    let mut t = OxEnv::start().await;
+    let daemon = t.daemon().await;
+    // The user arrives in one batch…
+    t.write(user("u-1", "anna", 40, json!({})));
+    crate::support::wait_for(
+        "the user to wait for its context",
+        std::time::Duration::from_secs(20),
+        || !t.blocked().is_null(),
+    )
+    .await;
+    assert!(t.blocked()["error"]
+        .as_str()
+        .unwrap()
+        .contains("context 40"));
+    // …its context (created, then modified: named after its last change) in the next one.
+    t.write(context("ctx-40", 40, Some(7)));
+    t.settle().await;
+    let state = t.state();
+    let ctx = state.context(40).expect("the context was created");
+    assert_eq!(ctx.data.max_quota, Some(7));
+    assert!(ctx.user("anna").is_some(), "the user was not dropped");
+    crate::support::wait_for(
+        "the queue to unblock",
+        std::time::Duration::from_secs(10),
+        || t.blocked().is_null(),
+    )
+    .await;
+    daemon.stop().await;
+}
