@@ -33,6 +33,9 @@ pub enum Command {
     /// Run the daemon: watch the listener folder, queue the changes on JetStream, apply them in
     /// order, delete each listener file once its change is applied.
     Run(Box<RunArgs>),
+    /// Show the whole flow on this machine: the OX emulator, the daemon with its embedded
+    /// nats-server, sample listener files in three batches, and the resulting OX state.
+    Demo(crate::demo::DemoArgs),
     /// Run the stateful OX App Suite SOAP emulator (for tests, benchmarks and the demo).
     OxEmulator(crate::emulator::EmulatorArgs),
 }

@@ -13,7 +13,7 @@
 //!
 //! Around them: [`app`] wires the steps and stops them in order, [`cli`] and [`config`] read and
 //! validate settings, [`admin`] is the HTTP API of a running daemon, [`status`] holds what an admin needs to see, [`telemetry`] the logs,
-//! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and the demo.
+//! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`].
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +23,7 @@ pub mod apply;
 pub mod atomic_file;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod done;
 pub mod emulator;
 pub mod listener;

@@ -10,7 +10,12 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    ox_connector::telemetry::init(cli.log_format);
+    // The demo prints its own progress; only problems are logged.
+    let filter = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => ox_connector::telemetry::DEFAULT_FILTER,
+    };
+    ox_connector::telemetry::init(cli.log_format, filter);
     let shutdown = CancellationToken::new();
     tokio::spawn(ox_connector::shutdown::cancel_on_signal(shutdown.clone()));
     let result = match cli.command {
@@ -20,6 +25,9 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("the daemon failed")
         }
+        Command::Demo(args) => ox_connector::demo::run(args, shutdown)
+            .await
+            .context("the demo failed"),
         Command::OxEmulator(args) => ox_connector::emulator::run(args, shutdown)
             .await
             .context("the OX emulator failed"),

@@ -11,6 +11,7 @@ mod format;
 pub mod quarantine;
 pub mod scan;
 pub mod watch;
+pub mod write;
 
 pub use format::{ListenerFile, ListenerFileError, MAX_FILE_BYTES};
 pub use scan::{is_listener_file_name, scan, ListenerFileName};

@@ -14,10 +14,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global tracing subscriber. `RUST_LOG` overrides the default level (`info`).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
+/// The default log filter of the daemon.
+pub const DEFAULT_FILTER: &str = "info,async_nats=warn";
+
+/// Installs the global tracing subscriber. `RUST_LOG` overrides `default_filter`.
+pub fn init(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Human => registry
