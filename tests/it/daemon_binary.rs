@@ -95,3 +95,36 @@ async fn the_daemon_binary_provisions_ox_stops_on_sigterm_and_never_logs_secrets
     );
     ox.stop().await;
 }
+
+#[tokio::test]
+async fn the_demo_applies_its_batches_and_prints_the_ox_state() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))
+        .arg("demo")
+        .env_remove("NATS_URL")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "Batch 1/3: initial sync",
+        "applied 10/10",
+        "Context 10 (context10)",
+        "Context 20 (context20), quota 5120 MB, admin oxadmin-context20",
+        "cschulz2  Clara Schulz-Berg",
+        "room-101  Meeting room 101",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing in:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("dkaya"),
+        "the deleted user is gone:\n{stdout}"
+    );
+}
