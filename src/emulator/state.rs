@@ -207,7 +207,7 @@ impl OxState {
     fn is_master(&self, auth: Option<&Credentials>) -> bool {
         let Some(auth) = auth else { return false };
         let login_ok = match (&auth.login, &self.master.login) {
-            (Some(a), Some(m)) => self.same_name(a, m) || a == m,
+            (Some(a), Some(m)) => self.same_name(a, m),
             _ => false,
         };
         login_ok && auth.password.is_some() && auth.password == self.master.password
@@ -719,6 +719,7 @@ impl OxState {
         self.ctx_mut(ctx_id)
             .users
             .get_mut(&id)
+            // The id was looked up above, under the same lock.
             .expect("user found above")
             .user = updated;
         Ok(())
@@ -738,6 +739,7 @@ impl OxState {
             .ctx_mut(ctx_id)
             .users
             .get_mut(&id)
+            // The id was looked up above, under the same lock.
             .expect("user found above");
         record.access.merge_from(&access);
         Ok(())
@@ -971,6 +973,7 @@ impl OxState {
             .ctx_mut(ctx_id)
             .groups
             .get_mut(&id)
+            // The id was looked up above, under the same lock.
             .expect("group found above");
         if let Some(name) = new_name {
             group.name = Some(name);
@@ -1107,6 +1110,7 @@ impl OxState {
             .ctx_mut(ctx_id)
             .groups
             .get_mut(&id)
+            // The id was looked up above, under the same lock.
             .expect("group found above");
         if add {
             if ids.iter().any(|m| group.members.contains(m)) {
@@ -1243,6 +1247,7 @@ impl OxState {
             .ctx_mut(ctx_id)
             .resources
             .get_mut(&id)
+            // The id was looked up above, under the same lock.
             .expect("resource found above");
         resource.merge_from(&change);
         Ok(())
