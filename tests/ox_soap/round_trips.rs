@@ -225,6 +225,14 @@ async fn a_user_goes_through_create_lookup_change_access_and_delete() {
         Some("john.doe"),
         "id + new name renames"
     );
+    assert!(!c
+        .user_exists(10, &User::with_name("jdoe"), &a)
+        .await
+        .unwrap());
+    assert!(c
+        .user_exists(10, &User::with_name("john.doe"), &a)
+        .await
+        .unwrap());
     assert_eq!(changed.display_name.as_deref(), Some("John Q. Doe"));
     assert_eq!(changed.title.as_deref(), Some(""), "an empty string clears");
     assert_eq!(
@@ -1043,4 +1051,94 @@ async fn the_master_override_switch_lets_the_master_admin_act_in_contexts() {
         )
     );
     assert!(err.is_not_found());
+}
+
+#[tokio::test]
+async fn freed_names_and_addresses_can_be_taken_again() {
+    let env = env().await;
+    let c = &env.client;
+    let a = context(c, 10).await;
+    c.create_user(10, &new_user("jdoe"), &a).await.unwrap();
+    let moved = User {
+        name: Some("john".into()),
+        display_name: Some("John".into()),
+        primary_email: Some("john@example.org".into()),
+        email1: Some("john@example.org".into()),
+        aliases: vec!["john@example.org".into()],
+        default_sender_address: Some("john@example.org".into()),
+        ..User::with_id(3)
+    };
+    c.change_user(10, &moved, &a).await.unwrap();
+    // Name, display name and primary mail of the old jdoe are free again.
+    let again = c.create_user(10, &new_user("jdoe"), &a).await.unwrap();
+    assert_eq!(again.id, Some(4));
+    c.delete_user(10, &User::with_id(4), &a).await.unwrap();
+    c.create_user(10, &new_user("jdoe"), &a).await.unwrap();
+    let g = Group {
+        name: Some("g".into()),
+        displayname: Some("G".into()),
+        ..Group::default()
+    };
+    let first = c.create_group(10, &g, &a).await.unwrap();
+    c.change_group(
+        10,
+        &Group {
+            name: Some("h".into()),
+            ..Group::with_id(first.id.unwrap())
+        },
+        &a,
+    )
+    .await
+    .unwrap();
+    c.create_group(10, &g, &a).await.unwrap();
+    let r = Resource {
+        name: Some("r".into()),
+        displayname: Some("R".into()),
+        email: Some("r@example.org".into()),
+        ..Resource::default()
+    };
+    c.create_resource(10, &r, &a).await.unwrap();
+    let renamed = Resource {
+        name: Some("s".into()),
+        email: Some("s@example.org".into()),
+        ..Resource::with_id(1)
+    };
+    c.change_resource(10, &renamed, &a).await.unwrap();
+    c.create_resource(10, &r, &a).await.unwrap();
+    let snap = env.ox.state();
+    let ctx = snap.context(10).unwrap();
+    assert_eq!(ctx.users.len(), 3);
+    assert_eq!(ctx.groups.len(), 3);
+    assert_eq!(ctx.resources.len(), 2);
+}
+
+#[tokio::test]
+async fn lower_case_mode_folds_names_and_logins() {
+    let mut config =
+        ox_connector::emulator::EmulatorConfig::new(support::MASTER, support::MASTER_PASSWORD);
+    config.options.lowercase_names = true;
+    let env = support::env_with(config).await;
+    let c = &env.client;
+    context(c, 10).await;
+    let shouting = Credentials::new("OXADMIN-context10", support::ADMIN_PASSWORD);
+    let created = c
+        .create_user(10, &new_user("JDoe"), &shouting)
+        .await
+        .unwrap();
+    assert_eq!(created.name.as_deref(), Some("jdoe"));
+    assert!(c
+        .user_exists(10, &User::with_name("JDOE"), &shouting)
+        .await
+        .unwrap());
+    let twin = User {
+        display_name: Some("x".into()),
+        primary_email: Some("x@example.org".into()),
+        email1: Some("x@example.org".into()),
+        ..new_user("jdoe")
+    };
+    let err = c.create_user(10, &twin, &shouting).await.unwrap_err();
+    assert_eq!(
+        err.fault_text(),
+        Some("User jdoe already exists in this context")
+    );
 }

@@ -478,7 +478,24 @@ async fn ox_can_go_down_and_come_back() {
     env.ox.stop().await;
     let client = OxClient::builder(stopped).build().unwrap();
     let err = client.context_exists(10).await.unwrap_err();
-    assert_eq!(err.kind(), OxErrorKind::Connect);
+    assert!(
+        matches!(err.kind(), OxErrorKind::Connect | OxErrorKind::Transport),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_connect_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = OxClient::builder(format!("http://{closed}"))
+        .build()
+        .unwrap();
+    let err = client.context_exists(10).await.unwrap_err();
+    assert_eq!(err.kind(), OxErrorKind::Connect, "{err}");
     assert!(err.is_retryable());
 }
 
