@@ -3,7 +3,7 @@
 //! (`ox-soap.md` §4, §8.2, §9). No XML here: the SOAP layer decodes requests into the typed
 //! objects of [`crate::ox::soap::types`] and calls one method per operation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +84,9 @@ struct Ctx {
     groups: BTreeMap<i32, Group>,
     resources: BTreeMap<i32, Resource>,
     accounts: Vec<Account>,
+    /// Lookup indexes (user records are large; scanning them for every call would make the
+    /// emulator the bottleneck of benchmarks with many users).
+    index: Indexes,
     /// Next id for users and groups (one sequence, as the examples show).
     next_id: i32,
     next_resource_id: i32,
@@ -95,6 +98,130 @@ struct UserRecord {
     /// Stored as OX returns it from `create` (password included; `getData` hides it).
     user: User,
     access: UserModuleAccess,
+}
+
+/// Ids by key; a key may map to several ids where OX allows duplicates (display names with
+/// uniqueness switched off).
+#[derive(Clone, Debug, Default)]
+struct Index(HashMap<String, Vec<i32>>);
+
+impl Index {
+    fn insert(&mut self, key: Option<String>, id: i32) {
+        if let Some(key) = key.filter(|k| !k.is_empty()) {
+            self.0.entry(key).or_default().push(id);
+        }
+    }
+
+    fn remove(&mut self, key: Option<String>, id: i32) {
+        if let Some(key) = key {
+            if let Some(ids) = self.0.get_mut(&key) {
+                ids.retain(|i| *i != id);
+                if ids.is_empty() {
+                    self.0.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The first id under `key` other than `me`.
+    fn other_than(&self, key: &str, me: Option<i32>) -> Option<i32> {
+        self.0
+            .get(key)
+            .and_then(|ids| ids.iter().copied().find(|id| Some(*id) != me))
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Indexes {
+    /// Keys of names are lower-cased in lower-case mode (see [`OxOptions::lowercase_names`]).
+    lowercase: bool,
+    user_names: Index,
+    display_names: Index,
+    primary_mails: Index,
+    group_names: Index,
+    resource_names: Index,
+    resource_mails: Index,
+}
+
+impl Indexes {
+    fn name_key(&self, name: &str) -> String {
+        if self.lowercase {
+            name.to_lowercase()
+        } else {
+            name.to_string()
+        }
+    }
+
+    fn name(&self, name: &Option<String>) -> Option<String> {
+        name.as_deref().map(|n| self.name_key(n))
+    }
+}
+
+impl Ctx {
+    fn insert_user(&mut self, id: i32, record: UserRecord) {
+        self.index_user(&record.user, id, true);
+        self.users.insert(id, record);
+    }
+
+    /// Replaces the stored fields of user `id` (which must exist), keeping the indexes right.
+    fn replace_user(&mut self, id: i32, user: User) {
+        if let Some(old) = self.users.get(&id).map(|r| r.user.clone()) {
+            self.index_user(&old, id, false);
+        }
+        self.index_user(&user, id, true);
+        if let Some(record) = self.users.get_mut(&id) {
+            record.user = user;
+        }
+    }
+
+    fn remove_user(&mut self, id: i32) {
+        if let Some(record) = self.users.remove(&id) {
+            self.index_user(&record.user, id, false);
+        }
+    }
+
+    fn index_user(&mut self, user: &User, id: i32, add: bool) {
+        let ix = &mut self.index;
+        let name = ix.name(&user.name);
+        let (display, mail) = (user.display_name.clone(), user.primary_email.clone());
+        if add {
+            ix.user_names.insert(name, id);
+            ix.display_names.insert(display, id);
+            ix.primary_mails.insert(mail, id);
+        } else {
+            ix.user_names.remove(name, id);
+            ix.display_names.remove(display, id);
+            ix.primary_mails.remove(mail, id);
+        }
+    }
+
+    fn insert_group(&mut self, id: i32, group: Group) {
+        let key = self.index.name(&group.name);
+        self.index.group_names.insert(key, id);
+        self.groups.insert(id, group);
+    }
+
+    fn remove_group(&mut self, id: i32) -> Option<Group> {
+        let group = self.groups.remove(&id)?;
+        let key = self.index.name(&group.name);
+        self.index.group_names.remove(key, id);
+        Some(group)
+    }
+
+    fn insert_resource(&mut self, id: i32, resource: Resource) {
+        let key = self.index.name(&resource.name);
+        self.index.resource_names.insert(key, id);
+        self.index.resource_mails.insert(resource.email.clone(), id);
+        self.resources.insert(id, resource);
+    }
+
+    fn remove_resource(&mut self, id: i32) -> Option<Resource> {
+        let resource = self.resources.remove(&id)?;
+        let key = self.index.name(&resource.name);
+        self.index.resource_names.remove(key, id);
+        self.index.resource_mails.remove(resource.email.clone(), id);
+        Some(resource)
+    }
 }
 
 const DEFAULT_GROUP_ID: i32 = 1;
@@ -207,7 +334,7 @@ impl OxState {
     fn is_master(&self, auth: Option<&Credentials>) -> bool {
         let Some(auth) = auth else { return false };
         let login_ok = match (&auth.login, &self.master.login) {
-            (Some(a), Some(m)) => self.same_name(a, m) || a == m,
+            (Some(a), Some(m)) => self.same_name(a, m),
             _ => false,
         };
         login_ok && auth.password.is_some() && auth.password == self.master.password
@@ -361,11 +488,15 @@ impl OxState {
             groups: BTreeMap::new(),
             resources: BTreeMap::new(),
             accounts: Vec::new(),
+            index: Indexes {
+                lowercase: self.options.lowercase_names,
+                ..Indexes::default()
+            },
             next_id: ADMIN_ID + 1,
             next_resource_id: 1,
             next_account_id: 1,
         };
-        context.groups.insert(
+        context.insert_group(
             DEFAULT_GROUP_ID,
             Group {
                 displayname: Some("All users".into()),
@@ -378,7 +509,7 @@ impl OxState {
         user.id = Some(ADMIN_ID);
         user.contextadmin = Some(true);
         user.default_group = Some(Box::new(default_group_ref()));
-        context.users.insert(ADMIN_ID, UserRecord { user, access });
+        context.insert_user(ADMIN_ID, UserRecord { user, access });
         self.contexts.insert(id, context);
         Ok(data)
     }
@@ -572,32 +703,26 @@ impl OxState {
         me: Option<i32>,
         ctx_id: i32,
     ) -> OxResult<()> {
-        let others = context
-            .users
-            .values()
-            .filter(|r| r.user.id != me)
-            .map(|r| &r.user);
-        for other in others {
-            if let (Some(a), Some(b)) = (&user.name, &other.name) {
-                if self.same_name(a, b) {
-                    return Err(OxFault::invalid(format!(
-                        "User {a} already exists in this context"
-                    )));
-                }
+        let ix = &context.index;
+        if let Some(name) = non_empty(&user.name) {
+            if ix.user_names.other_than(&ix.name_key(name), me).is_some() {
+                return Err(OxFault::invalid(format!(
+                    "User {name} already exists in this context"
+                )));
             }
-            if self.options.unique_display_names {
-                if let (Some(a), Some(b)) = (non_empty(&user.display_name), &other.display_name) {
-                    if a == b {
-                        return Err(OxFault::invalid("The displayname is already used"));
-                    }
-                }
+        }
+        if let Some(display) = non_empty(&user.display_name) {
+            if self.options.unique_display_names
+                && ix.display_names.other_than(display, me).is_some()
+            {
+                return Err(OxFault::invalid("The displayname is already used"));
             }
-            if let (Some(a), Some(b)) = (non_empty(&user.primary_email), &other.primary_email) {
-                if a == b {
-                    return Err(OxFault::invalid(format!(
-                        "Primary mail address \"{a}\" already exists in context {ctx_id}"
-                    )));
-                }
+        }
+        if let Some(mail) = non_empty(&user.primary_email) {
+            if ix.primary_mails.other_than(mail, me).is_some() {
+                return Err(OxFault::invalid(format!(
+                    "Primary mail address \"{mail}\" already exists in context {ctx_id}"
+                )));
             }
         }
         Ok(())
@@ -621,15 +746,9 @@ impl OxState {
             return Err(OxFault::invalid("One userobject has no userid or username"));
         };
         context
-            .users
-            .values()
-            .find(|r| {
-                r.user
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| self.same_name(n, name))
-            })
-            .and_then(|r| r.user.id)
+            .index
+            .user_names
+            .other_than(&context.index.name_key(name), None)
             .ok_or_else(|| {
                 OxFault::new(
                     FaultKind::NoSuchUser,
@@ -657,7 +776,7 @@ impl OxState {
             group.members.push(id);
         }
         let access = access.unwrap_or_else(default_access);
-        context.users.insert(
+        context.insert_user(
             id,
             UserRecord {
                 user: user.clone(),
@@ -716,11 +835,7 @@ impl OxState {
         };
         self.check_user_unique(&self.contexts[&ctx_id], &probe, Some(id), ctx_id)?;
         check_sender_address(&updated)?;
-        self.ctx_mut(ctx_id)
-            .users
-            .get_mut(&id)
-            .expect("user found above")
-            .user = updated;
+        self.ctx_mut(ctx_id).replace_user(id, updated);
         Ok(())
     }
 
@@ -738,6 +853,7 @@ impl OxState {
             .ctx_mut(ctx_id)
             .users
             .get_mut(&id)
+            // The id was looked up above, under the same lock.
             .expect("user found above");
         record.access.merge_from(&access);
         Ok(())
@@ -763,7 +879,7 @@ impl OxState {
         }
         let context = self.ctx_mut(ctx_id);
         for id in ids {
-            context.users.remove(&id);
+            context.remove_user(id);
             for group in context.groups.values_mut() {
                 group.members.retain(|m| *m != id);
             }
@@ -875,10 +991,9 @@ impl OxState {
             ));
         };
         context
-            .groups
-            .values()
-            .find(|g| g.name.as_deref().is_some_and(|n| self.same_name(n, name)))
-            .and_then(|g| g.id)
+            .index
+            .group_names
+            .other_than(&context.index.name_key(name), None)
             .ok_or_else(|| {
                 OxFault::new(
                     FaultKind::NoSuchGroup,
@@ -921,10 +1036,11 @@ impl OxState {
             )));
         }
         let name = self.normalize_name(group.name.take().unwrap_or_default());
-        if self.contexts[&ctx_id]
-            .groups
-            .values()
-            .any(|g| g.name.as_deref().is_some_and(|n| self.same_name(n, &name)))
+        let index = &self.contexts[&ctx_id].index;
+        if index
+            .group_names
+            .other_than(&index.name_key(&name), None)
+            .is_some()
         {
             return Err(OxFault::invalid("Group already exists!"));
         }
@@ -934,7 +1050,7 @@ impl OxState {
         let id = context.next_id;
         context.next_id += 1;
         group.id = Some(id);
-        context.groups.insert(id, group.clone());
+        context.insert_group(id, group.clone());
         Ok(group)
     }
 
@@ -956,10 +1072,12 @@ impl OxState {
             if name.is_empty() {
                 return Err(OxFault::invalid("Invalid group name"));
             }
-            let taken = self.contexts[&ctx_id].groups.values().any(|g| {
-                g.id != Some(id) && g.name.as_deref().is_some_and(|n| self.same_name(n, name))
-            });
-            if taken {
+            let index = &self.contexts[&ctx_id].index;
+            if index
+                .group_names
+                .other_than(&index.name_key(name), Some(id))
+                .is_some()
+            {
                 return Err(OxFault::invalid(format!(
                     "Group {name} already exists in this context"
                 )));
@@ -967,11 +1085,10 @@ impl OxState {
         }
         // OX replaces the membership with the sent list; no `members` = empty list.
         let members = self.check_members(ctx_id, &change.members)?;
-        let group = self
-            .ctx_mut(ctx_id)
-            .groups
-            .get_mut(&id)
-            .expect("group found above");
+        let context = self.ctx_mut(ctx_id);
+        let Some(mut group) = context.remove_group(id) else {
+            return Err(OxFault::new(FaultKind::NoSuchGroup, "No such group"));
+        };
         if let Some(name) = new_name {
             group.name = Some(name);
         }
@@ -979,6 +1096,7 @@ impl OxState {
             group.displayname = Some(displayname);
         }
         group.members = members;
+        context.insert_group(id, group);
         Ok(())
     }
 
@@ -1006,7 +1124,7 @@ impl OxState {
         }
         let context = self.ctx_mut(ctx_id);
         for id in ids {
-            context.groups.remove(&id);
+            context.remove_group(id);
         }
         Ok(())
     }
@@ -1107,6 +1225,7 @@ impl OxState {
             .ctx_mut(ctx_id)
             .groups
             .get_mut(&id)
+            // The id was looked up above, under the same lock.
             .expect("group found above");
         if add {
             if ids.iter().any(|m| group.members.contains(m)) {
@@ -1145,10 +1264,9 @@ impl OxState {
             ));
         };
         context
-            .resources
-            .values()
-            .find(|r| r.name.as_deref().is_some_and(|n| self.same_name(n, name)))
-            .and_then(|r| r.id)
+            .index
+            .resource_names
+            .other_than(&context.index.name_key(name), None)
             .ok_or_else(|| {
                 OxFault::new(
                     FaultKind::NoSuchResource,
@@ -1163,24 +1281,23 @@ impl OxState {
         resource: &Resource,
         me: Option<i32>,
     ) -> OxResult<()> {
-        for other in self.contexts[&ctx_id]
-            .resources
-            .values()
-            .filter(|r| r.id != me)
-        {
-            if let (Some(a), Some(b)) = (&resource.name, &other.name) {
-                if self.same_name(a, b) {
-                    return Err(OxFault::invalid(format!(
-                        "Resource {a} already exists in this context"
-                    )));
-                }
+        let index = &self.contexts[&ctx_id].index;
+        if let Some(name) = non_empty(&resource.name) {
+            if index
+                .resource_names
+                .other_than(&index.name_key(name), me)
+                .is_some()
+            {
+                return Err(OxFault::invalid(format!(
+                    "Resource {name} already exists in this context"
+                )));
             }
-            if let (Some(a), Some(b)) = (non_empty(&resource.email), &other.email) {
-                if a == b {
-                    return Err(OxFault::invalid(format!(
-                        "Resource e-mail address {a} already exists in this context"
-                    )));
-                }
+        }
+        if let Some(mail) = non_empty(&resource.email) {
+            if index.resource_mails.other_than(mail, me).is_some() {
+                return Err(OxFault::invalid(format!(
+                    "Resource e-mail address {mail} already exists in this context"
+                )));
             }
         }
         Ok(())
@@ -1216,7 +1333,7 @@ impl OxState {
         context.next_resource_id += 1;
         resource.id = Some(id);
         resource.available = Some(resource.available.unwrap_or(true));
-        context.resources.insert(id, resource.clone());
+        context.insert_resource(id, resource.clone());
         Ok(resource)
     }
 
@@ -1239,12 +1356,11 @@ impl OxState {
             return Err(OxFault::invalid("Invalid resource name"));
         }
         self.check_resource_unique(ctx_id, &change, Some(id))?;
-        let resource = self
-            .ctx_mut(ctx_id)
-            .resources
-            .get_mut(&id)
-            .expect("resource found above");
-        resource.merge_from(&change);
+        let context = self.ctx_mut(ctx_id);
+        if let Some(mut resource) = context.remove_resource(id) {
+            resource.merge_from(&change);
+            context.insert_resource(id, resource);
+        }
         Ok(())
     }
 
@@ -1256,7 +1372,7 @@ impl OxState {
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let id = self.find_resource(ctx_id, resource.as_ref())?;
-        self.ctx_mut(ctx_id).resources.remove(&id);
+        self.ctx_mut(ctx_id).remove_resource(id);
         Ok(())
     }
 
@@ -1327,12 +1443,12 @@ impl OxState {
             ));
         };
         let name = record.user.name.clone().unwrap_or_default();
-        if self.contexts[&dest_id].users.values().any(|r| {
-            r.user
-                .name
-                .as_deref()
-                .is_some_and(|n| self.same_name(n, &name))
-        }) {
+        let dest_index = &self.contexts[&dest_id].index;
+        if dest_index
+            .user_names
+            .other_than(&dest_index.name_key(&name), None)
+            .is_some()
+        {
             return Err(OxFault::new(
                 FaultKind::UserExists,
                 format!("User {name} already exists in context {dest_id}"),
@@ -1348,7 +1464,7 @@ impl OxState {
         if let Some(group) = context.groups.get_mut(&DEFAULT_GROUP_ID) {
             group.members.push(id);
         }
-        context.users.insert(
+        context.insert_user(
             id,
             UserRecord {
                 user,

@@ -886,3 +886,130 @@ impl IdOnly {
         IdOnly { id: Some(id) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ox::soap::xml::{parse, Prefixes};
+
+    fn written<T: SoapObject>(value: &T, nil_for_none: bool) -> String {
+        let mut w = XmlWriter::new(Prefixes::CLIENT, nil_for_none);
+        value.write_fields(&mut w);
+        w.finish()
+    }
+
+    fn decode<T: SoapObject>(inner: &str, strict: bool) -> Result<T, DecodeError> {
+        let doc = format!(
+            r#"<r xmlns:do="http://dataobjects.soap.admin.openexchange.com/xsd" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">{inner}</r>"#
+        );
+        T::decode(&parse(doc.as_bytes()).unwrap(), strict)
+    }
+
+    #[test]
+    fn only_set_fields_are_written_in_schema_order() {
+        let user = User {
+            sur_name: Some("Doe".into()),
+            aliases: vec!["a@x".into(), "b@x".into()],
+            id: Some(3),
+            contextadmin: Some(false),
+            ..User::default()
+        };
+        assert_eq!(
+            written(&user, false),
+            "<do:aliases>a@x</do:aliases><do:aliases>b@x</do:aliases><do:contextadmin>false</do:contextadmin><do:id>3</do:id><do:sur_name>Doe</do:sur_name>"
+        );
+    }
+
+    #[test]
+    fn servers_write_nil_for_unset_nillable_fields_only() {
+        let out = written(&User::with_id(1), true);
+        assert!(out.contains(r#"<do:anniversary xsi:nil="true"/>"#));
+        assert!(
+            !out.contains("contextadmin"),
+            "contextadmin is not nillable"
+        );
+        assert!(!out.contains("imapPort") && !out.contains("<do:aliases"));
+    }
+
+    #[test]
+    fn strict_decoding_accepts_unqualified_children_and_rejects_foreign_ones() {
+        let user: User = decode(
+            "<do:id>3</do:id><name>jdoe</name><do:title xsi:nil=\"true\"/>",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            (user.id, user.name.as_deref(), user.title),
+            (Some(3), Some("jdoe"), None)
+        );
+        let foreign = decode::<User>(r#"<x:id xmlns:x="urn:x">3</x:id>"#, true).unwrap_err();
+        assert_eq!(
+            foreign,
+            DecodeError::Unexpected {
+                name: "id".into(),
+                uri: "urn:x".into()
+            }
+        );
+        assert!(decode::<User>("<do:unknown>1</do:unknown>", true).is_err());
+        let lenient: User = decode("<do:unknown>1</do:unknown><do:id>4</do:id>", false).unwrap();
+        assert_eq!(lenient.id, Some(4), "clients ignore what they do not know");
+        assert!(decode::<User>("<do:id>x</do:id>", false).is_err());
+    }
+
+    #[test]
+    fn merging_a_change_keeps_unset_fields_and_clears_with_empty_strings() {
+        let mut stored = User {
+            title: Some("Dr.".into()),
+            city_home: Some("Bremen".into()),
+            aliases: vec!["a@x".into()],
+            ..User::default()
+        };
+        let mut attrs = StringMapMap::default();
+        attrs.set("config", "k", "v");
+        stored.user_attributes = Some(attrs);
+        let mut change_attrs = StringMapMap::default();
+        change_attrs.set("config", "k2", "v2");
+        stored.merge_from(&User {
+            title: Some(String::new()),
+            user_attributes: Some(change_attrs),
+            ..User::default()
+        });
+        assert_eq!(stored.title.as_deref(), Some(""));
+        assert_eq!(stored.city_home.as_deref(), Some("Bremen"));
+        assert_eq!(stored.aliases, ["a@x"]);
+        assert_eq!(stored.user_attributes.unwrap().0["config"].len(), 2);
+    }
+
+    #[test]
+    fn dates_parse_with_or_without_zone_and_bad_ones_are_dropped() {
+        let user: User = decode(
+            "<do:birthday>2016-04-18Z</do:birthday><do:anniversary>18.04.2016</do:anniversary>",
+            true,
+        )
+        .unwrap();
+        assert_eq!(user.birthday, NaiveDate::from_ymd_opt(2016, 4, 18));
+        assert_eq!(user.anniversary, None);
+    }
+
+    #[test]
+    fn debug_output_redacts_every_password() {
+        let creds = Credentials::new("oxadmin", "s3cret");
+        let user = User {
+            password: Some("s3cret".into()),
+            ..User::with_name("jdoe")
+        };
+        let account = AccountDataOnCreate {
+            transport_password: Some("s3cret".into()),
+            ..AccountDataOnCreate::default()
+        };
+        for debug in [
+            format!("{creds:?}"),
+            format!("{user:?}"),
+            format!("{account:?}"),
+        ] {
+            assert!(!debug.contains("s3cret"), "{debug}");
+            assert!(debug.contains("<redacted>"), "{debug}");
+        }
+        assert!(format!("{user:?}").contains("jdoe"));
+    }
+}

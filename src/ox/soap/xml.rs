@@ -128,13 +128,6 @@ impl Element {
     pub fn is(&self, ns: Ns, name: &str) -> bool {
         self.ns == ns && self.name == name
     }
-
-    /// The first child named `name` in `ns` (or unqualified, as OX tolerates).
-    pub fn child(&self, ns: Ns, name: &str) -> Option<&Element> {
-        self.children
-            .iter()
-            .find(|c| c.name == name && (c.ns == ns || c.ns == Ns::None))
-    }
 }
 
 /// Why a document could not be read as XML.
