@@ -44,6 +44,14 @@ pub use state::{ContextSnapshot, ObjectRef, OxOptions, StateSnapshot, UserSnapsh
 
 /// Flags of `ox-connector ox-emulator`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "SOAP: POST /webservices/<Service>, WSDL: GET /webservices/<Service>?wsdl \
+for OXContextService, OXUserService, OXGroupService, OXResourceService, OXUserCopyService, \
+OXSecondaryAccountService.\n\
+Control: GET /emulator/state (JSON snapshot), POST /emulator/reset, GET|POST /emulator/faults \
+(latency, fault injection, down; JSON), GET /emulator/calls (per-operation counters).\n\
+Details: docs/ox-emulator.md"
+)]
 pub struct EmulatorArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port; the address is
     /// printed on stdout).
@@ -246,9 +254,15 @@ pub async fn run(args: EmulatorArgs, shutdown: CancellationToken) -> std::io::Re
     // The address goes to stdout so that scripts can start it on port 0 and read the port.
     println!("OX emulator listening on {}", handle.base_url());
     tracing::info!(addr = %handle.addr(), "OX emulator started.");
+    let ctrl_c = async {
+        // Without a signal handler, run until `shutdown` instead of stopping at once.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
         _ = shutdown.cancelled() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = ctrl_c => {}
     }
     handle.stop().await;
     tracing::info!("OX emulator stopped.");
