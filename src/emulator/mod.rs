@@ -28,6 +28,7 @@ mod soap;
 mod state;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -42,8 +43,16 @@ pub use faults::{Failure, FaultConfig, FaultRule};
 pub use http::CallStats;
 pub use state::{ContextSnapshot, ObjectRef, OxOptions, StateSnapshot, UserSnapshot};
 
-/// Flags of `ox-connector ox-emulator`.
-#[derive(Debug, Args)]
+/// Flags of `ox-connector ox-emulator`. `Debug` redacts the master password.
+#[derive(Args)]
+#[command(
+    after_help = "SOAP: POST /webservices/<Service>, WSDL: GET /webservices/<Service>?wsdl \
+for OXContextService, OXUserService, OXGroupService, OXResourceService, OXUserCopyService, \
+OXSecondaryAccountService.\n\
+Control: GET /emulator/state (JSON snapshot), POST /emulator/reset, GET|POST /emulator/faults \
+(latency, fault injection, down; JSON), GET /emulator/calls (per-operation counters).\n\
+Details: docs/ox-emulator.md"
+)]
 pub struct EmulatorArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port; the address is
     /// printed on stdout).
@@ -82,8 +91,8 @@ pub struct EmulatorArgs {
     pub allow_any_user_name: bool,
 }
 
-/// How to start an emulator in-process.
-#[derive(Clone, Debug)]
+/// How to start an emulator in-process. `Debug` redacts the master password.
+#[derive(Clone)]
 pub struct EmulatorConfig {
     /// Where to listen; `127.0.0.1:0` picks a free port.
     pub listen: SocketAddr,
@@ -136,6 +145,40 @@ impl From<&EmulatorArgs> for EmulatorConfig {
             faults,
             lean: args.lean,
         }
+    }
+}
+
+impl fmt::Debug for EmulatorArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorArgs")
+            .field("listen", &self.listen)
+            .field("master_admin", &self.master_admin)
+            .field("master_password", &"<redacted>")
+            .field("latency_ms", &self.latency_ms)
+            .field("latency_jitter_ms", &self.latency_jitter_ms)
+            .field("fail_fraction", &self.fail_fraction)
+            .field("lean", &self.lean)
+            .field(
+                "allow_duplicate_display_names",
+                &self.allow_duplicate_display_names,
+            )
+            .field("lowercase_names", &self.lowercase_names)
+            .field("master_override", &self.master_override)
+            .field("allow_any_user_name", &self.allow_any_user_name)
+            .finish()
+    }
+}
+
+impl fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("listen", &self.listen)
+            .field("master_admin", &self.master_admin)
+            .field("master_password", &"<redacted>")
+            .field("options", &self.options)
+            .field("faults", &self.faults)
+            .field("lean", &self.lean)
+            .finish()
     }
 }
 
@@ -246,11 +289,43 @@ pub async fn run(args: EmulatorArgs, shutdown: CancellationToken) -> std::io::Re
     // The address goes to stdout so that scripts can start it on port 0 and read the port.
     println!("OX emulator listening on {}", handle.base_url());
     tracing::info!(addr = %handle.addr(), "OX emulator started.");
+    let ctrl_c = async {
+        // Without a signal handler, run until `shutdown` instead of stopping at once.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
         _ = shutdown.cancelled() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = ctrl_c => {}
     }
     handle.stop().await;
     tracing::info!("OX emulator stopped.");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_the_settings_hides_the_master_password() {
+        let config = EmulatorConfig::new("oxadminmaster", "s3cret");
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let args = EmulatorArgs {
+            listen: config.listen,
+            master_admin: "oxadminmaster".into(),
+            master_password: "s3cret".into(),
+            latency_ms: 0,
+            latency_jitter_ms: 0,
+            fail_fraction: 0.0,
+            lean: false,
+            allow_duplicate_display_names: false,
+            lowercase_names: false,
+            master_override: false,
+            allow_any_user_name: false,
+        };
+        assert!(!format!("{args:?}").contains("s3cret"));
+        assert_eq!(EmulatorConfig::from(&args).master_password, "s3cret");
+    }
 }

@@ -29,7 +29,8 @@ pub enum SoapError {
     VersionMismatch(String),
     /// `soap:Server` with the exception's detail element.
     Server(OxFault),
-    /// `soap:Server` with a detail element named by a fault-injection rule.
+    /// `soap:Server` with a detail element given by name (fault injection, operations the
+    /// emulator does not implement).
     Injected { exception: String, message: String },
 }
 

@@ -586,6 +586,9 @@ fn ox_emulator_help_explains_every_switch() {
         "--lowercase-names",
         "--master-override",
         "--allow-any-user-name",
+        "/emulator/state",
+        "/emulator/faults",
+        "?wsdl",
     ] {
         assert!(help.contains(flag), "{flag} missing in:\n{help}");
     }
