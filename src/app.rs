@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState};
 use crate::apply::Applier;
 use crate::config::{NatsTarget, Settings};
+use crate::dispatch::dispatcher::Auth;
+use crate::dispatch::identity::{self, Identities, Identity, Role};
+use crate::dispatch::{Dispatch, SubscriptionRequest};
 use crate::listener::watch::{self, Sink, SinkError};
 use crate::listener::ListenerFile;
 use crate::message::ProvisioningMessage;
@@ -53,6 +56,8 @@ pub enum AppError {
     },
     #[error("cannot set up OX provisioning: {0}")]
     Applier(String),
+    #[error("cannot start the dispatcher: {0}")]
+    Dispatch(String),
     #[error("stopped before the queue was ready")]
     Cancelled,
     #[error("the daemon did not stop within {0:?}")]
@@ -69,7 +74,8 @@ pub struct Daemon {
     admin_stop: CancellationToken,
     admin_task: JoinHandle<()>,
     nats_task: Option<(CancellationToken, JoinHandle<()>)>,
-    client: async_nats::Client,
+    dispatch: Arc<Dispatch>,
+    clients: Vec<async_nats::Client>,
     status: StatusBoard,
     wake: Arc<Notify>,
     retry_now: Arc<Notify>,
@@ -129,20 +135,69 @@ impl Daemon {
             .await
             .map_err(admin_error)?;
 
-        let (url, nats_task) = match &settings.nats {
-            NatsTarget::External { url } => (url.clone(), None),
+        let (url, nats_task, identities) = match &settings.nats {
+            NatsTarget::External { url } => (url.clone(), None, None),
             NatsTarget::Embedded(options) => {
+                let identities_error = |source| AppError::DataDir {
+                    path: settings.data_dir.join(identity::FILE),
+                    source,
+                };
+                let mut identities =
+                    Identities::load(&settings.data_dir).map_err(identities_error)?;
+                identities
+                    .ensure(Role::Subscriber {
+                        name: queue::OX_SUBSCRIBER.into(),
+                    })
+                    .map_err(identities_error)?;
+                let mut options = options.clone();
+                options.users = Some(identities.nats_users());
                 let server = NatsServer::start(options.clone()).await?;
                 let url = server.url().to_owned();
                 let stop = CancellationToken::new();
                 let task =
                     tokio::spawn(supervise_nats(server, options.binary.clone(), stop.clone()));
-                (url, Some((stop, task)))
+                (url, Some((stop, task)), Some((identities, options.dir)))
             }
         };
-        let client = connect(&url).await?;
+        let identity = |role: Role| identities.as_ref().and_then(|(ids, _)| ids.by_role(&role));
+        let client = connect(&url, identity(Role::Service)).await?;
+        let publisher_client = connect(
+            &url,
+            identity(Role::Publisher {
+                realm: crate::message::REALM_UDM.into(),
+            }),
+        )
+        .await?;
+        let ox_client = connect(
+            &url,
+            identity(Role::Subscriber {
+                name: queue::OX_SUBSCRIBER.into(),
+            }),
+        )
+        .await?;
         let js = jetstream::new(client.clone());
-        let consumer = setup_queue(&js, &settings, &shutdown).await?;
+        let incoming = until_ready(&shutdown, || {
+            queue::setup_incoming(&js, settings.queue_limits)
+        })
+        .await?;
+        let auth = identities.map(|(identities, nats_dir)| Auth {
+            identities,
+            nats_dir,
+        });
+        let dispatch = Dispatch::start(
+            js.clone(),
+            incoming,
+            settings.consumer_timing(),
+            settings.queue_limits,
+            auth,
+        )
+        .await
+        .map_err(|e| AppError::Dispatch(e.to_string()))?;
+        dispatch
+            .ensure_registered(ox_subscription(&settings))
+            .await
+            .map_err(|e| AppError::Dispatch(e.to_string()))?;
+        let consumer = until_ready(&shutdown, || subscriber_consumer(&ox_client)).await?;
         let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
 
         let wake = Arc::new(Notify::new());
@@ -151,7 +206,8 @@ impl Daemon {
         let consumer_stop = CancellationToken::new();
 
         let sink = PublishSink {
-            publisher: Publisher::new(js.clone()),
+            publisher: Publisher::new(jetstream::new(publisher_client.clone())),
+            dispatch: dispatch.clone(),
             status: status.clone(),
             failing: false,
         };
@@ -201,7 +257,8 @@ impl Daemon {
             admin_stop,
             admin_task,
             nats_task,
-            client,
+            dispatch,
+            clients: vec![client, publisher_client, ox_client],
             status,
             wake,
             retry_now,
@@ -231,12 +288,14 @@ impl Daemon {
             let _ = self.listener_task.await;
             self.consumer_stop.cancel();
             let _ = self.consumer_task.await;
+            self.dispatch.stop().await;
             self.admin_stop.cancel();
             let _ = self.admin_task.await;
-            if let Err(e) = self.client.flush().await {
-                tracing::warn!(error = %e, "Cannot flush the NATS connection.");
+            for client in self.clients {
+                if let Err(e) = client.flush().await {
+                    tracing::warn!(error = %e, "Cannot flush a NATS connection.");
+                }
             }
-            drop(self.client);
             if let Some((stop, task)) = self.nats_task {
                 stop.cancel();
                 let _ = task.await;
@@ -255,6 +314,7 @@ impl Daemon {
         self.listener_task.abort();
         self.consumer_task.abort();
         self.admin_task.abort();
+        self.dispatch.abort();
         let _ = self.listener_task.await;
         let _ = self.consumer_task.await;
         let _ = self.admin_task.await;
@@ -270,13 +330,20 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     Daemon::start_ox(settings, shutdown).await?.wait().await
 }
 
-async fn connect(url: &str) -> Result<async_nats::Client, AppError> {
-    async_nats::ConnectOptions::new()
-        .name("ox-connector")
+async fn connect(url: &str, identity: Option<Identity>) -> Result<async_nats::Client, AppError> {
+    let options = match &identity {
+        Some(identity) => identity.connect_options(),
+        None => async_nats::ConnectOptions::new(),
+    };
+    let name = identity
+        .as_ref()
+        .map_or("ox-connector".to_owned(), |i| i.user.clone());
+    options
+        .name(name)
         .retry_on_initial_connect()
         .event_callback(|event| async move {
             match event {
-                async_nats::Event::Connected => tracing::info!("Connected to NATS."),
+                async_nats::Event::Connected => tracing::debug!("Connected to NATS."),
                 async_nats::Event::Disconnected => {
                     tracing::warn!("Lost the connection to NATS; reconnecting.")
                 }
@@ -291,16 +358,17 @@ async fn connect(url: &str) -> Result<async_nats::Client, AppError> {
         })
 }
 
-/// Creates the stream and consumer, retrying while NATS is not reachable yet.
-async fn setup_queue(
-    js: &jetstream::Context,
-    settings: &Settings,
-    shutdown: &CancellationToken,
-) -> Result<jetstream::consumer::PullConsumer, AppError> {
+/// Retries `step` every 2 s while NATS is not ready yet, until it succeeds or `shutdown`.
+async fn until_ready<T, E, F, Fut>(shutdown: &CancellationToken, mut step: F) -> Result<T, AppError>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let mut attempts = 0u32;
     loop {
-        match queue::setup(js, settings.queue_limits, settings.consumer_timing()).await {
-            Ok(consumer) => return Ok(consumer),
+        match step().await {
+            Ok(value) => return Ok(value),
             Err(e) => {
                 attempts += 1;
                 if attempts == 1 || attempts % 30 == 0 {
@@ -313,6 +381,43 @@ async fn setup_queue(
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
+}
+
+/// The OX subscriber's subscription: the six modules of the App Center app.
+fn ox_subscription(settings: &Settings) -> SubscriptionRequest {
+    SubscriptionRequest {
+        name: queue::OX_SUBSCRIBER.into(),
+        realm: crate::message::REALM_UDM.into(),
+        topics: [
+            "oxmail/oxcontext",
+            "oxmail/accessprofile",
+            "users/user",
+            "groups/group",
+            "oxmail/functional_account",
+            "oxresources/oxresources",
+        ]
+        .map(String::from)
+        .to_vec(),
+        prefill: false,
+        redact: None,
+        max_messages: Some(settings.queue_limits.max_messages),
+        max_bytes: Some(settings.queue_limits.max_bytes),
+    }
+}
+
+/// The OX subscriber's consumer on its own queue, through its own connection.
+async fn subscriber_consumer(
+    client: &async_nats::Client,
+) -> Result<jetstream::consumer::PullConsumer, String> {
+    let js = jetstream::new(client.clone());
+    let stream = js
+        .get_stream(queue::subscriber_stream(queue::OX_SUBSCRIBER))
+        .await
+        .map_err(|e| e.to_string())?;
+    stream
+        .get_consumer(queue::OX_SUBSCRIBER)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn consume_until_stopped<A: Applier>(
@@ -373,6 +478,7 @@ async fn supervise_nats(
 /// Hands validated listener files to the publisher and reports the queue's state.
 struct PublishSink {
     publisher: Publisher,
+    dispatch: Arc<Dispatch>,
     status: StatusBoard,
     /// Whether the last publish failed (so that a failure is logged once, not per pass).
     failing: bool,
@@ -381,6 +487,12 @@ struct PublishSink {
 impl Sink for PublishSink {
     async fn accept(&mut self, file: ListenerFile) -> Result<(), SinkError> {
         let message = ProvisioningMessage::from_listener_file(&file);
+        if !self.dispatch.is_wanted(&message.realm, &message.topic) {
+            return Err(SinkError::Refused(format!(
+                "{}: no subscription wants {} messages of type {}; register one or remove the file",
+                file.name, message.realm, message.topic
+            )));
+        }
         match self.publisher.publish(&message).await {
             Ok(published) => {
                 if std::mem::take(&mut self.failing) && self.status.get().queue_full.is_some() {

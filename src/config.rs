@@ -105,6 +105,7 @@ impl Settings {
                 binary: raw.nats_server_bin.filter(|p| !p.as_os_str().is_empty()),
                 dir: raw.data_dir.join("nats"),
                 port: raw.nats_port,
+                users: None,
             }),
         };
         let ox = ox_settings(raw.ox, &raw.data_dir)?;

@@ -90,6 +90,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), Demo
             binary: None,
             dir: data_dir.join("nats"),
             port: 0,
+            users: None,
         }),
         data_dir: data_dir.clone(),
         rescan_interval: Duration::from_secs(2),

@@ -6,7 +6,8 @@
 //! - [`listener`] ① listener files: format, sorted scan, watcher, quarantine of broken files.
 //! - [`message`] ② the provisioning message made from a listener file; subject; message id.
 //! - [`queue`] ③ JetStream: stream and consumer layout, publishing, the ordered consumer,
-//!   the embedded `nats-server`.
+//!   the embedded `nats-server`; [`dispatch`] fans the incoming messages out into one queue per
+//!   subscriber (subscriptions, prefill, NATS identities, redaction).
 //! - [`provision`] ④ applying messages to OX (behind the [`apply::Applier`] contract).
 //! - [`ox`] ⑤ the OX SOAP client.
 //! - [`done`] ⑥ the only code that deletes listener files.
@@ -24,6 +25,7 @@ pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod dispatch;
 pub mod done;
 pub mod emulator;
 pub mod listener;

@@ -37,6 +37,8 @@ pub enum Operation {
     Modify,
     /// The object was deleted; `body.new` is null.
     Delete,
+    /// The object's current state, sent to a new subscriber before the live changes (prefill).
+    Snapshot,
 }
 
 /// The object before and after the change. Listener files carry no old state, so `old` is

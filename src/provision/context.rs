@@ -144,7 +144,11 @@ pub async fn pull_forward(p: &Provisioner, id: i32) -> Result<bool, ProvisionErr
     let Some(queue) = &p.queue else {
         return Ok(false);
     };
-    let subject = crate::message::subject(crate::message::REALM_UDM, TOPIC);
+    let subject = crate::queue::subscriber_subject(
+        crate::queue::OX_SUBSCRIBER,
+        crate::message::REALM_UDM,
+        TOPIC,
+    );
     let mut sequence = 1;
     loop {
         let found = match queue

@@ -231,7 +231,10 @@ impl OxApplier {
                 credentials,
                 profiles,
                 mapping,
-                queue: js.get_stream(crate::queue::STREAM).await.ok(),
+                queue: js
+                    .get_stream(crate::queue::subscriber_stream(crate::queue::OX_SUBSCRIBER))
+                    .await
+                    .ok(),
             }),
         })
     }

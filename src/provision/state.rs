@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::udm::Properties;
-use crate::queue::kv::open_bucket;
+use crate::queue::kv::{decode_key, encode_key, open_bucket};
 
 const OBJECTS_BUCKET: &str = "ox-objects";
 const DN_BUCKET: &str = "ox-dn-index";
@@ -97,7 +97,7 @@ impl StateStore {
     pub async fn get(&self, entry_uuid: &str) -> Result<Option<ObjectState>, StateError> {
         let Some(bytes) = self
             .objects
-            .get(object_key(entry_uuid))
+            .get(encode_key(entry_uuid))
             .await
             .map_err(|e| StateError::new("read object", e))?
         else {
@@ -131,7 +131,7 @@ impl StateStore {
         let previous_dn = self.get(entry_uuid).await?.map(|s| s.dn);
         let bytes = serde_json::to_vec(state).map_err(|e| StateError::new("encode object", e))?;
         self.objects
-            .put(object_key(entry_uuid), bytes.into())
+            .put(encode_key(entry_uuid), bytes.into())
             .await
             .map_err(|e| StateError::new("write object", e))?;
         if let Some(old) = previous_dn.filter(|old| !old.eq_ignore_ascii_case(&state.dn)) {
@@ -150,7 +150,7 @@ impl StateStore {
             self.forget_dn(&state.dn, entry_uuid).await?;
         }
         self.objects
-            .purge(object_key(entry_uuid))
+            .purge(encode_key(entry_uuid))
             .await
             .map_err(|e| StateError::new("remove object", e))
     }
@@ -168,7 +168,7 @@ impl StateStore {
             .map_err(|e| StateError::new("list objects", e))?;
         let mut all = Vec::with_capacity(keys.len());
         for key in keys {
-            let uuid = uuid_of_key(&key);
+            let uuid = decode_key(&key);
             if let Some(state) = self.get(&uuid).await? {
                 all.push((uuid, state));
             }
@@ -188,35 +188,6 @@ impl StateStore {
     }
 }
 
-/// KV keys allow `[-_=.a-zA-Z0-9/]`; entry UUIDs normally fit. Anything else is hex-encoded
-/// behind a `x.` prefix that a UUID cannot have.
-fn object_key(entry_uuid: &str) -> String {
-    let fits = !entry_uuid.is_empty()
-        && !entry_uuid.starts_with('.')
-        && !entry_uuid.ends_with('.')
-        && entry_uuid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=');
-    if fits {
-        entry_uuid.to_owned()
-    } else {
-        format!("x.{}", hex(entry_uuid.as_bytes()))
-    }
-}
-
-fn uuid_of_key(key: &str) -> String {
-    match key.strip_prefix("x.") {
-        Some(encoded) => {
-            let bytes: Vec<u8> = (0..encoded.len())
-                .step_by(2)
-                .filter_map(|i| u8::from_str_radix(encoded.get(i..i + 2)?, 16).ok())
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-        None => key.to_owned(),
-    }
-}
-
 /// DNs compare case-insensitively in LDAP; the key is a digest of the lower-cased DN.
 fn dn_key(dn: &str) -> String {
     hex(&Sha256::digest(dn.to_lowercase().as_bytes()))
@@ -229,14 +200,6 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_round_trip_for_any_entry_uuid() {
-        for uuid in ["c41e7a90-3d2b-103f-9b0c-11a2b3c4d5e6", "weird id/ü", ".x"] {
-            assert_eq!(uuid_of_key(&object_key(uuid)), uuid);
-        }
-        assert_eq!(object_key("c41e7a90-3d2b"), "c41e7a90-3d2b");
-    }
 
     #[test]
     fn dns_are_compared_case_insensitively() {

@@ -30,6 +30,68 @@ pub struct EmbeddedOptions {
     pub dir: PathBuf,
     /// Client port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// The users allowed to connect (empty: no authentication); `None` keeps the users of the
+    /// last start or reload.
+    pub users: Option<Vec<NatsUser>>,
+}
+
+/// A user of the embedded server with its permissions. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsUser {
+    pub user: String,
+    pub password: String,
+    /// Subjects the user may publish to.
+    pub publish: Vec<String>,
+    /// Subjects the user may subscribe to.
+    pub subscribe: Vec<String>,
+}
+
+impl std::fmt::Debug for NatsUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsUser")
+            .field("user", &self.user)
+            .field("publish", &self.publish)
+            .field("subscribe", &self.subscribe)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `authorization` block for `users`, written to `auth.conf` (mode 0600: it holds passwords).
+fn write_auth(dir: &Path, users: &[NatsUser]) -> std::io::Result<()> {
+    let list = |items: &[String]| {
+        let quoted: Vec<String> = items.iter().map(|s| json_string(s)).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let mut text = String::from("# Written by ox-connector; changes are overwritten.\n");
+    if !users.is_empty() {
+        text.push_str("authorization {\n  users = [\n");
+        for u in users {
+            text.push_str(&format!(
+                "    {{user: {}, password: {}, permissions: {{publish: {{allow: {}}}, subscribe: {{allow: {}}}}}}}\n",
+                json_string(&u.user),
+                json_string(&u.password),
+                list(&u.publish),
+                list(&u.subscribe),
+            ));
+        }
+        text.push_str("  ]\n}\n");
+    }
+    crate::atomic_file::write_with_mode(&dir.join("auth.conf"), text.as_bytes(), Some(0o600))
+}
+
+fn json_string(value: &str) -> String {
+    serde_json::Value::String(value.to_owned()).to_string()
+}
+
+/// Replaces the users of the embedded server whose files are in `dir` and makes it reload its
+/// configuration (SIGHUP): connections of removed users are closed, new users may connect.
+pub fn reload_users(dir: &Path, users: &[NatsUser]) -> std::io::Result<()> {
+    write_auth(dir, users)?;
+    let pid: i32 = std::fs::read_to_string(dir.join("nats-server.pid"))?
+        .trim()
+        .parse()
+        .map_err(std::io::Error::other)?;
+    kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(std::io::Error::other)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,12 +161,19 @@ impl NatsServer {
              max_payload: 8MB\n\
              pid_file: {pid}\n\
              ports_file_dir: {ports}\n\
+             include \"auth.conf\"\n\
              jetstream {{\n  store_dir: {store}\n}}\n",
             pid = quote(&pid_file),
             ports = quote(&ports_dir),
             store = quote(&dir),
         );
         crate::atomic_file::write(&config, text.as_bytes()).map_err(io(&config))?;
+        let auth = dir.join("auth.conf");
+        match &options.users {
+            Some(users) => write_auth(&dir, users).map_err(io(&auth))?,
+            None if !auth.exists() => write_auth(&dir, &[]).map_err(io(&auth))?,
+            None => {}
+        }
 
         let log = dir.join("nats-server.log");
         let log_file = std::fs::OpenOptions::new()
@@ -209,6 +278,7 @@ impl NatsServer {
             binary,
             dir: self.dir.clone(),
             port: self.port,
+            users: None,
         })
         .await?;
         *self = fresh;
@@ -296,6 +366,7 @@ mod tests {
             binary: Some(PathBuf::from("/nonexistent/nats-server")),
             dir: tempfile::tempdir().unwrap().path().to_owned(),
             port: 0,
+            users: None,
         })
         .await
         .unwrap_err();
@@ -312,6 +383,7 @@ mod tests {
             binary: None,
             dir: dir.path().to_owned(),
             port: 0,
+            users: None,
         })
         .await
         .unwrap();

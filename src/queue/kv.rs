@@ -47,3 +47,48 @@ pub async fn open_bucket(
         .await
         .map_err(|e| error(e.to_string()))
 }
+
+/// A key (or key token) for any string: KV keys allow `[-_=.a-zA-Z0-9/]`; entry UUIDs normally
+/// fit and are used as they are. Anything else is hex-encoded behind an `x.` prefix, which a
+/// UUID cannot have.
+pub fn encode_key(value: &str) -> String {
+    let fits = !value.is_empty()
+        && !value.starts_with('.')
+        && !value.ends_with('.')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=');
+    if fits {
+        value.to_owned()
+    } else {
+        let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("x.{hex}")
+    }
+}
+
+/// The string behind a key made by [`encode_key`].
+pub fn decode_key(key: &str) -> String {
+    match key.strip_prefix("x.") {
+        Some(encoded) => {
+            let bytes: Vec<u8> = (0..encoded.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(encoded.get(i..i + 2)?, 16).ok())
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        None => key.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_for_any_string() {
+        for value in ["c41e7a90-3d2b-103f-9b0c-11a2b3c4d5e6", "weird id/ü", ".x"] {
+            assert_eq!(decode_key(&encode_key(value)), value);
+        }
+        assert_eq!(encode_key("c41e7a90-3d2b"), "c41e7a90-3d2b");
+    }
+}

@@ -1,13 +1,17 @@
-//! ③ The durable queue on NATS JetStream: stream and consumer layout, publishing, the ordered
-//! consumer, and the embedded `nats-server` used when no server URL is configured.
+//! ③ The durable queues on NATS JetStream: stream and consumer layout, publishing, the ordered
+//! consumer, key-value buckets, and the embedded `nats-server` used when no URL is configured.
 //!
-//! Layout (documented in `docs/queue.md`):
-//! - stream `PROVISIONING` on `provisioning.>`, file storage, **work-queue** retention (a message
-//!   stays until its subscriber acknowledged it, even before the consumer exists), bounded by
-//!   message count and bytes with **discard new** (a full queue refuses messages; the listener
-//!   files wait on disk — nothing is dropped), a duplicate window for `Nats-Msg-Id`;
-//! - durable pull consumer `ox-connector` on `provisioning.udm.>`, explicit acks,
-//!   `max_ack_pending = 1` (strict order), no `max_deliver` (never skips on its own).
+//! Layout (documented in `docs/provisioning.md`):
+//! - the **incoming** stream `PROVISIONING` on `provisioning.<realm>.<topic>`: publishers write
+//!   here. Interest retention: a message stays until every consumer on it (the state keeper and
+//!   one dispatcher per subscriber, all created before anything is published) has acknowledged
+//!   it. Bounded, discard new (a full stream refuses messages; the listener files wait on disk).
+//! - one stream **per subscriber** `SUB_<name>` on `subscriber.<name>.<realm>.<topic>`, filled by
+//!   that subscriber's dispatcher with the messages matching its subscription (redacted for it),
+//!   read by the subscriber's own durable consumer `<name>`: explicit acks, `max_ack_pending = 1`
+//!   (strict order), no `max_deliver` (never skips on its own). Work-queue retention, bounded,
+//!   discard new: a full queue holds its dispatcher back, and only it.
+//! - every stream has a duplicate window for `Nats-Msg-Id`, so a re-publish is not stored twice.
 
 pub mod consume;
 pub mod embedded;
@@ -18,15 +22,17 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 
-/// Name of the stream holding provisioning messages.
+/// Name of the incoming stream.
 pub const STREAM: &str = "PROVISIONING";
-/// Durable consumer of the OX subscriber.
-pub const OX_CONSUMER: &str = "ox-connector";
+/// The OX subscriber's name.
+pub const OX_SUBSCRIBER: &str = "ox-connector";
+/// Durable consumer of the state keeper on the incoming stream.
+pub const STATE_KEEPER: &str = "state-keeper";
 /// How long the server remembers message ids for de-duplication.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// Bounds of the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Bounds of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueLimits {
     pub max_messages: i64,
     pub max_bytes: i64,
@@ -42,18 +48,67 @@ pub struct ConsumerTiming {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("cannot create or update the JetStream stream {STREAM}: {0}")]
-    Stream(String),
-    #[error("cannot create or update the JetStream consumer {OX_CONSUMER}: {0}")]
-    Consumer(String),
+    #[error("cannot create or update the JetStream stream {stream}: {reason}")]
+    Stream { stream: String, reason: String },
+    #[error("cannot create or update the JetStream consumer {consumer}: {reason}")]
+    Consumer { consumer: String, reason: String },
 }
 
-/// The stream configuration: the single definition shared by publisher and consumer.
-pub fn stream_config(limits: QueueLimits) -> stream::Config {
+impl SetupError {
+    fn stream(stream: &str, reason: impl std::fmt::Display) -> Self {
+        Self::Stream {
+            stream: stream.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn consumer(consumer: &str, reason: impl std::fmt::Display) -> Self {
+        Self::Consumer {
+            consumer: consumer.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The incoming stream's configuration.
+pub fn incoming_stream_config(limits: QueueLimits) -> stream::Config {
     stream::Config {
         name: STREAM.to_owned(),
-        description: Some("UCS provisioning messages (ox-connector)".to_owned()),
+        description: Some("UCS provisioning messages, as published".to_owned()),
         subjects: vec![format!("{}.>", crate::message::SUBJECT_PREFIX)],
+        retention: stream::RetentionPolicy::Interest,
+        storage: stream::StorageType::File,
+        max_messages: limits.max_messages,
+        max_bytes: limits.max_bytes,
+        discard: stream::DiscardPolicy::New,
+        duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: 1,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// `SUB_<name>`: the stream of subscriber `name`.
+pub fn subscriber_stream(name: &str) -> String {
+    format!("SUB_{name}")
+}
+
+/// `subscriber.<name>`: the subject prefix of subscriber `name`'s queue.
+pub fn subscriber_subject_prefix(name: &str) -> String {
+    format!("subscriber.{name}")
+}
+
+/// The subject of a message of `realm`/`topic` in subscriber `name`'s queue.
+pub fn subscriber_subject(name: &str, realm: &str, topic: &str) -> String {
+    format!("{}.{realm}.{topic}", subscriber_subject_prefix(name))
+}
+
+/// The configuration of subscriber `name`'s stream.
+pub fn subscriber_stream_config(name: &str, limits: QueueLimits) -> stream::Config {
+    stream::Config {
+        name: subscriber_stream(name),
+        description: Some(format!("the provisioning queue of subscriber {name}")),
+        subjects: vec![format!("{}.>", subscriber_subject_prefix(name))],
         retention: stream::RetentionPolicy::WorkQueue,
         storage: stream::StorageType::File,
         max_messages: limits.max_messages,
@@ -61,16 +116,16 @@ pub fn stream_config(limits: QueueLimits) -> stream::Config {
         discard: stream::DiscardPolicy::New,
         duplicate_window: DUPLICATE_WINDOW,
         num_replicas: 1,
+        allow_direct: true,
         ..Default::default()
     }
 }
 
-/// The OX subscriber's consumer configuration.
-pub fn ox_consumer_config(timing: ConsumerTiming) -> consumer::pull::Config {
+/// The subscriber's own consumer on its stream: ordered, one message in flight.
+pub fn subscriber_consumer_config(name: &str, timing: ConsumerTiming) -> consumer::pull::Config {
     consumer::pull::Config {
-        durable_name: Some(OX_CONSUMER.to_owned()),
-        description: Some("applies UDM changes to OX App Suite, in order".to_owned()),
-        filter_subject: crate::message::subject(crate::message::REALM_UDM, ">"),
+        durable_name: Some(name.to_owned()),
+        description: Some(format!("subscriber {name}: ordered, explicit acks")),
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::All,
         ack_wait: timing.ack_wait,
@@ -80,44 +135,137 @@ pub fn ox_consumer_config(timing: ConsumerTiming) -> consumer::pull::Config {
     }
 }
 
-/// Creates the stream and the OX consumer, or brings existing ones in line with the code's
-/// definition (limits and timing can change in place).
-pub async fn setup(
+/// The durable name of subscriber `name`'s dispatcher on the incoming stream.
+pub fn dispatcher_consumer(name: &str) -> String {
+    format!("dispatch-{name}")
+}
+
+/// The dispatcher's consumer on the incoming stream, from `start` (a stream sequence) on, or
+/// from the beginning.
+pub fn dispatcher_consumer_config(
+    name: &str,
+    realm: &str,
+    start: Option<u64>,
+) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(dispatcher_consumer(name)),
+        description: Some(format!("copies {realm} messages into the queue of {name}")),
+        filter_subject: crate::message::subject(realm, ">"),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: match start {
+            Some(sequence) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: sequence,
+            },
+            None => consumer::DeliverPolicy::All,
+        },
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 1,
+        max_deliver: -1,
+        ..Default::default()
+    }
+}
+
+/// The state keeper's consumer on the incoming stream (every realm).
+pub fn state_keeper_consumer_config() -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(STATE_KEEPER.to_owned()),
+        description: Some("keeps the last state of every object, for prefill".to_owned()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 1,
+        max_deliver: -1,
+        ..Default::default()
+    }
+}
+
+/// Creates the incoming stream, or brings an existing one in line with the code's definition.
+/// A stream of an earlier layout (other retention) is recreated if it is empty.
+pub async fn setup_incoming(
     js: &jetstream::Context,
     limits: QueueLimits,
-    timing: ConsumerTiming,
-) -> Result<consumer::PullConsumer, SetupError> {
-    let wanted = stream_config(limits);
+) -> Result<stream::Stream, SetupError> {
+    let wanted = incoming_stream_config(limits);
+    ensure_stream(js, wanted).await
+}
+
+/// Creates or updates a stream; an empty stream whose retention differs is recreated, a
+/// non-empty one is an error (JetStream cannot change retention in place).
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    wanted: stream::Config,
+) -> Result<stream::Stream, SetupError> {
+    let name = wanted.name.clone();
     let mut stream = js
         .get_or_create_stream(wanted.clone())
         .await
-        .map_err(|e| SetupError::Stream(e.to_string()))?;
-    let current = stream
+        .map_err(|e| SetupError::stream(&name, e))?;
+    let info = stream
         .info()
         .await
-        .map_err(|e| SetupError::Stream(e.to_string()))?
-        .config
+        .map_err(|e| SetupError::stream(&name, e))?
         .clone();
+    if info.config.retention != wanted.retention {
+        if info.state.messages > 0 {
+            return Err(SetupError::stream(
+                &name,
+                format!(
+                    "it has {} messages and an older layout ({:?} retention); let it drain with the \
+                     previous version first",
+                    info.state.messages, info.config.retention
+                ),
+            ));
+        }
+        js.delete_stream(&name)
+            .await
+            .map_err(|e| SetupError::stream(&name, e))?;
+        return js
+            .create_stream(wanted)
+            .await
+            .map_err(|e| SetupError::stream(&name, e));
+    }
+    let current = &info.config;
     if current.max_messages != wanted.max_messages
         || current.max_bytes != wanted.max_bytes
         || current.subjects != wanted.subjects
     {
         js.update_stream(wanted)
             .await
-            .map_err(|e| SetupError::Stream(e.to_string()))?;
+            .map_err(|e| SetupError::stream(&name, e))?;
     }
+    Ok(stream)
+}
 
-    let wanted = ox_consumer_config(timing);
+/// Creates (or updates, keeping its position) a durable pull consumer on `stream`.
+pub async fn ensure_consumer(
+    stream: &stream::Stream,
+    wanted: consumer::pull::Config,
+) -> Result<consumer::PullConsumer, SetupError> {
+    let name = wanted.durable_name.clone().unwrap_or_default();
     let consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(OX_CONSUMER, wanted.clone())
+        .get_or_create_consumer(&name, wanted.clone())
         .await
-        .map_err(|e| SetupError::Consumer(e.to_string()))?;
+        .map_err(|e| SetupError::consumer(&name, e))?;
     let current = consumer.cached_info().config.clone();
     if current.ack_wait != wanted.ack_wait || current.max_ack_pending != wanted.max_ack_pending {
+        let mut update = wanted;
+        // The start position is fixed at creation; an update must repeat it.
+        update.deliver_policy = current.deliver_policy;
         return stream
-            .create_consumer(wanted)
+            .create_consumer(update)
             .await
-            .map_err(|e| SetupError::Consumer(e.to_string()));
+            .map_err(|e| SetupError::consumer(&name, e));
     }
     Ok(consumer)
+}
+
+/// Creates subscriber `name`'s stream and its own consumer.
+pub async fn setup_subscriber(
+    js: &jetstream::Context,
+    name: &str,
+    limits: QueueLimits,
+    timing: ConsumerTiming,
+) -> Result<consumer::PullConsumer, SetupError> {
+    let stream = ensure_stream(js, subscriber_stream_config(name, limits)).await?;
+    ensure_consumer(&stream, subscriber_consumer_config(name, timing)).await
 }

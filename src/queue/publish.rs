@@ -47,6 +47,17 @@ impl Publisher {
 
     /// Publishes `message` with its id as `Nats-Msg-Id` and waits until JetStream stored it.
     pub async fn publish(&self, message: &ProvisioningMessage) -> Result<Published, PublishError> {
+        self.publish_to(message.subject(), message, &message.id.to_string())
+            .await
+    }
+
+    /// Publishes `message` on `subject` with the de-duplication id `msg_id`.
+    pub async fn publish_to(
+        &self,
+        subject: String,
+        message: &ProvisioningMessage,
+        msg_id: &str,
+    ) -> Result<Published, PublishError> {
         let payload = serde_json::to_vec(message)?;
         let limit = self.js.client().server_info().max_payload;
         // Headers and protocol overhead need a little room besides the payload.
@@ -57,16 +68,13 @@ impl Publisher {
             });
         }
         let mut headers = HeaderMap::new();
-        headers.insert(
-            async_nats::header::NATS_MESSAGE_ID,
-            message.id.to_string().as_str(),
-        );
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
         if let Some(file) = message.source_file() {
             headers.insert(HEADER_SOURCE_FILE, file);
         }
         let ack = self
             .js
-            .publish_with_headers(message.subject(), headers, payload.into())
+            .publish_with_headers(subject, headers, payload.into())
             .await
             .map_err(classify)?
             .await

@@ -44,6 +44,7 @@ impl TestEnv {
             binary: None,
             dir: nats_dir.path().to_owned(),
             port: 0,
+            users: None,
         })
         .await
         .expect("nats-server must be installed for the integration tests");

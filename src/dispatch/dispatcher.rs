@@ -1,0 +1,524 @@
+//! Dispatchers: one task per subscriber that copies the incoming messages matching its
+//! subscription, redacted for it, into its own queue — after the prefill, if it asked for one.
+//!
+//! Each dispatcher has its own durable consumer on the incoming stream (one message in flight,
+//! so its queue keeps the incoming order) and acknowledges a message only after the copy is
+//! stored (or it does not match). A full subscriber queue holds back that subscriber's dispatcher
+//! alone, shown as "full" in its status; the other subscribers go on. A copy re-sent after a
+//! crash carries the same `Nats-Msg-Id` and is not stored twice.
+//!
+//! Prefill: the subscription remembers the last incoming sequence before it existed
+//! (`start_after`); its live messages start right after it. Once the state keeper has recorded
+//! everything up to `start_after`, the current state of every object in the subscriber's topics
+//! whose last change is at or before `start_after` is sent as `snapshot` messages (dependencies
+//! first), then the live messages follow: no gap and no duplicate at the seam.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer, kv, stream::Stream};
+use chrono::Utc;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::identity::{Identities, Role};
+use super::redact::{redact, DEFAULT_FIELDS};
+use super::state_keeper;
+use super::subscription::{
+    PrefillStatus, Registry, Subscription, SubscriptionError, SubscriptionRequest, TopicMatcher,
+};
+use crate::message::{Operation, ProvisioningMessage};
+use crate::queue::publish::{PublishError, Publisher};
+use crate::queue::{self, ConsumerTiming, QueueLimits};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
+    #[error(transparent)]
+    Setup(#[from] queue::SetupError),
+    #[error("{0}")]
+    Nats(String),
+    #[error("cannot update the NATS users: {0}")]
+    Identities(std::io::Error),
+}
+
+/// What a dispatcher reports about its subscriber.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriberStatus {
+    /// Set while the subscriber's queue is full (and its dispatcher waits).
+    pub full: Option<String>,
+    /// Messages copied into the queue since the daemon started.
+    pub dispatched: u64,
+    /// Messages waiting in the subscriber's queue.
+    pub queued: u64,
+}
+
+/// The embedded server's users, when the daemon manages them.
+pub struct Auth {
+    pub identities: Identities,
+    /// The embedded server's folder (for `auth.conf` and the reload).
+    pub nats_dir: PathBuf,
+}
+
+struct Running {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Runs the state keeper and the dispatchers, and registers and removes subscriptions.
+pub struct Dispatch {
+    js: jetstream::Context,
+    incoming: Stream,
+    registry: Registry,
+    state: kv::Store,
+    timing: ConsumerTiming,
+    default_limits: QueueLimits,
+    auth: Option<Mutex<Auth>>,
+    running: Mutex<BTreeMap<String, Running>>,
+    statuses: Arc<Mutex<BTreeMap<String, SubscriberStatus>>>,
+    keeper: Mutex<Option<Running>>,
+    /// Realm and topic patterns of every subscription, for [`Dispatch::is_wanted`].
+    wanted: Mutex<BTreeMap<String, (String, TopicMatcher)>>,
+}
+
+impl Dispatch {
+    /// Opens the buckets, starts the state keeper and a dispatcher per registered subscription.
+    pub async fn start(
+        js: jetstream::Context,
+        incoming: Stream,
+        timing: ConsumerTiming,
+        default_limits: QueueLimits,
+        auth: Option<Auth>,
+    ) -> Result<Arc<Self>, DispatchError> {
+        let registry = Registry::open(&js).await?;
+        let state = state_keeper::open(&js).await.map_err(DispatchError::Nats)?;
+        let keeper_stop = CancellationToken::new();
+        // The state keeper's consumer exists before anything is published, so the bucket
+        // misses nothing (interest retention keeps messages only for existing consumers).
+        queue::ensure_consumer(&incoming, queue::state_keeper_consumer_config()).await?;
+        let keeper_task = tokio::spawn({
+            let (incoming, state, stop) = (incoming.clone(), state.clone(), keeper_stop.clone());
+            async move {
+                while !stop.is_cancelled() {
+                    if let Err(e) =
+                        state_keeper::run(incoming.clone(), state.clone(), stop.clone()).await
+                    {
+                        tracing::error!(error = %e, "The state keeper failed; restarting it.");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        let this = Arc::new(Self {
+            js,
+            incoming,
+            registry,
+            state,
+            timing,
+            default_limits,
+            auth: auth.map(Mutex::new),
+            running: Mutex::default(),
+            statuses: Arc::default(),
+            keeper: Mutex::new(Some(Running {
+                stop: keeper_stop,
+                task: keeper_task,
+            })),
+            wanted: Mutex::default(),
+        });
+        for subscription in this.registry.list().await? {
+            this.spawn(subscription);
+        }
+        Ok(this)
+    }
+
+    /// Registers a subscription: its queue, its dispatcher (from now on), its NATS user.
+    pub async fn register(
+        &self,
+        request: SubscriptionRequest,
+    ) -> Result<Subscription, DispatchError> {
+        request.validate()?;
+        if self.registry.get(&request.name).await?.is_some() {
+            return Err(SubscriptionError::Exists(request.name).into());
+        }
+        let limits = QueueLimits {
+            max_messages: request
+                .max_messages
+                .unwrap_or(self.default_limits.max_messages),
+            max_bytes: request.max_bytes.unwrap_or(self.default_limits.max_bytes),
+        };
+        queue::setup_subscriber(&self.js, &request.name, limits, self.timing).await?;
+        let start_after = self
+            .incoming
+            .get_info()
+            .await
+            .map_err(|e| DispatchError::Nats(e.to_string()))?
+            .state
+            .last_sequence;
+        queue::ensure_consumer(
+            &self.incoming,
+            queue::dispatcher_consumer_config(&request.name, &request.realm, Some(start_after + 1)),
+        )
+        .await?;
+        let subscription = Subscription {
+            name: request.name.clone(),
+            realm: request.realm,
+            topics: request.topics,
+            prefill: request.prefill,
+            redact: request
+                .redact
+                .unwrap_or_else(|| DEFAULT_FIELDS.iter().map(|f| (*f).to_owned()).collect()),
+            limits,
+            prefill_status: if request.prefill {
+                PrefillStatus::Pending
+            } else {
+                PrefillStatus::NotRequested
+            },
+            start_after,
+            created: Utc::now(),
+        };
+        self.registry.put(&subscription).await?;
+        self.update_identities(|ids| {
+            ids.ensure(Role::Subscriber {
+                name: subscription.name.clone(),
+            })
+            .map(drop)
+        })?;
+        self.spawn(subscription.clone());
+        tracing::info!(subscriber = %subscription.name, topics = ?subscription.topics, prefill = subscription.prefill, "Registered a subscription.");
+        Ok(subscription)
+    }
+
+    /// Registers `request` unless a subscription of that name exists (then returns that one).
+    pub async fn ensure_registered(
+        &self,
+        request: SubscriptionRequest,
+    ) -> Result<Subscription, DispatchError> {
+        match self.registry.get(&request.name).await? {
+            Some(existing) => Ok(existing),
+            None => self.register(request).await,
+        }
+    }
+
+    /// Removes a subscription with its queue, its dispatcher and its NATS user.
+    pub async fn remove(&self, name: &str) -> Result<(), DispatchError> {
+        if self.registry.get(name).await?.is_none() {
+            return Err(SubscriptionError::Unknown(name.to_owned()).into());
+        }
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        if let Some(running) = running {
+            running.stop.cancel();
+            let _ = running.task.await;
+        }
+        let _ = self
+            .incoming
+            .delete_consumer(&queue::dispatcher_consumer(name))
+            .await;
+        let _ = self.js.delete_stream(queue::subscriber_stream(name)).await;
+        self.registry.remove(name).await?;
+        self.statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        self.wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        self.update_identities(|ids| {
+            ids.remove(&Role::Subscriber {
+                name: name.to_owned(),
+            })
+        })?;
+        tracing::info!(subscriber = name, "Removed a subscription.");
+        Ok(())
+    }
+
+    /// Every subscription with its status.
+    pub async fn list(&self) -> Result<Vec<(Subscription, SubscriberStatus)>, DispatchError> {
+        let mut out = Vec::new();
+        for subscription in self.registry.list().await? {
+            let mut status = self
+                .statuses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&subscription.name)
+                .cloned()
+                .unwrap_or_default();
+            if let Ok(stream) = self
+                .js
+                .get_stream(queue::subscriber_stream(&subscription.name))
+                .await
+            {
+                status.queued = stream.cached_info().state.messages;
+            }
+            out.push((subscription, status));
+        }
+        Ok(out)
+    }
+
+    /// Whether some subscription of `realm` wants messages of `topic`.
+    pub fn is_wanted(&self, realm: &str, topic: &str) -> bool {
+        self.wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|(r, matcher)| r == realm && matcher.matches(topic))
+    }
+
+    /// Aborts the dispatchers and the state keeper at once, as a crash would (for tests).
+    pub fn abort(&self) {
+        for r in self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            r.task.abort();
+        }
+        if let Some(keeper) = &*self.keeper.lock().unwrap_or_else(|p| p.into_inner()) {
+            keeper.task.abort();
+        }
+    }
+
+    /// Stops the dispatchers and the state keeper.
+    pub async fn stop(&self) {
+        let running: Vec<Running> =
+            std::mem::take(&mut *self.running.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_values()
+                .collect();
+        let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner()).take();
+        for r in running.iter().chain(keeper.iter()) {
+            r.stop.cancel();
+        }
+        for r in running.into_iter().chain(keeper) {
+            let _ = r.task.await;
+        }
+    }
+
+    fn update_identities(
+        &self,
+        change: impl FnOnce(&mut Identities) -> std::io::Result<()>,
+    ) -> Result<(), DispatchError> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        let mut auth = auth.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut auth.identities).map_err(DispatchError::Identities)?;
+        let users = auth.identities.nats_users();
+        queue::embedded::reload_users(&auth.nats_dir, &users).map_err(DispatchError::Identities)
+    }
+
+    fn spawn(&self, subscription: Subscription) {
+        if let Ok(matcher) = TopicMatcher::new(&subscription.topics) {
+            self.wanted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    subscription.name.clone(),
+                    (subscription.realm.clone(), matcher),
+                );
+        }
+        let stop = CancellationToken::new();
+        let worker = Worker {
+            js: self.js.clone(),
+            incoming: self.incoming.clone(),
+            registry: self.registry.clone(),
+            state: self.state.clone(),
+            statuses: self.statuses.clone(),
+            publisher: Publisher::new(self.js.clone()),
+        };
+        let name = subscription.name.clone();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                while !stop.is_cancelled() {
+                    match worker.run(subscription.clone(), &stop).await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::error!(subscriber = %subscription.name, error = %e, "Dispatcher failed; restarting it.");
+                            tokio::select! {
+                                () = stop.cancelled() => return,
+                                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, Running { stop, task });
+    }
+}
+
+/// One subscriber's dispatcher.
+struct Worker {
+    js: jetstream::Context,
+    incoming: Stream,
+    registry: Registry,
+    state: kv::Store,
+    statuses: Arc<Mutex<BTreeMap<String, SubscriberStatus>>>,
+    publisher: Publisher,
+}
+
+impl Worker {
+    async fn run(
+        &self,
+        mut subscription: Subscription,
+        stop: &CancellationToken,
+    ) -> Result<(), String> {
+        let matcher = TopicMatcher::new(&subscription.topics).map_err(|e| e.to_string())?;
+        if subscription.prefill_status == PrefillStatus::Pending {
+            if !self.prefill(&subscription, &matcher, stop).await? {
+                return Ok(());
+            }
+            subscription.prefill_status = PrefillStatus::Done;
+            self.registry
+                .put(&subscription)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let consumer: PullConsumer = self
+            .incoming
+            .get_consumer(&queue::dispatcher_consumer(&subscription.name))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(1)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            let next = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            let delivered = match next {
+                Some(Ok(delivered)) => delivered,
+                Some(Err(e)) => {
+                    tracing::debug!(subscriber = %subscription.name, error = %e, "Dispatcher: problem while waiting.");
+                    continue;
+                }
+                None => return Err("the message stream ended".into()),
+            };
+            if let Ok(message) = serde_json::from_slice::<ProvisioningMessage>(&delivered.payload) {
+                if message.realm == subscription.realm && matcher.matches(&message.topic) {
+                    let id = message.id.to_string();
+                    if !self.copy(&subscription, message, &id, stop).await {
+                        return Ok(());
+                    }
+                }
+            }
+            if let Err(e) = delivered.double_ack().await {
+                tracing::debug!(error = %e, "Dispatcher: acknowledgement not confirmed.");
+            }
+        }
+    }
+
+    /// Copies one message into the subscriber's queue, waiting while the queue is full.
+    /// Returns false if stopped meanwhile.
+    async fn copy(
+        &self,
+        subscription: &Subscription,
+        mut message: ProvisioningMessage,
+        msg_id: &str,
+        stop: &CancellationToken,
+    ) -> bool {
+        redact(&mut message, &subscription.redact);
+        let subject = queue::subscriber_subject(&subscription.name, &message.realm, &message.topic);
+        loop {
+            match self
+                .publisher
+                .publish_to(subject.clone(), &message, msg_id)
+                .await
+            {
+                Ok(_) => {
+                    self.update_status(&subscription.name, |s| {
+                        if s.full.take().is_some() {
+                            tracing::info!(subscriber = %subscription.name, "The subscriber's queue accepts messages again.");
+                        }
+                        s.dispatched += 1;
+                    });
+                    return true;
+                }
+                Err(e) => {
+                    let full = matches!(e, PublishError::QueueFull(_));
+                    self.update_status(&subscription.name, |s| {
+                        if full && s.full.is_none() {
+                            tracing::warn!(subscriber = %subscription.name, error = %e, "The subscriber's queue is full; its messages wait until it drains.");
+                            s.full = Some(e.to_string());
+                        } else if !full {
+                            tracing::warn!(subscriber = %subscription.name, error = %e, "Cannot copy a message into the subscriber's queue; retrying.");
+                        }
+                    });
+                    tokio::select! {
+                        () = stop.cancelled() => return false,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the current state of the subscriber's objects. Returns false if stopped.
+    async fn prefill(
+        &self,
+        subscription: &Subscription,
+        matcher: &TopicMatcher,
+        stop: &CancellationToken,
+    ) -> Result<bool, String> {
+        // Wait until the bucket holds everything up to the seam.
+        loop {
+            let position = state_keeper::position(&self.incoming).await?;
+            let drained = self
+                .incoming
+                .get_info()
+                .await
+                .map(|i| i.state.last_sequence <= position)
+                .unwrap_or(false);
+            if position >= subscription.start_after || drained {
+                break;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return Ok(false),
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        let mut entries: Vec<_> = state_keeper::entries(&self.state, &subscription.realm)
+            .await?
+            .into_iter()
+            .filter(|e| e.seq <= subscription.start_after && matcher.matches(&e.message.topic))
+            .collect();
+        entries.sort_by_key(|e| (crate::listener::batch::rank(&e.message.topic, false), e.seq));
+        let count = entries.len();
+        for entry in entries {
+            let mut message = entry.message;
+            message.op = Operation::Snapshot;
+            message.publisher_name = "prefill".into();
+            let id = format!("prefill-{}", message.id);
+            if !self.copy(subscription, message, &id, stop).await {
+                return Ok(false);
+            }
+        }
+        tracing::info!(subscriber = %subscription.name, objects = count, "Prefill done; live messages follow.");
+        let _ = &self.js;
+        Ok(true)
+    }
+
+    fn update_status(&self, name: &str, change: impl FnOnce(&mut SubscriberStatus)) {
+        let mut statuses = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        change(statuses.entry(name.to_owned()).or_default());
+    }
+}

@@ -1,0 +1,22 @@
+//! The provisioning dispatcher: subscriptions, one queue per subscriber, prefill, NATS
+//! identities and redaction — the general model of `provisioning-model.md` on JetStream, of which
+//! the OX subscriber is one user.
+//!
+//! - [`subscription`]: who wants what (realm, topic patterns, prefill, redaction, queue bounds),
+//!   kept in the `provisioning-subscriptions` bucket;
+//! - [`state_keeper`]: the last state of every object, kept in the `provisioning-state` bucket,
+//!   for prefill;
+//! - [`dispatcher`]: per subscriber, copies the matching incoming messages (redacted) into the
+//!   subscriber's own queue, after the prefill; [`Dispatch`] runs and registers them;
+//! - [`redact`]: removing secret fields before a message reaches a subscriber;
+//! - [`identity`]: the NATS users and permissions of the embedded server (publishers may publish
+//!   only into their realm, subscribers may read only their own queue).
+
+pub mod dispatcher;
+pub mod identity;
+pub mod redact;
+pub mod state_keeper;
+pub mod subscription;
+
+pub use dispatcher::{Dispatch, DispatchError, SubscriberStatus};
+pub use subscription::{PrefillStatus, Subscription, SubscriptionError, SubscriptionRequest};
