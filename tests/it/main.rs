@@ -2,5 +2,7 @@
 
 mod admin;
 mod daemon_binary;
+mod host_loop;
 mod pipeline;
 mod support;
+mod trigger;
