@@ -83,12 +83,13 @@ async fn drain(converter: &mut HostConverter, applier: &RecordingApplier, done: 
 async fn changes_written_in_converter_batches_while_the_trigger_loop_runs_end_in_the_right_state() {
     let env = TestEnv::start().await;
     let applier = RecordingApplier::new(env.listener_dir());
-    // Applying takes time, so that the trigger really has to wait for the daemon.
-    applier.set_delay(Duration::from_millis(10));
+    // Applying takes time and the trigger's wait is short, so that some runs end before the
+    // daemon is through their snapshot: those must not exit 0.
+    applier.set_delay(Duration::from_millis(25));
     let daemon = start_daemon(&env, &applier).await;
     let host = tempfile::tempdir().unwrap();
     let ldap = Ldap::new(&host.path().join("raw"));
-    let mut converter = host_converter(&env, &ldap, host.path(), "2s");
+    let mut converter = host_converter(&env, &ldap, host.path(), "250ms");
 
     // LDAP changes keep coming while the loop converts and triggers.
     let writer = tokio::spawn({
