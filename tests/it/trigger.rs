@@ -453,7 +453,7 @@ async fn a_quarantined_file_counts_as_done_and_is_reported() {
 }
 
 /// Waits until the daemon has failed at `file` `more` more times.
-async fn wait_for_more_failures(applier: &RecordingApplier, file: &str, more: usize) {
+pub async fn wait_for_more_failures(applier: &RecordingApplier, file: &str, more: usize) {
     let target = applier.attempts_at(file) + more;
     wait_for("more failed attempts", T, || {
         applier.attempts_at(file) >= target

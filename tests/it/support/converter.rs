@@ -368,6 +368,13 @@ impl HostConverter {
         Some(run)
     }
 
+    /// Sets a variable of the container's environment (on a real host: a changed app setting
+    /// and a re-created container).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.container_env.retain(|(k, _)| k != key);
+        self.container_env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// Raw files not converted yet.
     pub fn raw_pending(&self) -> usize {
         json_names(&self.raw_dir).len()
