@@ -43,7 +43,7 @@ use crate::listener::{is_listener_file_name, ListenerFileName};
 /// The lock file, relative to the data directory.
 pub const LOCK_FILE: &str = "run/trigger.lock";
 
-/// How often the listener folder (and a held lock) is looked at while waiting.
+/// How often the listener folder (and a held lock) is looked at while waiting, at most.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Timeout of one call to the daemon's admin API (loopback, so it answers in milliseconds; a
@@ -201,6 +201,12 @@ pub async fn run(args: TriggerArgs) -> Report {
     }
 
     let mut progress = Progress::new(&snapshot);
+    // Listing a folder of 100 000 files (the initial sync of a large domain) takes tens of
+    // milliseconds; poll less often then, to leave the CPU to the daemon.
+    let poll_interval = POLL_INTERVAL.max(
+        Duration::from_micros(2)
+            .saturating_mul(u32::try_from(snapshot.listener_files.len()).unwrap_or(u32::MAX)),
+    );
     loop {
         // A listing that fails now (it worked a moment ago) is retried at the next poll; the
         // files count as pending meanwhile, which is the safe side.
@@ -211,7 +217,7 @@ pub async fn run(args: TriggerArgs) -> Report {
         if progress.pending.is_empty() || now >= deadline {
             break;
         }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
+        tokio::time::sleep(poll_interval.min(deadline - now)).await;
     }
 
     let status = if progress.pending.is_empty() {
@@ -465,11 +471,12 @@ fn quarantined(
         .cloned()
         .collect();
     new.sort();
+    let pending: HashSet<&str> = pending.iter().map(String::as_str).collect();
     let gone: HashSet<&str> = snapshot
         .listener_files
         .iter()
         .map(String::as_str)
-        .filter(|name| !pending.iter().any(|p| p == name))
+        .filter(|name| !pending.contains(name))
         .collect();
     new.into_iter()
         .filter_map(|moved| {
