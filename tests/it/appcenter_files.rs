@@ -405,54 +405,53 @@ fn the_scripts_the_image_and_the_app_center_start_are_executable() {
 }
 
 #[test]
-fn configure_stores_the_master_credentials_and_takes_over_the_python_apps_context_secrets() {
+fn configure_takes_over_the_python_apps_context_secrets_without_touching_existing_entries() {
     let data = tempfile::tempdir().unwrap();
     let secrets = data.path().join("secrets");
     std::fs::create_dir_all(&secrets).unwrap();
     let credentials = secrets.join("contexts.json");
-    std::fs::write(
-        &credentials,
-        r#"{"20": {"adminuser": "oxadmin-context20", "adminpass": "kept"}}"#,
-    )
-    .unwrap();
-    std::fs::write(secrets.join("context10.secret"), "ten\n").unwrap();
+    let existing = serde_json::json!({
+        "master": {"adminuser": "oxadminmaster", "adminpass": "m"},
+        "20": {"adminuser": "oxadmin-context20", "adminpass": "kept"},
+    });
+    std::fs::write(&credentials, existing.to_string()).unwrap();
+    let secret = r#"p"a\ss w$rd'"#;
+    std::fs::write(secrets.join("context10.secret"), format!("{secret}\n")).unwrap();
     std::fs::write(secrets.join("context20.secret"), "not taken: 20 exists").unwrap();
     std::fs::write(secrets.join("context30.secret"), "thirty").unwrap();
-    let password = r#"p"a\ss w$rd'"#;
+    std::fs::write(secrets.join("contextX.secret"), "not a context id").unwrap();
+    let configure = |action: &str| {
+        Command::new("sh")
+            .arg(repo().join("appcenter/configure"))
+            .args([action, "--error-file", "/dev/null", "--app", "ox-connector"])
+            .args(["--app-version", VERSION])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("OX_CONNECTOR_DATA_DIR", data.path())
+            .env("DEFAULT_CONTEXT", "10")
+            .output()
+            .unwrap()
+    };
 
-    let output = Command::new("sh")
-        .arg(repo().join("appcenter/configure"))
-        .args([
-            "install",
-            "--error-file",
-            "/dev/null",
-            "--app",
-            "ox-connector",
-            "--app-version",
-            VERSION,
-        ])
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("OX_CONNECTOR_DATA_DIR", data.path())
-        .env("OX_CREDENTIALS_FILE", &credentials)
-        .env("OX_MASTER_ADMIN", "oxadminmaster")
-        .env("OX_MASTER_PASSWORD", password)
-        .env("DEFAULT_CONTEXT", "10")
-        .output()
-        .unwrap();
+    // A settings change leaves the file alone.
+    let output = configure("settings");
+    assert!(output.status.success(), "{}", text(&output));
+    let read =
+        || -> Value { serde_json::from_slice(&std::fs::read(&credentials).unwrap()).unwrap() };
+    assert_eq!(read(), existing);
+
+    let output = configure("upgrade");
     assert!(output.status.success(), "{}", text(&output));
     assert!(
         !text(&output).contains("w$rd"),
-        "the password was printed: {}",
+        "a password was printed: {}",
         text(&output)
     );
-
-    let stored: Value = serde_json::from_slice(&std::fs::read(&credentials).unwrap()).unwrap();
     assert_eq!(
-        stored,
+        read(),
         serde_json::json!({
-            "master": {"adminuser": "oxadminmaster", "adminpass": password},
-            "10": {"adminuser": "oxadmin", "adminpass": "ten"},
+            "master": {"adminuser": "oxadminmaster", "adminpass": "m"},
+            "10": {"adminuser": "oxadmin", "adminpass": secret},
             "20": {"adminuser": "oxadmin-context20", "adminpass": "kept"},
             "30": {"adminuser": "oxadmin-context30", "adminpass": "thirty"},
         })
@@ -462,27 +461,13 @@ fn configure_stores_the_master_credentials_and_takes_over_the_python_apps_contex
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let leftovers: Vec<_> = std::fs::read_dir(&secrets)
+    let leftovers: Vec<String> = std::fs::read_dir(&secrets)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("contexts.json."))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-
-    // Without a password, the stored master entry stays.
-    let output = Command::new("sh")
-        .arg(repo().join("appcenter/configure"))
-        .arg("settings")
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("OX_CREDENTIALS_FILE", &credentials)
-        .env("OX_MASTER_PASSWORD", "")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    let again: Value = serde_json::from_slice(&std::fs::read(&credentials).unwrap()).unwrap();
-    assert_eq!(again, stored);
 }
 
 #[tokio::test]
