@@ -38,6 +38,20 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Run the stateful OX App Suite SOAP emulator (for tests, benchmarks and the demo).
     OxEmulator(crate::emulator::EmulatorArgs),
+    /// Ask the running daemon to pick up the listener files now and wait (bounded) until those
+    /// present at the start are applied. What the App Center's listener_trigger runs.
+    ///
+    /// Prints one summary line to stdout and what blocks (file, object, OX error) to stderr.
+    /// Never applies or deletes anything itself. Two triggers never run at once: a second one
+    /// waits for the first within its --wait, then gives up with exit code 7.
+    ///
+    /// Exit codes: 0 every listener file present at the start is done (applied, quarantined
+    /// in listener/broken/, or removed by an admin); 3 the daemon is still working on them;
+    /// 4 blocked: a change keeps failing, or a *.json file in listener/ is not a listener
+    /// file; 5 the daemon is not running; 6 misconfigured (data directory, listener folder,
+    /// token); 7 another trigger held the lock for the whole wait; 2 invalid command line or
+    /// environment value; 1 unexpected error. See docs/trigger.md.
+    Trigger(crate::trigger::TriggerArgs),
 }
 
 /// Flags of `ox-connector run`.

@@ -15,6 +15,8 @@
 //! Around them: [`app`] wires the steps and stops them in order, [`cli`] and [`config`] read and
 //! validate settings, [`admin`] is the HTTP API of a running daemon, [`status`] holds what an admin needs to see, [`telemetry`] the logs,
 //! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`].
+//! [`trigger`] is `ox-connector trigger`, the App Center's `listener_trigger`: it wakes the
+//! daemon and tells the UCS host, by its exit code, when the listener files it saw are applied.
 
 #![forbid(unsafe_code)]
 
@@ -36,3 +38,4 @@ pub mod queue;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod trigger;

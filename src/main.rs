@@ -31,6 +31,13 @@ async fn main() -> anyhow::Result<()> {
         Command::OxEmulator(args) => ox_connector::emulator::run(args, shutdown)
             .await
             .context("the OX emulator failed"),
+        Command::Trigger(args) => {
+            let report = ox_connector::trigger::run(args).await;
+            report.print();
+            // The exit code is the trigger's interface to the App Center. Exiting here skips
+            // no cleanup that matters: the kernel releases the trigger lock.
+            std::process::exit(report.verdict.exit_code());
+        }
     };
     if let Err(e) = &result {
         tracing::error!(error.message = %e, error.cause_chain = ?e, "ox-connector stopped with an error.");

@@ -1,7 +1,10 @@
 //! Integration tests: one test binary (faster to build), a real nats-server per test.
 
 mod admin;
+mod appcenter_files;
 mod daemon_binary;
+mod host_loop;
 mod pipeline;
 mod scenarios;
 mod support;
+mod trigger;

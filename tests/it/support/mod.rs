@@ -1,7 +1,9 @@
 //! Test support: a real nats-server per test, a daemon on a temp data dir, a recording applier,
-//! and helpers that write listener files the way the App Center converter does.
+//! helpers that write listener files the way the App Center converter does, and a simulated UCS
+//! host (directory, converter, trigger loop).
 
 pub mod applier;
+pub mod converter;
 pub mod files;
 pub mod ox;
 
