@@ -165,6 +165,23 @@ fn build(
     };
     let mut fields = p.mapping.map(object, &servers, !creating);
     let primary = udm::text(object, "mailPrimaryAddress");
+    if fields.get("display_name").is_none_or(|v| v == "") {
+        // UDM's own default for displayName: "<firstname> <lastname>".
+        let composed = [
+            udm::text(object, "firstname"),
+            udm::text(object, "lastname"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+        let display = if composed.is_empty() {
+            name.to_owned()
+        } else {
+            composed
+        };
+        fields.insert("display_name".into(), json!(display));
+    }
     fields.insert("name".into(), json!(name));
     fields.insert("aliases".into(), json!(aliases(object)));
     fields.insert("contextadmin".into(), json!(false));

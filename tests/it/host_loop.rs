@@ -109,13 +109,14 @@ async fn changes_written_in_converter_batches_while_the_trigger_loop_runs_end_in
                 } else if step >= 48 && n % 4 == 0 {
                     ldap.delete(&uuid);
                 } else {
-                    let file = ldap.modify(
+                    ldap.modify(
                         &uuid,
                         user(&name, json!({"description": format!("step {step}")})),
                     );
                     if step == 20 {
-                        // OX refuses it three times (about a second): the queue waits.
-                        applier.fail(&file, 3);
+                        // OX refuses the next three attempts (about a second, longer than the
+                        // trigger waits): the queue waits, and a run must end non-zero.
+                        applier.fail_next(3);
                     }
                 }
                 if step % 7 == 0 {

@@ -4,6 +4,7 @@ mod admin;
 mod appcenter_files;
 mod daemon_binary;
 mod host_loop;
+mod host_loop_ox;
 mod pipeline;
 mod scenarios;
 mod support;

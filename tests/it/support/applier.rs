@@ -22,6 +22,8 @@ struct Inner {
     calls: Vec<Call>,
     /// File name → how many more attempts fail (`u32::MAX`: until told otherwise).
     failures: HashMap<String, u32>,
+    /// How many more attempts fail, whatever the file.
+    fail_any: u32,
     delay: Duration,
 }
 
@@ -47,6 +49,11 @@ impl RecordingApplier {
             .unwrap()
             .failures
             .insert(file.to_owned(), times);
+    }
+
+    /// The next `times` attempts fail, whatever file they are for.
+    pub fn fail_next(&self, times: u32) {
+        self.inner.lock().unwrap().fail_any = times;
     }
 
     /// Attempts at `file` succeed again.
@@ -86,15 +93,18 @@ impl Applier for RecordingApplier {
         let file = message.source_file().unwrap_or_default().to_owned();
         let file_existed = self.listener_dir.join(&file).exists();
         let mut inner = self.inner.lock().unwrap();
-        let fail = match inner.failures.get_mut(&file) {
-            Some(0) | None => false,
-            Some(left) => {
-                if *left != u32::MAX {
-                    *left -= 1;
+        let fail_any = inner.fail_any > 0;
+        inner.fail_any = inner.fail_any.saturating_sub(1);
+        let fail = fail_any
+            || match inner.failures.get_mut(&file) {
+                Some(0) | None => false,
+                Some(left) => {
+                    if *left != u32::MAX {
+                        *left -= 1;
+                    }
+                    true
                 }
-                true
-            }
-        };
+            };
         inner.calls.push(Call {
             file,
             file_existed,
