@@ -76,6 +76,7 @@ pub struct Daemon {
     nats_task: Option<(CancellationToken, JoinHandle<()>)>,
     dispatch: Arc<Dispatch>,
     clients: Vec<async_nats::Client>,
+    nats_url: String,
     status: StatusBoard,
     wake: Arc<Notify>,
     retry_now: Arc<Notify>,
@@ -183,6 +184,7 @@ impl Daemon {
         let auth = identities.map(|(identities, nats_dir)| Auth {
             identities,
             nats_dir,
+            nats_url: url.clone(),
         });
         let dispatch = Dispatch::start(
             js.clone(),
@@ -235,6 +237,7 @@ impl Daemon {
                 retry_now: retry_now.clone(),
                 listener_dir: settings.listener_dir(),
                 token: Arc::from(token),
+                dispatch: Some(dispatch.clone()),
             };
             let (data_dir, stop) = (settings.data_dir.clone(), admin_stop.clone());
             async move {
@@ -259,10 +262,21 @@ impl Daemon {
             nats_task,
             dispatch,
             clients: vec![client, publisher_client, ox_client],
+            nats_url: url.clone(),
             status,
             wake,
             retry_now,
         })
+    }
+
+    /// The URL of the NATS server the daemon uses (the embedded one's, if it started one).
+    pub fn nats_url(&self) -> &str {
+        &self.nats_url
+    }
+
+    /// The dispatcher (subscriptions and their queues).
+    pub fn dispatch(&self) -> &Arc<Dispatch> {
+        &self.dispatch
     }
 
     /// The daemon's status board.

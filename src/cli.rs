@@ -36,6 +36,8 @@ pub enum Command {
     /// Show the whole flow on this machine: the OX emulator, the daemon with its embedded
     /// nats-server, sample listener files in three batches, and the resulting OX state.
     Demo(crate::demo::DemoArgs),
+    /// List, register and remove subscriptions of the running daemon.
+    Subscriptions(crate::dispatch::command::SubscriptionsArgs),
     /// Run the stateful OX App Suite SOAP emulator (for tests, benchmarks and the demo).
     OxEmulator(crate::emulator::EmulatorArgs),
     /// Ask the running daemon to pick up the listener files now and wait (bounded) until those

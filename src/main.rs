@@ -25,6 +25,9 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("the daemon failed")
         }
+        Command::Subscriptions(args) => ox_connector::dispatch::command::run(args)
+            .await
+            .context("the subscriptions command failed"),
         Command::Demo(args) => ox_connector::demo::run(args, shutdown)
             .await
             .context("the demo failed"),

@@ -91,6 +91,41 @@ impl AdminClient {
             .map(drop)
     }
 
+    /// Every subscription with its status.
+    pub async fn subscriptions(
+        &self,
+    ) -> Result<Vec<super::subscriptions::SubscriptionReport>, AdminClientError> {
+        let response = self.send(self.http.get(self.url("/subscriptions"))).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| AdminClientError::Decode(e.to_string()))
+    }
+
+    /// Registers a subscription.
+    pub async fn add_subscription(
+        &self,
+        request: &crate::dispatch::SubscriptionRequest,
+    ) -> Result<crate::dispatch::Subscription, AdminClientError> {
+        let response = self
+            .send(self.http.post(self.url("/subscriptions")).json(request))
+            .await?;
+        response
+            .json()
+            .await
+            .map_err(|e| AdminClientError::Decode(e.to_string()))
+    }
+
+    /// Removes a subscription.
+    pub async fn remove_subscription(&self, name: &str) -> Result<(), AdminClientError> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/subscriptions/{name}"))),
+        )
+        .await
+        .map(drop)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

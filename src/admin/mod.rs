@@ -12,8 +12,10 @@
 //! | `GET /status` | yes | [`StatusReport`] as JSON |
 //! | `POST /queue/pick-up` | yes | look at the listener folder now (202) |
 //! | `POST /queue/retry` | yes | retry a failing change now instead of after the delay (202) |
+//! | `/subscriptions…` | yes | list, register and remove subscriptions ([`subscriptions`]) |
 
 pub mod client;
+pub mod subscriptions;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,8 @@ pub struct AdminState {
     pub retry_now: Arc<Notify>,
     pub listener_dir: PathBuf,
     pub token: Arc<str>,
+    /// The dispatcher, for the subscription routes ([`subscriptions`]).
+    pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
 }
 
 /// `GET /status`.
@@ -70,6 +74,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/status", get(status))
         .route("/queue/pick-up", post(pick_up))
         .route("/queue/retry", post(retry))
+        .merge(subscriptions::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -193,6 +198,7 @@ mod tests {
             retry_now: Arc::new(Notify::new()),
             listener_dir: dir.to_owned(),
             token: Arc::from("secret-token"),
+            dispatch: None,
         }
     }
 

@@ -63,6 +63,8 @@ pub struct Auth {
     pub identities: Identities,
     /// The embedded server's folder (for `auth.conf` and the reload).
     pub nats_dir: PathBuf,
+    /// The embedded server's URL, to see a new user take effect.
+    pub nats_url: String,
 }
 
 struct Running {
@@ -182,12 +184,19 @@ impl Dispatch {
             created: Utc::now(),
         };
         self.registry.put(&subscription).await?;
-        self.update_identities(|ids| {
+        let identity = self.update_identities(|ids| {
             ids.ensure(Role::Subscriber {
                 name: subscription.name.clone(),
             })
-            .map(drop)
         })?;
+        if let (Some(identity), Some(auth)) = (identity, &self.auth) {
+            let url = auth
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .nats_url
+                .clone();
+            wait_until_accepted(&url, &identity).await;
+        }
         self.spawn(subscription.clone());
         tracing::info!(subscriber = %subscription.name, topics = ?subscription.topics, prefill = subscription.prefill, "Registered a subscription.");
         Ok(subscription)
@@ -303,17 +312,19 @@ impl Dispatch {
         }
     }
 
-    fn update_identities(
+    /// Changes the NATS users and reloads the embedded server; `None` without one.
+    fn update_identities<T>(
         &self,
-        change: impl FnOnce(&mut Identities) -> std::io::Result<()>,
-    ) -> Result<(), DispatchError> {
+        change: impl FnOnce(&mut Identities) -> std::io::Result<T>,
+    ) -> Result<Option<T>, DispatchError> {
         let Some(auth) = &self.auth else {
-            return Ok(());
+            return Ok(None);
         };
         let mut auth = auth.lock().unwrap_or_else(|p| p.into_inner());
-        change(&mut auth.identities).map_err(DispatchError::Identities)?;
+        let result = change(&mut auth.identities).map_err(DispatchError::Identities)?;
         let users = auth.identities.nats_users();
-        queue::embedded::reload_users(&auth.nats_dir, &users).map_err(DispatchError::Identities)
+        queue::embedded::reload_users(&auth.nats_dir, &users).map_err(DispatchError::Identities)?;
+        Ok(Some(result))
     }
 
     fn spawn(&self, subscription: Subscription) {
@@ -360,6 +371,25 @@ impl Dispatch {
     }
 }
 
+/// Waits (up to 10 s) until the server, reloading its configuration, accepts `identity`: the
+/// reload after SIGHUP is asynchronous, and a subscriber told "registered" must be able to log in.
+async fn wait_until_accepted(url: &str, identity: &super::identity::Identity) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let attempt = identity
+            .connect_options()
+            .connection_timeout(Duration::from_secs(1))
+            .connect(url)
+            .await;
+        if let Ok(client) = attempt {
+            drop(client);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::warn!(user = %identity.user, "The NATS server did not accept the new user within 10 s.");
+}
+
 /// One subscriber's dispatcher.
 struct Worker {
     js: jetstream::Context,
@@ -373,9 +403,17 @@ struct Worker {
 impl Worker {
     async fn run(
         &self,
-        mut subscription: Subscription,
+        subscription: Subscription,
         stop: &CancellationToken,
     ) -> Result<(), String> {
+        // After a restart the registry knows whether the prefill is done already.
+        let mut subscription = self
+            .registry
+            .get(&subscription.name)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(subscription);
         let matcher = TopicMatcher::new(&subscription.topics).map_err(|e| e.to_string())?;
         if subscription.prefill_status == PrefillStatus::Pending {
             if !self.prefill(&subscription, &matcher, stop).await? {

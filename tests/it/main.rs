@@ -3,6 +3,7 @@
 mod admin;
 mod appcenter_files;
 mod daemon_binary;
+mod dispatch;
 mod host_loop;
 mod host_loop_ox;
 mod pipeline;
