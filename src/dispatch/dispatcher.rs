@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, kv, stream::Stream};
 use chrono::Utc;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -430,26 +429,10 @@ impl Worker {
             .get_consumer(&queue::dispatcher_consumer(&subscription.name))
             .await
             .map_err(|e| e.to_string())?;
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(1)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut messages = queue::OneAtATime::new(&consumer).await?;
         loop {
-            let next = tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                next = messages.next() => next,
-            };
-            let delivered = match next {
-                Some(Ok(delivered)) => delivered,
-                Some(Err(e)) => {
-                    tracing::debug!(subscriber = %subscription.name, error = %e, "Dispatcher: problem while waiting.");
-                    continue;
-                }
-                None => return Err("the message stream ended".into()),
+            let Some(delivered) = messages.next(stop).await? else {
+                return Ok(());
             };
             if let Ok(message) = serde_json::from_slice::<ProvisioningMessage>(&delivered.payload) {
                 if message.realm == subscription.realm && matcher.matches(&message.topic) {

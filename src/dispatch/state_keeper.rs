@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream::Stream, AckKind};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -46,26 +46,10 @@ pub async fn run(
         crate::queue::ensure_consumer(&incoming, crate::queue::state_keeper_consumer_config())
             .await
             .map_err(|e| e.to_string())?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(1)
-        .heartbeat(Duration::from_secs(5))
-        .expires(Duration::from_secs(30))
-        .messages()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut messages = crate::queue::OneAtATime::new(&consumer).await?;
     loop {
-        let next = tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            next = messages.next() => next,
-        };
-        let delivered = match next {
-            Some(Ok(delivered)) => delivered,
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "State keeper: problem while waiting for messages.");
-                continue;
-            }
-            None => return Err("the message stream ended".into()),
+        let Some(delivered) = messages.next(&stop).await? else {
+            return Ok(());
         };
         let seq = delivered.info().map(|i| i.stream_sequence).unwrap_or(0);
         if let Ok(message) = serde_json::from_slice::<ProvisioningMessage>(&delivered.payload) {

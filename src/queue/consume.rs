@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use chrono::Utc;
-use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -64,28 +63,16 @@ pub async fn run<A: Applier>(
     retry_now: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumeError> {
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(1)
-        .heartbeat(Duration::from_secs(5))
-        .expires(Duration::from_secs(30))
-        .messages()
+    let mut messages = super::OneAtATime::new(&consumer)
         .await
-        .map_err(|e| ConsumeError::Stream(e.to_string()))?;
+        .map_err(ConsumeError::Stream)?;
     loop {
-        let next = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return Ok(()),
-            next = messages.next() => next,
-        };
-        let message = match next {
-            Some(Ok(message)) => message,
-            Some(Err(e)) => {
-                // Missed heartbeats and reconnects surface here; the stream recovers by itself.
-                tracing::warn!(error = %e, "Problem while waiting for the next queued change.");
-                continue;
-            }
-            None => return Err(ConsumeError::Stream("the message stream ended".into())),
+        let Some(message) = messages
+            .next(&shutdown)
+            .await
+            .map_err(ConsumeError::Stream)?
+        else {
+            return Ok(());
         };
         handle(
             message, &*applier, &settings, &status, &retry_now, &shutdown,

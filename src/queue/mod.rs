@@ -259,6 +259,48 @@ pub async fn ensure_consumer(
     Ok(consumer)
 }
 
+/// A consumer's messages, pulled one at a time (each consumer here has one message in flight).
+pub struct OneAtATime {
+    messages: consumer::pull::Stream,
+}
+
+impl OneAtATime {
+    pub async fn new(consumer: &consumer::PullConsumer) -> Result<Self, String> {
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(1)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Self { messages })
+    }
+
+    /// The next message; `Ok(None)` once `stop` is cancelled; an error when the stream ended.
+    /// Missed heartbeats and reconnects are logged and waited out: the stream recovers by itself.
+    pub async fn next(
+        &mut self,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<Option<jetstream::Message>, String> {
+        use futures::StreamExt;
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = stop.cancelled() => return Ok(None),
+                next = self.messages.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => return Ok(Some(message)),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "Problem while waiting for the next message.")
+                }
+                None => return Err("the message stream ended".into()),
+            }
+        }
+    }
+}
+
 /// Creates subscriber `name`'s stream and its own consumer.
 pub async fn setup_subscriber(
     js: &jetstream::Context,
