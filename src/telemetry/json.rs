@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -36,38 +36,41 @@ pub fn line(event: &Event<'_>) -> String {
     let mut fields = Fields::default();
     event.record(&mut fields);
     let meta = event.metadata();
-    let mut out = Map::new();
-    out.insert(
-        "time".into(),
-        Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-    );
-    out.insert(
-        "level".into(),
-        Value::String(meta.level().as_str().to_ascii_lowercase()),
-    );
-    out.insert(
-        "message".into(),
-        fields
-            .message
-            .take()
-            .unwrap_or(Value::String(String::new())),
-    );
-    out.insert("target".into(), Value::String(meta.target().to_owned()));
-    let mut text = serde_json::to_string(&out).unwrap_or_else(|_| "{}".into());
-    // Append the fields after the fixed keys (serde_json's map is sorted, so it is done by hand).
-    if !fields.rest.is_empty() {
-        text.pop();
-        for (key, value) in fields.rest {
-            if out.contains_key(&key) {
-                continue;
-            }
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let message = fields
+        .message
+        .take()
+        .unwrap_or(Value::String(String::new()));
+    let fixed = [
+        ("time", Value::String(time)),
+        (
+            "level",
+            Value::String(meta.level().as_str().to_ascii_lowercase()),
+        ),
+        ("message", message),
+        ("target", Value::String(meta.target().to_owned())),
+    ];
+    // Written by hand to keep the fixed keys first (serde_json's map sorts its keys).
+    let mut text = String::from("{");
+    let fixed_keys: Vec<&str> = fixed.iter().map(|(k, _)| *k).collect();
+    let rest = fields
+        .rest
+        .into_iter()
+        .filter(|(key, _)| !fixed_keys.contains(&key.as_str()));
+    for (i, (key, value)) in fixed
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain(rest)
+        .enumerate()
+    {
+        if i > 0 {
             text.push(',');
-            text.push_str(&Value::String(key).to_string());
-            text.push(':');
-            text.push_str(&value.to_string());
         }
-        text.push('}');
+        text.push_str(&Value::String(key).to_string());
+        text.push(':');
+        text.push_str(&value.to_string());
     }
+    text.push('}');
     text
 }
 

@@ -2,6 +2,7 @@
 
 mod admin;
 mod daemon_binary;
+mod ops;
 mod pipeline;
 mod scenarios;
 mod support;

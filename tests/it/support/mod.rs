@@ -2,6 +2,7 @@
 //! and helpers that write listener files the way the App Center converter does.
 
 pub mod applier;
+pub mod cli;
 pub mod files;
 pub mod ox;
 
