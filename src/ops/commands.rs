@@ -372,6 +372,9 @@ async fn status(common: &Common) -> i32 {
             print_queue_line(&listener, pending, None);
             if let Some(last) = &last {
                 println!("Last status written {} ago:", since(last.updated));
+                if last.blocked.is_none() && last.queue_full.is_none() {
+                    println!("  the queue was neither blocked nor full.");
+                }
                 print_blocked(last);
             }
             print_side_folders(&quarantined, &skipped);

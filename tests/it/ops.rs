@@ -42,6 +42,7 @@ async fn a_blocked_queue_shows_the_ox_error_and_skipping_the_file_unblocks_it() 
     let bob = t.write(user("u-bob", "bob", 10, json!({})));
     let daemon = t.daemon().await;
     let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
     wait_for("the queue to block on carl", WAIT, || {
         t.blocked()["file"] == carl.as_str()
     })
@@ -222,6 +223,7 @@ async fn a_fixed_quarantined_file_is_requeued_and_applied() {
     let daemon = t.daemon().await;
     t.settle().await;
     let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
     let name = files::name(50);
     files::write_raw(&t.env.listener_dir(), &name, b"{\"dn\": \"uid=dora");
     let broken = t.env.listener_dir().join("broken");
@@ -272,6 +274,7 @@ async fn metrics_count_applied_files_ox_faults_and_retries() {
     let mut t = OxEnv::start().await;
     let daemon = t.daemon().await;
     let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
     let before = cli::metrics(&dir).await;
     t.ox.set_faults(FaultConfig {
         rules: vec![FaultRule {
@@ -401,6 +404,7 @@ async fn json_logs_have_stable_keys_and_never_contain_a_secret() {
         crate::support::status_file(data.path())["blocked"]["file"] == carl.as_str()
     })
     .await;
+    cli::wait_for_api(data.path()).await;
     let skip = cli::run(data.path(), &["queue", "skip", &carl, "--reason", "test"]).await;
     assert_eq!(skip.code, 0, "{}", skip.stderr);
     wait_for("the queue to drain", WAIT, || {
@@ -619,6 +623,7 @@ async fn the_python_connectors_cache_is_imported_so_that_nothing_is_created_twic
 
     let daemon = t.daemon().await;
     let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
     let from = python.path().to_str().unwrap();
 
     // Dry run: what would be imported, nothing written.
@@ -772,6 +777,7 @@ async fn reconcile_finds_each_kind_of_drift_and_repairs_it() {
     let daemon = t.daemon().await;
     t.settle().await;
     let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
 
     let clean = cli::run(&dir, &["reconcile"]).await;
     assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);

@@ -46,8 +46,18 @@ pub fn endpoint(data_dir: &Path) -> (String, String) {
     )
 }
 
+/// Waits until the daemon has published where its admin API listens.
+pub async fn wait_for_api(data_dir: &Path) {
+    let file = data_dir.join("run/admin.json");
+    super::wait_for("the admin API", std::time::Duration::from_secs(10), || {
+        file.is_file()
+    })
+    .await;
+}
+
 /// `GET /metrics` (open on loopback).
 pub async fn metrics(data_dir: &Path) -> String {
+    wait_for_api(data_dir).await;
     let (url, _) = endpoint(data_dir);
     let response = reqwest::get(format!("{url}/metrics")).await.unwrap();
     assert_eq!(response.status(), 200);
