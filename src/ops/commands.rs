@@ -274,6 +274,14 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 fn since(t: chrono::DateTime<Utc>) -> String {
     human((Utc::now() - t).to_std().unwrap_or_default())
 }
@@ -402,19 +410,22 @@ fn print_queue_line(listener: &Path, pending: usize, list: Option<&QueueList>) {
 fn print_blocked(d: &DaemonStatus) {
     if let Some(b) = &d.blocked {
         println!(
-            "BLOCKED since {} ({}), {} attempts so far:",
+            "BLOCKED since {} ({}), {} so far:",
             time(b.since),
             since(b.since),
-            b.attempts
+            plural(b.attempts, "attempt")
         );
         println!("  file:        {}", b.file.as_deref().unwrap_or("-"));
         println!("  object:      {} {}", b.object_type, b.dn);
         println!("  entry UUID:  {}", b.entry_uuid);
         println!("  error:       {} ({})", b.error, b.error_kind);
-        if b.error_kind == "transient" {
+        if b.error.contains("invalid_credentials") || b.error.contains("Authentication failed") {
+            println!("  OX refused the admin login: check OX_MASTER_ADMIN/OX_MASTER_PASSWORD (App Center settings)");
+            println!("  and the context admins in <data-dir>/secrets/contexts.json, then: ox-connector queue retry");
+        } else if b.error_kind == "transient" {
             println!("  It is retried automatically; fix OX or the connection, or retry now: ox-connector queue retry");
         } else {
-            println!("  Fix the object in UCS or OX, then: ox-connector queue retry");
+            println!("  Fix the object in UCS (or OX), then: ox-connector queue retry");
         }
         if let Some(file) = &b.file {
             println!("  Or give up on this change: ox-connector queue skip {file} --reason \"…\"");
@@ -491,9 +502,9 @@ fn print_detail(d: &ItemDetail) {
     println!("path: {}", d.path.display());
     if let Some(b) = &d.blocked {
         println!(
-            "BLOCKING the queue since {} ({} attempts): {}",
+            "BLOCKING the queue since {} ({}): {}",
             time(b.since),
-            b.attempts,
+            plural(b.attempts, "attempt"),
             b.error
         );
     }

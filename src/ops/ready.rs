@@ -114,7 +114,7 @@ pub async fn readiness(ops: &Ops) -> Readiness {
             name: "queue".into(),
             ok: false,
             detail: format!(
-                "blocked on {} ({} {}) since {} after {} attempts: {}",
+                "blocked on {} ({} {}) since {} after {} attempt(s): {}",
                 b.file.as_deref().unwrap_or("-"),
                 b.object_type,
                 b.dn,
