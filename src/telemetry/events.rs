@@ -170,7 +170,7 @@ impl MessageApplied<'_> {
             None => info!(
                 file = file_of(m),
                 object_type = %m.topic,
-                operation = ?m.op,
+                operation = operation_of(m),
                 dn = %m.dn,
                 entry_uuid = %m.object_id,
                 attempts = self.attempts,
@@ -179,7 +179,7 @@ impl MessageApplied<'_> {
             Some(reason) => info!(
                 file = file_of(m),
                 object_type = %m.topic,
-                operation = ?m.op,
+                operation = operation_of(m),
                 dn = %m.dn,
                 entry_uuid = %m.object_id,
                 reason,
@@ -244,7 +244,7 @@ impl MessageApplyError<'_> {
                 $level!(
                     file = file_of(m),
                     object_type = %m.topic,
-                    operation = ?m.op,
+                    operation = operation_of(m),
                     dn = %m.dn,
                     entry_uuid = %m.object_id,
                     error_kind = kind,

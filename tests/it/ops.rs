@@ -444,6 +444,7 @@ async fn json_logs_have_stable_keys_and_never_contain_a_secret() {
     for key in ["file", "dn", "entry_uuid", "object_type", "operation"] {
         assert!(applied.get(key).is_some(), "{key} missing: {applied}");
     }
+    assert_eq!(applied["operation"], "modify");
     let failed = find("Cannot apply change");
     assert_eq!(failed["level"], "error");
     assert_eq!(failed["ox_fault"], "invalid_data");
