@@ -55,7 +55,7 @@ async fn a_blocked_queue_shows_the_ox_error_and_skipping_the_file_unblocks_it() 
         "ox-connector is running",
         "NOT READY: queue",
         "BLOCKED since",
-        "attempts so far",
+        " so far:",
         carl.as_str(),
         "users/user uid=carl,cn=users,dc=example,dc=org",
         "u-carl",
