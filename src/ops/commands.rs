@@ -400,7 +400,9 @@ fn print_queue_line(listener: &Path, pending: usize, list: Option<&QueueList>) {
         .unwrap_or_default();
     match queue::oldest_age(listener) {
         Some((name, age)) => println!(
-            "Queue: {pending} listener files wait{on_queue}; oldest {name} ({} old).",
+            "Queue: {} wait{}{on_queue}; oldest {name} ({} old).",
+            plural(pending as u64, "listener file"),
+            if pending == 1 { "s" } else { "" },
             human(age)
         ),
         None => println!("Queue: empty (no listener file waits{on_queue})."),
