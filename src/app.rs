@@ -9,7 +9,7 @@
 //! cut off halfway) or hands back the one waiting for a retry; then the NATS connection is
 //! flushed and the embedded server stopped with SIGTERM so JetStream writes everything out.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -26,6 +26,8 @@ use crate::dispatch::{Dispatch, SubscriptionRequest};
 use crate::listener::watch::{self, Sink, SinkError};
 use crate::listener::ListenerFile;
 use crate::message::ProvisioningMessage;
+use crate::ops::ready::OxProbe;
+use crate::ops::Ops;
 use crate::provision::OxApplier;
 use crate::queue::embedded::{EmbeddedError, NatsServer};
 use crate::queue::publish::{PublishError, Publisher};
@@ -93,19 +95,27 @@ impl Daemon {
         Self::start_with(settings, |_| async { Ok(applier) }, shutdown).await
     }
 
-    /// Starts the daemon with the OX applier (state store and credentials in NATS).
+    /// Starts the daemon with the OX applier (state store and credentials in NATS). At the
+    /// first start after an upgrade from the Python app, its state is imported before any
+    /// change is applied ([`crate::ops::import::import_at_first_start`]).
     pub async fn start_ox(
         settings: Settings,
         shutdown: CancellationToken,
     ) -> Result<Self, AppError> {
         let (ox, data_dir) = (settings.ox.clone(), settings.data_dir.clone());
-        Self::start_with(
+        let ops_applier = Arc::new(OnceLock::new());
+        let stash = ops_applier.clone();
+        Self::start_inner(
             settings,
             |js| async move {
-                OxApplier::open(ox, &data_dir, &js)
+                let applier = OxApplier::open(ox, &data_dir, &js)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                crate::ops::import::import_at_first_start(&applier, &data_dir).await;
+                let _ = stash.set(applier.clone());
+                Ok(applier)
             },
+            ops_applier,
             shutdown,
         )
         .await
@@ -115,6 +125,22 @@ impl Daemon {
     pub async fn start_with<A, F, Fut>(
         settings: Settings,
         make_applier: F,
+        shutdown: CancellationToken,
+    ) -> Result<Self, AppError>
+    where
+        A: Applier,
+        F: FnOnce(jetstream::Context) -> Fut,
+        Fut: std::future::Future<Output = Result<A, String>>,
+    {
+        Self::start_inner(settings, make_applier, Arc::new(OnceLock::new()), shutdown).await
+    }
+
+    /// Starts every step; `ops_applier` is filled by `make_applier` when it makes the OX
+    /// applier, which the admin operations (reconcile, state import) then use.
+    async fn start_inner<A, F, Fut>(
+        settings: Settings,
+        make_applier: F,
+        ops_applier: Arc<OnceLock<OxApplier>>,
         shutdown: CancellationToken,
     ) -> Result<Self, AppError>
     where
@@ -230,6 +256,19 @@ impl Daemon {
             consumer_stop.clone(),
         ));
         let admin_stop = CancellationToken::new();
+        let ops = Arc::new(Ops {
+            data_dir: settings.data_dir.clone(),
+            listener_dir: settings.listener_dir(),
+            client: client.clone(),
+            js: js.clone(),
+            status: status.clone(),
+            wake: wake.clone(),
+            retry_now: retry_now.clone(),
+            metrics: crate::telemetry::metrics::install(),
+            probe: OxProbe::new(&settings.ox.soap_server),
+            ox: ops_applier,
+            open_reads: settings.admin_listen.ip().is_loopback(),
+        });
         let admin_task = tokio::spawn({
             let state = AdminState {
                 status: status.clone(),
@@ -238,12 +277,25 @@ impl Daemon {
                 listener_dir: settings.listener_dir(),
                 token: Arc::from(token),
                 dispatch: Some(dispatch.clone()),
+                ops: Some(ops.clone()),
             };
             let (data_dir, stop) = (settings.data_dir.clone(), admin_stop.clone());
+            let reconcile_interval = settings.reconcile_interval;
             async move {
-                if let Err(e) = admin::serve(admin_listener, state, &data_dir, stop).await {
-                    tracing::error!(error = %e, "The admin API stopped.");
-                }
+                // The periodic reconcile only reads and reports; it stops with the admin API.
+                let periodic = async {
+                    if let Some(interval) = reconcile_interval {
+                        crate::ops::reconcile::run_periodic(ops, interval, stop.clone()).await;
+                    }
+                };
+                let serve = async {
+                    if let Err(e) =
+                        admin::serve(admin_listener, state, &data_dir, stop.clone()).await
+                    {
+                        tracing::error!(error = %e, "The admin API stopped.");
+                    }
+                };
+                tokio::join!(serve, periodic);
             }
         });
         tracing::info!(

@@ -25,6 +25,8 @@ pub struct ApplyError {
     pub kind: ApplyErrorKind,
     /// One line for the admin, e.g. the OX fault text. Never contains secrets.
     pub message: String,
+    /// The kind of OX fault behind the error (`invalid_data`, `connect`, …), for logs.
+    pub ox_fault: Option<&'static str>,
 }
 
 /// Whether waiting can help, or an admin has to act.
@@ -42,6 +44,7 @@ impl ApplyError {
         Self {
             kind: ApplyErrorKind::Transient,
             message: message.into(),
+            ox_fault: None,
         }
     }
 
@@ -49,6 +52,7 @@ impl ApplyError {
         Self {
             kind: ApplyErrorKind::Rejected,
             message: message.into(),
+            ox_fault: None,
         }
     }
 }

@@ -54,6 +54,14 @@ pub enum Command {
     /// token); 7 another trigger held the lock for the whole wait; 2 invalid command line or
     /// environment value; 1 unexpected error. See docs/trigger.md.
     Trigger(crate::trigger::TriggerArgs),
+    /// Queue management (talks to the running daemon): status, list, show, skip, retry,
+    /// requeue-broken.
+    Queue(crate::ops::commands::QueueArgs),
+    /// Compare the state store with what OX holds; report the differences, or repair them
+    /// with --apply.
+    Reconcile(crate::ops::commands::ReconcileArgs),
+    /// The connector's state store: import the Python connector's cache.
+    State(crate::ops::commands::StateArgs),
 }
 
 /// Flags of `ox-connector run`.
@@ -119,6 +127,11 @@ pub struct RunArgs {
         default_value = "127.0.0.1:7781"
     )]
     pub admin_listen: std::net::SocketAddr,
+
+    /// Compare the state store with OX this often and report differences in the log and the
+    /// metrics (never repairs by itself); 0 switches it off.
+    #[arg(long, env = "OX_CONNECTOR_RECONCILE_INTERVAL", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub reconcile_interval: Duration,
 
     #[command(flatten)]
     pub ox: OxArgs,
@@ -191,6 +204,7 @@ impl From<RunArgs> for RawSettings {
             queue_max_messages: args.queue_max_messages,
             queue_max_bytes: args.queue_max_bytes,
             admin_listen: args.admin_listen,
+            reconcile_interval: args.reconcile_interval,
             ox: args.ox,
         }
     }

@@ -38,6 +38,8 @@ pub struct Settings {
     pub queue_limits: QueueLimits,
     /// Where the admin API listens (loopback by default).
     pub admin_listen: SocketAddr,
+    /// How often the daemon compares the state store with OX (report only); `None`: never.
+    pub reconcile_interval: Option<Duration>,
     pub ox: OxSettings,
 }
 
@@ -64,6 +66,7 @@ pub struct RawSettings {
     pub queue_max_messages: u64,
     pub queue_max_bytes: u64,
     pub admin_listen: SocketAddr,
+    pub reconcile_interval: Duration,
     pub ox: OxArgs,
 }
 
@@ -120,6 +123,7 @@ impl Settings {
             ack_wait: raw.ack_wait,
             queue_limits,
             admin_listen: raw.admin_listen,
+            reconcile_interval: Some(raw.reconcile_interval).filter(|d| !d.is_zero()),
         })
     }
 
@@ -212,6 +216,7 @@ mod tests {
             queue_max_messages: 10,
             queue_max_bytes: 1000,
             admin_listen: "127.0.0.1:0".parse().unwrap(),
+            reconcile_interval: Duration::ZERO,
             ox: OxArgs {
                 ox_soap_timeout: Duration::from_secs(60),
                 ..OxArgs::default()

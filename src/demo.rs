@@ -105,6 +105,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), Demo
         admin_listen: "127.0.0.1:0"
             .parse()
             .map_err(|_| std::io::Error::other("bad address"))?,
+        reconcile_interval: None,
         ox: ox_settings,
     };
     let listener_dir = settings.listener_dir();

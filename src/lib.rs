@@ -13,7 +13,8 @@
 //! - [`done`] ⑥ the only code that deletes listener files.
 //!
 //! Around them: [`app`] wires the steps and stops them in order, [`cli`] and [`config`] read and
-//! validate settings, [`admin`] is the HTTP API of a running daemon, [`status`] holds what an admin needs to see, [`telemetry`] the logs,
+//! validate settings, [`admin`] is the HTTP API of a running daemon, [`ops`] the admin's
+//! operations on it (queue management, reconcile, state import), [`status`] holds what an admin needs to see, [`telemetry`] the logs and metrics,
 //! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`].
 //! [`trigger`] is `ox-connector trigger`, the App Center's `listener_trigger`: it wakes the
 //! daemon and tells the UCS host, by its exit code, when the listener files it saw are applied.
@@ -32,6 +33,7 @@ pub mod done;
 pub mod emulator;
 pub mod listener;
 pub mod message;
+pub mod ops;
 pub mod ox;
 pub mod provision;
 pub mod queue;

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo prints its own progress; only problems are logged.
     let filter = match cli.command {
-        Command::Demo(_) => "warn",
+        Command::Demo(_) | Command::Queue(_) | Command::Reconcile(_) | Command::State(_) => "warn",
         _ => ox_connector::telemetry::DEFAULT_FILTER,
     };
     ox_connector::telemetry::init(cli.log_format, filter);
@@ -41,6 +41,12 @@ async fn main() -> anyhow::Result<()> {
             // no cleanup that matters: the kernel releases the trigger lock.
             std::process::exit(report.verdict.exit_code());
         }
+        // Admin commands print their own answers and errors; the exit code says how it went.
+        Command::Queue(args) => std::process::exit(ox_connector::ops::commands::queue(args).await),
+        Command::Reconcile(args) => {
+            std::process::exit(ox_connector::ops::commands::reconcile(args).await)
+        }
+        Command::State(args) => std::process::exit(ox_connector::ops::commands::state(args).await),
     };
     if let Err(e) = &result {
         tracing::error!(error.message = %e, error.cause_chain = ?e, "ox-connector stopped with an error.");

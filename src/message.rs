@@ -41,6 +41,17 @@ pub enum Operation {
     Snapshot,
 }
 
+impl Operation {
+    /// The name as in the JSON (`modify`, `delete`, `snapshot`), a bounded metric label too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Modify => "modify",
+            Operation::Delete => "delete",
+            Operation::Snapshot => "snapshot",
+        }
+    }
+}
+
 /// The object before and after the change. Listener files carry no old state, so `old` is
 /// always absent on messages made from them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use super::{Endpoint, StatusReport, ENDPOINT_FILE, TOKEN_FILE};
+
+/// Header naming the admin behind a request, for the daemon's log.
+pub const HEADER_BY: &str = "x-ox-connector-by";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminClientError {
@@ -28,6 +34,8 @@ pub struct AdminClient {
     base: String,
     token: String,
     http: reqwest::Client,
+    /// Who the requests are made for (see [`HEADER_BY`]).
+    by: Option<String>,
 }
 
 impl AdminClient {
@@ -66,7 +74,61 @@ impl AdminClient {
             base: endpoint.url,
             token,
             http,
+            by: None,
         })
+    }
+
+    /// Names the admin behind the requests (logged by the daemon).
+    pub fn by(mut self, who: impl Into<String>) -> Self {
+        self.by = Some(who.into());
+        self
+    }
+
+    /// The daemon's base URL, e.g. `http://127.0.0.1:7781`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET path`, decoded from JSON.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, AdminClientError> {
+        let response = self.send(self.http.get(self.url(path))).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| AdminClientError::Decode(e.to_string()))
+    }
+
+    /// `POST path` with a JSON body, the answer decoded from JSON.
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, AdminClientError> {
+        let response = self.send(self.http.post(self.url(path)).json(body)).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| AdminClientError::Decode(e.to_string()))
+    }
+
+    /// `GET path` whatever the HTTP status (for `/ready`, which answers 503 with a body).
+    pub async fn get_any<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<(u16, T), AdminClientError> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|_| AdminClientError::NotRunning(self.base.clone()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .json()
+            .await
+            .map_err(|e| AdminClientError::Decode(e.to_string()))?;
+        Ok((status, body))
     }
 
     pub async fn status(&self) -> Result<StatusReport, AdminClientError> {
@@ -134,8 +196,11 @@ impl AdminClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, AdminClientError> {
+        let mut request = request.bearer_auth(&self.token);
+        if let Some(by) = &self.by {
+            request = request.header(HEADER_BY, by);
+        }
         let response = request
-            .bearer_auth(&self.token)
             .send()
             .await
             .map_err(|_| AdminClientError::NotRunning(self.base.clone()))?;
@@ -143,9 +208,14 @@ impl AdminClient {
         if status.is_success() {
             Ok(response)
         } else {
+            let text = response.text().await.unwrap_or_default();
+            // Operations endpoints answer `{"error": "…"}`; show the text only.
+            let body = serde_json::from_str::<crate::ops::ErrorBody>(&text)
+                .map(|e| e.error)
+                .unwrap_or(text);
             Err(AdminClientError::Refused {
                 status: status.as_u16(),
-                body: response.text().await.unwrap_or_default().trim().to_owned(),
+                body: body.trim().to_owned(),
             })
         }
     }

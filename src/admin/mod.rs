@@ -13,8 +13,12 @@
 //! | `POST /queue/pick-up` | yes | look at the listener folder now (202) |
 //! | `POST /queue/retry` | yes | retry a failing change now instead of after the delay (202) |
 //! | `/subscriptions…` | yes | list, register and remove subscriptions ([`subscriptions`]) |
+//!
+//! The operations endpoints (`/ready`, `/metrics`, queue list/show/skip/requeue, reconcile,
+//! state import) are in [`ops`].
 
 pub mod client;
+pub mod ops;
 pub mod subscriptions;
 
 use std::net::SocketAddr;
@@ -48,6 +52,8 @@ pub struct AdminState {
     pub token: Arc<str>,
     /// The dispatcher, for the subscription routes ([`subscriptions`]).
     pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
+    /// The operations context; `None` serves only the endpoints above (`ops` answers 503).
+    pub ops: Option<Arc<crate::ops::Ops>>,
 }
 
 /// `GET /status`.
@@ -70,14 +76,24 @@ pub struct Endpoint {
 
 /// Builds the router.
 pub fn router(state: AdminState) -> Router {
+    let open_reads = state.ops.as_ref().is_none_or(|o| o.open_reads);
+    let (reads, operations) = ops::routes();
+    let (open, reads) = if open_reads {
+        (reads, Router::new())
+    } else {
+        (Router::new(), reads)
+    };
     let protected = Router::new()
         .route("/status", get(status))
         .route("/queue/pick-up", post(pick_up))
         .route("/queue/retry", post(retry))
         .merge(subscriptions::routes())
+        .merge(operations)
+        .merge(reads)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/health", get(|| async { "ok" }))
+        .merge(open)
         .merge(protected)
         .with_state(state)
 }
@@ -154,19 +170,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn status(State(state): State<AdminState>) -> Json<StatusReport> {
     let pending = crate::listener::scan(&state.listener_dir).unwrap_or_default();
-    let broken_dir = state
-        .listener_dir
-        .join(crate::listener::quarantine::BROKEN_DIR);
-    let mut quarantined: Vec<String> = std::fs::read_dir(broken_dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| !name.ends_with(".error.txt"))
-                .collect()
-        })
-        .unwrap_or_default();
-    quarantined.sort();
+    let quarantined = crate::ops::queue::quarantined(&state.listener_dir);
     Json(StatusReport {
         daemon: state.status.get(),
         pending_files: pending.len(),
@@ -180,7 +184,12 @@ async fn pick_up(State(state): State<AdminState>) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-async fn retry(State(state): State<AdminState>) -> StatusCode {
+async fn retry(State(state): State<AdminState>, headers: axum::http::HeaderMap) -> StatusCode {
+    let by = headers
+        .get(client::HEADER_BY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("admin API");
+    crate::telemetry::events::RetryRequested { by }.emit();
     state.retry_now.notify_one();
     StatusCode::ACCEPTED
 }
@@ -199,6 +208,7 @@ mod tests {
             listener_dir: dir.to_owned(),
             token: Arc::from("secret-token"),
             dispatch: None,
+            ops: None,
         }
     }
 

@@ -74,10 +74,18 @@ impl From<ProvisionError> for ApplyError {
             ProvisionError::Io { .. } => true,
             _ => false,
         };
-        if transient {
+        let ox_fault = match &error {
+            ProvisionError::Ox(e) => Some(crate::telemetry::events::ox_error_label(e)),
+            _ => None,
+        };
+        let applied = if transient {
             ApplyError::transient(error.to_string())
         } else {
             ApplyError::rejected(error.to_string())
+        };
+        ApplyError {
+            ox_fault,
+            ..applied
         }
     }
 }

@@ -116,6 +116,7 @@ pub async fn handle<A: Applier>(
             return Handled::Skipped;
         }
         attempts += 1;
+        let started = std::time::Instant::now();
         let result = with_progress(&delivered, progress_every, applier.apply(&message)).await;
         match result {
             Ok(outcome) => {
@@ -134,6 +135,7 @@ pub async fn handle<A: Applier>(
                     message: &message,
                     attempts,
                     ignored,
+                    elapsed: started.elapsed(),
                 }
                 .emit();
                 return Handled::Applied;

@@ -1,19 +1,41 @@
 //! One struct per event the pipeline reports, named `<Noun><Verb>[Error]`.
 //!
-//! Each `emit()` writes the log line (fields first, then a sentence) so that the wording and the
-//! level of every event live in one place. Field names are stable for log processors:
-//! `file`, `dn`, `entry_uuid`, `object_type`, `operation`, `error`.
+//! Each `emit()` writes the log line (fields first, then a sentence) and records its metrics
+//! (names in [`super::metrics`]), so that the wording, the level and the numbers of every event
+//! live in one place. Field names are stable for log processors:
+//! `file`, `dn`, `entry_uuid`, `object_type`, `operation`, `error`, `ox_fault`.
 
 use std::path::Path;
 use std::time::Duration;
 
+use metrics::{counter, histogram};
 use tracing::{debug, error, info, warn};
 
+use super::metrics as m;
 use crate::apply::{ApplyError, ApplyErrorKind};
 use crate::message::ProvisioningMessage;
+use crate::ox::soap::{OxError, OxErrorKind};
 
 fn file_of(message: &ProvisioningMessage) -> &str {
     message.source_file().unwrap_or("-")
+}
+
+fn operation_of(message: &ProvisioningMessage) -> &'static str {
+    message.op.as_str()
+}
+
+/// A bounded label for an OX error: the fault kind, or how the call failed.
+pub fn ox_error_label(error: &OxError) -> &'static str {
+    match error.kind() {
+        OxErrorKind::Fault(kind) => kind.as_str(),
+        OxErrorKind::Connect => "connect",
+        OxErrorKind::Timeout => "timeout",
+        OxErrorKind::Transport => "transport",
+        OxErrorKind::Http(_) => "http",
+        OxErrorKind::NotSoap => "not_soap",
+        OxErrorKind::Decode => "decode",
+        OxErrorKind::Config => "config",
+    }
 }
 
 /// A listener file could not be parsed; it is retried until the grace period ends.
@@ -49,6 +71,7 @@ impl FileQuarantined<'_> {
             moved_to = %self.moved_to.display(),
             "Quarantined a broken listener file; the files after it go on."
         );
+        counter!(m::FILES_QUARANTINED).increment(1);
     }
 }
 
@@ -82,6 +105,9 @@ impl MessagePublished<'_> {
             duplicate = self.duplicate,
             "Queued listener file."
         );
+        if !self.duplicate {
+            counter!(m::FILES_SEEN).increment(1);
+        }
     }
 }
 
@@ -120,16 +146,28 @@ pub struct MessageApplied<'a> {
     pub message: &'a ProvisioningMessage,
     pub attempts: u64,
     pub ignored: Option<&'a str>,
+    /// How long the successful attempt took.
+    pub elapsed: Duration,
 }
 
 impl MessageApplied<'_> {
     pub fn emit(&self) {
         let m = self.message;
+        let (object_type, operation) = (m.topic.clone(), operation_of(m));
+        let outcome = if self.ignored.is_some() {
+            "ignored"
+        } else {
+            "applied"
+        };
+        counter!(m::FILES_APPLIED, "object_type" => object_type.clone(), "operation" => operation, "outcome" => outcome)
+            .increment(1);
+        histogram!(m::APPLY_DURATION, "object_type" => object_type, "operation" => operation)
+            .record(self.elapsed.as_secs_f64());
         match self.ignored {
             None => info!(
                 file = file_of(m),
                 object_type = %m.topic,
-                operation = ?m.op,
+                operation = operation_of(m),
                 dn = %m.dn,
                 entry_uuid = %m.object_id,
                 attempts = self.attempts,
@@ -138,7 +176,7 @@ impl MessageApplied<'_> {
             Some(reason) => info!(
                 file = file_of(m),
                 object_type = %m.topic,
-                operation = ?m.op,
+                operation = operation_of(m),
                 dn = %m.dn,
                 entry_uuid = %m.object_id,
                 reason,
@@ -163,6 +201,7 @@ impl MessageSkipped<'_> {
             entry_uuid = %m.object_id,
             "Listener file was removed before it was applied; skipped the change."
         );
+        counter!(m::FILES_SKIPPED, "object_type" => m.topic.clone()).increment(1);
     }
 }
 
@@ -181,6 +220,8 @@ impl MessageApplyError<'_> {
             ApplyErrorKind::Transient => "transient",
             ApplyErrorKind::Rejected => "rejected",
         };
+        counter!(m::RETRIES, "object_type" => m.topic.clone(), "error_kind" => kind).increment(1);
+        let ox_fault = self.error.ox_fault.unwrap_or("-");
         // The first failure, and then every 60th (about every 5 minutes at the default delay),
         // is worth a line; in between the status shows the attempt count.
         let level_line = self.attempts == 1 || self.attempts % 60 == 0;
@@ -190,6 +231,7 @@ impl MessageApplyError<'_> {
                 entry_uuid = %m.object_id,
                 attempts = self.attempts,
                 error = %self.error,
+                ox_fault,
                 "Change still failing."
             );
             return;
@@ -199,11 +241,12 @@ impl MessageApplyError<'_> {
                 $level!(
                     file = file_of(m),
                     object_type = %m.topic,
-                    operation = ?m.op,
+                    operation = operation_of(m),
                     dn = %m.dn,
                     entry_uuid = %m.object_id,
                     error_kind = kind,
                     error = %self.error,
+                    ox_fault,
                     attempts = self.attempts,
                     retry_in_s = self.retry_in.as_secs_f64(),
                     "Cannot apply change; the queue waits for it and retries."
@@ -247,5 +290,170 @@ impl FileDeleteError<'_> {
             "The change was applied but its listener file could not be deleted; fix the \
              permissions, then remove the file by hand."
         );
+    }
+}
+
+/// One OX SOAP call finished (`operation` is `Service.operation`).
+pub struct OxCallFinished<'a> {
+    pub operation: &'a str,
+    pub elapsed: Duration,
+    pub error: Option<&'a OxError>,
+}
+
+impl OxCallFinished<'_> {
+    pub fn emit(&self) {
+        let (service, operation) = self
+            .operation
+            .split_once('.')
+            .unwrap_or(("-", self.operation));
+        let outcome = self.error.map_or("ok", ox_error_label);
+        histogram!(m::OX_REQUEST_DURATION, "service" => service.to_owned(), "operation" => operation.to_owned(), "outcome" => outcome)
+            .record(self.elapsed.as_secs_f64());
+        if let Some(error) = self.error {
+            counter!(m::OX_FAULTS, "kind" => outcome).increment(1);
+            debug!(
+                operation = self.operation,
+                ox_fault = outcome,
+                error = %error,
+                elapsed_ms = self.elapsed.as_millis() as u64,
+                "OX SOAP call failed."
+            );
+        }
+    }
+}
+
+/// An admin skipped a queued listener file: it was moved to `listener/skipped/`.
+pub struct FileSkippedByAdmin<'a> {
+    pub file: &'a str,
+    pub object_type: &'a str,
+    pub dn: &'a str,
+    pub entry_uuid: &'a str,
+    pub by: &'a str,
+    pub reason: &'a str,
+    pub moved_to: &'a Path,
+}
+
+impl FileSkippedByAdmin<'_> {
+    pub fn emit(&self) {
+        warn!(
+            file = self.file,
+            object_type = self.object_type,
+            dn = self.dn,
+            entry_uuid = self.entry_uuid,
+            by = self.by,
+            reason = self.reason,
+            moved_to = %self.moved_to.display(),
+            "An admin skipped a queued change; it will not be applied to OX."
+        );
+        counter!(m::ADMIN_ACTIONS, "action" => "skip").increment(1);
+    }
+}
+
+/// An admin put a quarantined file back into the queue.
+pub struct BrokenFileRequeued<'a> {
+    pub file: &'a str,
+    pub by: &'a str,
+}
+
+impl BrokenFileRequeued<'_> {
+    pub fn emit(&self) {
+        info!(
+            file = self.file,
+            by = self.by,
+            "An admin put a quarantined listener file back into the queue."
+        );
+        counter!(m::ADMIN_ACTIONS, "action" => "requeue_broken").increment(1);
+    }
+}
+
+/// An admin asked to retry the failing change now.
+pub struct RetryRequested<'a> {
+    pub by: &'a str,
+}
+
+impl RetryRequested<'_> {
+    pub fn emit(&self) {
+        info!(
+            by = self.by,
+            "An admin asked to retry the failing change now."
+        );
+        counter!(m::ADMIN_ACTIONS, "action" => "retry").increment(1);
+    }
+}
+
+/// A reconcile run finished.
+pub struct ReconcileFinished<'a> {
+    /// `admin` or `periodic`.
+    pub trigger: &'static str,
+    /// Drift found, by kind label.
+    pub drift: &'a [(&'static str, usize)],
+    pub repairs_queued: usize,
+    pub apply: bool,
+}
+
+impl ReconcileFinished<'_> {
+    pub fn emit(&self) {
+        let total: usize = self.drift.iter().map(|(_, n)| n).sum();
+        for (kind, count) in self.drift {
+            metrics::gauge!(m::RECONCILE_DRIFT, "kind" => *kind).set(*count as f64);
+        }
+        let result = if total == 0 { "clean" } else { "drift" };
+        counter!(m::RECONCILE_RUNS, "trigger" => self.trigger, "result" => result).increment(1);
+        metrics::gauge!(m::RECONCILE_LAST_RUN).set(chrono::Utc::now().timestamp() as f64);
+        if self.trigger == "admin" {
+            counter!(m::ADMIN_ACTIONS, "action" => "reconcile").increment(1);
+        }
+        let counts: Vec<String> = self.drift.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let counts = counts.join(" ");
+        if total == 0 {
+            info!(
+                trigger = self.trigger,
+                "Reconcile found no difference between the state store and OX."
+            );
+        } else {
+            warn!(
+                trigger = self.trigger,
+                drift = %counts,
+                apply = self.apply,
+                repairs_queued = self.repairs_queued,
+                "Reconcile found differences between the state store and OX."
+            );
+        }
+    }
+}
+
+/// A reconcile run failed (OX unreachable, state store unreadable).
+pub struct ReconcileFailed<'a> {
+    pub trigger: &'static str,
+    pub error: &'a dyn std::error::Error,
+}
+
+impl ReconcileFailed<'_> {
+    pub fn emit(&self) {
+        warn!(trigger = self.trigger, error = %self.error, "Reconcile failed.");
+        counter!(m::RECONCILE_RUNS, "trigger" => self.trigger, "result" => "failed").increment(1);
+    }
+}
+
+/// The Python connector's cache was imported into the state store.
+pub struct StateImported<'a> {
+    pub from: &'a Path,
+    pub imported: usize,
+    pub already_known: usize,
+    pub problems: usize,
+    pub automatic: bool,
+}
+
+impl StateImported<'_> {
+    pub fn emit(&self) {
+        info!(
+            from = %self.from.display(),
+            imported = self.imported,
+            already_known = self.already_known,
+            problems = self.problems,
+            automatic = self.automatic,
+            "Imported the Python connector's state."
+        );
+        counter!(m::ADMIN_ACTIONS, "action" => "state_import").increment(1);
     }
 }

@@ -1,7 +1,9 @@
-//! Telemetry: the tracing subscriber (human or JSON lines) and, in `events`, one struct per
-//! event the pipeline reports.
+//! Telemetry: the tracing subscriber (human or JSON lines, [`json`]), in [`events`] one struct
+//! per event the pipeline reports, and in [`metrics`] the Prometheus metrics those events record.
 
 pub mod events;
+pub mod json;
+pub mod metrics;
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
@@ -29,10 +31,7 @@ pub fn init(format: LogFormat, default_filter: &str) {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_span_list(false)
+                    .event_format(json::JsonLines)
                     .with_writer(std::io::stderr),
             )
             .init(),

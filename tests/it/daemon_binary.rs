@@ -75,7 +75,7 @@ async fn the_daemon_binary_provisions_ox_stops_on_sigterm_and_never_logs_secrets
         let parsed: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
         assert!(
-            parsed.get("level").is_some() && parsed.get("timestamp").is_some(),
+            parsed.get("level").is_some() && parsed.get("time").is_some(),
             "{line}"
         );
     }

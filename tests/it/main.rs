@@ -6,6 +6,7 @@ mod daemon_binary;
 mod dispatch;
 mod host_loop;
 mod host_loop_ox;
+mod ops;
 mod pipeline;
 mod scenarios;
 mod support;

@@ -78,33 +78,38 @@ impl OxClient {
             tracing::debug!(operation = %operation, envelope = %redact_passwords(&body), "Sending OX SOAP request.");
         }
         let started = Instant::now();
-        let response = self
-            .inner
-            .http
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=UTF-8")
-            .header("SOAPAction", format!("\"urn:{op}\""))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| classify_reqwest_error(&operation, e))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| classify_reqwest_error(&operation, e))?;
-        if self.inner.log_envelopes && tracing::enabled!(tracing::Level::DEBUG) {
-            let text = String::from_utf8_lossy(&bytes);
-            tracing::debug!(operation = %operation, status, envelope = %redact_passwords(&text), "Received OX SOAP response.");
+        let exchanged = async {
+            let response = self
+                .inner
+                .http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=UTF-8")
+                .header("SOAPAction", format!("\"urn:{op}\""))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| classify_reqwest_error(&operation, e))?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| classify_reqwest_error(&operation, e))?;
+            Ok::<_, OxError>((status, bytes))
         }
-        let result = read_response(&operation, service, op, status, &bytes, void);
-        tracing::trace!(
-            operation = %operation,
-            status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            ok = result.is_ok(),
-            "OX SOAP call finished."
-        );
+        .await;
+        let result = exchanged.and_then(|(status, bytes)| {
+            if self.inner.log_envelopes && tracing::enabled!(tracing::Level::DEBUG) {
+                let text = String::from_utf8_lossy(&bytes);
+                tracing::debug!(operation = %operation, status, envelope = %redact_passwords(&text), "Received OX SOAP response.");
+            }
+            read_response(&operation, service, op, status, &bytes, void)
+        });
+        crate::telemetry::events::OxCallFinished {
+            operation: &operation,
+            elapsed: started.elapsed(),
+            error: result.as_ref().err(),
+        }
+        .emit();
         result
     }
 }

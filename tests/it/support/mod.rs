@@ -3,6 +3,7 @@
 //! host (directory, converter, trigger loop).
 
 pub mod applier;
+pub mod cli;
 pub mod converter;
 pub mod files;
 pub mod ox;
@@ -66,6 +67,7 @@ impl TestEnv {
                 max_bytes: 64 * 1024 * 1024,
             },
             admin_listen: "127.0.0.1:0".parse().unwrap(),
+            reconcile_interval: None,
             ox: ox_settings(
                 OxArgs {
                     ox_soap_timeout: Duration::from_secs(10),

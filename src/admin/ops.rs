@@ -1,0 +1,211 @@
+//! The operations endpoints of the admin API (see [`crate::ops`]).
+//!
+//! | method and path | token | what |
+//! |---|---|---|
+//! | `GET /ready` | no on loopback | [`Readiness`]: 200 ready, 503 with the reasons |
+//! | `GET /metrics` | no on loopback | Prometheus text format |
+//! | `GET /queue?limit=N` | yes | [`QueueList`]: the waiting changes in order |
+//! | `GET /queue/items/{id}` | yes | [`ItemDetail`]: one file (name, entry UUID or `blocked`), secrets redacted |
+//! | `POST /queue/skip` | yes | [`SkipRequest`] → [`SkipResult`] |
+//! | `POST /queue/requeue-broken` | yes | [`RequeueRequest`] → [`RequeueResult`] |
+//! | `POST /reconcile` | yes | [`ReconcileRequest`] → [`ReconcileReport`] |
+//! | `POST /state/import` | yes | [`ImportRequest`] → [`ImportReport`] |
+//!
+//! When the API listens on another address than loopback, `/ready` and `/metrics` need the
+//! token too. Refusals answer `{"error": "…"}` with 400, 404, 409 or 503.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::AdminState;
+use crate::ops::import::{self, ImportAction, ImportReport, ImportRequest};
+use crate::ops::queue::{
+    self, ItemDetail, QueueList, RequeueRequest, RequeueResult, SkipRequest, SkipResult,
+};
+use crate::ops::ready::{self, Readiness};
+use crate::ops::reconcile::{self, ReconcileReport, ReconcileRequest};
+use crate::ops::{ErrorBody, Ops, OpsError};
+use crate::telemetry::metrics::Scrape;
+
+/// The read-only endpoints that may be open on loopback, and the token-only ones.
+pub fn routes() -> (Router<AdminState>, Router<AdminState>) {
+    let reads = Router::new()
+        .route("/ready", get(ready_handler))
+        .route("/metrics", get(metrics_handler));
+    let protected = Router::new()
+        .route("/queue", get(list_handler))
+        .route("/queue/items/{id}", get(show_handler))
+        .route("/queue/skip", post(skip_handler))
+        .route("/queue/requeue-broken", post(requeue_handler))
+        .route("/reconcile", post(reconcile_handler))
+        .route("/state/import", post(import_handler));
+    (reads, protected)
+}
+
+impl IntoResponse for OpsError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            OpsError::NotFound(_) => StatusCode::NOT_FOUND,
+            OpsError::Conflict(_) => StatusCode::CONFLICT,
+            OpsError::Invalid(_) => StatusCode::BAD_REQUEST,
+            OpsError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OpsError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let body = ErrorBody {
+            error: self.to_string(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+fn ops(state: &AdminState) -> Result<Arc<Ops>, OpsError> {
+    state
+        .ops
+        .clone()
+        .ok_or_else(|| OpsError::Unavailable("not available in this daemon".into()))
+}
+
+async fn ready_handler(State(state): State<AdminState>) -> Result<Response, OpsError> {
+    let ops = ops(&state)?;
+    let readiness: Readiness = ready::readiness(&ops).await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((status, Json(readiness)).into_response())
+}
+
+async fn metrics_handler(State(state): State<AdminState>) -> Result<Response, OpsError> {
+    let ops = ops(&state)?;
+    let Some(handle) = &ops.metrics else {
+        return Err(OpsError::Unavailable("metrics are not recorded".into()));
+    };
+    let status = ops.status.get();
+    let ox_queue = crate::queue::subscriber_stream(crate::queue::OX_SUBSCRIBER);
+    let queue_messages = match ops.js.get_stream(ox_queue).await {
+        Ok(mut stream) => stream.info().await.ok().map(|i| i.state.messages),
+        Err(_) => None,
+    };
+    let now = chrono::Utc::now();
+    let scrape = Scrape {
+        queue_depth: crate::listener::scan(&ops.listener_dir)
+            .map(|f| f.len())
+            .unwrap_or_default(),
+        queue_messages,
+        oldest_age: queue::oldest_age(&ops.listener_dir).map(|(_, age)| age),
+        blocked_for: status
+            .blocked
+            .map(|b| (now - b.since).to_std().unwrap_or_default()),
+        queue_full: status.queue_full.is_some(),
+        quarantined: queue::quarantined(&ops.listener_dir).len(),
+        nats_connected: ops.client.connection_state() == async_nats::connection::State::Connected,
+        nats_reconnects: ops
+            .client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(1),
+    };
+    let text = crate::telemetry::metrics::render(handle, &scrape);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
+async fn list_handler(
+    State(state): State<AdminState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<QueueList>, OpsError> {
+    let ops = ops(&state)?;
+    queue::list(&ops, query.limit.unwrap_or(50)).await.map(Json)
+}
+
+async fn show_handler(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<ItemDetail>, OpsError> {
+    let ops = ops(&state)?;
+    queue::show(&ops, &id).await.map(Json)
+}
+
+async fn skip_handler(
+    State(state): State<AdminState>,
+    Json(request): Json<SkipRequest>,
+) -> Result<Json<SkipResult>, OpsError> {
+    let ops = ops(&state)?;
+    queue::skip(&ops, &request).map(Json)
+}
+
+async fn requeue_handler(
+    State(state): State<AdminState>,
+    Json(request): Json<RequeueRequest>,
+) -> Result<Json<RequeueResult>, OpsError> {
+    let ops = ops(&state)?;
+    queue::requeue_broken(&ops, &request).map(Json)
+}
+
+async fn reconcile_handler(
+    State(state): State<AdminState>,
+    Json(request): Json<ReconcileRequest>,
+) -> Result<Json<ReconcileReport>, OpsError> {
+    let ops = ops(&state)?;
+    match reconcile::reconcile(&ops, &request).await {
+        Ok(report) => {
+            crate::telemetry::events::ReconcileFinished {
+                trigger: "admin",
+                drift: &report.counts(),
+                repairs_queued: report.repairs_queued,
+                apply: report.apply,
+            }
+            .emit();
+            Ok(Json(report))
+        }
+        Err(e) => {
+            crate::telemetry::events::ReconcileFailed {
+                trigger: "admin",
+                error: &e,
+            }
+            .emit();
+            Err(e)
+        }
+    }
+}
+
+async fn import_handler(
+    State(state): State<AdminState>,
+    Json(request): Json<ImportRequest>,
+) -> Result<Json<ImportReport>, OpsError> {
+    let ops = ops(&state)?;
+    let applier = ops.ox.get().ok_or_else(|| {
+        OpsError::Unavailable("this daemon does not provision OX; nothing to import into".into())
+    })?;
+    let report = import::import(applier, &request).await?;
+    if request.apply {
+        crate::telemetry::events::StateImported {
+            from: &report.from,
+            imported: report.count(ImportAction::Import),
+            already_known: report.count(ImportAction::AlreadyKnown),
+            problems: report.problems.len() + report.noted().count(),
+            automatic: false,
+        }
+        .emit();
+    }
+    Ok(Json(report))
+}

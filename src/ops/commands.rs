@@ -1,0 +1,762 @@
+//! The admin commands `ox-connector queue …`, `reconcile` and `state import`: each finds the
+//! running daemon from `--data-dir` alone (`run/admin.json` and the token in `secrets/`), asks
+//! its admin API, and prints a short plain answer — or, with `--json`, the API's JSON.
+//!
+//! Exit codes: 0 done / all well; 1 a problem was reported (queue blocked or not ready, a
+//! refused request, drift found in a dry run); 2 the daemon is not running.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::import::{ImportAction, ImportReport, ImportRequest};
+use super::queue::{
+    self, ItemDetail, Location, QueueList, RequeueRequest, RequeueResult, SkipRequest, SkipResult,
+};
+use super::ready::Readiness;
+use super::reconcile::{ReconcileReport, ReconcileRequest};
+use crate::admin::client::{AdminClient, AdminClientError};
+use crate::admin::StatusReport;
+use crate::config::DEFAULT_DATA_DIR;
+use crate::status::DaemonStatus;
+
+/// Options every admin command has.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// The app's data directory; the running daemon is found through <data-dir>/run/admin.json.
+    #[arg(long, env = "OX_CONNECTOR_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Print JSON (the admin API's answer) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ox-connector queue`.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(subcommand)]
+    pub command: QueueCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// One screen: is the daemon running, what waits, what blocks and why, quarantined files.
+    /// Exit code 0 all well, 1 blocked or not ready, 2 not running.
+    Status(Common),
+    /// The waiting changes in the order they will be applied.
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One waiting, quarantined or skipped file and what the connector remembers of its object
+    /// (passwords, hashes and keys redacted).
+    Show {
+        #[command(flatten)]
+        common: Common,
+        /// A listener file name, an entry UUID, or `blocked` (the change the queue waits for).
+        id: String,
+    },
+    /// Skip a waiting change: its file moves to listener/skipped/ (with who, when and why in
+    /// <name>.skipped.txt), and the queue goes on. The safe form of `rm`.
+    Skip {
+        #[command(flatten)]
+        common: Common,
+        /// A listener file name, an entry UUID (if it has one waiting change), or `blocked`.
+        id: String,
+        /// Why (kept in the sidecar file and the log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who skips (kept in the sidecar file and the log).
+        #[arg(long, env = "USER", default_value = "unknown")]
+        by: String,
+    },
+    /// Retry the failing change now instead of waiting for the next attempt.
+    Retry {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "USER", default_value = "unknown", hide = true)]
+        by: String,
+    },
+    /// Put a quarantined file back into the queue after fixing it (listener/broken/NAME).
+    RequeueBroken {
+        #[command(flatten)]
+        common: Common,
+        /// The file name in listener/broken/.
+        name: String,
+        #[arg(long, env = "USER", default_value = "unknown", hide = true)]
+        by: String,
+    },
+}
+
+/// `ox-connector reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Only report (the default).
+    #[arg(long, conflicts_with = "apply")]
+    pub dry_run: bool,
+    /// Repair: apply missing and differing objects again through the queue, correct stale ids.
+    #[arg(long)]
+    pub apply: bool,
+    /// Only this OX context.
+    #[arg(long)]
+    pub context: Option<i32>,
+}
+
+/// `ox-connector state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Import the Python connector's cache (listener/old/*.json) into the state store, so that
+    /// an upgrade neither re-creates nor loses objects. Dry run unless --apply.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// The Python connector's data directory, its listener/ folder, or listener/old/ itself.
+        #[arg(long)]
+        from: PathBuf,
+        /// Write to the state store (otherwise only show what would be imported).
+        #[arg(long)]
+        apply: bool,
+    },
+}
+
+const NOT_RUNNING: i32 = 2;
+
+fn client(common: &Common, timeout: Duration) -> Result<AdminClient, AdminClientError> {
+    AdminClient::from_data_dir(&common.data_dir, timeout)
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("ox-connector: cannot encode the answer: {e}"),
+    }
+}
+
+/// Prints a failed request; returns the exit code.
+fn failed(error: &AdminClientError) -> i32 {
+    eprintln!("ox-connector: {error}");
+    if matches!(error, AdminClientError::NotRunning(_)) {
+        NOT_RUNNING
+    } else {
+        1
+    }
+}
+
+/// Runs `ox-connector queue …`; returns the exit code.
+pub async fn queue(args: QueueArgs) -> i32 {
+    match args.command {
+        QueueCommand::Status(common) => status(&common).await,
+        QueueCommand::List { common, limit } => {
+            let result = async {
+                client(&common, Duration::from_secs(30))?
+                    .get_json::<QueueList>(&format!("/queue?limit={limit}"))
+                    .await
+            }
+            .await;
+            match result {
+                Ok(list) if common.json => {
+                    print_json(&list);
+                    0
+                }
+                Ok(list) => {
+                    print_list(&list);
+                    0
+                }
+                Err(e) => failed(&e),
+            }
+        }
+        QueueCommand::Show { common, id } => {
+            let result = async {
+                client(&common, Duration::from_secs(30))?
+                    .get_json::<ItemDetail>(&format!("/queue/items/{}", encode(&id)))
+                    .await
+            }
+            .await;
+            match result {
+                Ok(detail) if common.json => {
+                    print_json(&detail);
+                    0
+                }
+                Ok(detail) => {
+                    print_detail(&detail);
+                    0
+                }
+                Err(e) => failed(&e),
+            }
+        }
+        QueueCommand::Skip {
+            common,
+            id,
+            reason,
+            by,
+        } => skip(&common, id, reason, by).await,
+        QueueCommand::Retry { common, by } => {
+            let result = async {
+                client(&common, Duration::from_secs(10))?
+                    .by(by)
+                    .retry()
+                    .await
+            }
+            .await;
+            match result {
+                Ok(()) if common.json => {
+                    print_json(&serde_json::json!({"retry": "requested"}));
+                    0
+                }
+                Ok(()) => {
+                    println!("Asked the daemon to retry the failing change now. See: ox-connector queue status");
+                    0
+                }
+                Err(e) => failed(&e),
+            }
+        }
+        QueueCommand::RequeueBroken { common, name, by } => {
+            let request = RequeueRequest { name, by };
+            let result = async {
+                client(&common, Duration::from_secs(10))?
+                    .post_json::<_, RequeueResult>("/queue/requeue-broken", &request)
+                    .await
+            }
+            .await;
+            match result {
+                Ok(done) if common.json => {
+                    print_json(&done);
+                    0
+                }
+                Ok(done) => {
+                    println!(
+                        "Put {} back into the queue ({}); it is queued within seconds.",
+                        done.file,
+                        done.moved_to.display()
+                    );
+                    0
+                }
+                Err(e) => failed(&e),
+            }
+        }
+    }
+}
+
+/// Percent-encodes a path segment (ids are file names or UUIDs; be safe anyway).
+fn encode(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A duration as an admin reads it: `45 s`, `12 min`, `3 h 12 min`, `2 d 3 h`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        3600..=86_399 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn since(t: chrono::DateTime<Utc>) -> String {
+    human((Utc::now() - t).to_std().unwrap_or_default())
+}
+
+fn time(t: chrono::DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+#[derive(Serialize)]
+struct StatusJson {
+    running: bool,
+    status: Option<StatusReport>,
+    ready: Option<Readiness>,
+    queue: Option<QueueList>,
+    /// When not running: the last status the daemon wrote.
+    last_status: Option<DaemonStatus>,
+    pending_files: usize,
+    quarantined: Vec<String>,
+    skipped: Vec<String>,
+}
+
+async fn status(common: &Common) -> i32 {
+    let listener = common.data_dir.join("listener");
+    let online = async {
+        let client = client(common, Duration::from_secs(10))?;
+        let status = client.status().await?;
+        let (_, ready) = client.get_any::<Readiness>("/ready").await?;
+        let queue = client.get_json::<QueueList>("/queue?limit=5").await.ok();
+        Ok::<_, AdminClientError>((status, ready, queue))
+    }
+    .await;
+    let quarantined = queue::quarantined(&listener);
+    let skipped = queue::skipped(&listener);
+    let pending = crate::listener::scan(&listener)
+        .map(|f| f.len())
+        .unwrap_or(0);
+    match online {
+        Ok((status, ready, list)) => {
+            let code = if ready.ready { 0 } else { 1 };
+            if common.json {
+                print_json(&StatusJson {
+                    running: true,
+                    status: Some(status),
+                    ready: Some(ready),
+                    queue: list,
+                    last_status: None,
+                    pending_files: pending,
+                    quarantined,
+                    skipped,
+                });
+                return code;
+            }
+            let d = &status.daemon;
+            println!(
+                "ox-connector is running (pid {}, up {}).",
+                d.pid,
+                since(d.started)
+            );
+            if ready.ready {
+                println!("Ready: yes (NATS connected, OX answers, the queue moves).");
+            } else {
+                for check in ready.checks.iter().filter(|c| !c.ok) {
+                    println!("NOT READY: {}: {}", check.name, check.detail);
+                }
+            }
+            print_queue_line(&listener, status.pending_files, list.as_ref());
+            print_blocked(d);
+            if let Some(list) = list.as_ref().filter(|l| !l.items.is_empty()) {
+                println!("Next:");
+                for item in &list.items {
+                    println!("  {}", item_line(item));
+                }
+            }
+            print_side_folders(&quarantined, &skipped);
+            code
+        }
+        Err(error) => {
+            let last: Option<DaemonStatus> =
+                std::fs::read(common.data_dir.join(crate::status::STATUS_FILE))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+            if common.json {
+                print_json(&StatusJson {
+                    running: false,
+                    status: None,
+                    ready: None,
+                    queue: None,
+                    last_status: last,
+                    pending_files: pending,
+                    quarantined,
+                    skipped,
+                });
+                return NOT_RUNNING;
+            }
+            println!("ox-connector is NOT running ({error}).");
+            print_queue_line(&listener, pending, None);
+            if let Some(last) = &last {
+                println!("Last status written {} ago:", since(last.updated));
+                if last.blocked.is_none() && last.queue_full.is_none() {
+                    println!("  the queue was neither blocked nor full.");
+                }
+                print_blocked(last);
+            }
+            print_side_folders(&quarantined, &skipped);
+            println!(
+                "Start it (App Center: univention-app start ox-connector) and look at its log."
+            );
+            NOT_RUNNING
+        }
+    }
+}
+
+fn print_queue_line(listener: &Path, pending: usize, list: Option<&QueueList>) {
+    let on_queue = list
+        .map(|l| format!(", {} on the JetStream queue", l.queued_messages))
+        .unwrap_or_default();
+    match queue::oldest_age(listener) {
+        Some((name, age)) => println!(
+            "Queue: {} wait{}{on_queue}; oldest {name} ({} old).",
+            plural(pending as u64, "listener file"),
+            if pending == 1 { "s" } else { "" },
+            human(age)
+        ),
+        None => println!("Queue: empty (no listener file waits{on_queue})."),
+    }
+}
+
+fn print_blocked(d: &DaemonStatus) {
+    if let Some(b) = &d.blocked {
+        println!(
+            "BLOCKED since {} ({}), {} so far:",
+            time(b.since),
+            since(b.since),
+            plural(b.attempts, "attempt")
+        );
+        println!("  file:        {}", b.file.as_deref().unwrap_or("-"));
+        println!("  object:      {} {}", b.object_type, b.dn);
+        println!("  entry UUID:  {}", b.entry_uuid);
+        println!("  error:       {} ({})", b.error, b.error_kind);
+        if b.error.contains("invalid_credentials") || b.error.contains("Authentication failed") {
+            println!("  OX refused the admin login: check OX_MASTER_ADMIN/OX_MASTER_PASSWORD (App Center settings)");
+            println!("  and the context admins in <data-dir>/secrets/contexts.json, then: ox-connector queue retry");
+        } else if b.error_kind == "transient" {
+            println!("  It is retried automatically; fix OX or the connection, or retry now: ox-connector queue retry");
+        } else {
+            println!("  Fix the object in UCS (or OX), then: ox-connector queue retry");
+        }
+        if let Some(file) = &b.file {
+            println!("  Or give up on this change: ox-connector queue skip {file} --reason \"…\"");
+        }
+    }
+    if let Some(full) = &d.queue_full {
+        println!(
+            "QUEUE FULL since {} ({}): {}",
+            time(full.since),
+            since(full.since),
+            full.reason
+        );
+        println!(
+            "  Listener files wait on disk; nothing is lost. It drains as changes are applied."
+        );
+    }
+}
+
+fn print_side_folders(quarantined: &[String], skipped: &[String]) {
+    if quarantined.is_empty() {
+        println!("Quarantined: none.");
+    } else {
+        println!(
+            "Quarantined in listener/broken/ ({}): {}",
+            quarantined.len(),
+            quarantined.join(", ")
+        );
+        println!("  Why: listener/broken/<name>.error.txt. After fixing: ox-connector queue requeue-broken <name>");
+    }
+    if !skipped.is_empty() {
+        println!("Skipped by an admin (listener/skipped/): {}", skipped.len());
+    }
+}
+
+fn item_line(item: &queue::QueueItem) -> String {
+    let what = match &item.error {
+        Some(error) => error.clone(),
+        None => format!("{} {} {}", item.object_type, item.operation, item.dn),
+    };
+    format!(
+        "{:>4}  {:<14}  {}  {}",
+        item.position,
+        item.state.label(),
+        item.file.as_deref().unwrap_or("(no file)"),
+        what
+    )
+}
+
+fn print_list(list: &QueueList) {
+    println!(
+        "{} listener files wait, {} changes on the JetStream queue.",
+        list.pending_files, list.queued_messages
+    );
+    if list.items.is_empty() {
+        println!("Nothing waits.");
+        return;
+    }
+    println!("{:>4}  {:<14}  {:<31}  WHAT", "#", "STATE", "FILE");
+    for item in &list.items {
+        println!("{}", item_line(item));
+    }
+    if list.truncated {
+        println!("… more (use --limit).");
+    }
+}
+
+fn print_detail(d: &ItemDetail) {
+    let location = match d.location {
+        Location::Pending => "waiting in the queue",
+        Location::Broken => "quarantined (listener/broken/)",
+        Location::Skipped => "skipped by an admin (listener/skipped/)",
+    };
+    println!("{}: {location}", d.file);
+    println!("path: {}", d.path.display());
+    if let Some(b) = &d.blocked {
+        println!(
+            "BLOCKING the queue since {} ({}): {}",
+            time(b.since),
+            plural(b.attempts, "attempt"),
+            b.error
+        );
+    }
+    if let Some(invalid) = &d.invalid {
+        println!("not a valid listener file: {invalid}");
+    }
+    if !d.other_pending.is_empty() {
+        println!(
+            "other waiting changes of this object: {}",
+            d.other_pending.join(", ")
+        );
+    }
+    if let Some(note) = &d.note {
+        println!("--- note ---\n{}", note.trim_end());
+    }
+    match &d.content {
+        Some(content) => println!(
+            "--- file (secrets redacted) ---\n{}",
+            serde_json::to_string_pretty(content).unwrap_or_default()
+        ),
+        None => println!("--- file --- (not JSON)"),
+    }
+    match &d.remembered {
+        Some(state) => println!(
+            "--- last state applied to OX (secrets redacted) ---\n{}",
+            serde_json::to_string_pretty(state).unwrap_or_default()
+        ),
+        None => println!("--- last state applied to OX --- none (new to the connector)"),
+    }
+}
+
+async fn skip(common: &Common, id: String, reason: Option<String>, by: String) -> i32 {
+    let client = match client(common, Duration::from_secs(10)) {
+        Ok(client) => client.by(by.clone()),
+        Err(e) => return failed(&e),
+    };
+    let request = SkipRequest { id, by, reason };
+    let done = match client
+        .post_json::<_, SkipResult>("/queue/skip", &request)
+        .await
+    {
+        Ok(done) => done,
+        Err(e) => return failed(&e),
+    };
+    // Wait (briefly) until the queue has let go of it.
+    let mut moved_on = !done.was_blocked;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !moved_on && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(status) = client.status().await {
+            moved_on = status
+                .daemon
+                .blocked
+                .is_none_or(|b| b.file.as_deref() != Some(done.file.as_str()));
+        }
+    }
+    if common.json {
+        print_json(&serde_json::json!({"skipped": done, "queue_moved_on": moved_on}));
+        return 0;
+    }
+    println!(
+        "Skipped {} ({} {}); moved to {}.",
+        done.file,
+        done.object_type,
+        done.dn,
+        done.moved_to.display()
+    );
+    if done.was_blocked {
+        if moved_on {
+            println!("The queue moves again.");
+        } else {
+            println!("The queue lets go of it at its next attempt; see: ox-connector queue status");
+        }
+    }
+    println!(
+        "The change was not applied to OX. To apply it after all: mv {} {}",
+        done.moved_to.display(),
+        common.data_dir.join("listener").join(&done.file).display()
+    );
+    0
+}
+
+/// Runs `ox-connector reconcile`; returns the exit code.
+pub async fn reconcile(args: ReconcileArgs) -> i32 {
+    let request = ReconcileRequest {
+        context: args.context,
+        apply: args.apply,
+    };
+    let result = async {
+        client(&args.common, Duration::from_secs(3600))?
+            .post_json::<_, ReconcileReport>("/reconcile", &request)
+            .await
+    }
+    .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => return failed(&e),
+    };
+    let drift = report.drift.len();
+    let code = if drift > 0 && !report.apply { 1 } else { 0 };
+    if args.common.json {
+        print_json(&report);
+        return code;
+    }
+    let contexts = report
+        .contexts
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "Reconcile{}: contexts {}; {} remembered objects compared; {} differences.",
+        if report.apply { "" } else { " (dry run)" },
+        if contexts.is_empty() {
+            "-".into()
+        } else {
+            contexts
+        },
+        report.compared,
+        drift
+    );
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    if drift > 0 {
+        println!(
+            "{:<14} {:<9} {:>4}  {:<20} DETAIL",
+            "KIND", "TYPE", "CTX", "NAME"
+        );
+        for d in &report.drift {
+            let pending = if d.pending_change {
+                " [change waiting]"
+            } else {
+                ""
+            };
+            let dn =
+                d.dn.as_deref()
+                    .map(|dn| format!(" ({dn})"))
+                    .unwrap_or_default();
+            println!(
+                "{:<14} {:<9} {:>4}  {:<20} {}{dn}{pending}",
+                d.kind.text(),
+                d.object,
+                d.context
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                d.name,
+                d.detail
+            );
+        }
+        if report.apply {
+            println!(
+                "Queued {} repairs; they are applied in order (see: ox-connector queue status). Objects unknown in OX were left alone.",
+                report.repairs_queued
+            );
+        } else {
+            println!("To repair: ox-connector reconcile --apply (missing and differing objects are applied again through the queue, stale ids corrected; objects unknown in OX are left alone).");
+        }
+    }
+    code
+}
+
+/// Runs `ox-connector state …`; returns the exit code.
+pub async fn state(args: StateArgs) -> i32 {
+    let StateCommand::Import {
+        common,
+        from,
+        apply,
+    } = args.command;
+    let from = std::path::absolute(&from).unwrap_or(from);
+    let request = ImportRequest { from, apply };
+    let result = async {
+        client(&common, Duration::from_secs(3600))?
+            .post_json::<_, ImportReport>("/state/import", &request)
+            .await
+    }
+    .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => return failed(&e),
+    };
+    if common.json {
+        print_json(&report);
+        return 0;
+    }
+    let verb = if report.apply {
+        "Imported"
+    } else {
+        "Would import (dry run)"
+    };
+    let mut by_type: std::collections::BTreeMap<&str, usize> = Default::default();
+    for e in report
+        .entries
+        .iter()
+        .filter(|e| e.action == ImportAction::Import)
+    {
+        *by_type.entry(e.object_type.as_str()).or_default() += 1;
+    }
+    println!(
+        "{verb} {} objects from {}: {}.",
+        report.count(ImportAction::Import),
+        report.from.display(),
+        by_type
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "Already known (left alone): {}; not provisioned to OX: {}; unreadable files: {}.",
+        report.count(ImportAction::AlreadyKnown),
+        report.count(ImportAction::Ignored),
+        report.problems.len()
+    );
+    for e in report.noted().filter(|e| e.action == ImportAction::Import) {
+        println!(
+            "  {} {} ({}): {}",
+            e.object_type,
+            e.dn,
+            e.file,
+            e.note.as_deref().unwrap_or_default()
+        );
+    }
+    for p in &report.problems {
+        println!("  unreadable: {p}");
+    }
+    if !report.apply {
+        println!("To import: add --apply.");
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_an_admin_says_them() {
+        assert_eq!(human(Duration::from_secs(5)), "5 s");
+        assert_eq!(human(Duration::from_secs(125)), "2 min");
+        assert_eq!(human(Duration::from_secs(3 * 3600 + 720)), "3 h 12 min");
+        assert_eq!(human(Duration::from_secs(2 * 86_400 + 7200)), "2 d 2 h");
+    }
+
+    #[test]
+    fn ids_are_encoded_for_the_path() {
+        assert_eq!(
+            encode("2025-01-01-00-00-00-000001.json"),
+            "2025-01-01-00-00-00-000001.json"
+        );
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+    }
+}

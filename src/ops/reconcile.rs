@@ -1,0 +1,768 @@
+//! Reconcile: compares what the state store remembers with what OX really holds, and repairs
+//! the difference through the queue.
+//!
+//! Per context (all, or `--context N`): OX's contexts (`list`), users (`listAll` +
+//! `getMultipleData`), groups (`list`) and resources (`list`) against the remembered contexts,
+//! users, groups and resources. Kinds of drift:
+//!
+//! | kind | meaning | `--apply` |
+//! |---|---|---|
+//! | `missing_in_ox` | remembered, but OX has neither its id nor its name | the remembered object is applied again (OX creates it) |
+//! | `differs` | same id and name, but fields differ (name, quota; display name, given/sur name, mail; members; display name, mail, description) | applied again (OX gets the UCS values) |
+//! | `stale_id` | OX has the name under another id (restored or re-created in OX) | the remembered id is corrected, then applied again |
+//! | `unknown_in_ox` | OX has it, the connector does not know it (made in OX directly, or its UCS object was never provisioned) | nothing: delete it in OX or provision it from UCS |
+//!
+//! "Applied again" means a provisioning message with the remembered object is queued on
+//! JetStream (publisher `ox-connector-reconcile`), so the repair goes through the normal apply
+//! path, in order with every other change, with retries and the blocked status. Objects with a
+//! change waiting in `listener/` are reported but not repaired (that change applies anyway).
+//! Context admins and OX's `users` group are never reported. Functional accounts and access
+//! profiles are not compared.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Ops, OpsError};
+use crate::message::{Body, Operation, ProvisioningMessage, REALM_UDM, SCHEMA};
+use crate::ox::soap::{Context, Group, OxError, Resource, User};
+use crate::provision::state::{ObjectState, OxRef};
+use crate::provision::udm::{self, Properties};
+use crate::provision::user_mapping::MailServers;
+use crate::provision::{context, group, resource, user, Provisioner};
+use crate::queue::publish::Publisher;
+
+/// The publisher name of repair messages.
+pub const PUBLISHER: &str = "ox-connector-reconcile";
+/// Users asked from OX per `getMultipleData` call.
+const USERS_PER_CALL: usize = 100;
+/// User fields compared (WSDL names); mail addresses case-insensitively.
+const USER_FIELDS: &[&str] = &[
+    "display_name",
+    "given_name",
+    "sur_name",
+    "primaryEmail",
+    "email1",
+];
+
+/// `POST /reconcile`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReconcileRequest {
+    /// Only this OX context.
+    pub context: Option<i32>,
+    /// Repair (otherwise only report).
+    pub apply: bool,
+}
+
+/// A kind of difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    MissingInOx,
+    StaleId,
+    Differs,
+    UnknownInOx,
+}
+
+impl DriftKind {
+    pub const ALL: [DriftKind; 4] = [
+        DriftKind::MissingInOx,
+        DriftKind::StaleId,
+        DriftKind::Differs,
+        DriftKind::UnknownInOx,
+    ];
+
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            DriftKind::MissingInOx => "missing_in_ox",
+            DriftKind::StaleId => "stale_id",
+            DriftKind::Differs => "differs",
+            DriftKind::UnknownInOx => "unknown_in_ox",
+        }
+    }
+
+    /// Table text.
+    pub fn text(self) -> &'static str {
+        match self {
+            DriftKind::MissingInOx => "missing in OX",
+            DriftKind::StaleId => "stale id",
+            DriftKind::Differs => "differs",
+            DriftKind::UnknownInOx => "unknown in OX",
+        }
+    }
+}
+
+/// One difference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Drift {
+    pub kind: DriftKind,
+    /// `context`, `user`, `group` or `resource`.
+    pub object: String,
+    pub context: Option<i32>,
+    pub name: String,
+    pub ox_id: Option<i32>,
+    pub entry_uuid: Option<String>,
+    pub dn: Option<String>,
+    pub detail: String,
+    /// A change of this object waits in `listener/`; it is not repaired.
+    pub pending_change: bool,
+    /// What `--apply` did (or would do).
+    pub repair: Option<String>,
+}
+
+/// The result of a reconcile run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    pub apply: bool,
+    pub contexts: Vec<i32>,
+    /// Remembered objects compared.
+    pub compared: usize,
+    pub drift: Vec<Drift>,
+    /// What could not be compared, and why.
+    pub notes: Vec<String>,
+    /// Repair messages queued (with `apply`).
+    pub repairs_queued: usize,
+}
+
+impl ReconcileReport {
+    pub fn count(&self, kind: DriftKind) -> usize {
+        self.drift.iter().filter(|d| d.kind == kind).count()
+    }
+
+    /// Counts by metric label, every kind listed.
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
+        DriftKind::ALL
+            .iter()
+            .map(|k| (k.label(), self.count(*k)))
+            .collect()
+    }
+}
+
+fn ox_error(e: OxError) -> OpsError {
+    OpsError::Unavailable(format!("OX: {e}"))
+}
+
+/// Compares the state store with OX; with `apply`, queues the repairs.
+pub async fn reconcile(ops: &Ops, request: &ReconcileRequest) -> Result<ReconcileReport, OpsError> {
+    let applier = ops.ox.get().ok_or_else(|| {
+        OpsError::Unavailable("this daemon does not provision OX; nothing to reconcile".into())
+    })?;
+    let p = applier.provisioner();
+    let remembered = p
+        .state
+        .all()
+        .await
+        .map_err(|e| OpsError::Unavailable(e.to_string()))?;
+    let pending = pending_objects(&ops.listener_dir);
+    let wanted = |c: i32| request.context.is_none_or(|only| only == c);
+
+    let mut report = ReconcileReport {
+        apply: request.apply,
+        ..ReconcileReport::default()
+    };
+    let mut drift = Vec::new();
+
+    // Contexts.
+    let ox_contexts: BTreeMap<i32, Context> =
+        p.ox.list_contexts("*")
+            .await
+            .map_err(ox_error)?
+            .into_iter()
+            .filter_map(|c| Some((c.id?, c)))
+            .filter(|(id, _)| wanted(*id))
+            .collect();
+    let mut contexts: Vec<i32> = ox_contexts.keys().copied().collect();
+    let mut known_contexts = HashSet::new();
+    for (uuid, state) in remembered
+        .iter()
+        .filter(|(_, s)| s.object_type == context::TOPIC)
+    {
+        let Some(id) = state.ox.context.filter(|c| wanted(*c)) else {
+            continue;
+        };
+        known_contexts.insert(id);
+        report.compared += 1;
+        let base = Drift::about(uuid, state, "context", Some(id), &format!("context{id}"));
+        let Some(ox) = ox_contexts.get(&id) else {
+            drift.push(base.kind(DriftKind::MissingInOx, format!("OX has no context {id}")));
+            if !contexts.contains(&id) {
+                contexts.push(id);
+            }
+            continue;
+        };
+        let name = udm::text(&state.object, "name").unwrap_or_else(|| format!("context{id}"));
+        let quota = udm::integer(&state.object, "oxQuota").unwrap_or(-1);
+        let mut diffs = Vec::new();
+        if ox.name.as_deref() != Some(name.as_str()) {
+            diffs.push(field_diff("name", ox.name.as_deref(), &name));
+        }
+        if let Some(ox_quota) = ox.max_quota.filter(|q| *q != quota) {
+            diffs.push(format!("maxQuota: OX {ox_quota}, UCS {quota}"));
+        }
+        if !diffs.is_empty() {
+            drift.push(base.named(&name).kind(DriftKind::Differs, diffs.join("; ")));
+        }
+    }
+    for (id, ox) in &ox_contexts {
+        if !known_contexts.contains(id) {
+            drift.push(Drift::unknown(
+                "context",
+                Some(*id),
+                ox.name.clone().unwrap_or_default(),
+                Some(*id),
+                "OX context not created through UCS (no oxmail/oxcontext object known)".into(),
+            ));
+        }
+    }
+
+    // Content of each context.
+    let remembered_in = |c: i32, topic: &str| -> Vec<(&String, &ObjectState)> {
+        remembered
+            .iter()
+            .filter(|(_, s)| s.object_type == topic)
+            .filter(|(_, s)| match topic {
+                group::TOPIC => s.ox.per_context.contains_key(&c),
+                _ => s.ox.context == Some(c) && s.ox.object.is_some(),
+            })
+            .map(|(u, s)| (u, s))
+            .collect()
+    };
+    for (_, state) in &remembered {
+        for c in state.ox.context.iter().chain(state.ox.per_context.keys()) {
+            if wanted(*c) && !contexts.contains(c) {
+                contexts.push(*c);
+            }
+        }
+    }
+    contexts.sort_unstable();
+    for &c in &contexts {
+        let auth = match p.context_admin(c) {
+            Ok(auth) => auth,
+            Err(e) => {
+                report.notes.push(format!(
+                    "context {c}: users, groups and resources not compared: {e}"
+                ));
+                continue;
+            }
+        };
+        let exists = ox_contexts.contains_key(&c);
+        let admin = p.context_admin_name(c);
+
+        // Users.
+        let mut ox_users = Vec::new();
+        if exists {
+            let ids = p.ox.list_all_users(c, &auth).await.map_err(ox_error)?;
+            for chunk in ids.chunks(USERS_PER_CALL) {
+                ox_users.extend(p.ox.get_users(c, chunk, &auth).await.map_err(ox_error)?);
+            }
+        }
+        let ox_users: Vec<(i32, String, User)> = ox_users
+            .into_iter()
+            .filter_map(|u| Some((u.id?, u.name.clone()?, u)))
+            .filter(|(_, name, _)| admin.as_deref() != Some(name.as_str()))
+            .collect();
+        let users = remembered_in(c, user::TOPIC);
+        let servers = MailServers {
+            imap: p.settings.imap_server.clone(),
+            smtp: p.settings.smtp_server.clone(),
+        };
+        report.compared += users.len();
+        let claimed = compare(
+            c,
+            "user",
+            &users,
+            &ox_users
+                .iter()
+                .map(|(id, name, _)| (*id, name.clone()))
+                .collect::<Vec<_>>(),
+            |_, state, id| {
+                let (_, _, ox) = ox_users.iter().find(|(i, _, _)| *i == id)?;
+                user_diffs(p, &state.object, ox, &servers)
+            },
+            &mut drift,
+        );
+        for (id, name, _) in &ox_users {
+            if !claimed.contains(id) {
+                drift.push(Drift::unknown(
+                    "user",
+                    Some(c),
+                    name.clone(),
+                    Some(*id),
+                    format!("OX user {id} is not known to the connector"),
+                ));
+            }
+        }
+
+        // Groups.
+        let ox_groups: Vec<Group> = if exists {
+            p.ox.list_groups(c, "*", &auth).await.map_err(ox_error)?
+        } else {
+            Vec::new()
+        };
+        let ox_groups: Vec<(i32, String, Group)> = ox_groups
+            .into_iter()
+            .filter_map(|g| Some((g.id?, g.name.clone()?, g)))
+            .filter(|(_, name, _)| !name.eq_ignore_ascii_case("users"))
+            .collect();
+        let groups = remembered_in(c, group::TOPIC);
+        report.compared += groups.len();
+        let mut member_ids: HashMap<String, Vec<i32>> = HashMap::new();
+        for (uuid, state) in &groups {
+            member_ids.insert((*uuid).clone(), expected_members(p, &state.object, c).await);
+        }
+        let claimed = compare(
+            c,
+            "group",
+            &groups,
+            &ox_groups
+                .iter()
+                .map(|(id, name, _)| (*id, name.clone()))
+                .collect::<Vec<_>>(),
+            |uuid, _, id| {
+                let (_, _, ox) = ox_groups.iter().find(|(i, _, _)| *i == id)?;
+                let mut want = member_ids.get(uuid).cloned().unwrap_or_default();
+                let mut have = ox.members.clone();
+                want.sort_unstable();
+                have.sort_unstable();
+                (want != have).then(|| format!("members: OX {have:?}, UCS {want:?}"))
+            },
+            &mut drift,
+        );
+        for (id, name, _) in &ox_groups {
+            if !claimed.contains(id) {
+                drift.push(Drift::unknown(
+                    "group",
+                    Some(c),
+                    name.clone(),
+                    Some(*id),
+                    format!("OX group {id} is not known to the connector"),
+                ));
+            }
+        }
+
+        // Resources.
+        let ox_resources: Vec<Resource> = if exists {
+            p.ox.list_resources(c, "*", &auth).await.map_err(ox_error)?
+        } else {
+            Vec::new()
+        };
+        let ox_resources: Vec<(i32, String, Resource)> = ox_resources
+            .into_iter()
+            .filter_map(|r| Some((r.id?, r.name.clone()?, r)))
+            .collect();
+        let resources = remembered_in(c, resource::TOPIC);
+        report.compared += resources.len();
+        let claimed = compare(
+            c,
+            "resource",
+            &resources,
+            &ox_resources
+                .iter()
+                .map(|(id, name, _)| (*id, name.clone()))
+                .collect::<Vec<_>>(),
+            |_, state, id| {
+                let (_, _, ox) = ox_resources.iter().find(|(i, _, _)| *i == id)?;
+                resource_diffs(&state.object, ox)
+            },
+            &mut drift,
+        );
+        for (id, name, _) in &ox_resources {
+            if !claimed.contains(id) {
+                drift.push(Drift::unknown(
+                    "resource",
+                    Some(c),
+                    name.clone(),
+                    Some(*id),
+                    format!("OX resource {id} is not known to the connector"),
+                ));
+            }
+        }
+    }
+
+    for d in &mut drift {
+        d.pending_change = d
+            .entry_uuid
+            .as_ref()
+            .is_some_and(|u| pending.contains(u.as_str()));
+    }
+    report.contexts = contexts;
+    report.drift = drift;
+    plan_repairs(&mut report);
+    if request.apply {
+        report.repairs_queued = repair(ops, p, &remembered, &report).await?;
+    }
+    Ok(report)
+}
+
+impl Drift {
+    fn about(
+        uuid: &str,
+        state: &ObjectState,
+        object: &str,
+        context: Option<i32>,
+        name: &str,
+    ) -> Self {
+        Drift {
+            kind: DriftKind::Differs,
+            object: object.into(),
+            context,
+            name: name.into(),
+            ox_id: None,
+            entry_uuid: Some(uuid.to_owned()),
+            dn: Some(state.dn.clone()),
+            detail: String::new(),
+            pending_change: false,
+            repair: None,
+        }
+    }
+
+    fn unknown(
+        object: &str,
+        context: Option<i32>,
+        name: String,
+        id: Option<i32>,
+        detail: String,
+    ) -> Self {
+        Drift {
+            kind: DriftKind::UnknownInOx,
+            object: object.into(),
+            context,
+            name,
+            ox_id: id,
+            entry_uuid: None,
+            dn: None,
+            detail,
+            pending_change: false,
+            repair: None,
+        }
+    }
+
+    fn named(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    fn kind(mut self, kind: DriftKind, detail: String) -> Self {
+        self.kind = kind;
+        self.detail = detail;
+        self
+    }
+}
+
+/// Compares remembered objects of one kind in context `c` with OX's `(id, name)` list; returns
+/// the OX ids accounted for.
+fn compare(
+    c: i32,
+    object: &str,
+    remembered: &[(&String, &ObjectState)],
+    ox: &[(i32, String)],
+    diffs: impl Fn(&str, &ObjectState, i32) -> Option<String>,
+    drift: &mut Vec<Drift>,
+) -> HashSet<i32> {
+    let mut claimed = HashSet::new();
+    for (uuid, state) in remembered {
+        let Some(known) = remembered_ref(state, c) else {
+            continue;
+        };
+        let base = Drift::about(uuid, state, object, Some(c), &known.name);
+        let by_id = ox.iter().find(|(id, _)| *id == known.id);
+        let by_name = ox
+            .iter()
+            .find(|(_, name)| name.eq_ignore_ascii_case(&known.name));
+        match (by_id, by_name) {
+            (Some((id, name)), _) if name.eq_ignore_ascii_case(&known.name) => {
+                claimed.insert(*id);
+                if let Some(detail) = diffs(uuid, state, *id) {
+                    drift.push(Drift {
+                        ox_id: Some(*id),
+                        ..base.kind(DriftKind::Differs, detail)
+                    });
+                }
+            }
+            (_, Some((id, _))) => {
+                claimed.insert(*id);
+                drift.push(Drift {
+                    ox_id: Some(*id),
+                    ..base.kind(
+                        DriftKind::StaleId,
+                        format!(
+                            "remembered as OX id {}, but OX has {} as id {id}",
+                            known.id, known.name
+                        ),
+                    )
+                });
+            }
+            (Some((id, name)), None) => {
+                claimed.insert(*id);
+                drift.push(Drift {
+                    ox_id: Some(*id),
+                    ..base.kind(
+                        DriftKind::Differs,
+                        format!("name: OX {name:?}, UCS {:?}", known.name),
+                    )
+                });
+            }
+            (None, None) => drift.push(Drift {
+                ox_id: Some(known.id),
+                ..base.kind(
+                    DriftKind::MissingInOx,
+                    format!("OX has no {object} {} (id {})", known.name, known.id),
+                )
+            }),
+        }
+    }
+    claimed
+}
+
+fn remembered_ref(state: &ObjectState, c: i32) -> Option<OxRef> {
+    match state.object_type.as_str() {
+        group::TOPIC => state.ox.per_context.get(&c).cloned(),
+        _ => state.ox.object.clone(),
+    }
+}
+
+fn field_diff(field: &str, ox: Option<&str>, ucs: &str) -> String {
+    format!("{field}: OX {:?}, UCS {ucs:?}", ox.unwrap_or(""))
+}
+
+fn user_diffs(
+    p: &Provisioner,
+    object: &Properties,
+    ox: &User,
+    servers: &MailServers,
+) -> Option<String> {
+    let wanted = p.mapping.map(object, servers, true);
+    let have = serde_json::to_value(ox).unwrap_or(Value::Null);
+    let text = |v: Option<&Value>| -> String {
+        match v {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        }
+    };
+    let diffs: Vec<String> = USER_FIELDS
+        .iter()
+        .filter(|field| wanted.contains_key(**field))
+        .filter_map(|field| {
+            let want = text(wanted.get(*field));
+            let got = text(have.get(*field));
+            let same = if field.contains("mail") || field.starts_with("email") {
+                want.eq_ignore_ascii_case(&got)
+            } else {
+                want == got
+            };
+            (!same).then(|| field_diff(field, Some(&got), &want))
+        })
+        .collect();
+    (!diffs.is_empty()).then(|| diffs.join("; "))
+}
+
+fn resource_diffs(object: &Properties, ox: &Resource) -> Option<String> {
+    let name = udm::text(object, "name").unwrap_or_default();
+    let want = [
+        (
+            "displayname",
+            udm::text(object, "displayname").unwrap_or(name),
+            ox.displayname.clone(),
+        ),
+        (
+            "email",
+            udm::text(object, "resourceMailAddress").unwrap_or_default(),
+            ox.email.clone(),
+        ),
+        (
+            "description",
+            udm::text(object, "description").unwrap_or_default(),
+            ox.description.clone(),
+        ),
+    ];
+    let diffs: Vec<String> = want
+        .iter()
+        .filter(|(_, want, got)| !want.eq_ignore_ascii_case(got.as_deref().unwrap_or("")))
+        .map(|(field, want, got)| field_diff(field, got.as_deref(), want))
+        .collect();
+    (!diffs.is_empty()).then(|| diffs.join("; "))
+}
+
+/// The OX ids of a group's members in context `c`, as the group handler computes them.
+async fn expected_members(p: &Provisioner, object: &Properties, c: i32) -> Vec<i32> {
+    let mut ids = Vec::new();
+    for dn in udm::texts(object, "users") {
+        if let Ok(Some((_, member))) = p.state.get_by_dn(&dn).await {
+            if member.object_type == user::TOPIC && member.ox.context == Some(c) {
+                if let Some(user) = member.ox.object {
+                    if !ids.contains(&user.id) {
+                        ids.push(user.id);
+                    }
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// Entry UUIDs of the objects with a change waiting in `listener/`.
+fn pending_objects(listener_dir: &std::path::Path) -> HashSet<String> {
+    crate::listener::scan(listener_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| crate::listener::ListenerFile::read(&f.path).ok())
+        .map(|f| f.entry_uuid)
+        .collect()
+}
+
+fn plan_repairs(report: &mut ReconcileReport) {
+    for d in &mut report.drift {
+        d.repair = Some(
+            match (d.kind, d.pending_change) {
+                (DriftKind::UnknownInOx, _) => "none: delete it in OX or provision it from UCS",
+                (_, true) => "none: a waiting change of this object applies first",
+                (DriftKind::StaleId, _) => "correct the remembered id, apply again",
+                (DriftKind::MissingInOx | DriftKind::Differs, _) => "apply again",
+            }
+            .to_owned(),
+        );
+    }
+}
+
+/// Queues the repairs; returns how many messages were queued.
+async fn repair(
+    ops: &Ops,
+    p: &Provisioner,
+    remembered: &[(String, ObjectState)],
+    report: &ReconcileReport,
+) -> Result<usize, OpsError> {
+    let states: HashMap<&str, &ObjectState> =
+        remembered.iter().map(|(u, s)| (u.as_str(), s)).collect();
+    // Stale ids first: correct the remembered id to OX's.
+    let mut corrected: HashMap<String, ObjectState> = HashMap::new();
+    for d in report
+        .drift
+        .iter()
+        .filter(|d| d.kind == DriftKind::StaleId && !d.pending_change)
+    {
+        let (Some(uuid), Some(id), Some(c)) = (&d.entry_uuid, d.ox_id, d.context) else {
+            continue;
+        };
+        let Some(state) = corrected
+            .get(uuid)
+            .cloned()
+            .or_else(|| states.get(uuid.as_str()).map(|s| (*s).clone()))
+        else {
+            continue;
+        };
+        let mut state = state;
+        match state.object_type.as_str() {
+            group::TOPIC => {
+                if let Some(r) = state.ox.per_context.get_mut(&c) {
+                    r.id = id;
+                }
+            }
+            _ => {
+                if let Some(r) = state.ox.object.as_mut() {
+                    r.id = id;
+                }
+            }
+        }
+        p.state
+            .put(uuid, &state)
+            .await
+            .map_err(|e| OpsError::Unavailable(e.to_string()))?;
+        corrected.insert(uuid.clone(), state);
+    }
+    // Then apply every repaired object again, contexts first.
+    let mut targets: Vec<(&str, &ObjectState)> = Vec::new();
+    for d in report
+        .drift
+        .iter()
+        .filter(|d| d.kind != DriftKind::UnknownInOx && !d.pending_change)
+    {
+        let Some(uuid) = d.entry_uuid.as_deref() else {
+            continue;
+        };
+        if targets.iter().any(|(u, _)| *u == uuid) {
+            continue;
+        }
+        if let Some(state) = states.get(uuid) {
+            targets.push((uuid, state));
+        }
+    }
+    let rank = |t: &str| match t {
+        context::TOPIC => 0,
+        user::TOPIC => 1,
+        group::TOPIC => 2,
+        _ => 3,
+    };
+    targets.sort_by_key(|(_, s)| rank(&s.object_type));
+    let publisher = Publisher::new(ops.js.clone());
+    for (uuid, state) in &targets {
+        let message = ProvisioningMessage {
+            schema: SCHEMA,
+            id: uuid::Uuid::new_v4(),
+            realm: REALM_UDM.to_owned(),
+            topic: state.object_type.clone(),
+            op: Operation::Modify,
+            publisher_name: PUBLISHER.to_owned(),
+            ts: chrono::Utc::now(),
+            object_id: (*uuid).to_owned(),
+            dn: state.dn.clone(),
+            options: None,
+            body: Body {
+                old: None,
+                new: Some(state.object.clone()),
+            },
+            source: None,
+        };
+        publisher
+            .publish(&message)
+            .await
+            .map_err(|e| OpsError::Unavailable(e.to_string()))?;
+        tracing::info!(
+            object_type = %state.object_type,
+            dn = %state.dn,
+            entry_uuid = %uuid,
+            "Queued a repair of an object that differs from OX."
+        );
+    }
+    Ok(targets.len())
+}
+
+/// Runs a report-only reconcile every `interval` until `stop`; the result goes to the log and
+/// the metrics.
+pub async fn run_periodic(
+    ops: std::sync::Arc<Ops>,
+    interval: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        if ops.ox.get().is_none() {
+            continue;
+        }
+        let request = ReconcileRequest::default();
+        let run = reconcile(&ops, &request);
+        let result = tokio::select! {
+            () = stop.cancelled() => return,
+            result = run => result,
+        };
+        match result {
+            Ok(report) => crate::telemetry::events::ReconcileFinished {
+                trigger: "periodic",
+                drift: &report.counts(),
+                repairs_queued: 0,
+                apply: false,
+            }
+            .emit(),
+            Err(e) => crate::telemetry::events::ReconcileFailed {
+                trigger: "periodic",
+                error: &e,
+            }
+            .emit(),
+        }
+    }
+}
