@@ -215,11 +215,12 @@ fn every_setting_is_complete_and_reaches_the_containers_environment() {
             }
             _ => {}
         }
+        // Every setting reaches the daemon (or the trigger) through its environment variable.
+        assert!(
+            binary_env.contains(&format!("[env: {name}")),
+            "{name} is not an environment variable of ox-connector run or trigger"
+        );
         if name.starts_with("OX_CONNECTOR_") {
-            assert!(
-                binary_env.contains(&format!("[env: {name}=")),
-                "{name} is not an environment variable of ox-connector run or trigger"
-            );
             // Required: an empty value would not be a valid flag value.
             assert_eq!(required, "True", "{name}");
         }
