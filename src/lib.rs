@@ -13,7 +13,8 @@
 //!
 //! Around them: [`app`] wires the steps and stops them in order, [`cli`] and [`config`] read and
 //! validate settings, [`admin`] is the HTTP API of a running daemon, [`status`] holds what an admin needs to see, [`telemetry`] the logs,
-//! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`].
+//! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`], [`workload`]
+//! synthetic change streams for the benchmarks and the reliability suite.
 
 #![forbid(unsafe_code)]
 
@@ -34,3 +35,4 @@ pub mod queue;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod workload;

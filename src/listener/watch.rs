@@ -154,6 +154,11 @@ impl PassState {
                     "{}: is a symbolic link; listener files must be regular files",
                     file.path.display()
                 ))
+            } else if let Some(kind) = file.special {
+                Err(format!(
+                    "{}: is {kind}; listener files must be regular files",
+                    file.path.display()
+                ))
             } else {
                 match ListenerFile::read(&file.path) {
                     Ok(parsed) => Ok(parsed),
