@@ -151,6 +151,23 @@ struct Checker {
 }
 
 impl Checker {
+    fn later_delete_applied(&self, change: &Change, present: &BTreeSet<String>) -> bool {
+        self.by_file.range(change.file.clone()..).any(|(file, later)| {
+            later.entry_uuid == change.entry_uuid
+                && later.kind == ChangeKind::Delete
+                && !present.contains(file)
+                && !self.pending.contains(file)
+                && self.seen(file)
+        })
+    }
+
+    /// Whether the converter wrote `file` already.
+    fn seen(&self, file: &str) -> bool {
+        self.written.lock().unwrap()[..self.seen_written]
+            .iter()
+            .any(|f| f == file)
+    }
+
     fn look(&mut self, ox: &EmulatorHandle) {
         // Written before the listing, so a written file missing from the listing was removed.
         {
@@ -160,6 +177,9 @@ impl Checker {
         }
         let now: BTreeSet<String> = files::listener_files(&self.dir).into_iter().collect();
         let gone: Vec<String> = self.pending.difference(&now).cloned().collect();
+        for file in &gone {
+            self.pending.remove(file);
+        }
         // Read OX after listing: a file gone before the listing was applied before it.
         let state = ox.state();
         let versions = versions(&state);
@@ -182,7 +202,11 @@ impl Checker {
                 (ObjectKind::Group, ChangeKind::Delete) => Workload::applied_version(change, &state).is_none(),
                 (ObjectKind::Group, _) => true,
                 (_, ChangeKind::Delete) => shown.is_none(),
-                _ => shown.is_some_and(|v| v >= change.version),
+                // Absent is fine if a later deletion of the object is gone (applied) too.
+                _ => match shown {
+                    Some(v) => v >= change.version,
+                    None => self.later_delete_applied(change, &now),
+                },
             };
             if !ok {
                 self.violations.push(format!(
@@ -190,9 +214,6 @@ impl Checker {
                     change.object, change.kind, change.name, change.version
                 ));
             }
-        }
-        for file in &gone {
-            self.pending.remove(file);
         }
     }
 }
@@ -307,7 +328,16 @@ async fn chaos(run: Run) {
     // Calm: everything must drain.
     ox.set_faults(FaultConfig::default());
     let deadline = Instant::now() + Duration::from_secs(180);
+    let mut report = Instant::now();
     while !files::listener_files(&dir).is_empty() {
+        if report.elapsed() > Duration::from_secs(5) {
+            report = Instant::now();
+            eprintln!(
+                "{:?}: {} listener files left",
+                started.elapsed(),
+                files::listener_files(&dir).len()
+            );
+        }
         if Instant::now() > deadline {
             let status = std::fs::read_to_string(data.join("status.json")).unwrap_or_default();
             let log = std::fs::read_to_string(data.join("daemon.log")).unwrap_or_default();
