@@ -11,7 +11,8 @@ use crate::message::{ProvisioningMessage, HEADER_SOURCE_FILE};
 /// Why a message was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// The stream reached its limits; retry once the subscriber has caught up.
+    /// The stream reached its limits, or the disk under its store is full; retry once the
+    /// subscriber has caught up or space returns.
     #[error("the queue is full: {0}")]
     QueueFull(String),
     /// The message exceeds the server's maximum payload; it will never fit.
@@ -86,6 +87,8 @@ fn classify(error: jetstream::context::PublishError) -> PublishError {
             "maximum bytes",
             "insufficient resources",
             "exceeded",
+            // The store's disk is full (JetStream error 10077).
+            "no space left on device",
         ]
         .iter()
         .any(|needle| text.contains(needle));

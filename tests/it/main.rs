@@ -3,6 +3,7 @@
 mod admin;
 mod bad_input;
 mod daemon_binary;
+mod disk_full;
 mod hostile_ox;
 mod pipeline;
 mod reliability;
