@@ -82,8 +82,18 @@ pub async fn run<S: Sink>(
 /// Starts `notify` on the folder; every event wakes the loop. Without it (e.g. inotify limits
 /// reached) the periodic rescan still finds every file, only later.
 fn watch_events(settings: &WatchSettings, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
-    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // A file removed (by `done` after its apply, or by an admin) or only read brings
+        // nothing new: waking for it would rescan a large backlog after every applied change.
         // Errors too (e.g. an event queue overflow) are a reason to look again.
+        if let Ok(event) = &event {
+            if matches!(
+                event.kind,
+                notify::EventKind::Remove(_) | notify::EventKind::Access(_)
+            ) {
+                return;
+            }
+        }
         wake.notify_one();
     })
     .and_then(|mut watcher| {

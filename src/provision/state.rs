@@ -27,6 +27,10 @@ const DN_BUCKET: &str = "ox-dn-index";
 pub struct OxRef {
     pub id: i32,
     pub name: String,
+    /// A group's OX member ids (sorted) as last applied, so an unchanged group is not sent
+    /// to OX again. Empty for other objects (and for groups remembered before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<i32>,
 }
 
 /// The OX side of an object.
