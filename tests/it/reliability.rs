@@ -327,21 +327,27 @@ async fn chaos(run: Run) {
 
     // Calm: everything must drain.
     ox.set_faults(FaultConfig::default());
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + Duration::from_secs(90);
     let mut report = Instant::now();
     while !files::listener_files(&dir).is_empty() {
         if report.elapsed() > Duration::from_secs(5) {
             report = Instant::now();
             eprintln!(
-                "{:?}: {} listener files left",
+                "{:?}: {} listener files left; status: {}",
                 started.elapsed(),
-                files::listener_files(&dir).len()
+                files::listener_files(&dir).len(),
+                std::fs::read_to_string(data.join("status.json")).unwrap_or_default()
             );
         }
         if Instant::now() > deadline {
             let status = std::fs::read_to_string(data.join("status.json")).unwrap_or_default();
             let log = std::fs::read_to_string(data.join("daemon.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .take(30)
+                .collect();
             panic!(
                 "{} listener files left; status: {status}\nlog (last lines, newest first):\n{}",
                 files::listener_files(&dir).len(),
