@@ -39,7 +39,10 @@ const DAEMON: &str = env!("CARGO_BIN_EXE_ox-connector");
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let quick = args.iter().any(|a| a == "--quick");
     let chosen: BTreeSet<&str> = args
         .iter()
@@ -93,9 +96,15 @@ async fn main() {
             rows.push(vec![
                 n.to_string(),
                 format!("{:.0}", result["files_per_s"].as_f64().unwrap_or(0.0)),
-                format!("{:.0}", result["files_per_s_after_start"].as_f64().unwrap_or(0.0)),
+                format!(
+                    "{:.0}",
+                    result["files_per_s_after_start"].as_f64().unwrap_or(0.0)
+                ),
                 format!("{:.1}", result["us_per_file"].as_f64().unwrap_or(0.0)),
-                format!("{:.1}", result["daemon_peak_rss_mib"].as_f64().unwrap_or(0.0)),
+                format!(
+                    "{:.1}",
+                    result["daemon_peak_rss_mib"].as_f64().unwrap_or(0.0)
+                ),
                 format!("{:.1}", result["nats_peak_rss_mib"].as_f64().unwrap_or(0.0)),
             ]);
             all.push(result);
@@ -139,7 +148,10 @@ async fn main() {
                 format!("{:.0}", result["objects_per_s"].as_f64().unwrap_or(0.0)),
                 format!("{:.2}", result["apply_ms_p50"].as_f64().unwrap_or(0.0)),
                 format!("{:.2}", result["apply_ms_p99"].as_f64().unwrap_or(0.0)),
-                format!("{:.2}", result["soap_calls_per_change"].as_f64().unwrap_or(0.0)),
+                format!(
+                    "{:.2}",
+                    result["soap_calls_per_change"].as_f64().unwrap_or(0.0)
+                ),
                 format!(
                     "{:.1}",
                     result["state_store_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0
@@ -341,7 +353,8 @@ async fn idle(seconds: u64) -> Value {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (d1, n1, elapsed) = (cpu_ticks(pid), cpu_ticks(nats), t0.elapsed());
     let hz = clock_ticks_per_second();
-    let percent = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / hz / elapsed.as_secs_f64() * 100.0;
+    let percent =
+        |a: u64, b: u64| (b.saturating_sub(a)) as f64 / hz / elapsed.as_secs_f64() * 100.0;
     let result = json!({
         "seconds": elapsed.as_secs_f64(),
         "daemon_rss_mib": proc_kib(pid, "VmRSS") as f64 / 1024.0,
@@ -487,9 +500,14 @@ async fn end_to_end(n: usize, latency_ms: u64) -> Value {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let records = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
-    let finished = records.last().map(|r| r.finished).unwrap_or_else(Instant::now);
+    let finished = records
+        .last()
+        .map(|r| r.finished)
+        .unwrap_or_else(Instant::now);
     let seconds = finished.duration_since(started).as_secs_f64();
-    let left = ox_connector::listener::scan(&listener).map(|f| f.len()).unwrap_or(0);
+    let left = ox_connector::listener::scan(&listener)
+        .map(|f| f.len())
+        .unwrap_or(0);
 
     // The state store's size, read from the embedded server.
     let js = jetstream::new(
@@ -674,7 +692,12 @@ fn cpu_ticks(pid: u32) -> u64 {
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
     get(11) + get(12)
 }
@@ -703,7 +726,11 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .map(|o| {
-            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
             String::from_utf8_lossy(&text).trim().to_owned()
         })
         .unwrap_or_default()
@@ -713,7 +740,11 @@ fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim().to_owned())
+        })
         .unwrap_or_default();
     json!({
         "cpu": cpu,

@@ -323,10 +323,21 @@ impl Workload {
 impl Model {
     fn uuid(&mut self) -> String {
         self.next_object += 1;
-        format!("{:08x}-0000-4000-8000-{:012x}", self.next_object, self.next_object)
+        format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            self.next_object, self.next_object
+        )
     }
 
-    fn push(&mut self, kind: ChangeKind, object: ObjectKind, uuid: &str, name: &str, version: u64, content: Value) {
+    fn push(
+        &mut self,
+        kind: ChangeKind,
+        object: ObjectKind,
+        uuid: &str,
+        name: &str,
+        version: u64,
+        content: Value,
+    ) {
         let file = file_name(self.changes.len());
         self.changes.push(Change {
             file,
@@ -386,9 +397,22 @@ impl Model {
         let id = self.next_context;
         self.next_context += 1;
         let uuid = self.uuid();
-        self.contexts.insert(id, ContextModel { uuid: uuid.clone(), version: 1 });
+        self.contexts.insert(
+            id,
+            ContextModel {
+                uuid: uuid.clone(),
+                version: 1,
+            },
+        );
         let content = self.context_file(id, 1);
-        self.push(ChangeKind::Create, ObjectKind::Context, &uuid, &id.to_string(), 1, content);
+        self.push(
+            ChangeKind::Create,
+            ObjectKind::Context,
+            &uuid,
+            &id.to_string(),
+            1,
+            content,
+        );
     }
 
     fn modify_context(&mut self) {
@@ -399,7 +423,14 @@ impl Model {
         });
         if let Some((uuid, version)) = ctx {
             let content = self.context_file(id, version);
-            self.push(ChangeKind::Modify, ObjectKind::Context, &uuid, &id.to_string(), version, content);
+            self.push(
+                ChangeKind::Modify,
+                ObjectKind::Context,
+                &uuid,
+                &id.to_string(),
+                version,
+                content,
+            );
         }
     }
 
@@ -409,8 +440,18 @@ impl Model {
             return self.create_context();
         }
         let id = self.random_context();
-        let users: Vec<String> = self.users.iter().filter(|(_, u)| u.context == id).map(|(n, _)| n.clone()).collect();
-        let resources: Vec<String> = self.resources.iter().filter(|(_, r)| r.context == id).map(|(n, _)| n.clone()).collect();
+        let users: Vec<String> = self
+            .users
+            .iter()
+            .filter(|(_, u)| u.context == id)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let resources: Vec<String> = self
+            .resources
+            .iter()
+            .filter(|(_, r)| r.context == id)
+            .map(|(n, _)| n.clone())
+            .collect();
         if users.len() + resources.len() > 20 {
             return self.modify_context();
         }
@@ -423,7 +464,14 @@ impl Model {
         }
         if let Some(ctx) = self.contexts.remove(&id) {
             let content = listener_json(context_dn(id), &ctx.uuid, "oxmail/oxcontext", None);
-            self.push(ChangeKind::Delete, ObjectKind::Context, &ctx.uuid, &id.to_string(), ctx.version + 1, content);
+            self.push(
+                ChangeKind::Delete,
+                ObjectKind::Context,
+                &ctx.uuid,
+                &id.to_string(),
+                ctx.version + 1,
+                content,
+            );
         }
     }
 
@@ -467,7 +515,13 @@ impl Model {
         self.user_pool.insert(&name);
         self.users.insert(
             name.clone(),
-            UserModel { uuid, context, version: 1, alt: Vec::new(), groups: BTreeSet::new() },
+            UserModel {
+                uuid,
+                context,
+                version: 1,
+                alt: Vec::new(),
+                groups: BTreeSet::new(),
+            },
         );
         self.emit_user(ChangeKind::Create, &name);
     }
@@ -491,7 +545,12 @@ impl Model {
             return self.create_user();
         };
         let from = self.users[&name].context;
-        let others: Vec<i32> = self.contexts.keys().copied().filter(|c| *c != from).collect();
+        let others: Vec<i32> = self
+            .contexts
+            .keys()
+            .copied()
+            .filter(|c| *c != from)
+            .collect();
         match others.choose(&mut self.rng).copied() {
             Some(to) => self.move_user_to(&name, to),
             None => self.modify_user(),
@@ -511,9 +570,18 @@ impl Model {
             return self.create_user();
         };
         self.user_pool.remove(&name);
-        let Some(u) = self.users.remove(&name) else { return };
+        let Some(u) = self.users.remove(&name) else {
+            return;
+        };
         let content = listener_json(user_dn(&name), &u.uuid, "users/user", None);
-        self.push(ChangeKind::Delete, ObjectKind::User, &u.uuid, &name, u.version + 1, content);
+        self.push(
+            ChangeKind::Delete,
+            ObjectKind::User,
+            &u.uuid,
+            &name,
+            u.version + 1,
+            content,
+        );
         // UDM takes a deleted user out of its groups: each group changes.
         for group in u.groups {
             if let Some(g) = self.groups.get_mut(&group) {
@@ -542,11 +610,17 @@ impl Model {
 
     fn random_members(&mut self) -> BTreeSet<String> {
         let count = self.rng.random_range(1..=4);
-        (0..count).filter_map(|_| self.user_pool.pick(&mut self.rng)).collect()
+        (0..count)
+            .filter_map(|_| self.user_pool.pick(&mut self.rng))
+            .collect()
     }
 
     fn set_members(&mut self, group: &str, members: BTreeSet<String>) {
-        let old = self.groups.get(group).map(|g| g.members.clone()).unwrap_or_default();
+        let old = self
+            .groups
+            .get(group)
+            .map(|g| g.members.clone())
+            .unwrap_or_default();
         for gone in old.difference(&members) {
             if let Some(u) = self.users.get_mut(gone) {
                 u.groups.remove(group);
@@ -566,7 +640,13 @@ impl Model {
         let uuid = self.uuid();
         let name = format!("g{}", self.next_object);
         self.group_pool.insert(&name);
-        self.groups.insert(name.clone(), GroupModel { uuid, members: BTreeSet::new() });
+        self.groups.insert(
+            name.clone(),
+            GroupModel {
+                uuid,
+                members: BTreeSet::new(),
+            },
+        );
         let members = self.random_members();
         self.set_members(&name, members);
         self.emit_group(ChangeKind::Create, &name);
@@ -589,7 +669,14 @@ impl Model {
         self.group_pool.remove(&name);
         if let Some(g) = self.groups.remove(&name) {
             let content = listener_json(group_dn(&name), &g.uuid, "groups/group", None);
-            self.push(ChangeKind::Delete, ObjectKind::Group, &g.uuid, &name, 0, content);
+            self.push(
+                ChangeKind::Delete,
+                ObjectKind::Group,
+                &g.uuid,
+                &name,
+                0,
+                content,
+            );
         }
     }
 
@@ -623,7 +710,14 @@ impl Model {
         let uuid = self.uuid();
         let name = format!("r{}", self.next_object);
         self.resource_pool.insert(&name);
-        self.resources.insert(name.clone(), ResourceModel { uuid, context, version: 1 });
+        self.resources.insert(
+            name.clone(),
+            ResourceModel {
+                uuid,
+                context,
+                version: 1,
+            },
+        );
         self.emit_resource(ChangeKind::Create, &name);
     }
 
@@ -642,7 +736,12 @@ impl Model {
             return self.create_resource();
         };
         let from = self.resources[&name].context;
-        let others: Vec<i32> = self.contexts.keys().copied().filter(|c| *c != from).collect();
+        let others: Vec<i32> = self
+            .contexts
+            .keys()
+            .copied()
+            .filter(|c| *c != from)
+            .collect();
         match others.choose(&mut self.rng).copied() {
             Some(to) => self.move_resource_to(&name, to),
             None => self.modify_resource(),
@@ -663,8 +762,16 @@ impl Model {
         };
         self.resource_pool.remove(&name);
         if let Some(r) = self.resources.remove(&name) {
-            let content = listener_json(resource_dn(&name), &r.uuid, "oxresources/oxresources", None);
-            self.push(ChangeKind::Delete, ObjectKind::Resource, &r.uuid, &name, r.version + 1, content);
+            let content =
+                listener_json(resource_dn(&name), &r.uuid, "oxresources/oxresources", None);
+            self.push(
+                ChangeKind::Delete,
+                ObjectKind::Resource,
+                &r.uuid,
+                &name,
+                r.version + 1,
+                content,
+            );
         }
     }
 }
@@ -689,18 +796,28 @@ impl Expected {
             let id = number(object, "contextid") as i32;
             expected.contexts.insert(
                 id,
-                ExpectedContext { quota: number(object, "oxQuota"), ..Default::default() },
+                ExpectedContext {
+                    quota: number(object, "oxQuota"),
+                    ..Default::default()
+                },
             );
         }
         let mut user_context: BTreeMap<String, i32> = BTreeMap::new();
         for object in live(ObjectKind::User) {
             let context = number(object, "oxContext") as i32;
             let name = text(object, "username");
-            let version = text(object, "roomNumber").trim_start_matches('v').parse().unwrap_or(0);
+            let version = text(object, "roomNumber")
+                .trim_start_matches('v')
+                .parse()
+                .unwrap_or(0);
             if let Some(ctx) = expected.contexts.get_mut(&context) {
                 ctx.users.insert(
                     name.clone(),
-                    (text(object, "displayName"), text(object, "mailPrimaryAddress"), version),
+                    (
+                        text(object, "displayName"),
+                        text(object, "mailPrimaryAddress"),
+                        version,
+                    ),
                 );
                 user_context.insert(user_dn(&name).to_lowercase(), context);
             }
@@ -724,10 +841,15 @@ impl Expected {
         }
         for object in live(ObjectKind::Resource) {
             let context = number(object, "oxContext") as i32;
-            let version = text(object, "description").trim_start_matches('v').parse().unwrap_or(0);
+            let version = text(object, "description")
+                .trim_start_matches('v')
+                .parse()
+                .unwrap_or(0);
             if let Some(ctx) = expected.contexts.get_mut(&context) {
-                ctx.resources
-                    .insert(text(object, "name"), (text(object, "resourceMailAddress"), version));
+                ctx.resources.insert(
+                    text(object, "name"),
+                    (text(object, "resourceMailAddress"), version),
+                );
             }
         }
         expected
@@ -770,7 +892,12 @@ impl Expected {
                     let members = g
                         .members
                         .iter()
-                        .map(|id| names.get(id).map(|n| (*n).to_owned()).unwrap_or(format!("#{id}")))
+                        .map(|id| {
+                            names
+                                .get(id)
+                                .map(|n| (*n).to_owned())
+                                .unwrap_or(format!("#{id}"))
+                        })
                         .collect();
                     (g.name.clone().unwrap_or_default(), members)
                 })
@@ -808,14 +935,22 @@ impl Expected {
     pub fn diff(&self, state: &StateSnapshot) -> Vec<String> {
         let actual = Self::from_state(state);
         let mut out = Vec::new();
-        let ids: BTreeSet<i32> = self.contexts.keys().chain(actual.contexts.keys()).copied().collect();
+        let ids: BTreeSet<i32> = self
+            .contexts
+            .keys()
+            .chain(actual.contexts.keys())
+            .copied()
+            .collect();
         for id in ids {
             match (self.contexts.get(&id), actual.contexts.get(&id)) {
                 (Some(_), None) => out.push(format!("context {id} is missing")),
                 (None, Some(_)) => out.push(format!("context {id} should not exist")),
                 (Some(want), Some(have)) => {
                     if want.quota != have.quota {
-                        out.push(format!("context {id}: quota {} instead of {}", have.quota, want.quota));
+                        out.push(format!(
+                            "context {id}: quota {} instead of {}",
+                            have.quota, want.quota
+                        ));
                     }
                     diff_maps(&mut out, id, "user", &want.users, &have.users);
                     diff_maps(&mut out, id, "group", &want.groups, &have.groups);
@@ -871,11 +1006,21 @@ mod tests {
             b.changes.iter().map(|c| &c.content).collect::<Vec<_>>()
         );
         let names: Vec<&String> = a.changes.iter().map(|c| &c.file).collect();
-        assert!(names.windows(2).all(|w| w[0] < w[1]), "names sort in stream order");
-        assert!(names.iter().all(|n| crate::listener::is_listener_file_name(n)));
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "names sort in stream order"
+        );
+        assert!(names
+            .iter()
+            .all(|n| crate::listener::is_listener_file_name(n)));
         let kinds: BTreeSet<(ObjectKind, ChangeKind)> =
             a.changes.iter().map(|c| (c.object, c.kind)).collect();
-        for kind in [ChangeKind::Create, ChangeKind::Modify, ChangeKind::Move, ChangeKind::Delete] {
+        for kind in [
+            ChangeKind::Create,
+            ChangeKind::Modify,
+            ChangeKind::Move,
+            ChangeKind::Delete,
+        ] {
             assert!(kinds.contains(&(ObjectKind::User, kind)), "{kind:?}");
             assert!(kinds.contains(&(ObjectKind::Resource, kind)), "{kind:?}");
         }

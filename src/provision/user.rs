@@ -382,7 +382,9 @@ async fn move_user(
         Ok(copy) => match copy.id {
             Some(id) => (id, previous),
             None => {
-                let found = p.ox.get_user(context, &User::with_name(&old.name), auth).await?;
+                let found =
+                    p.ox.get_user(context, &User::with_name(&old.name), auth)
+                        .await?;
                 let id = found.id.ok_or_else(|| {
                     ProvisionError::Invalid("OX returned a user without id".into())
                 })?;

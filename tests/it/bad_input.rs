@@ -104,7 +104,8 @@ async fn bad_files_are_quarantined_with_their_reason_and_nothing_else_is_lost_or
     quarantined.push((fifo, "is a named pipe (FIFO)".into()));
     let huge = next();
     let file = std::fs::File::create(dir.join(&huge)).unwrap();
-    file.set_len(ox_connector::listener::MAX_FILE_BYTES + 1).unwrap();
+    file.set_len(ox_connector::listener::MAX_FILE_BYTES + 1)
+        .unwrap();
     quarantined.push((huge, "more than the limit of 67108864 bytes".into()));
     let unreadable = next();
     files::write(&dir, &unreadable, &files::user("unreadable", "unreadable"));
@@ -142,7 +143,11 @@ async fn bad_files_are_quarantined_with_their_reason_and_nothing_else_is_lost_or
         applier.applied().len() == valid.len()
     })
     .await;
-    assert_eq!(applier.applied(), valid, "valid files applied in name order");
+    assert_eq!(
+        applier.applied(),
+        valid,
+        "valid files applied in name order"
+    );
     let broken = dir.join("broken");
     wait_for("every bad file quarantined", T, || {
         quarantined
@@ -152,7 +157,10 @@ async fn bad_files_are_quarantined_with_their_reason_and_nothing_else_is_lost_or
     .await;
     for (name, expected) in &quarantined {
         let why = std::fs::read_to_string(broken.join(format!("{name}.error.txt"))).unwrap();
-        assert!(why.contains(name), "{name}: the explanation does not name the file: {why}");
+        assert!(
+            why.contains(name),
+            "{name}: the explanation does not name the file: {why}"
+        );
         assert!(why.contains(expected), "{name}: {why:?} lacks {expected:?}");
         assert!(
             std::fs::symlink_metadata(dir.join(name)).is_err(),
@@ -160,10 +168,17 @@ async fn bad_files_are_quarantined_with_their_reason_and_nothing_else_is_lost_or
         );
     }
     for name in ignored {
-        assert_eq!(std::fs::read(dir.join(name)).unwrap(), b"{", "{name} was touched");
+        assert_eq!(
+            std::fs::read(dir.join(name)).unwrap(),
+            b"{",
+            "{name} was touched"
+        );
         assert!(!broken.join(name).exists(), "{name} was quarantined");
     }
-    assert!(dir.join(&folder).is_dir(), "a folder named like a listener file was touched");
+    assert!(
+        dir.join(&folder).is_dir(),
+        "a folder named like a listener file was touched"
+    );
 
     // Still running: a file written now is applied.
     let last = next();

@@ -92,7 +92,11 @@ async fn a_full_data_disk_is_reported_loses_nothing_and_recovers_when_space_retu
         .expect("the daemon starts");
 
     files::write(&listener, &files::name(1), &context("ctx-10", 10, None));
-    files::write(&listener, &files::name(2), &user("u-0", "anna", 10, json!({})));
+    files::write(
+        &listener,
+        &files::name(2),
+        &user("u-0", "anna", 10, json!({})),
+    );
     wait_for("the first changes applied", T, || {
         files::listener_files(&listener).is_empty()
     })
@@ -103,7 +107,11 @@ async fn a_full_data_disk_is_reported_loses_nothing_and_recovers_when_space_retu
     let mut names = Vec::new();
     for n in 3..23u32 {
         let name = files::name(n);
-        files::write(&staging, &name, &user(&format!("u-{n}"), &format!("user{n}"), 10, json!({})));
+        files::write(
+            &staging,
+            &name,
+            &user(&format!("u-{n}"), &format!("user{n}"), 10, json!({})),
+        );
         names.push(name);
     }
     let fillers = fill(tmpfs.path());
@@ -124,12 +132,20 @@ async fn a_full_data_disk_is_reported_loses_nothing_and_recovers_when_space_retu
         let n: u32 = name[20..26].parse().unwrap();
         assert!(
             listener.join(name).exists()
-                || ox.state().context(10).unwrap().user(&format!("user{n}")).is_some(),
+                || ox
+                    .state()
+                    .context(10)
+                    .unwrap()
+                    .user(&format!("user{n}"))
+                    .is_some(),
             "{name} disappeared without its user arriving in OX"
         );
     }
     let status = daemon.status().get();
-    eprintln!("while the disk is full: queue_full={:?} blocked={:?}", status.queue_full, status.blocked);
+    eprintln!(
+        "while the disk is full: queue_full={:?} blocked={:?}",
+        status.queue_full, status.blocked
+    );
 
     // Space returns: everything is applied.
     for filler in fillers {
@@ -144,7 +160,11 @@ async fn a_full_data_disk_is_reported_loses_nothing_and_recovers_when_space_retu
     let state = ox.state();
     for n in 3..23u32 {
         assert!(
-            state.context(10).unwrap().user(&format!("user{n}")).is_some(),
+            state
+                .context(10)
+                .unwrap()
+                .user(&format!("user{n}"))
+                .is_some(),
             "user{n} is missing"
         );
     }

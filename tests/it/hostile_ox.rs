@@ -88,22 +88,34 @@ fn http_200(body: &str) -> Answer {
     )
 }
 
-async fn call(base: &str, timeout: Duration, limit: Option<usize>) -> ox_connector::ox::soap::OxError {
+async fn call(
+    base: &str,
+    timeout: Duration,
+    limit: Option<usize>,
+) -> ox_connector::ox::soap::OxError {
     let mut builder = OxClient::builder(base).timeout(timeout);
     if let Some(limit) = limit {
         builder = builder.max_response_bytes(limit);
     }
     let ox = builder.build().unwrap();
-    ox.user_exists(10, &User::with_name("jdoe"), &Credentials::new("oxadmin", "pw"))
-        .await
-        .expect_err("a hostile answer must be an error")
+    ox.user_exists(
+        10,
+        &User::with_name("jdoe"),
+        &Credentials::new("oxadmin", "pw"),
+    )
+    .await
+    .expect_err("a hostile answer must be an error")
 }
 
 #[tokio::test]
 async fn a_billion_laughs_answer_is_refused_without_expanding_entities() {
     let lol = (1..10)
         .map(|i| {
-            let prev = if i == 1 { "lol".to_owned() } else { format!("&lol{};", i - 1) };
+            let prev = if i == 1 {
+                "lol".to_owned()
+            } else {
+                format!("&lol{};", i - 1)
+            };
             format!("<!ENTITY lol{i} \"{}\">", prev.repeat(10))
         })
         .collect::<String>();
@@ -116,7 +128,9 @@ async fn a_billion_laughs_answer_is_refused_without_expanding_entities() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(error.kind(), OxErrorKind::NotSoap, "{error}");
     assert!(
-        error.to_string().contains("document type declaration is not allowed"),
+        error
+            .to_string()
+            .contains("document type declaration is not allowed"),
         "{error}"
     );
 }
@@ -137,7 +151,11 @@ async fn an_answer_announcing_a_huge_length_is_refused_before_reading_it() {
     .await;
     let started = Instant::now();
     let error = call(&base, Duration::from_secs(20), None).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(error.kind(), OxErrorKind::Decode, "{error}");
     assert!(error.to_string().contains("more than the limit"), "{error}");
 }
@@ -151,7 +169,9 @@ async fn an_endless_chunked_answer_is_cut_off_at_the_limit() {
     let error = call(&base, Duration::from_secs(20), Some(1024 * 1024)).await;
     assert_eq!(error.kind(), OxErrorKind::Decode, "{error}");
     assert!(
-        error.to_string().contains("more than the limit of 1048576 bytes"),
+        error
+            .to_string()
+            .contains("more than the limit of 1048576 bytes"),
         "{error}"
     );
 }
@@ -164,7 +184,11 @@ async fn a_slow_loris_answer_ends_with_a_timeout() {
     .await;
     let started = Instant::now();
     let error = call(&base, Duration::from_secs(1), None).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(error.kind(), OxErrorKind::Timeout, "{error}");
     assert!(error.is_retryable());
 }
@@ -173,7 +197,10 @@ async fn a_slow_loris_answer_ends_with_a_timeout() {
 async fn garbage_and_truncated_answers_are_clear_errors() {
     for (body, expected) in [
         ("\u{0}\u{1}\u{2}not xml at all", "OXUserService.exists"),
-        ("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>", "OXUserService.exists"),
+        (
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>",
+            "OXUserService.exists",
+        ),
         ("<html><body>502 Bad Gateway</body></html>", "root element"),
     ] {
         let base = fake_ox(http_200(body)).await;

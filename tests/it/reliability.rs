@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ox_connector::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Failure, FaultConfig, FaultRule};
+use ox_connector::emulator::{
+    Emulator, EmulatorConfig, EmulatorHandle, Failure, FaultConfig, FaultRule,
+};
 use ox_connector::workload::{Change, ChangeKind, ObjectKind, Workload, WorkloadConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -123,7 +125,9 @@ fn versions(state: &ox_connector::emulator::StateSnapshot) -> BTreeMap<(ObjectKi
         out.insert((ObjectKind::Context, ctx.id.to_string()), quota);
         for user in &ctx.users {
             let v = version(user.data.room_number.as_deref());
-            let entry = out.entry((ObjectKind::User, user.name.clone())).or_default();
+            let entry = out
+                .entry((ObjectKind::User, user.name.clone()))
+                .or_default();
             *entry = (*entry).max(v);
         }
         for resource in &ctx.resources {
@@ -152,13 +156,15 @@ struct Checker {
 
 impl Checker {
     fn later_delete_applied(&self, change: &Change, present: &BTreeSet<String>) -> bool {
-        self.by_file.range(change.file.clone()..).any(|(file, later)| {
-            later.entry_uuid == change.entry_uuid
-                && later.kind == ChangeKind::Delete
-                && !present.contains(file)
-                && !self.pending.contains(file)
-                && self.seen(file)
-        })
+        self.by_file
+            .range(change.file.clone()..)
+            .any(|(file, later)| {
+                later.entry_uuid == change.entry_uuid
+                    && later.kind == ChangeKind::Delete
+                    && !present.contains(file)
+                    && !self.pending.contains(file)
+                    && self.seen(file)
+            })
     }
 
     /// Whether the converter wrote `file` already.
@@ -172,7 +178,8 @@ impl Checker {
         // Written before the listing, so a written file missing from the listing was removed.
         {
             let written = self.written.lock().unwrap();
-            self.pending.extend(written[self.seen_written..].iter().cloned());
+            self.pending
+                .extend(written[self.seen_written..].iter().cloned());
             self.seen_written = written.len();
         }
         let now: BTreeSet<String> = files::listener_files(&self.dir).into_iter().collect();
@@ -199,7 +206,9 @@ impl Checker {
             self.checked += 1;
             let shown = versions.get(&(change.object, change.name.clone())).copied();
             let ok = match (change.object, change.kind) {
-                (ObjectKind::Group, ChangeKind::Delete) => Workload::applied_version(change, &state).is_none(),
+                (ObjectKind::Group, ChangeKind::Delete) => {
+                    Workload::applied_version(change, &state).is_none()
+                }
                 (ObjectKind::Group, _) => true,
                 (_, ChangeKind::Delete) => shown.is_none(),
                 // Absent is fine if a later deletion of the object is gone (applied) too.

@@ -522,12 +522,19 @@ mod tests {
     fn hostile_documents_are_refused_without_expanding_them() {
         let laughs = br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>"#;
         assert!(matches!(parse(laughs), Err(XmlError::DocType)));
-        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
         assert!(matches!(parse(deep.as_bytes()), Err(XmlError::TooDeep)));
         let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
         assert!(parse(ok.as_bytes()).is_ok());
         let wide = format!("<a>{}</a>", "<b/>".repeat(MAX_ELEMENTS));
-        assert!(matches!(parse(wide.as_bytes()), Err(XmlError::TooManyElements)));
+        assert!(matches!(
+            parse(wide.as_bytes()),
+            Err(XmlError::TooManyElements)
+        ));
     }
 
     #[test]
