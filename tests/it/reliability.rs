@@ -162,7 +162,6 @@ impl Checker {
                 later.entry_uuid == change.entry_uuid
                     && later.kind == ChangeKind::Delete
                     && !present.contains(file)
-                    && !self.pending.contains(file)
                     && self.seen(file)
             })
     }
@@ -189,6 +188,9 @@ impl Checker {
         }
         // Read OX after listing: a file gone before the listing was applied before it.
         let state = ox.state();
+        // Listed again after reading OX: a later deletion whose file is gone by now was applied
+        // before OX was read (else the object would still have been there).
+        let after: BTreeSet<String> = files::listener_files(&self.dir).into_iter().collect();
         let versions = versions(&state);
         for ((kind, name), version) in &versions {
             let highest = self.highest.entry((*kind, name.clone())).or_default();
@@ -214,7 +216,7 @@ impl Checker {
                 // Absent is fine if a later deletion of the object is gone (applied) too.
                 _ => match shown {
                     Some(v) => v >= change.version,
-                    None => self.later_delete_applied(change, &now),
+                    None => self.later_delete_applied(change, &after),
                 },
             };
             if !ok {
