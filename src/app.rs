@@ -30,7 +30,7 @@ use crate::ops::ready::OxProbe;
 use crate::ops::Ops;
 use crate::provision::OxApplier;
 use crate::queue::embedded::{EmbeddedError, NatsServer};
-use crate::queue::publish::{PublishError, Publisher};
+use crate::queue::publish::{Confirmed, Pipeline, PipelineFailure, PublishError, Publisher};
 use crate::queue::{self, consume};
 use crate::status::StatusBoard;
 use crate::telemetry::events;
@@ -234,7 +234,10 @@ impl Daemon {
         let consumer_stop = CancellationToken::new();
 
         let sink = PublishSink {
-            publisher: Publisher::new(jetstream::new(publisher_client.clone())),
+            pipeline: Pipeline::new(
+                Publisher::new(jetstream::new(publisher_client.clone())),
+                crate::queue::publish::WINDOW,
+            ),
             dispatch: dispatch.clone(),
             status: status.clone(),
             failing: false,
@@ -541,13 +544,58 @@ async fn supervise_nats(
     }
 }
 
-/// Hands validated listener files to the publisher and reports the queue's state.
+/// Hands validated listener files to the publish pipeline and reports the queue's state.
 struct PublishSink {
-    publisher: Publisher,
+    pipeline: Pipeline,
     dispatch: Arc<Dispatch>,
     status: StatusBoard,
     /// Whether the last publish failed (so that a failure is logged once, not per pass).
     failing: bool,
+}
+
+impl PublishSink {
+    /// Reports what the pipeline confirmed; a failure becomes [`SinkError::Later`] naming the
+    /// files to offer again.
+    fn report(&mut self, confirmed: Confirmed) -> Result<(), SinkError> {
+        for stored in &confirmed.stored {
+            if std::mem::take(&mut self.failing) && self.status.get().queue_full.is_some() {
+                events::QueueDrained.emit();
+            }
+            self.status.clear_queue_full();
+            events::MessagePublished {
+                message: &stored.message,
+                sequence: stored.published.sequence,
+                duplicate: stored.published.duplicate,
+            }
+            .emit();
+        }
+        let Some(PipelineFailure { error, unstored }) = confirmed.failure else {
+            return Ok(());
+        };
+        let queue_full = matches!(error, PublishError::QueueFull(_));
+        if !std::mem::replace(&mut self.failing, true) {
+            let file = unstored
+                .first()
+                .and_then(|m| m.source_file())
+                .unwrap_or("-");
+            events::MessagePublishError {
+                file,
+                error: &error,
+                queue_full,
+            }
+            .emit();
+        }
+        if queue_full {
+            self.status.set_queue_full(error.to_string());
+        }
+        Err(SinkError::Later {
+            reason: error.to_string(),
+            unstored: unstored
+                .iter()
+                .filter_map(|m| m.source_file().map(str::to_owned))
+                .collect(),
+        })
+    }
 }
 
 impl Sink for PublishSink {
@@ -559,38 +607,18 @@ impl Sink for PublishSink {
                 file.name, message.realm, message.topic
             )));
         }
-        match self.publisher.publish(&message).await {
-            Ok(published) => {
-                if std::mem::take(&mut self.failing) && self.status.get().queue_full.is_some() {
-                    events::QueueDrained.emit();
-                }
-                self.status.clear_queue_full();
-                events::MessagePublished {
-                    message: &message,
-                    sequence: published.sequence,
-                    duplicate: published.duplicate,
-                }
-                .emit();
-                Ok(())
-            }
-            Err(error @ (PublishError::TooLarge { .. } | PublishError::Encode(_))) => {
-                Err(SinkError::Refused(format!("{}: {error}", file.name)))
-            }
-            Err(error) => {
-                let queue_full = matches!(error, PublishError::QueueFull(_));
-                if !std::mem::replace(&mut self.failing, true) {
-                    events::MessagePublishError {
-                        file: &file.name,
-                        error: &error,
-                        queue_full,
-                    }
-                    .emit();
-                }
-                if queue_full {
-                    self.status.set_queue_full(error.to_string());
-                }
-                Err(SinkError::Later(error.to_string()))
-            }
+        let confirmed = self.pipeline.send(message).await;
+        match confirmed.failure {
+            Some(PipelineFailure {
+                error: error @ (PublishError::TooLarge { .. } | PublishError::Encode(_)),
+                ..
+            }) => Err(SinkError::Refused(format!("{}: {error}", file.name))),
+            _ => self.report(confirmed),
         }
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        let confirmed = self.pipeline.flush().await;
+        self.report(confirmed)
     }
 }

@@ -15,7 +15,8 @@
 //! Around them: [`app`] wires the steps and stops them in order, [`cli`] and [`config`] read and
 //! validate settings, [`admin`] is the HTTP API of a running daemon, [`ops`] the admin's
 //! operations on it (queue management, reconcile, state import), [`status`] holds what an admin needs to see, [`telemetry`] the logs and metrics,
-//! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`].
+//! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`], [`workload`]
+//! synthetic change streams for the benchmarks and the reliability suite.
 //! [`trigger`] is `ox-connector trigger`, the App Center's `listener_trigger`: it wakes the
 //! daemon and tells the UCS host, by its exit code, when the listener files it saw are applied.
 
@@ -41,3 +42,4 @@ pub mod shutdown;
 pub mod status;
 pub mod telemetry;
 pub mod trigger;
+pub mod workload;

@@ -101,7 +101,7 @@ impl Dispatch {
         let keeper_stop = CancellationToken::new();
         // The state keeper's consumer exists before anything is published, so the bucket
         // misses nothing (interest retention keeps messages only for existing consumers).
-        queue::ensure_consumer(&incoming, queue::state_keeper_consumer_config()).await?;
+        queue::ensure_consumer(&incoming, queue::state_keeper_consumer_config(timing)).await?;
         let keeper_task = tokio::spawn({
             let (incoming, state, stop) = (incoming.clone(), state.clone(), keeper_stop.clone());
             async move {
@@ -162,7 +162,12 @@ impl Dispatch {
             .last_sequence;
         queue::ensure_consumer(
             &self.incoming,
-            queue::dispatcher_consumer_config(&request.name, &request.realm, Some(start_after + 1)),
+            queue::dispatcher_consumer_config(
+                &request.name,
+                &request.realm,
+                Some(start_after + 1),
+                self.timing,
+            ),
         )
         .await?;
         let subscription = Subscription {

@@ -42,10 +42,11 @@ pub async fn run(
     state: kv::Store,
     stop: CancellationToken,
 ) -> Result<(), String> {
-    let consumer =
-        crate::queue::ensure_consumer(&incoming, crate::queue::state_keeper_consumer_config())
-            .await
-            .map_err(|e| e.to_string())?;
+    // Created by the dispatcher at start-up, before anything is published.
+    let consumer: jetstream::consumer::PullConsumer = incoming
+        .get_consumer(crate::queue::STATE_KEEPER)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut messages = crate::queue::OneAtATime::new(&consumer).await?;
     loop {
         let Some(delivered) = messages.next(&stop).await? else {

@@ -36,7 +36,7 @@ pub fn rank_of_file(path: &Path) -> u8 {
         udm_object_type: String,
         object: Option<IgnoredAny>,
     }
-    std::fs::read(path)
+    super::format::read_bounded(path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Peek>(&bytes).ok())
         .map(|peek| rank(&peek.udm_object_type, peek.object.is_none()))

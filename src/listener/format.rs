@@ -66,6 +66,43 @@ pub enum ListenerFileError {
     InvalidModule { path: PathBuf, value: String },
 }
 
+/// Reads at most [`MAX_FILE_BYTES`] of the regular file at `path`. Symbolic links are not
+/// followed and a named pipe or device is refused without waiting for a writer, so a hostile
+/// entry in the folder can neither block the reader nor make it read without end; the size is
+/// checked on the open file, so a file swapped for a larger one meanwhile is caught too.
+pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, ListenerFileError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_err = |source| ListenerFileError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(read_err)?;
+    let metadata = file.metadata().map_err(read_err)?;
+    if !metadata.is_file() {
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(ListenerFileError::TooLarge {
+            path: path.to_owned(),
+            size: metadata.len(),
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    let mut raw = Vec::with_capacity(metadata.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut raw)
+        .map_err(read_err)?;
+    Ok(raw)
+}
+
 impl ListenerFileError {
     /// Whether the file vanished between listing and reading (an admin `rm`, or the host
     /// deleting it after a successful trigger run): not an error, the file is just gone.
@@ -77,19 +114,7 @@ impl ListenerFileError {
 impl ListenerFile {
     /// Reads and validates the listener file at `path`.
     pub fn read(path: &Path) -> Result<Self, ListenerFileError> {
-        let read_err = |source| ListenerFileError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let size = std::fs::metadata(path).map_err(read_err)?.len();
-        if size > MAX_FILE_BYTES {
-            return Err(ListenerFileError::TooLarge {
-                path: path.to_owned(),
-                size,
-                limit: MAX_FILE_BYTES,
-            });
-        }
-        let raw = std::fs::read(path).map_err(read_err)?;
+        let raw = read_bounded(path)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -90,6 +90,23 @@ pub struct QueuedFile {
     pub path: PathBuf,
     /// A symbolic link is never followed: it is reported so that it can be quarantined.
     pub is_symlink: bool,
+    /// What the entry is if it is neither a regular file nor a symbolic link (a named pipe,
+    /// a socket, a device): reading it could block forever, so it is quarantined unread.
+    pub special: Option<&'static str>,
+}
+
+/// What a special file is, in words; `None` for regular files, links and folders.
+fn special_kind(file_type: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        Some("a named pipe (FIFO)")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        Some("a device file")
+    } else {
+        None
+    }
 }
 
 /// Lists the listener files directly in `dir`, sorted by name. Sub-folders (also ones named
@@ -119,6 +136,7 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<QueuedFile>> {
             name,
             path: entry.into_path(),
             is_symlink: file_type.is_symlink(),
+            special: special_kind(file_type),
         });
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));

@@ -44,17 +44,28 @@ pub struct WatchSettings {
 /// Why a sink did not take a file.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// Not now (queue full, server unreachable); the file is offered again on the next pass.
-    #[error("{0}")]
-    Later(String),
+    /// Not now (queue full, server unreachable). The files in `unstored` — files taken
+    /// earlier that were not stored after all, and maybe this one — are offered again on the
+    /// next pass, in order.
+    #[error("{reason}")]
+    Later {
+        reason: String,
+        unstored: Vec<String>,
+    },
     /// Never (e.g. too large for the queue); the file is quarantined with this reason.
     #[error("{0}")]
     Refused(String),
 }
 
-/// Where validated listener files go, in name order.
+/// Where validated listener files go, in name order. A sink may take a file before it is
+/// stored for good (a publish pipeline); [`Sink::flush`] waits until everything taken is.
 pub trait Sink: Send {
     fn accept(&mut self, file: ListenerFile) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Waits until every file taken so far is stored.
+    fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Watches the listener folder until `shutdown` is cancelled. `wake` asks for a pass now.
@@ -70,6 +81,9 @@ pub async fn run<S: Sink>(
     let mut state = PassState::default();
     loop {
         state.pass(&settings, &mut sink, &shutdown).await;
+        if let Err(SinkError::Later { unstored, .. }) = sink.flush().await {
+            state.take_back(&unstored);
+        }
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             // Let a batch the converter is writing land completely before looking.
@@ -82,8 +96,18 @@ pub async fn run<S: Sink>(
 /// Starts `notify` on the folder; every event wakes the loop. Without it (e.g. inotify limits
 /// reached) the periodic rescan still finds every file, only later.
 fn watch_events(settings: &WatchSettings, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
-    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // A file removed (by `done` after its apply, or by an admin) or only read brings
+        // nothing new: waking for it would rescan a large backlog after every applied change.
         // Errors too (e.g. an event queue overflow) are a reason to look again.
+        if let Ok(event) = &event {
+            if matches!(
+                event.kind,
+                notify::EventKind::Remove(_) | notify::EventKind::Access(_)
+            ) {
+                return;
+            }
+        }
         wake.notify_one();
     })
     .and_then(|mut watcher| {
@@ -154,6 +178,11 @@ impl PassState {
                     "{}: is a symbolic link; listener files must be regular files",
                     file.path.display()
                 ))
+            } else if let Some(kind) = file.special {
+                Err(format!(
+                    "{}: is {kind}; listener files must be regular files",
+                    file.path.display()
+                ))
             } else {
                 match ListenerFile::read(&file.path) {
                     Ok(parsed) => Ok(parsed),
@@ -169,7 +198,10 @@ impl PassState {
                             self.handed_on.insert(file.name.clone());
                         }
                         // Keep the order: nothing after this file goes before it.
-                        Err(SinkError::Later(_)) => return,
+                        Err(SinkError::Later { unstored, .. }) => {
+                            self.take_back(&unstored);
+                            return;
+                        }
                         Err(SinkError::Refused(reason)) => {
                             self.quarantine(settings, file, &reason);
                         }
@@ -192,6 +224,15 @@ impl PassState {
                         self.quarantine(settings, file, &reason);
                     }
                 }
+            }
+        }
+    }
+
+    /// Files the sink took but did not store: they are offered again on the next pass.
+    fn take_back(&mut self, unstored: &[String]) {
+        for name in unstored {
+            if let Some(name) = ListenerFileName::new(name) {
+                self.handed_on.remove(&name);
             }
         }
     }

@@ -407,6 +407,7 @@ async fn user_ids(
         object: Some(OxRef {
             id,
             name: name.clone(),
+            members: Vec::new(),
         }),
         ..OxIds::default()
     };
@@ -475,6 +476,7 @@ async fn group_ids(
                     OxRef {
                         id,
                         name: name.clone(),
+                        members: Vec::new(),
                     },
                 );
             }
@@ -504,7 +506,11 @@ async fn resource_ids(
         Found::Id(id) => (
             OxIds {
                 context: Some(context),
-                object: Some(OxRef { id, name }),
+                object: Some(OxRef {
+                    id,
+                    name,
+                    members: Vec::new(),
+                }),
                 ..OxIds::default()
             },
             None,
@@ -542,6 +548,7 @@ fn fa_ids(
                 OxRef {
                     id: 0,
                     name: address.clone(),
+                    members: Vec::new(),
                 },
             )
         })

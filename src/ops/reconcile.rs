@@ -658,6 +658,9 @@ async fn repair(
             group::TOPIC => {
                 if let Some(r) = state.ox.per_context.get_mut(&c) {
                     r.id = id;
+                    // OX's group under that id has its own members: forget the remembered ones,
+                    // so that applying it again sends the full list.
+                    r.members.clear();
                 }
             }
             _ => {
@@ -698,6 +701,22 @@ async fn repair(
     targets.sort_by_key(|(_, s)| rank(&s.object_type));
     let publisher = Publisher::new(ops.js.clone());
     for (uuid, state) in &targets {
+        if state.object_type == group::TOPIC {
+            // The remembered members let an unchanged group skip OX; a repair must send them.
+            let mut forced = corrected
+                .get(*uuid)
+                .cloned()
+                .unwrap_or_else(|| (*state).clone());
+            forced
+                .ox
+                .per_context
+                .values_mut()
+                .for_each(|r| r.members.clear());
+            p.state
+                .put(uuid, &forced)
+                .await
+                .map_err(|e| OpsError::Unavailable(e.to_string()))?;
+        }
         let message = ProvisioningMessage {
             schema: SCHEMA,
             id: uuid::Uuid::new_v4(),

@@ -207,22 +207,10 @@ async fn delete(
 }
 
 /// OX deleted everything in the context; the state store forgets it too, so that later
-/// changes of those objects start afresh instead of addressing OX ids that are gone.
+/// changes of those objects start afresh instead of addressing OX ids that are gone. The store
+/// does this when it reads a state ([`super::state::StateStore::forget_context`]): one write,
+/// however many objects the store holds.
 async fn forget_content(p: &Provisioner, id: i32) -> Result<(), ProvisionError> {
-    for (uuid, mut state) in p.state.all().await? {
-        if state.object_type == TOPIC {
-            continue;
-        }
-        let mut changed = false;
-        if state.ox.context == Some(id) {
-            state.ox.context = None;
-            state.ox.object = None;
-            changed = true;
-        }
-        changed |= state.ox.per_context.remove(&id).is_some();
-        if changed {
-            p.state.put(&uuid, &state).await?;
-        }
-    }
+    p.state.forget_context(id).await?;
     Ok(())
 }

@@ -96,6 +96,7 @@ pub async fn apply(
                 OxRef {
                     id: 0,
                     name: address.clone(),
+                    members: Vec::new(),
                 },
             );
         }

@@ -59,13 +59,21 @@ async fn sync(
         _ => BTreeMap::new(),
     };
     let mut after = BTreeMap::new();
-    for (context, members) in wanted {
+    for (context, mut members) in wanted {
         let name = name.clone().unwrap_or_default();
+        members.sort_unstable();
+        if let Some(known) = before.get(&context) {
+            if known.name == name && !known.members.is_empty() && known.members == members {
+                // OX has this group as it should be: nothing to send.
+                after.insert(context, known.clone());
+                continue;
+            }
+        }
         let auth = p.context_admin(context)?;
         let mut group = Group {
             name: Some(name.clone()),
             displayname: Some(name.clone()),
-            members,
+            members: members.clone(),
             ..Group::default()
         };
         let id = match before.get(&context) {
@@ -79,7 +87,7 @@ async fn sync(
             }
             None => create(p, context, &group, &auth).await?,
         };
-        after.insert(context, OxRef { id, name });
+        after.insert(context, OxRef { id, name, members });
     }
     for (context, gone) in before.iter().filter(|(c, _)| !after.contains_key(*c)) {
         let auth = p.context_admin(*context)?;

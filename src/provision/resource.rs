@@ -66,7 +66,11 @@ pub async fn apply(
     };
     let ox = OxIds {
         context: Some(context),
-        object: Some(OxRef { id, name }),
+        object: Some(OxRef {
+            id,
+            name,
+            members: Vec::new(),
+        }),
         ..OxIds::default()
     };
     p.state

@@ -8,6 +8,12 @@
 //!
 //! Writes happen only after OX accepted the change; a crash between the two only means the
 //! change is applied again, which the handlers tolerate (they are idempotent).
+//!
+//! A deleted OX context takes everything in it along. Instead of rewriting every object that
+//! referred to it (a scan of the whole store per context deletion, which made large runs
+//! quadratic), the store remembers when each context was deleted (key
+//! `meta.deleted-contexts`) and drops references to it from any state applied before that
+//! moment when the state is read.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +26,9 @@ use super::udm::Properties;
 use crate::queue::kv::{decode_key, encode_key, open_bucket};
 
 const OBJECTS_BUCKET: &str = "ox-objects";
+/// The key of the deleted contexts in the objects bucket. Entry UUID keys never contain a `.`
+/// except behind the `x.` prefix (see `encode_key`), so it cannot collide with one.
+const DELETED_CONTEXTS_KEY: &str = "meta.deleted-contexts";
 const DN_BUCKET: &str = "ox-dn-index";
 
 /// A reference to an OX object: its id and its name at the time.
@@ -27,6 +36,10 @@ const DN_BUCKET: &str = "ox-dn-index";
 pub struct OxRef {
     pub id: i32,
     pub name: String,
+    /// A group's OX member ids (sorted) as last applied, so an unchanged group is not sent
+    /// to OX again. Empty for other objects (and for groups remembered before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<i32>,
 }
 
 /// The OX side of an object.
@@ -73,6 +86,8 @@ impl StateError {
 pub struct StateStore {
     objects: kv::Store,
     dns: kv::Store,
+    /// Context id → when it was deleted (mirror of `meta.deleted-contexts`).
+    deleted_contexts: std::sync::Arc<std::sync::Mutex<BTreeMap<i32, DateTime<Utc>>>>,
 }
 
 impl StateStore {
@@ -83,14 +98,66 @@ impl StateStore {
                 .await
                 .map_err(|e| StateError::new("open", e))
         };
+        let objects = open(
+            OBJECTS_BUCKET,
+            "ox-connector: last applied object per entry UUID",
+        )
+        .await?;
+        let deleted = match objects
+            .get(DELETED_CONTEXTS_KEY)
+            .await
+            .map_err(|e| StateError::new("read deleted contexts", e))?
+        {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StateError::new("decode deleted contexts", e))?,
+            None => BTreeMap::new(),
+        };
         Ok(Self {
-            objects: open(
-                OBJECTS_BUCKET,
-                "ox-connector: last applied object per entry UUID",
-            )
-            .await?,
+            objects,
             dns: open(DN_BUCKET, "ox-connector: DN to entry UUID").await?,
+            deleted_contexts: std::sync::Arc::new(std::sync::Mutex::new(deleted)),
         })
+    }
+
+    /// Remembers that OX context `id` was deleted now: states applied before this moment no
+    /// longer refer to it when they are read.
+    pub async fn forget_context(&self, id: i32) -> Result<(), StateError> {
+        let bytes = {
+            let mut deleted = self.deleted();
+            deleted.insert(id, Utc::now());
+            serde_json::to_vec(&*deleted)
+                .map_err(|e| StateError::new("encode deleted contexts", e))?
+        };
+        self.objects
+            .put(DELETED_CONTEXTS_KEY, bytes.into())
+            .await
+            .map_err(|e| StateError::new("write deleted contexts", e))?;
+        Ok(())
+    }
+
+    fn deleted(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, DateTime<Utc>>> {
+        self.deleted_contexts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drops the references of `state` to contexts deleted after it was applied.
+    fn without_deleted_contexts(&self, mut state: ObjectState) -> ObjectState {
+        let deleted = self.deleted();
+        if deleted.is_empty() || state.object_type == super::context::TOPIC {
+            return state;
+        }
+        let gone = |id: &i32| deleted.get(id).is_some_and(|at| *at > state.applied_at);
+        if state.ox.context.as_ref().is_some_and(gone) {
+            state.ox.context = None;
+            state.ox.object = None;
+        }
+        let applied_at = state.applied_at;
+        state
+            .ox
+            .per_context
+            .retain(|id, _| deleted.get(id).is_none_or(|at| *at <= applied_at));
+        state
     }
 
     /// The remembered state of `entry_uuid`.
@@ -104,7 +171,7 @@ impl StateStore {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
-            .map(Some)
+            .map(|state| Some(self.without_deleted_contexts(state)))
             .map_err(|e| StateError::new("decode object", e))
     }
 
@@ -167,7 +234,7 @@ impl StateStore {
             .await
             .map_err(|e| StateError::new("list objects", e))?;
         let mut all = Vec::with_capacity(keys.len());
-        for key in keys {
+        for key in keys.into_iter().filter(|k| !k.starts_with("meta.")) {
             let uuid = decode_key(&key);
             if let Some(state) = self.get(&uuid).await? {
                 all.push((uuid, state));

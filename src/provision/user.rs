@@ -119,7 +119,11 @@ pub async fn apply(
 
     let ox = OxIds {
         context: Some(context),
-        object: Some(OxRef { id, name }),
+        object: Some(OxRef {
+            id,
+            name,
+            members: Vec::new(),
+        }),
         ..OxIds::default()
     };
     p.state
@@ -384,45 +388,46 @@ async fn move_user(
     previous: Option<&Properties>,
 ) -> Result<i32, ProvisionError> {
     let old_groups = previous.cloned().unwrap_or_default();
-    let id = if p
+    // copyUser keeps the user's OX data and rights; the change after it then only needs what
+    // differs from the previous object. Copy first: the name is free in the new context in
+    // all but rare cases, so asking OX beforehand would cost a round trip on every move.
+    let (id, known) = match p
         .ox
-        .user_exists(context, &User::with_name(name), auth)
-        .await?
+        .copy_user(&User::with_id(old.id), old_context, context)
+        .await
     {
-        // The name is taken in the new context: that user becomes this one (with its own id).
-        let existing = p.ox.get_user(context, &User::with_name(name), auth).await?;
-        existing
-            .id
-            .ok_or_else(|| ProvisionError::Invalid("OX returned a user without id".into()))?
-    } else {
-        match p
-            .ox
-            .copy_user(&User::with_id(old.id), old_context, context)
-            .await
-        {
-            Ok(copy) => match copy.id {
-                Some(id) => id,
-                None => {
-                    let found =
-                        p.ox.get_user(context, &User::with_name(&old.name), auth)
-                            .await?;
-                    found.id.ok_or_else(|| {
-                        ProvisionError::Invalid("OX returned a user without id".into())
-                    })?
-                }
-            },
-            // The old user is gone in OX: nothing to copy, create it fresh.
-            Err(e) if e.is_not_found() => {
-                let user = build(p, object, name, true)?;
-                let created = p.ox.create_user(context, &user, auth).await?;
-                created.id.ok_or_else(|| {
+        Ok(copy) => match copy.id {
+            Some(id) => (id, previous),
+            None => {
+                let found =
+                    p.ox.get_user(context, &User::with_name(&old.name), auth)
+                        .await?;
+                let id = found.id.ok_or_else(|| {
                     ProvisionError::Invalid("OX returned a user without id".into())
-                })?
+                })?;
+                (id, previous)
             }
-            Err(e) => return Err(e.into()),
+        },
+        // The name is taken in the new context: that user becomes this one (with its own id).
+        Err(e) if e.is_conflict() => {
+            let existing = p.ox.get_user(context, &User::with_name(name), auth).await?;
+            let id = existing
+                .id
+                .ok_or_else(|| ProvisionError::Invalid("OX returned a user without id".into()))?;
+            (id, None)
         }
+        // The old user is gone in OX: nothing to copy, create it fresh.
+        Err(e) if e.is_not_found() => {
+            let user = build(p, object, name, true)?;
+            let created = p.ox.create_user(context, &user, auth).await?;
+            let id = created
+                .id
+                .ok_or_else(|| ProvisionError::Invalid("OX returned a user without id".into()))?;
+            (id, None)
+        }
+        Err(e) => return Err(e.into()),
     };
-    change(p, object, name, context, id, auth, None).await?;
+    change(p, object, name, context, id, auth, known).await?;
     delete_in_ox(p, old_context, old, &old_groups).await?;
     tracing::info!(user = %name, from = old_context, to = context, "Moved the user to another OX context.");
     Ok(id)

@@ -146,6 +146,7 @@ pub fn dispatcher_consumer_config(
     name: &str,
     realm: &str,
     start: Option<u64>,
+    timing: ConsumerTiming,
 ) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(dispatcher_consumer(name)),
@@ -158,7 +159,8 @@ pub fn dispatcher_consumer_config(
             },
             None => consumer::DeliverPolicy::All,
         },
-        ack_wait: Duration::from_secs(30),
+        // After a crash the message in flight comes again after this long.
+        ack_wait: timing.ack_wait,
         max_ack_pending: 1,
         max_deliver: -1,
         ..Default::default()
@@ -166,13 +168,13 @@ pub fn dispatcher_consumer_config(
 }
 
 /// The state keeper's consumer on the incoming stream (every realm).
-pub fn state_keeper_consumer_config() -> consumer::pull::Config {
+pub fn state_keeper_consumer_config(timing: ConsumerTiming) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(STATE_KEEPER.to_owned()),
         description: Some("keeps the last state of every object, for prefill".to_owned()),
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::All,
-        ack_wait: Duration::from_secs(30),
+        ack_wait: timing.ack_wait,
         max_ack_pending: 1,
         max_deliver: -1,
         ..Default::default()

@@ -2,12 +2,16 @@
 
 mod admin;
 mod appcenter_files;
+mod bad_input;
 mod daemon_binary;
+mod disk_full;
 mod dispatch;
 mod host_loop;
 mod host_loop_ox;
+mod hostile_ox;
 mod ops;
 mod pipeline;
+mod reliability;
 mod scenarios;
 mod support;
 mod trigger;

@@ -377,3 +377,120 @@ async fn a_batch_is_queued_dependencies_first_whatever_the_names_say() {
     );
     daemon.stop().await;
 }
+
+fn message(n: u32) -> ox_connector::message::ProvisioningMessage {
+    let raw = files::converter_json(&files::user(&format!("u{n}"), &format!("user{n}")));
+    let name = files::name(n);
+    let file =
+        ox_connector::listener::ListenerFile::parse(std::path::Path::new(&name), name.clone(), raw)
+            .unwrap();
+    ox_connector::message::ProvisioningMessage::from_listener_file(&file)
+}
+
+#[tokio::test]
+async fn the_publish_pipeline_keeps_file_order_through_failures_and_duplicates() {
+    use ox_connector::queue::publish::{Pipeline, Publisher};
+    let env = TestEnv::start().await;
+    let js = env.jetstream().await;
+    let limits = ox_connector::queue::QueueLimits {
+        max_messages: 5,
+        max_bytes: 1024 * 1024,
+    };
+    let stream = ox_connector::queue::setup_incoming(&js, limits)
+        .await
+        .unwrap();
+    // A consumer's interest keeps the messages (interest retention drops what nobody wants).
+    ox_connector::queue::ensure_consumer(
+        &stream,
+        ox_connector::queue::state_keeper_consumer_config(ox_connector::queue::ConsumerTiming {
+            ack_wait: T,
+        }),
+    )
+    .await
+    .unwrap();
+    let mut pipeline = Pipeline::new(Publisher::new(js.clone()), 64);
+
+    // Ten messages into a queue of five: the first five are stored, the rest come back in order.
+    let mut stored = Vec::new();
+    let mut failure = None;
+    for n in 1..=10 {
+        let confirmed = pipeline.send(message(n)).await;
+        stored.extend(confirmed.stored);
+        if confirmed.failure.is_some() {
+            failure = confirmed.failure;
+            break;
+        }
+    }
+    if failure.is_none() {
+        let confirmed = pipeline.flush().await;
+        stored.extend(confirmed.stored);
+        failure = confirmed.failure;
+    }
+    let ids = |messages: &[ox_connector::message::ProvisioningMessage]| {
+        messages.iter().map(|m| m.id).collect::<Vec<_>>()
+    };
+    let names: Vec<u32> = (1..=5).collect();
+    assert_eq!(
+        stored.iter().map(|s| s.message.id).collect::<Vec<_>>(),
+        ids(&names.iter().map(|n| message(*n)).collect::<Vec<_>>())
+    );
+    let failure = failure.expect("a full queue refuses the sixth message");
+    assert!(
+        matches!(
+            failure.error,
+            ox_connector::queue::publish::PublishError::QueueFull(_)
+        ),
+        "{}",
+        failure.error
+    );
+    // Every message after the refused one was sent but none was stored after it.
+    let expected_unstored: Vec<_> = (6..=10).map(message).collect();
+    assert_eq!(ids(&failure.unstored)[..1], ids(&expected_unstored)[..1]);
+    let mut stream = js.get_stream("PROVISIONING").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 5);
+
+    // A publish expecting another last message is refused by the server: the chain holds.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID,
+        "no-such-id",
+    );
+    let refused = js
+        .publish_with_headers("provisioning.udm.users/user", headers, "x".into())
+        .await
+        .unwrap()
+        .await;
+    assert!(refused.is_err());
+
+    // Room again: the first five leave the queue. Re-sending everything (duplicates first, as
+    // after a restart) stores only the new ones, in file order.
+    stream.purge().await.unwrap();
+    let mut confirmed_all = Vec::new();
+    for n in 1..=10 {
+        let confirmed = pipeline.send(message(n)).await;
+        assert!(
+            confirmed.failure.is_none(),
+            "{:?}",
+            confirmed.failure.map(|f| f.error)
+        );
+        confirmed_all.extend(confirmed.stored);
+    }
+    let confirmed = pipeline.flush().await;
+    assert!(confirmed.failure.is_none());
+    confirmed_all.extend(confirmed.stored);
+    assert_eq!(confirmed_all.len(), 10, "every message confirmed once");
+    let new: Vec<_> = confirmed_all
+        .iter()
+        .filter(|s| !s.published.duplicate)
+        .collect();
+    assert_eq!(
+        new.iter().map(|s| s.message.id).collect::<Vec<_>>(),
+        ids(&expected_unstored),
+        "only the messages not stored before are new"
+    );
+    assert!(
+        new.windows(2)
+            .all(|w| w[0].published.sequence < w[1].published.sequence),
+        "stored in file order"
+    );
+}

@@ -14,6 +14,9 @@ use super::xml::Element;
 
 /// Default for [`OxClientBuilder::timeout`]: generous, OX context creation can take seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default for [`OxClientBuilder::max_response_bytes`]: OX's answers to the connector's calls
+/// are a few KiB; anything near this is not an answer the connector can use.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Client of the OX admin SOAP API. Cheap to clone (one shared connection pool).
 #[derive(Clone, Debug)]
@@ -28,6 +31,7 @@ struct Inner {
     base: String,
     master: Credentials,
     log_envelopes: bool,
+    max_response_bytes: usize,
 }
 
 /// Settings of an [`OxClient`].
@@ -38,6 +42,7 @@ pub struct OxClientBuilder {
     connect_timeout: Duration,
     master: Credentials,
     log_envelopes: bool,
+    max_response_bytes: usize,
 }
 
 impl OxClient {
@@ -50,6 +55,7 @@ impl OxClient {
             connect_timeout: Duration::from_secs(10),
             master: Credentials::default(),
             log_envelopes: false,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -90,10 +96,7 @@ impl OxClient {
                 .await
                 .map_err(|e| classify_reqwest_error(&operation, e))?;
             let status = response.status().as_u16();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| classify_reqwest_error(&operation, e))?;
+            let bytes = read_body(&operation, response, self.inner.max_response_bytes).await?;
             Ok::<_, OxError>((status, bytes))
         }
         .await;
@@ -140,6 +143,13 @@ impl OxClientBuilder {
         self
     }
 
+    /// Largest answer accepted; a longer one is refused without reading it all
+    /// ([`OxErrorKind::Decode`]).
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
     pub fn build(self) -> Result<OxClient, OxError> {
         let base = normalize_server_url(&self.server)?;
         let http = reqwest::Client::builder()
@@ -157,6 +167,7 @@ impl OxClientBuilder {
                 base,
                 master: self.master,
                 log_envelopes: self.log_envelopes,
+                max_response_bytes: self.max_response_bytes,
             }),
         })
     }
@@ -253,6 +264,40 @@ pub fn normalize_server_url(server: &str) -> Result<String, OxError> {
     let base_path = base_path.trim_end_matches('/').to_string();
     url.set_path(&base_path);
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Reads the answer's body, refusing one longer than `limit` bytes as soon as that is known
+/// (from `Content-Length`, or while reading), so a hostile or broken server cannot make the
+/// client buffer an unbounded answer. A body that trickles in is cut off by the call timeout.
+async fn read_body(
+    operation: &str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, OxError> {
+    let too_large = |size: String| {
+        OxError::new(
+            OxErrorKind::Decode,
+            operation,
+            format!("the answer is {size} bytes, more than the limit of {limit} bytes"),
+        )
+    };
+    if let Some(length) = response.content_length() {
+        if length > limit as u64 {
+            return Err(too_large(length.to_string()));
+        }
+    }
+    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| classify_reqwest_error(operation, e))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(format!("more than {}", body.len() + chunk.len())));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Sorts reqwest errors into connect / timeout / transport (as onvif-rs does).

@@ -110,7 +110,7 @@ impl Request {
 
 /// Reads an HTTP answer: the `<op>Response` wrapper for operations with a result, `None` for
 /// void ones, or the error (fault, HTTP status, not SOAP).
-pub(crate) fn read_response(
+pub fn read_response(
     operation: &str,
     service: Service,
     op: &str,

@@ -147,14 +147,28 @@ pub enum XmlError {
     UnboundPrefix(String),
     #[error("content after the root element")]
     TrailingContent,
+    #[error("elements nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("more than {MAX_ELEMENTS} elements")]
+    TooManyElements,
 }
 
-/// Parses a whole document into its root element.
+/// Deepest element nesting [`parse`] accepts. OX answers are about ten levels deep; the limit
+/// keeps a hostile document from making the parser build an arbitrarily deep tree.
+pub const MAX_DEPTH: usize = 64;
+/// Most elements [`parse`] accepts in one document (a user's data is about 150 elements); the
+/// limit bounds the memory a hostile document can make the tree take.
+pub const MAX_ELEMENTS: usize = 200_000;
+
+/// Parses a whole document into its root element. A document type declaration (and with it
+/// any entity definition, "billion laughs") is refused, as are documents nested deeper than
+/// [`MAX_DEPTH`] or with more than [`MAX_ELEMENTS`] elements.
 pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(bytes).map_err(|_| XmlError::NotUtf8)?;
     let mut reader = NsReader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut elements = 0usize;
     loop {
         let (resolved, event) = reader
             .read_resolved_event()
@@ -163,6 +177,15 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
             Event::Start(_) | Event::Empty(_) => namespace_of(resolved)?,
             _ => (Ns::None, None),
         };
+        if let Event::Start(_) | Event::Empty(_) = &event {
+            elements += 1;
+            if elements > MAX_ELEMENTS {
+                return Err(XmlError::TooManyElements);
+            }
+            if stack.len() >= MAX_DEPTH {
+                return Err(XmlError::TooDeep);
+            }
+        }
         match event {
             Event::Start(_) | Event::Empty(_) if root.is_some() => {
                 return Err(XmlError::TrailingContent);
@@ -493,6 +516,25 @@ mod tests {
         ] {
             assert!(parse(doc).is_err(), "{:?}", String::from_utf8_lossy(doc));
         }
+    }
+
+    #[test]
+    fn hostile_documents_are_refused_without_expanding_them() {
+        let laughs = br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>"#;
+        assert!(matches!(parse(laughs), Err(XmlError::DocType)));
+        let deep = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
+        assert!(matches!(parse(deep.as_bytes()), Err(XmlError::TooDeep)));
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(parse(ok.as_bytes()).is_ok());
+        let wide = format!("<a>{}</a>", "<b/>".repeat(MAX_ELEMENTS));
+        assert!(matches!(
+            parse(wide.as_bytes()),
+            Err(XmlError::TooManyElements)
+        ));
     }
 
     #[test]

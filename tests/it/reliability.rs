@@ -1,0 +1,412 @@
+//! The reliability suite: the real `ox-connector run` binary provisions a few thousand mixed
+//! changes into the OX emulator while it is killed with SIGKILL at random points and restarted,
+//! the nats-server is killed and restarted, and OX is down for a while and faults randomly.
+//!
+//! Checked continuously: no listener file disappears before its change shows in OX (the
+//! object's version in the emulator is at least the file's), and no object's version ever goes
+//! back (no change applied out of order). Checked at the end: no listener file is left, none
+//! was quarantined, and the emulator's state equals the state computed from the changes.
+//!
+//! The short run is part of `cargo nextest run`; the long one (100 kills) is ignored by
+//! default: `cargo nextest run --run-ignored only reliability` (docs/performance.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ox_connector::emulator::{
+    Emulator, EmulatorConfig, EmulatorHandle, Failure, FaultConfig, FaultRule,
+};
+use ox_connector::workload::{Change, ChangeKind, ObjectKind, Workload, WorkloadConfig};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::support::ox::{MASTER, MASTER_PASSWORD};
+use crate::support::{files, TestEnv};
+
+struct Run {
+    changes: usize,
+    kills: usize,
+    nats_restarts: usize,
+    ox_outages: usize,
+    seed: u64,
+}
+
+#[tokio::test]
+async fn kills_restarts_and_ox_faults_lose_nothing_and_keep_every_object_in_order() {
+    chaos(Run {
+        changes: 1500,
+        kills: 20,
+        nats_restarts: 3,
+        ox_outages: 2,
+        seed: 7,
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "long: about ten minutes; run with --run-ignored only"]
+async fn reliability_long_a_hundred_kills() {
+    chaos(Run {
+        changes: 5000,
+        kills: 100,
+        nats_restarts: 10,
+        ox_outages: 5,
+        seed: 11,
+    })
+    .await;
+}
+
+/// Random OX faults while OX is "up": a few SOAP faults, 503s from a proxy and broken
+/// connections.
+fn flaky_ox() -> FaultConfig {
+    FaultConfig {
+        rules: vec![
+            FaultRule {
+                fraction: Some(0.02),
+                ..FaultRule::default()
+            },
+            FaultRule {
+                fraction: Some(0.01),
+                fail: Failure::Http { status: 503 },
+                ..FaultRule::default()
+            },
+            FaultRule {
+                fraction: Some(0.01),
+                fail: Failure::Reset,
+                ..FaultRule::default()
+            },
+        ],
+        ..FaultConfig::default()
+    }
+}
+
+fn spawn_daemon(data: &Path, nats_url: &str, ox: &EmulatorHandle) -> tokio::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("daemon.log"))
+        .unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))
+        .arg("run")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .args(["--ack-wait", "1s", "--retry-delay", "200ms"])
+        .args(["--rescan-interval", "500ms", "--batch-settle", "50ms"])
+        .env("NATS_URL", nats_url)
+        .env_remove("RUST_LOG")
+        .env("OX_SOAP_SERVER", ox.base_url())
+        .env("OX_MASTER_ADMIN", MASTER)
+        .env("OX_MASTER_PASSWORD", MASTER_PASSWORD)
+        .env("DOMAINNAME", "example.org")
+        .env("OX_SOAP_TIMEOUT", "5s")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// The highest version of each object the emulator shows (users and resources by name across
+/// contexts, contexts by id).
+fn versions(state: &ox_connector::emulator::StateSnapshot) -> BTreeMap<(ObjectKind, String), u64> {
+    let version = |text: Option<&str>| {
+        text.and_then(|t| t.strip_prefix('v'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut out: BTreeMap<(ObjectKind, String), u64> = BTreeMap::new();
+    for ctx in &state.contexts {
+        let quota = ctx.data.max_quota.unwrap_or(0).max(0) as u64;
+        out.insert((ObjectKind::Context, ctx.id.to_string()), quota);
+        for user in &ctx.users {
+            let v = version(user.data.room_number.as_deref());
+            let entry = out
+                .entry((ObjectKind::User, user.name.clone()))
+                .or_default();
+            *entry = (*entry).max(v);
+        }
+        for resource in &ctx.resources {
+            let v = version(resource.description.as_deref());
+            let name = resource.name.clone().unwrap_or_default();
+            let entry = out.entry((ObjectKind::Resource, name)).or_default();
+            *entry = (*entry).max(v);
+        }
+    }
+    out
+}
+
+/// Watches the listener folder and the emulator while the run goes on.
+struct Checker {
+    dir: PathBuf,
+    by_file: BTreeMap<String, Change>,
+    /// Files the converter has written (appended to after each write).
+    written: Arc<Mutex<Vec<String>>>,
+    seen_written: usize,
+    /// Written files not yet seen gone.
+    pending: BTreeSet<String>,
+    highest: BTreeMap<(ObjectKind, String), u64>,
+    violations: Vec<String>,
+    checked: usize,
+}
+
+impl Checker {
+    fn later_delete_applied(&self, change: &Change, present: &BTreeSet<String>) -> bool {
+        self.by_file
+            .range(change.file.clone()..)
+            .any(|(file, later)| {
+                later.entry_uuid == change.entry_uuid
+                    && later.kind == ChangeKind::Delete
+                    && !present.contains(file)
+                    && self.seen(file)
+            })
+    }
+
+    /// Whether the converter wrote `file` already.
+    fn seen(&self, file: &str) -> bool {
+        self.written.lock().unwrap()[..self.seen_written]
+            .iter()
+            .any(|f| f == file)
+    }
+
+    fn look(&mut self, ox: &EmulatorHandle) {
+        // Written before the listing, so a written file missing from the listing was removed.
+        {
+            let written = self.written.lock().unwrap();
+            self.pending
+                .extend(written[self.seen_written..].iter().cloned());
+            self.seen_written = written.len();
+        }
+        let now: BTreeSet<String> = files::listener_files(&self.dir).into_iter().collect();
+        let gone: Vec<String> = self.pending.difference(&now).cloned().collect();
+        for file in &gone {
+            self.pending.remove(file);
+        }
+        // Read OX after listing: a file gone before the listing was applied before it.
+        let state = ox.state();
+        // Listed again after reading OX: a later deletion whose file is gone by now was applied
+        // before OX was read (else the object would still have been there).
+        let after: BTreeSet<String> = files::listener_files(&self.dir).into_iter().collect();
+        let versions = versions(&state);
+        for ((kind, name), version) in &versions {
+            let highest = self.highest.entry((*kind, name.clone())).or_default();
+            if *version < *highest {
+                self.violations.push(format!(
+                    "{kind:?} {name}: version {version} seen after version {highest} (applied out of order)"
+                ));
+            }
+            *highest = (*highest).max(*version);
+        }
+        for file in &gone {
+            let Some(change) = self.by_file.get(file) else {
+                continue;
+            };
+            self.checked += 1;
+            let shown = versions.get(&(change.object, change.name.clone())).copied();
+            let ok = match (change.object, change.kind) {
+                (ObjectKind::Group, ChangeKind::Delete) => {
+                    Workload::applied_version(change, &state).is_none()
+                }
+                (ObjectKind::Group, _) => true,
+                (_, ChangeKind::Delete) => shown.is_none(),
+                // Absent is fine if a later deletion of the object is gone (applied) too.
+                _ => match shown {
+                    Some(v) => v >= change.version,
+                    None => self.later_delete_applied(change, &after),
+                },
+            };
+            if !ok {
+                self.violations.push(format!(
+                    "{file} ({:?} {:?} {} v{}) was deleted before its change was applied: OX shows {shown:?}",
+                    change.object, change.kind, change.name, change.version
+                ));
+            }
+        }
+    }
+}
+
+async fn chaos(run: Run) {
+    let started = Instant::now();
+    let mut env = TestEnv::start().await;
+    let ox = Arc::new(
+        Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
+            .await
+            .unwrap(),
+    );
+    ox.set_faults(flaky_ox());
+    let workload = Workload::generate(WorkloadConfig {
+        changes: run.changes,
+        contexts: 4,
+        seed: run.seed,
+    });
+    let data = env.data.path().to_owned();
+    let dir = env.listener_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = StdRng::seed_from_u64(run.seed);
+
+    // The converter: batches of 1–40 files every 20 ms.
+    let written = Arc::new(AtomicBool::new(false));
+    let written_files = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writer = {
+        let (changes, dir, written) = (workload.changes.clone(), dir.clone(), written.clone());
+        let written_files = written_files.clone();
+        let mut rng = StdRng::seed_from_u64(run.seed + 1);
+        tokio::spawn(async move {
+            let mut rest = &changes[..];
+            while !rest.is_empty() {
+                let n = rng.random_range(1..=40).min(rest.len());
+                for change in &rest[..n] {
+                    ox_connector::listener::write::write(&dir, &change.file, &change.content)
+                        .unwrap();
+                    written_files.lock().unwrap().push(change.file.clone());
+                }
+                rest = &rest[n..];
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            written.store(true, Ordering::SeqCst);
+        })
+    };
+
+    // The continuous checks.
+    let stop_checking = Arc::new(AtomicBool::new(false));
+    let checker = Arc::new(Mutex::new(Checker {
+        dir: dir.clone(),
+        by_file: workload
+            .changes
+            .iter()
+            .map(|c| (c.file.clone(), c.clone()))
+            .collect(),
+        written: written_files.clone(),
+        seen_written: 0,
+        pending: BTreeSet::new(),
+        highest: BTreeMap::new(),
+        violations: Vec::new(),
+        checked: 0,
+    }));
+    let checking = {
+        let (checker, ox, stop) = (checker.clone(), ox.clone(), stop_checking.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                checker.lock().unwrap().look(&ox);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            checker.lock().unwrap().look(&ox);
+        })
+    };
+
+    // The chaos: kills, nats-server restarts and OX outages in random order.
+    let mut events: Vec<&str> = std::iter::repeat_n("kill", run.kills)
+        .chain(std::iter::repeat_n("nats", run.nats_restarts))
+        .chain(std::iter::repeat_n("ox", run.ox_outages))
+        .collect();
+    for i in (1..events.len()).rev() {
+        events.swap(i, rng.random_range(0..=i));
+    }
+    let nats_url = env.nats.url().to_owned();
+    let mut daemon = spawn_daemon(&data, &nats_url, &ox);
+    let mut kills = 0;
+    for event in events {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..700))).await;
+        match event {
+            "kill" => {
+                daemon.kill().await.unwrap();
+                kills += 1;
+                daemon = spawn_daemon(&data, &nats_url, &ox);
+            }
+            "nats" => {
+                env.nats.kill().await;
+                tokio::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
+                env.nats.restart(None).await.unwrap();
+            }
+            _ => {
+                ox.set_faults(FaultConfig {
+                    down: Some(Failure::Http { status: 503 }),
+                    ..FaultConfig::default()
+                });
+                tokio::time::sleep(Duration::from_millis(rng.random_range(500..1500))).await;
+                ox.set_faults(flaky_ox());
+            }
+        }
+    }
+    writer.await.unwrap();
+    assert!(written.load(Ordering::SeqCst));
+    let chaos_done = started.elapsed();
+
+    // Calm: everything must drain.
+    ox.set_faults(FaultConfig::default());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut report = Instant::now();
+    while !files::listener_files(&dir).is_empty() {
+        if report.elapsed() > Duration::from_secs(5) {
+            report = Instant::now();
+            eprintln!(
+                "{:?}: {} listener files left; status: {}",
+                started.elapsed(),
+                files::listener_files(&dir).len(),
+                std::fs::read_to_string(data.join("status.json")).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            let status = std::fs::read_to_string(data.join("status.json")).unwrap_or_default();
+            let log = std::fs::read_to_string(data.join("daemon.log")).unwrap_or_default();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .take(30)
+                .collect();
+            panic!(
+                "{} listener files left; status: {status}\nlog (last lines, newest first):\n{}",
+                files::listener_files(&dir).len(),
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_checking.store(true, Ordering::SeqCst);
+    checking.await.unwrap();
+    let pid = nix::unistd::Pid::from_raw(daemon.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), daemon.wait())
+        .await
+        .expect("the daemon stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+
+    let checker = checker.lock().unwrap();
+    eprintln!(
+        "reliability: {} changes, {kills} kills, {} nats restarts, {} OX outages; chaos {:?}, total {:?}; {} deletions checked",
+        run.changes,
+        run.nats_restarts,
+        run.ox_outages,
+        chaos_done,
+        started.elapsed(),
+        checker.checked
+    );
+    assert!(
+        checker.violations.is_empty(),
+        "{} violations, first: {:#?}",
+        checker.violations.len(),
+        &checker.violations[..checker.violations.len().min(10)]
+    );
+    assert_eq!(
+        checker.checked, run.changes,
+        "the checker did not see every file deletion"
+    );
+    let broken = dir.join("broken");
+    assert!(
+        !broken.exists() || std::fs::read_dir(&broken).unwrap().next().is_none(),
+        "files were quarantined"
+    );
+    let diff = workload.expected.diff(&ox.state());
+    assert!(
+        diff.is_empty(),
+        "the OX state differs from the expected state in {} places: {:#?}",
+        diff.len(),
+        &diff[..diff.len().min(20)]
+    );
+}
