@@ -340,11 +340,35 @@ async fn chaos(run: Run) {
     ox.set_faults(FaultConfig::default());
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut report = Instant::now();
+    let js = env.jetstream().await;
     while !files::listener_files(&dir).is_empty() {
         if report.elapsed() > Duration::from_secs(5) {
             report = Instant::now();
+            let stream = match js.get_stream("PROVISIONING").await {
+                Ok(mut s) => format!("{:?}", s.info().await.map(|i| i.state.clone())),
+                Err(e) => e.to_string(),
+            };
+            let consumer = match js.get_stream("PROVISIONING").await {
+                Ok(s) => match s
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>("ox-connector")
+                    .await
+                {
+                    Ok(mut c) => format!(
+                        "{:?}",
+                        c.info().await.map(|i| (
+                            i.num_pending,
+                            i.num_ack_pending,
+                            i.num_waiting,
+                            i.delivered.stream_sequence,
+                            i.ack_floor.stream_sequence
+                        ))
+                    ),
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
             eprintln!(
-                "{:?}: {} listener files left; status: {}",
+                "{:?}: {} listener files left; stream {stream}; consumer (pending, ack pending, waiting, delivered, ack floor) {consumer}; status: {}",
                 started.elapsed(),
                 files::listener_files(&dir).len(),
                 std::fs::read_to_string(data.join("status.json")).unwrap_or_default()
