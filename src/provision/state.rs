@@ -81,6 +81,9 @@ impl StateError {
     }
 }
 
+/// The entry UUID of an object and its DN (`None`: no such object).
+type LastDn = (String, Option<String>);
+
 /// Handle to the state store; cheap to clone.
 #[derive(Clone)]
 pub struct StateStore {
@@ -89,7 +92,7 @@ pub struct StateStore {
     /// Context id → when it was deleted (mirror of `meta.deleted-contexts`).
     deleted_contexts: std::sync::Arc<std::sync::Mutex<BTreeMap<i32, DateTime<Utc>>>>,
     /// The entry UUID and DN of the object read or written last (see `cached_dn`).
-    last_dn: std::sync::Arc<std::sync::Mutex<Option<(String, Option<String>)>>>,
+    last_dn: std::sync::Arc<std::sync::Mutex<Option<LastDn>>>,
 }
 
 impl StateStore {
@@ -159,7 +162,7 @@ impl StateStore {
         state
             .ox
             .per_context
-            .retain(|id, _| !deleted.get(id).is_some_and(|at| *at > applied_at));
+            .retain(|id, _| deleted.get(id).is_none_or(|at| *at <= applied_at));
         state
     }
 

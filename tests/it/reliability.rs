@@ -220,8 +220,23 @@ impl Checker {
                 },
             };
             if !ok {
+                let history: Vec<String> = self
+                    .by_file
+                    .iter()
+                    .filter(|(_, c)| c.entry_uuid == change.entry_uuid)
+                    .map(|(f, c)| {
+                        format!(
+                            "{f} {:?} v{} {} in {}",
+                            c.kind,
+                            c.version,
+                            if after.contains(f) { "queued" } else { "gone" },
+                            c.content["object"]["oxContext"]
+                        )
+                    })
+                    .collect();
+                let contexts: Vec<i32> = state.contexts.iter().map(|c| c.id).collect();
                 self.violations.push(format!(
-                    "{file} ({:?} {:?} {} v{}) was deleted before its change was applied: OX shows {shown:?}",
+                    "{file} ({:?} {:?} {} v{}) was deleted before its change was applied: OX shows {shown:?}; history: {history:?}; OX contexts: {contexts:?}",
                     change.object, change.kind, change.name, change.version
                 ));
             }
