@@ -84,17 +84,35 @@ async fn upsert(
 }
 
 /// Creates the context with its admin, or adopts and changes an existing one.
+///
+/// The admin's credentials are stored **before** the context is created: if the daemon dies
+/// after OX created the context but before the credentials were written, the context's admin
+/// would otherwise be lost for good (the retry finds the context existing and cannot know its
+/// password), and every object of the context would wait forever. A retry therefore reuses
+/// stored credentials. Credentials made for this attempt are dropped again if the context
+/// turns out to exist already (made in OX directly: its admin is not known).
 pub async fn create(p: &Provisioner, ctx: &Context, id: i32) -> Result<(), ProvisionError> {
-    let admin_name = if id == p.settings.default_context {
-        "oxadmin".to_owned()
-    } else {
-        format!("oxadmin-context{id}")
+    let key = id.to_string();
+    let (login, made_now) = match p.credentials.get(&key)? {
+        // An earlier attempt (or an admin) stored them.
+        Some(login) => (login, false),
+        None => {
+            let login = AdminLogin {
+                adminuser: if id == p.settings.default_context {
+                    "oxadmin".to_owned()
+                } else {
+                    format!("oxadmin-context{id}")
+                },
+                adminpass: random_password(64),
+            };
+            p.credentials.set(&key, login.clone()).await?;
+            (login, true)
+        }
     };
-    let password = random_password(64);
-    let mail = format!("{admin_name}@{}", p.settings.domainname);
+    let mail = format!("{}@{}", login.adminuser, p.settings.domainname);
     let admin = User {
-        name: Some(admin_name.clone()),
-        password: Some(password.clone()),
+        name: Some(login.adminuser.clone()),
+        password: Some(login.adminpass.clone()),
         display_name: Some("OX Admin".into()),
         given_name: Some("OX".into()),
         sur_name: Some("Admin".into()),
@@ -108,21 +126,13 @@ pub async fn create(p: &Provisioner, ctx: &Context, id: i32) -> Result<(), Provi
     new_ctx.login_mappings = vec![format!("context{id}"), id.to_string()];
     match p.ox.create_context(&new_ctx, &admin).await {
         Ok(_) => {
-            p.credentials
-                .set(
-                    &id.to_string(),
-                    AdminLogin {
-                        adminuser: admin_name,
-                        adminpass: password,
-                    },
-                )
-                .await?;
             tracing::info!(context = id, "Created OX context and its admin.");
             Ok(())
         }
         Err(e) if e.is_conflict() => {
             p.ox.change_context(ctx).await?;
-            if p.credentials.get(&id.to_string())?.is_none() {
+            if made_now {
+                p.credentials.remove(&key).await?;
                 tracing::warn!(
                     context = id,
                     file = %p.settings.credentials_file.display(),
@@ -131,6 +141,7 @@ pub async fn create(p: &Provisioner, ctx: &Context, id: i32) -> Result<(), Provi
             }
             Ok(())
         }
+        // The credentials stay for the retry.
         Err(e) => Err(e.into()),
     }
 }

@@ -81,6 +81,9 @@ impl StateError {
     }
 }
 
+/// The entry UUID of an object and its DN (`None`: no such object).
+type LastDn = (String, Option<String>);
+
 /// Handle to the state store; cheap to clone.
 #[derive(Clone)]
 pub struct StateStore {
@@ -88,6 +91,8 @@ pub struct StateStore {
     dns: kv::Store,
     /// Context id → when it was deleted (mirror of `meta.deleted-contexts`).
     deleted_contexts: std::sync::Arc<std::sync::Mutex<BTreeMap<i32, DateTime<Utc>>>>,
+    /// The entry UUID and DN of the object read or written last (see `cached_dn`).
+    last_dn: std::sync::Arc<std::sync::Mutex<Option<LastDn>>>,
 }
 
 impl StateStore {
@@ -116,6 +121,7 @@ impl StateStore {
             objects,
             dns: open(DN_BUCKET, "ox-connector: DN to entry UUID").await?,
             deleted_contexts: std::sync::Arc::new(std::sync::Mutex::new(deleted)),
+            last_dn: std::sync::Arc::default(),
         })
     }
 
@@ -168,11 +174,13 @@ impl StateStore {
             .await
             .map_err(|e| StateError::new("read object", e))?
         else {
+            self.remember_dn(entry_uuid, None);
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(|state| Some(self.without_deleted_contexts(state)))
-            .map_err(|e| StateError::new("decode object", e))
+        let state: ObjectState =
+            serde_json::from_slice(&bytes).map_err(|e| StateError::new("decode object", e))?;
+        self.remember_dn(entry_uuid, Some(state.dn.clone()));
+        Ok(Some(self.without_deleted_contexts(state)))
     }
 
     /// The entry UUID of the object at `dn`, if known.
@@ -195,19 +203,32 @@ impl StateStore {
 
     /// Remembers `state` for `entry_uuid` and points its DN at it (dropping the old DN).
     pub async fn put(&self, entry_uuid: &str, state: &ObjectState) -> Result<(), StateError> {
-        let previous_dn = self.get(entry_uuid).await?.map(|s| s.dn);
+        let previous_dn = match self.cached_dn(entry_uuid) {
+            Some(dn) => dn,
+            None => self.get(entry_uuid).await?.map(|s| s.dn),
+        };
         let bytes = serde_json::to_vec(state).map_err(|e| StateError::new("encode object", e))?;
-        self.objects
-            .put(encode_key(entry_uuid), bytes.into())
-            .await
-            .map_err(|e| StateError::new("write object", e))?;
-        if let Some(old) = previous_dn.filter(|old| !old.eq_ignore_ascii_case(&state.dn)) {
-            self.forget_dn(&old, entry_uuid).await?;
-        }
-        self.dns
-            .put(dn_key(&state.dn), entry_uuid.to_owned().into_bytes().into())
-            .await
-            .map_err(|e| StateError::new("write DN index", e))?;
+        // Three independent keys: written concurrently, one round trip instead of three.
+        let write_object = async {
+            self.objects
+                .put(encode_key(entry_uuid), bytes.into())
+                .await
+                .map_err(|e| StateError::new("write object", e))
+        };
+        let write_dn = async {
+            self.dns
+                .put(dn_key(&state.dn), entry_uuid.to_owned().into_bytes().into())
+                .await
+                .map_err(|e| StateError::new("write DN index", e))
+        };
+        let forget_old_dn = async {
+            match previous_dn.filter(|old| !old.eq_ignore_ascii_case(&state.dn)) {
+                Some(old) => self.forget_dn(&old, entry_uuid).await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(write_object, write_dn, forget_old_dn)?;
+        self.remember_dn(entry_uuid, Some(state.dn.clone()));
         Ok(())
     }
 
@@ -216,10 +237,31 @@ impl StateStore {
         if let Some(state) = self.get(entry_uuid).await? {
             self.forget_dn(&state.dn, entry_uuid).await?;
         }
+        self.remember_dn(entry_uuid, None);
         self.objects
             .purge(encode_key(entry_uuid))
             .await
             .map_err(|e| StateError::new("remove object", e))
+    }
+
+    /// The DN stored for `entry_uuid` as last read or written by this process, if that was the
+    /// last object it touched (changes are applied one at a time, so this saves re-reading the
+    /// object between the handler's read and its write). `Some(None)`: known to be absent.
+    fn cached_dn(&self, entry_uuid: &str) -> Option<Option<String>> {
+        let last = self
+            .last_dn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        last.as_ref()
+            .filter(|(uuid, _)| uuid == entry_uuid)
+            .map(|(_, dn)| dn.clone())
+    }
+
+    fn remember_dn(&self, entry_uuid: &str, dn: Option<String>) {
+        *self
+            .last_dn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((entry_uuid.to_owned(), dn));
     }
 
     /// Every remembered object (for re-applying dependents and for reconciling).
