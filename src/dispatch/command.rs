@@ -67,8 +67,8 @@ pub async fn run(args: SubscriptionsArgs) -> Result<(), AdminClientError> {
                 return Ok(());
             }
             println!(
-                "{:<20} {:<6} {:<8} {:>8}  {:<8} topics",
-                "name", "realm", "prefill", "queued", "state"
+                "{:<20} {:<6} {:<8} {:>8} {:>11}  {:<8} topics",
+                "name", "realm", "prefill", "queued", "redelivered", "state"
             );
             for report in all {
                 let s = &report.subscription;
@@ -83,11 +83,12 @@ pub async fn run(args: SubscriptionsArgs) -> Result<(), AdminClientError> {
                     "ok"
                 };
                 println!(
-                    "{:<20} {:<6} {:<8} {:>8}  {:<8} {}",
+                    "{:<20} {:<6} {:<8} {:>8} {:>11}  {:<8} {}",
                     s.name,
                     s.realm,
                     prefill,
                     report.status.queued,
+                    report.status.redelivered,
                     state,
                     s.topics.join(" ")
                 );

@@ -55,6 +55,9 @@ pub struct SubscriberStatus {
     pub dispatched: u64,
     /// Messages waiting in the subscriber's queue.
     pub queued: u64,
+    /// Messages the subscriber was given more than once without acknowledging them (a message
+    /// that keeps failing stays at the head of its queue and counts here).
+    pub redelivered: u64,
 }
 
 /// The embedded server's users, when the daemon manages them.
@@ -271,6 +274,11 @@ impl Dispatch {
                 .await
             {
                 status.queued = stream.cached_info().state.messages;
+                let consumer: Result<PullConsumer, _> =
+                    stream.get_consumer(&subscription.name).await;
+                if let Ok(consumer) = consumer {
+                    status.redelivered = consumer.cached_info().num_redelivered as u64;
+                }
             }
             out.push((subscription, status));
         }

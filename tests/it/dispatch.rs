@@ -406,3 +406,46 @@ async fn a_full_queue_shows_as_full_and_loses_nothing_once_drained() {
     assert!(list.iter().all(|(_, status)| status.full.is_none()));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_a_subscriber_keeps_failing_stays_at_the_head_and_is_reported() {
+    let s = Setup::start().await;
+    s.subscribe("flaky", &["users/user"], false, None).await;
+    let dir = s.env.listener_dir();
+    for n in 1..=2 {
+        files::write(
+            &dir,
+            &files::name(n),
+            &object(&format!("u{n}"), "users/user", json!({})),
+        );
+    }
+    let (client, _) = s.connect_as("subscriber-flaky").await;
+    let js = jetstream::new(client);
+    let consumer: PullConsumer = js
+        .get_stream("SUB_flaky")
+        .await
+        .unwrap()
+        .get_consumer("flaky")
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    // The subscriber fails twice on its first message: it comes again, before the second.
+    for _ in 0..3 {
+        let message = tokio::time::timeout(T, messages.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let got: ProvisioningMessage = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(got.object_id, "u1", "a failing message stays at the head");
+        message
+            .ack_with(async_nats::jetstream::AckKind::Nak(None))
+            .await
+            .unwrap();
+    }
+    let list = s.daemon.dispatch().list().await.unwrap();
+    let (_, status) = list.iter().find(|(sub, _)| sub.name == "flaky").unwrap();
+    assert!(status.redelivered >= 1, "{status:?}");
+    assert_eq!(status.queued, 2, "nothing was dropped");
+    s.stop().await;
+}
