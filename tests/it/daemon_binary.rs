@@ -1,11 +1,9 @@
 //! The real `ox-connector run` binary with its embedded nats-server, against the OX emulator.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use ox_connector::emulator::{Emulator, EmulatorConfig};
 use serde_json::json;
-use tokio::io::AsyncReadExt;
 
 use crate::support::ox::{context, user, MASTER, MASTER_PASSWORD};
 use crate::support::{files, wait_for};
@@ -24,26 +22,8 @@ async fn the_daemon_binary_provisions_ox_stops_on_sigterm_and_never_logs_secrets
         &user("u-1", "anna", 10, json!({})),
     );
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))
-        .args(["run", "--data-dir"])
-        .arg(data.path())
-        .args(["--log-format", "json", "--admin-listen", "127.0.0.1:0"])
-        .env_remove("NATS_URL")
-        .env("RUST_LOG", "debug")
-        .env("OX_SOAP_SERVER", ox.base_url())
-        .env("OX_MASTER_ADMIN", MASTER)
-        .env("OX_MASTER_PASSWORD", MASTER_PASSWORD)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let log = tokio::spawn(async move {
-        let mut text = String::new();
-        stderr.read_to_string(&mut text).await.unwrap();
-        text
-    });
+    let (mut child, log) =
+        crate::support::ox::spawn_daemon_binary(data.path(), &ox.base_url(), &[]);
 
     wait_for("both files applied", Duration::from_secs(30), || {
         files::listener_files(&listener).is_empty()

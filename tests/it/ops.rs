@@ -2,13 +2,11 @@
 //! admin API's token, metrics, JSON logs, the Python state import and reconcile, against a real
 //! nats-server and the OX emulator.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use ox_connector::emulator::{Emulator, EmulatorConfig, FaultConfig, FaultRule};
 use ox_connector::ox::soap::{Context, Credentials, Group, OxClient, Resource, User};
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
 
 use crate::support::cli::{self, metric};
 use crate::support::ox::*;
@@ -380,26 +378,11 @@ async fn json_logs_have_stable_keys_and_never_contain_a_secret() {
         &rejected_user("u-carl", "carl", "First anna"),
     );
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))
-        .args(["--log-format", "json", "run", "--data-dir"])
-        .arg(data.path())
-        .args(["--admin-listen", "127.0.0.1:0", "--retry-delay", "300ms"])
-        .env_remove("NATS_URL")
-        .env("RUST_LOG", "debug")
-        .env("OX_SOAP_SERVER", ox.base_url())
-        .env("OX_MASTER_ADMIN", MASTER)
-        .env("OX_MASTER_PASSWORD", MASTER_PASSWORD)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let log = tokio::spawn(async move {
-        let mut text = String::new();
-        stderr.read_to_string(&mut text).await.unwrap();
-        text
-    });
+    let (mut child, log) = crate::support::ox::spawn_daemon_binary(
+        data.path(),
+        &ox.base_url(),
+        &["--retry-delay", "300ms"],
+    );
     wait_for("the queue to block on carl", WAIT, || {
         crate::support::status_file(data.path())["blocked"]["file"] == carl.as_str()
     })

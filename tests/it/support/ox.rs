@@ -223,3 +223,36 @@ fn merge(into: &mut Value, extra: Value) {
         into.extend(extra);
     }
 }
+
+/// Starts the real `ox-connector run` binary on `data_dir` with its embedded nats-server,
+/// JSON logs at debug level and the OX emulator at `ox_url`; `extra` are more flags of `run`.
+/// Returns the child and a task that yields everything it logged once it exits.
+pub fn spawn_daemon_binary(
+    data_dir: &std::path::Path,
+    ox_url: &str,
+    extra: &[&str],
+) -> (tokio::process::Child, tokio::task::JoinHandle<String>) {
+    use tokio::io::AsyncReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))
+        .args(["--log-format", "json", "run", "--data-dir"])
+        .arg(data_dir)
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("NATS_URL")
+        .env("RUST_LOG", "debug")
+        .env("OX_SOAP_SERVER", ox_url)
+        .env("OX_MASTER_ADMIN", MASTER)
+        .env("OX_MASTER_PASSWORD", MASTER_PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.unwrap();
+        text
+    });
+    (child, log)
+}
