@@ -13,7 +13,8 @@
 //! - `growth`: ingest and end to end at 1k, 10k and 100k changes.
 //!
 //! Arguments (after `--`): any of `ingest e2e idle growth` to choose (default: all), `--quick`
-//! for small sizes (a smoke run, about a minute).
+//! for small sizes (a smoke run, about two minutes), `--skip-0ms` / `--skip-5ms` to leave out one
+//! latency of `e2e`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -127,8 +128,11 @@ async fn main() {
     if run("e2e") || run("growth") {
         let mut runs: Vec<(usize, u64)> = Vec::new();
         if run("e2e") {
-            runs.push((e2e_size, 0));
-            runs.push((e2e_size, 5));
+            for latency in [0, 5] {
+                if !args.iter().any(|a| a == &format!("--skip-{latency}ms")) {
+                    runs.push((e2e_size, latency));
+                }
+            }
         }
         if run("growth") {
             for &n in sizes {
@@ -569,6 +573,27 @@ async fn end_to_end(n: usize, latency_ms: u64) -> Value {
             )
         })
         .collect();
+    // Time between one apply's end and the next one's start: the queue's own overhead, and
+    // stalls (a pull that is answered late).
+    let gaps: Vec<Duration> = records
+        .windows(2)
+        .map(|w| {
+            let next_start = w[1].finished - w[1].elapsed;
+            next_start.saturating_duration_since(w[0].finished)
+        })
+        .collect();
+    let mut sorted_gaps = gaps.clone();
+    sorted_gaps.sort();
+    let stalls: Vec<Value> = gaps
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| **g > Duration::from_secs(1))
+        .map(|(i, g)| {
+            json!({"seconds": g.as_secs_f64(), "after_change": i + 1,
+                   "after_file": records[i].file, "before_file": records[i + 1].file,
+                   "at_s": records[i].finished.duration_since(started).as_secs_f64()})
+        })
+        .collect();
     let applied = records.len();
     let calls_per_change = total_calls as f64 / applied.max(1) as f64;
     let objects_per_s = applied as f64 / seconds;
@@ -586,6 +611,11 @@ async fn end_to_end(n: usize, latency_ms: u64) -> Value {
         "apply_ms_p50": percentile(&durations, 0.50),
         "apply_ms_p99": percentile(&durations, 0.99),
         "apply_ms_max": percentile(&durations, 1.0),
+        "apply_ms_mean": durations.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0
+            / durations.len().max(1) as f64,
+        "between_applies_ms_p50": percentile(&sorted_gaps, 0.50),
+        "between_applies_ms_p99": percentile(&sorted_gaps, 0.99),
+        "stalls_over_1s": stalls,
         "soap_calls_per_change": calls_per_change,
         "sequential_limit_per_s": sequential_limit,
         "share_of_sequential_limit": sequential_limit.map(|l| objects_per_s / l),
