@@ -9,7 +9,7 @@
 //! back (no change applied out of order). Checked at the end: no listener file is left, none
 //! was quarantined, and the emulator's state equals the state computed from the changes.
 //!
-//! The short run is part of `cargo nextest run`; the long one (100 kills) is ignored by
+//! The short run is ignored in CI for now (see its `#[ignore]` reason); the long one (100 kills) is
 //! default: `cargo nextest run --run-ignored only reliability` (docs/performance.md).
 
 use std::collections::{BTreeMap, BTreeSet};
