@@ -10,7 +10,7 @@
 //! was quarantined, and the emulator's state equals the state computed from the changes.
 //!
 //! The short run is ignored in CI for now (see its `#[ignore]` reason); the long one (100 kills) is
-//! default: `cargo nextest run --run-ignored only reliability` (docs/performance.md).
+//! ignored by default: `cargo nextest run --run-ignored only reliability` (docs/performance.md).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
