@@ -64,15 +64,7 @@ pub async fn apply(
         }
         None => create(p, context, &resource, &auth).await?,
     };
-    let ox = OxIds {
-        context: Some(context),
-        object: Some(OxRef {
-            id,
-            name,
-            members: Vec::new(),
-        }),
-        ..OxIds::default()
-    };
+    let ox = OxIds::in_context(context, id, name);
     p.state
         .put(
             &message.object_id,

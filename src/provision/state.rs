@@ -56,6 +56,21 @@ pub struct OxIds {
     pub per_context: BTreeMap<i32, OxRef>,
 }
 
+impl OxIds {
+    /// The ids of an object that lives in one context (a user or a resource).
+    pub fn in_context(context: i32, id: i32, name: String) -> Self {
+        Self {
+            context: Some(context),
+            object: Some(OxRef {
+                id,
+                name,
+                members: Vec::new(),
+            }),
+            ..Self::default()
+        }
+    }
+}
+
 /// What the store remembers about one object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectState {
