@@ -435,6 +435,7 @@ fn bench_settings(data: &Path, ox: &EmulatorHandle, nats_port: u16) -> Settings 
         batch_settle: Duration::from_millis(200),
         retry_delay: Duration::from_secs(1),
         ack_wait: Duration::from_secs(15),
+        apply_concurrency: 8,
         queue_max_messages: 10_000_000,
         queue_max_bytes: 20_000_000_000,
         admin_listen: "127.0.0.1:0".parse().expect("address"),

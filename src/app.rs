@@ -225,7 +225,6 @@ impl Daemon {
             .ensure_registered(ox_subscription(&settings))
             .await
             .map_err(|e| AppError::Dispatch(e.to_string()))?;
-        let consumer = until_ready(&shutdown, || subscriber_consumer(&ox_client)).await?;
         let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
 
         let wake = Arc::new(Notify::new());
@@ -251,7 +250,11 @@ impl Daemon {
             }
         });
         let consumer_task = tokio::spawn(consume_until_stopped(
-            consumer,
+            ConsumerSource {
+                service: js.clone(),
+                subscriber: ox_client.clone(),
+                timing: settings.consumer_timing(),
+            },
             Arc::new(applier),
             settings.consume(),
             status.clone(),
@@ -474,23 +477,38 @@ fn ox_subscription(settings: &Settings) -> SubscriptionRequest {
     }
 }
 
-/// The OX subscriber's consumer on its own queue, through its own connection.
-async fn subscriber_consumer(
-    client: &async_nats::Client,
-) -> Result<jetstream::consumer::PullConsumer, String> {
-    let js = jetstream::new(client.clone());
-    let stream = js
-        .get_stream(queue::subscriber_stream(queue::OX_SUBSCRIBER))
-        .await
-        .map_err(|e| e.to_string())?;
-    stream
-        .get_consumer(queue::OX_SUBSCRIBER)
-        .await
-        .map_err(|e| e.to_string())
+/// Where the OX subscriber's consumer comes from: made afresh by the service connection, read
+/// through the subscriber's own.
+struct ConsumerSource {
+    service: jetstream::Context,
+    subscriber: async_nats::Client,
+    timing: queue::ConsumerTiming,
 }
 
+impl ConsumerSource {
+    /// Creates the consumer afresh (see [`queue::recreate_subscriber_consumer`]) and opens it.
+    async fn open(&self, max_in_flight: i64) -> Result<jetstream::consumer::PullConsumer, String> {
+        queue::recreate_subscriber_consumer(
+            &self.service,
+            queue::OX_SUBSCRIBER,
+            self.timing,
+            max_in_flight,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        jetstream::new(self.subscriber.clone())
+            .get_stream(queue::subscriber_stream(queue::OX_SUBSCRIBER))
+            .await
+            .map_err(|e| e.to_string())?
+            .get_consumer(queue::OX_SUBSCRIBER)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the ordered consumer until `stop`; a failed consumer is opened afresh and run again.
 async fn consume_until_stopped<A: Applier>(
-    consumer: jetstream::consumer::PullConsumer,
+    source: ConsumerSource,
     applier: Arc<A>,
     settings: consume::ConsumeSettings,
     status: StatusBoard,
@@ -498,15 +516,19 @@ async fn consume_until_stopped<A: Applier>(
     stop: CancellationToken,
 ) {
     loop {
-        let result = consume::run(
-            consumer.clone(),
-            applier.clone(),
-            settings.clone(),
-            status.clone(),
-            retry_now.clone(),
-            stop.clone(),
-        )
-        .await;
+        let result = match source.open(settings.max_ack_pending()).await {
+            Ok(consumer) => consume::run(
+                consumer,
+                applier.clone(),
+                settings.clone(),
+                status.clone(),
+                retry_now.clone(),
+                stop.clone(),
+            )
+            .await
+            .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("cannot open the queue consumer: {e}")),
+        };
         match result {
             Ok(()) => return,
             Err(e) => tracing::error!(error = %e, "The queue consumer failed; restarting it."),

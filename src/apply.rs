@@ -4,7 +4,12 @@
 //! the message at the head of the queue and it is tried again after the retry delay: order is
 //! never broken by skipping ahead. Appliers must therefore be idempotent: a message may be
 //! applied again after a crash between "applied" and "acknowledged".
+//!
+//! An applier may also say what a message touches ([`Applier::scope`]): messages whose scopes
+//! share nothing are applied at the same time, all others in stream order
+//! ([`crate::queue::order`]). The default scope is [`Scope::Everything`]: one at a time.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 
 use crate::message::ProvisioningMessage;
@@ -57,10 +62,90 @@ impl ApplyError {
     }
 }
 
-/// Applies provisioning messages to a target system, one at a time and in order.
+/// One thing a message reads or changes in the target system.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ScopeKey {
+    /// An object, by its entry UUID.
+    Object(String),
+    /// An object, by its DN (lower case): members and group memberships are given as DNs, and
+    /// a DN can pass from one object to another (deleted, then created again).
+    Dn(String),
+    /// A part of the object at this DN (lower case) that belongs to one context, such as a
+    /// user's membership in a group that spans contexts: several messages may hold the same
+    /// shared key at once, but none while another holds [`ScopeKey::Dn`] of it.
+    SharedDn(String),
+    /// An OX context and everything in it (names are unique per context).
+    Context(i32),
+}
+
+impl ScopeKey {
+    /// The key of the object at `dn`.
+    pub fn dn(dn: &str) -> Self {
+        Self::Dn(dn.to_lowercase())
+    }
+
+    /// A shared part of the object at `dn`.
+    pub fn shared_dn(dn: &str) -> Self {
+        Self::SharedDn(dn.to_lowercase())
+    }
+
+    /// Whether the key names one object (whose later messages inherit its scope).
+    pub fn is_object(&self) -> bool {
+        matches!(self, Self::Object(_) | Self::Dn(_))
+    }
+
+    /// Whether two messages that both hold this key must run one after the other.
+    fn is_exclusive(&self) -> bool {
+        !matches!(self, Self::SharedDn(_))
+    }
+
+    /// The other key of the same object that excludes this one.
+    fn counterpart(&self) -> Option<ScopeKey> {
+        match self {
+            Self::Dn(dn) => Some(Self::SharedDn(dn.clone())),
+            Self::SharedDn(dn) => Some(Self::Dn(dn.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// What applying a message reads or changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Anything: applied alone, after everything before it and before everything after it.
+    Everything,
+    /// Only these: applied at the same time as messages whose keys are all different.
+    Keys(BTreeSet<ScopeKey>),
+}
+
+impl Scope {
+    /// Whether two messages with these scopes must be applied one after the other.
+    pub fn overlaps(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Self::Keys(a), Self::Keys(b)) => {
+                let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+                small.iter().any(|key| {
+                    (key.is_exclusive() && large.contains(key))
+                        || key.counterpart().is_some_and(|c| large.contains(&c))
+                })
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Applies provisioning messages to a target system, in order.
 pub trait Applier: Send + Sync + 'static {
     fn apply(
         &self,
         message: &ProvisioningMessage,
     ) -> impl Future<Output = Result<Outcome, ApplyError>> + Send;
+
+    /// What applying `message` would touch, given that every message before it was applied
+    /// (earlier messages still in flight are accounted for by the queue: a message inherits
+    /// the scope of each earlier one that names the same object). When unsure, say
+    /// [`Scope::Everything`].
+    fn scope(&self, _message: &ProvisioningMessage) -> impl Future<Output = Scope> + Send {
+        std::future::ready(Scope::Everything)
+    }
 }

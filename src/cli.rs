@@ -107,6 +107,12 @@ pub struct RunArgs {
     #[arg(long, env = "OX_CONNECTOR_ACK_WAIT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub ack_wait: Duration,
 
+    /// Most changes applied to OX at the same time. Only changes that touch nothing in common
+    /// run together (users, groups and resources of different OX contexts); every object's
+    /// changes, and moves and context deletions, keep their order. 1: one after the other.
+    #[arg(long, env = "OX_CONNECTOR_APPLY_CONCURRENCY", default_value_t = 8)]
+    pub apply_concurrency: usize,
+
     /// Most messages the JetStream queue holds; when full, listener files wait on disk.
     #[arg(
         long,
@@ -201,6 +207,7 @@ impl From<RunArgs> for RawSettings {
             batch_settle: args.batch_settle,
             retry_delay: args.retry_delay,
             ack_wait: args.ack_wait,
+            apply_concurrency: args.apply_concurrency,
             queue_max_messages: args.queue_max_messages,
             queue_max_bytes: args.queue_max_bytes,
             admin_listen: args.admin_listen,

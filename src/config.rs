@@ -25,6 +25,10 @@ pub enum NatsTarget {
     Embedded(EmbeddedOptions),
 }
 
+/// Most messages the OX subscriber holds at once (delivered, not yet acknowledged), when it
+/// applies several at the same time: enough to find independent changes further down the queue.
+pub const MAX_IN_FLIGHT: usize = 256;
+
 /// Validated daemon settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -35,6 +39,9 @@ pub struct Settings {
     pub batch_settle: Duration,
     pub retry_delay: Duration,
     pub ack_wait: Duration,
+    /// Most changes applied to OX at the same time (changes that touch nothing in common, such
+    /// as users of different contexts); 1 applies them one after the other.
+    pub apply_concurrency: usize,
     pub queue_limits: QueueLimits,
     /// Where the admin API listens (loopback by default).
     pub admin_listen: SocketAddr,
@@ -63,6 +70,7 @@ pub struct RawSettings {
     pub batch_settle: Duration,
     pub retry_delay: Duration,
     pub ack_wait: Duration,
+    pub apply_concurrency: usize,
     pub queue_max_messages: u64,
     pub queue_max_bytes: u64,
     pub admin_listen: SocketAddr,
@@ -89,6 +97,12 @@ impl Settings {
         };
         positive("--rescan-interval", raw.rescan_interval)?;
         positive("--retry-delay", raw.retry_delay)?;
+        if !(1..=MAX_IN_FLIGHT).contains(&raw.apply_concurrency) {
+            return Err(SettingError {
+                name: "--apply-concurrency",
+                reason: format!("must be between 1 and {MAX_IN_FLIGHT}"),
+            });
+        }
         if raw.ack_wait < Duration::from_secs(1) {
             return Err(error("--ack-wait", "must be at least 1s"));
         }
@@ -121,6 +135,7 @@ impl Settings {
             batch_settle: raw.batch_settle,
             retry_delay: raw.retry_delay,
             ack_wait: raw.ack_wait,
+            apply_concurrency: raw.apply_concurrency,
             queue_limits,
             admin_listen: raw.admin_listen,
             reconcile_interval: Some(raw.reconcile_interval).filter(|d| !d.is_zero()),
@@ -151,6 +166,8 @@ impl Settings {
             listener_dir: self.listener_dir(),
             retry_delay: self.retry_delay,
             ack_wait: self.ack_wait,
+            concurrency: self.apply_concurrency,
+            max_in_flight: MAX_IN_FLIGHT,
         }
     }
 
@@ -213,6 +230,7 @@ mod tests {
             batch_settle: Duration::from_millis(200),
             retry_delay: Duration::from_secs(5),
             ack_wait: Duration::from_secs(15),
+            apply_concurrency: 8,
             queue_max_messages: 10,
             queue_max_bytes: 1000,
             admin_listen: "127.0.0.1:0".parse().unwrap(),

@@ -98,6 +98,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), Demo
         batch_settle: Duration::from_millis(200),
         retry_delay: Duration::from_secs(1),
         ack_wait: Duration::from_secs(15),
+        apply_concurrency: 8,
         queue_limits: QueueLimits {
             max_messages: 100_000,
             max_bytes: 1 << 30,

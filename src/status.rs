@@ -21,8 +21,12 @@ pub struct DaemonStatus {
     pub pid: u32,
     pub started: DateTime<Utc>,
     pub updated: DateTime<Utc>,
-    /// The message at the head of the queue that keeps failing, if any.
+    /// The oldest message that keeps failing, if any (what waits for it cannot go on).
     pub blocked: Option<Blocked>,
+    /// How many other messages keep failing (changes applied at the same time can fail at the
+    /// same time).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub also_blocked: usize,
     /// Set while the JetStream queue refuses new messages because it is full.
     pub queue_full: Option<QueueFull>,
 }
@@ -58,6 +62,12 @@ pub struct StatusBoard {
 struct Inner {
     tx: watch::Sender<DaemonStatus>,
     file: Option<PathBuf>,
+    /// Every failing message by stream sequence; the first is shown as `blocked`.
+    blocked: std::sync::Mutex<std::collections::BTreeMap<u64, Blocked>>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl StatusBoard {
@@ -69,12 +79,14 @@ impl StatusBoard {
             started: now,
             updated: now,
             blocked: None,
+            also_blocked: 0,
             queue_full: None,
         };
         let board = Self {
             inner: Arc::new(Inner {
                 tx: watch::Sender::new(status),
                 file,
+                blocked: Default::default(),
             }),
         };
         board.persist();
@@ -89,15 +101,38 @@ impl StatusBoard {
         self.inner.tx.subscribe()
     }
 
-    /// Records a failed attempt at the head of the queue.
-    pub fn set_blocked(&self, blocked: Blocked) {
-        self.update(|s| s.blocked = Some(blocked));
+    /// Records a failed attempt at the message with stream sequence `sequence`.
+    pub fn set_blocked(&self, sequence: u64, blocked: Blocked) {
+        let mut all = self.blocked_messages();
+        all.insert(sequence, blocked);
+        self.show_blocked(&all);
     }
 
-    pub fn clear_blocked(&self) {
-        if self.inner.tx.borrow().blocked.is_some() {
-            self.update(|s| s.blocked = None);
+    /// The message with stream sequence `sequence` went through (or was skipped).
+    pub fn clear_blocked(&self, sequence: u64) {
+        let mut all = self.blocked_messages();
+        if all.remove(&sequence).is_some() {
+            self.show_blocked(&all);
         }
+    }
+
+    fn blocked_messages(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Blocked>> {
+        // A panic while holding the lock cannot leave the map half-changed: recover it.
+        self.inner
+            .blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn show_blocked(&self, all: &std::collections::BTreeMap<u64, Blocked>) {
+        let first = all.values().next().cloned();
+        let others = all.len().saturating_sub(1);
+        self.update(|s| {
+            s.blocked = first;
+            s.also_blocked = others;
+        });
     }
 
     pub fn set_queue_full(&self, reason: String) {
@@ -154,18 +189,21 @@ mod tests {
         let read =
             || -> DaemonStatus { serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap() };
         assert_eq!(read().blocked, None);
-        board.set_blocked(Blocked {
-            file: Some("f.json".into()),
-            object_type: "users/user".into(),
-            dn: "uid=a".into(),
-            entry_uuid: "u".into(),
-            error: "OX is down".into(),
-            error_kind: "transient".into(),
-            since: Utc::now(),
-            attempts: 1,
-        });
+        board.set_blocked(
+            7,
+            Blocked {
+                file: Some("f.json".into()),
+                object_type: "users/user".into(),
+                dn: "uid=a".into(),
+                entry_uuid: "u".into(),
+                error: "OX is down".into(),
+                error_kind: "transient".into(),
+                since: Utc::now(),
+                attempts: 1,
+            },
+        );
         assert_eq!(read().blocked.unwrap().error, "OX is down");
-        board.clear_blocked();
+        board.clear_blocked(7);
         assert_eq!(read().blocked, None);
         board.set_queue_full("maximum messages exceeded".into());
         assert!(read().queue_full.is_some());

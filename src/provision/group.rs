@@ -12,7 +12,7 @@
 //! such a user is created or moves, its groups are applied again ([`reapply_groups_of`]), so
 //! membership converges.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apply::Outcome;
 use crate::message::ProvisioningMessage;
@@ -29,7 +29,14 @@ pub async fn apply(
     message: &ProvisioningMessage,
     previous: Option<ObjectState>,
 ) -> Result<Outcome, ProvisionError> {
-    let after = sync(p, &message.object_id, message.body.new.as_ref(), previous).await?;
+    let after = sync(
+        p,
+        &message.object_id,
+        message.body.new.as_ref(),
+        previous,
+        None,
+    )
+    .await?;
     match (&message.body.new, after) {
         (Some(object), ox) => {
             let state = Provisioner::applied_state(message, object.clone(), ox);
@@ -40,15 +47,18 @@ pub async fn apply(
     Ok(Outcome::Applied)
 }
 
-/// Applies the group `object` (or its absence) given what was applied before; returns its OX
+/// Applies the group `object` (or its absence) given what was applied before, in the contexts
+/// `only` (all if `None`; the OX groups of other contexts stay as they are); returns its OX
 /// groups per context.
 async fn sync(
     p: &Provisioner,
     entry_uuid: &str,
     object: Option<&Properties>,
     previous: Option<ObjectState>,
+    only: Option<&BTreeSet<i32>>,
 ) -> Result<OxIds, ProvisionError> {
     let before = previous.map(|s| s.ox.per_context).unwrap_or_default();
+    let in_scope = |context: &i32| only.is_none_or(|only| only.contains(context));
     let name = object.and_then(|o| group_name(p, entry_uuid, o));
     let wanted = match (object, &name) {
         (Some(object), Some(name))
@@ -58,7 +68,12 @@ async fn sync(
         }
         _ => BTreeMap::new(),
     };
-    let mut after = BTreeMap::new();
+    let mut after: BTreeMap<i32, OxRef> = before
+        .iter()
+        .filter(|(context, _)| !in_scope(context))
+        .map(|(context, group)| (*context, group.clone()))
+        .collect();
+    let wanted = wanted.into_iter().filter(|(context, _)| in_scope(context));
     for (context, mut members) in wanted {
         let name = name.clone().unwrap_or_default();
         members.sort_unstable();
@@ -89,7 +104,10 @@ async fn sync(
         };
         after.insert(context, OxRef { id, name, members });
     }
-    for (context, gone) in before.iter().filter(|(c, _)| !after.contains_key(*c)) {
+    for (context, gone) in before
+        .iter()
+        .filter(|(c, _)| in_scope(c) && !after.contains_key(*c))
+    {
         let auth = p.context_admin(*context)?;
         match p
             .ox
@@ -166,20 +184,28 @@ async fn members_by_context(
     Ok(buckets)
 }
 
-/// Applies the groups listed in a user's `groups` again (after the user appeared in a context).
-pub async fn reapply_groups_of(p: &Provisioner, user: &Properties) -> Result<(), ProvisionError> {
+/// Applies the groups listed in a user's `groups` again in `contexts` (where the user appeared
+/// or left), after the user was created or moved.
+///
+/// Users of different contexts may do this for the same group at the same time (their
+/// messages share the group, see [`super::scope`]): each changes only its contexts' part of the
+/// group's state, written back only if nobody else wrote it meanwhile, else read and done again.
+pub async fn reapply_groups_of(
+    p: &Provisioner,
+    user: &Properties,
+    contexts: &BTreeSet<i32>,
+) -> Result<(), ProvisionError> {
     for dn in udm::texts(user, "groups") {
-        let Some((uuid, state)) = p.state.get_by_dn(&dn).await? else {
+        let Some(uuid) = p.state.entry_uuid_of(&dn).await? else {
             continue;
         };
-        if state.object_type != TOPIC {
-            continue;
-        }
-        let object = state.object.clone();
-        let ox = sync(p, &uuid, Some(&object), Some(state.clone())).await?;
-        if ox != state.ox {
-            p.state.put(&uuid, &ObjectState { ox, ..state }).await?;
-        }
+        let uuid = uuid.as_str();
+        update_group(p, uuid, |state| async move {
+            let object = state.object.clone();
+            let ox = sync(p, uuid, Some(&object), Some(state.clone()), Some(contexts)).await?;
+            Ok(ObjectState { ox, ..state })
+        })
+        .await?;
     }
     Ok(())
 }
@@ -193,18 +219,46 @@ pub async fn forget_ox_group(
     group_id: i32,
 ) -> Result<(), ProvisionError> {
     for dn in udm::texts(member, "groups") {
-        let Some((uuid, mut state)) = p.state.get_by_dn(&dn).await? else {
+        let Some(uuid) = p.state.entry_uuid_of(&dn).await? else {
             continue;
         };
-        if state
-            .ox
-            .per_context
-            .get(&context)
-            .is_some_and(|g| g.id == group_id)
-        {
-            state.ox.per_context.remove(&context);
-            p.state.put(&uuid, &state).await?;
-        }
+        update_group(p, &uuid, |mut state| async move {
+            if state
+                .ox
+                .per_context
+                .get(&context)
+                .is_some_and(|g| g.id == group_id)
+            {
+                state.ox.per_context.remove(&context);
+            }
+            Ok(state)
+        })
+        .await?;
     }
     Ok(())
+}
+
+/// Reads the group `uuid`, changes it with `change` and writes it back if it changed, reading
+/// and changing it again if another change wrote it in between.
+async fn update_group<F, Fut>(p: &Provisioner, uuid: &str, change: F) -> Result<(), ProvisionError>
+where
+    F: Fn(ObjectState) -> Fut,
+    Fut: std::future::Future<Output = Result<ObjectState, ProvisionError>>,
+{
+    loop {
+        let Some((state, revision)) = p.state.get_versioned(uuid).await? else {
+            return Ok(());
+        };
+        if state.object_type != TOPIC {
+            return Ok(());
+        }
+        let changed = change(state.clone()).await?;
+        if changed == state
+            || p.state
+                .replace_if_unchanged(uuid, &changed, revision)
+                .await?
+        {
+            return Ok(());
+        }
+    }
 }

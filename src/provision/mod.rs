@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod functional_account;
 pub mod group;
 pub mod resource;
+pub mod scope;
 pub mod settings;
 pub mod state;
 pub mod udm;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream;
 
-use crate::apply::{Applier, ApplyError, Outcome};
+use crate::apply::{Applier, ApplyError, Outcome, Scope};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::{Credentials, OxClient, OxError};
 use access_profile::AccessProfiles;
@@ -255,6 +256,14 @@ impl OxApplier {
 impl Applier for OxApplier {
     async fn apply(&self, message: &ProvisioningMessage) -> Result<Outcome, ApplyError> {
         self.inner.apply(message).await.map_err(ApplyError::from)
+    }
+
+    async fn scope(&self, message: &ProvisioningMessage) -> Scope {
+        scope::of(&self.inner, message).await.unwrap_or_else(|e| {
+            // Without the state its scope is unknown: apply it alone.
+            tracing::debug!(error = %e, "Cannot tell what a change touches.");
+            Scope::Everything
+        })
     }
 }
 

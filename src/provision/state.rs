@@ -198,6 +198,46 @@ impl StateStore {
         Ok(Some(self.without_deleted_contexts(state)))
     }
 
+    /// Like [`StateStore::get`], with the revision to pass to
+    /// [`StateStore::replace_if_unchanged`].
+    pub async fn get_versioned(
+        &self,
+        entry_uuid: &str,
+    ) -> Result<Option<(ObjectState, u64)>, StateError> {
+        let entry = self
+            .objects
+            .entry(encode_key(entry_uuid))
+            .await
+            .map_err(|e| StateError::new("read object", e))?;
+        let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+            return Ok(None);
+        };
+        let state: ObjectState = serde_json::from_slice(&entry.value)
+            .map_err(|e| StateError::new("decode object", e))?;
+        Ok(Some((self.without_deleted_contexts(state), entry.revision)))
+    }
+
+    /// Writes `state` (whose DN is unchanged) for `entry_uuid` only if it is still at
+    /// `revision`; `Ok(false)`: someone changed it meanwhile, read it again. For the parts of an
+    /// object that changes applied at the same time share (a group's OX groups per context).
+    pub async fn replace_if_unchanged(
+        &self,
+        entry_uuid: &str,
+        state: &ObjectState,
+        revision: u64,
+    ) -> Result<bool, StateError> {
+        let bytes = serde_json::to_vec(state).map_err(|e| StateError::new("encode object", e))?;
+        match self
+            .objects
+            .update(encode_key(entry_uuid), bytes.into(), revision)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(e) => Err(StateError::new("write object", e)),
+        }
+    }
+
     /// The entry UUID of the object at `dn`, if known.
     pub async fn entry_uuid_of(&self, dn: &str) -> Result<Option<String>, StateError> {
         let value = self

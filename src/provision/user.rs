@@ -84,6 +84,12 @@ pub async fn apply(
     }
     let auth = p.context_admin_or_pull_forward(context).await?;
     let previous_object = previous.as_ref().map(|s| &s.object);
+    let touched_contexts: BTreeSet<i32> = was_in_ox
+        .as_ref()
+        .map(|(old_context, _)| *old_context)
+        .into_iter()
+        .chain([context])
+        .collect();
 
     let (id, moved) = match was_in_ox {
         Some((old_context, old)) if old_context != context => {
@@ -125,7 +131,7 @@ pub async fn apply(
         )
         .await?;
     if moved {
-        group::reapply_groups_of(p, object).await?;
+        group::reapply_groups_of(p, object, &touched_contexts).await?;
     }
     Ok(Outcome::Applied)
 }

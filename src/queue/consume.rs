@@ -1,16 +1,27 @@
-//! The ordered consumer: takes the head of the queue, applies it, and only then lets go of it.
+//! The ordered consumer: takes messages from the head of the queue, applies them, and only
+//! then lets go of each.
 //!
-//! For each message, in stream order and one at a time (`max_ack_pending = 1`):
+//! The consumer holds up to `max_in_flight` messages (the JetStream consumer's
+//! `max_ack_pending`). Each held message gets its [`Scope`](crate::apply::Scope) from the
+//! applier, and [`super::order`] decides which may be applied now: messages that touch nothing
+//! in common (users of different OX contexts) are applied at the same time, up to
+//! `concurrency` at once; the others in stream order. With `concurrency = 1` every message is
+//! applied alone, one after the other.
+//!
+//! For each message:
 //! 1. its listener file is gone (an admin removed it) → acknowledge and log it as skipped;
 //! 2. otherwise call the [`Applier`]; while it works, report progress so the server does not
 //!    redeliver;
 //! 3. on success → `done` deletes the listener file → acknowledge (and wait for the server to
-//!    confirm the ack) → next message;
+//!    confirm the ack);
 //! 4. on failure → record "blocked" in the status, wait the retry delay (reporting progress),
-//!    then go to 1 with the **same** message. Nothing behind it moves meanwhile.
+//!    then go to 1 with the **same** message. Whatever depends on it waits meanwhile.
 //!
-//! Shutdown is checked only between steps: an apply that started is finished and its result
-//! recorded; a message waiting for its retry is handed back (nak) so it comes first at restart.
+//! At start, the consumer is created afresh by the caller
+//! ([`super::recreate_subscriber_consumer`]), so messages that were in flight when the daemon
+//! stopped come first and in order. Shutdown is checked only between steps: an apply that
+//! started is finished and its result recorded; a message waiting for its retry is handed back
+//! (nak); held messages that have not started are left to the next start.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,9 +30,11 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use chrono::Utc;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{Applier, ApplyErrorKind, Outcome};
+use super::order::Order;
+use crate::apply::{Applier, ApplyErrorKind, Outcome, Scope};
 use crate::message::ProvisioningMessage;
 use crate::status::{Blocked, StatusBoard};
 use crate::telemetry::events;
@@ -35,6 +48,21 @@ pub struct ConsumeSettings {
     pub retry_delay: Duration,
     /// The consumer's ack wait; progress is reported three times per period.
     pub ack_wait: Duration,
+    /// Most messages applied at the same time (1: one after the other).
+    pub concurrency: usize,
+    /// Most messages held (delivered, not yet acknowledged); the consumer's `max_ack_pending`.
+    pub max_in_flight: usize,
+}
+
+impl ConsumeSettings {
+    /// The consumer's `max_ack_pending` for these settings.
+    pub fn max_ack_pending(&self) -> i64 {
+        if self.concurrency <= 1 {
+            1
+        } else {
+            i64::try_from(self.max_in_flight.max(self.concurrency)).unwrap_or(i64::MAX)
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +82,12 @@ pub enum Handled {
     HandedBack,
 }
 
+/// A message the consumer holds.
+struct Held {
+    delivered: jetstream::Message,
+    message: Arc<ProvisioningMessage>,
+}
+
 /// Consumes the queue until `shutdown` is cancelled. `retry_now` cuts a retry wait short.
 pub async fn run<A: Applier>(
     consumer: PullConsumer,
@@ -63,37 +97,80 @@ pub async fn run<A: Applier>(
     retry_now: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumeError> {
-    let mut messages = super::OneAtATime::new(&consumer)
+    let max_held = usize::try_from(settings.max_ack_pending()).unwrap_or(1);
+    let mut messages = super::Pulled::batched(&consumer, max_held)
         .await
         .map_err(ConsumeError::Stream)?;
-    loop {
-        let Some(message) = messages
-            .next(&shutdown)
-            .await
-            .map_err(ConsumeError::Stream)?
-        else {
-            return Ok(());
-        };
-        handle(
-            message, &*applier, &settings, &status, &retry_now, &shutdown,
-        )
-        .await;
-    }
+    let settings = Arc::new(settings);
+    let mut order: Order<Held> = Order::default();
+    let mut running: JoinSet<u64> = JoinSet::new();
+    let mut progress = tokio::time::interval(settings.ack_wait / 3);
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let result = loop {
+        while running.len() < settings.concurrency.max(1) {
+            let Some((sequence, held)) = order.next_ready() else {
+                break;
+            };
+            let (delivered, message) = (held.delivered.clone(), held.message.clone());
+            let (applier, settings, status) = (applier.clone(), settings.clone(), status.clone());
+            let (retry_now, shutdown) = (retry_now.clone(), shutdown.clone());
+            running.spawn(async move {
+                handle(
+                    sequence, delivered, &message, &*applier, &settings, &status, &retry_now,
+                    &shutdown,
+                )
+                .await;
+                sequence
+            });
+        }
+        let take_more = order.admits() && order.len() < max_held;
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break Ok(()),
+            Some(finished) = running.join_next() => match finished {
+                Ok(sequence) => {
+                    order.finish(sequence);
+                }
+                Err(e) => tracing::error!(error = %e, "A task applying a message failed."),
+            },
+            next = messages.next(&shutdown), if take_more => match next {
+                Ok(Some(delivered)) => admit(delivered, &*applier, &settings, &mut order).await,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(ConsumeError::Stream(e)),
+            },
+            _ = progress.tick() => {
+                // Held messages not started yet; those being applied report their own.
+                for held in order.waiting() {
+                    if let Err(e) = held.delivered.ack_with(AckKind::Progress).await {
+                        tracing::debug!(error = %e, "Cannot report progress to JetStream.");
+                    }
+                }
+            }
+        }
+    };
+    // Let started applies finish (a message waiting for its retry is handed back).
+    while running.join_next().await.is_some() {}
+    order.drain_waiting();
+    result
 }
 
-/// Handles one delivered message until it is acknowledged or handed back.
-pub async fn handle<A: Applier>(
+/// Decodes a delivered message and adds it to `order` with its scope.
+async fn admit<A: Applier>(
     delivered: jetstream::Message,
     applier: &A,
     settings: &ConsumeSettings,
-    status: &StatusBoard,
-    retry_now: &Notify,
-    shutdown: &CancellationToken,
-) -> Handled {
+    order: &mut Order<Held>,
+) {
+    let sequence = delivered.info().map(|i| i.stream_sequence).unwrap_or(0);
+    if let Some(held) = order.get_mut(sequence) {
+        // Delivered again (the server missed an ack or a progress report): keep the newer
+        // delivery's handle, it is the one the server expects the ack on.
+        held.delivered = delivered;
+        return;
+    }
     let message: ProvisioningMessage = match serde_json::from_slice(&delivered.payload) {
         Ok(message) => message,
         Err(error) => {
-            let sequence = delivered.info().map(|i| i.stream_sequence).unwrap_or(0);
             events::MessageUndecodable {
                 subject: delivered.subject.as_str(),
                 sequence,
@@ -102,22 +179,49 @@ pub async fn handle<A: Applier>(
             .emit();
             // It can never be applied, and it did not come from a listener file.
             let _ = delivered.ack_with(AckKind::Term).await;
-            return Handled::Skipped;
+            return;
         }
     };
+    let scope = if settings.concurrency <= 1 {
+        Scope::Everything
+    } else {
+        applier.scope(&message).await
+    };
+    order.admit(
+        sequence,
+        scope,
+        Held {
+            delivered,
+            message: Arc::new(message),
+        },
+    );
+}
+
+/// Applies one decoded message until it is acknowledged or handed back.
+#[allow(clippy::too_many_arguments)]
+async fn handle<A: Applier>(
+    sequence: u64,
+    delivered: jetstream::Message,
+    message: &ProvisioningMessage,
+    applier: &A,
+    settings: &ConsumeSettings,
+    status: &StatusBoard,
+    retry_now: &Notify,
+    shutdown: &CancellationToken,
+) -> Handled {
     let progress_every = settings.ack_wait / 3;
     let mut attempts = 0u64;
     let mut blocked_since = None;
     loop {
-        if !source_file_exists(&message, settings) {
-            events::MessageSkipped { message: &message }.emit();
+        if !source_file_exists(message, settings) {
+            events::MessageSkipped { message }.emit();
             acknowledge(&delivered).await;
-            status.clear_blocked();
+            status.clear_blocked(sequence);
             return Handled::Skipped;
         }
         attempts += 1;
         let started = std::time::Instant::now();
-        let result = with_progress(&delivered, progress_every, applier.apply(&message)).await;
+        let result = with_progress(&delivered, progress_every, applier.apply(message)).await;
         match result {
             Ok(outcome) => {
                 if let Some(file) = message.source_file() {
@@ -126,13 +230,13 @@ pub async fn handle<A: Applier>(
                     }
                 }
                 acknowledge(&delivered).await;
-                status.clear_blocked();
+                status.clear_blocked(sequence);
                 let ignored = match &outcome {
                     Outcome::Applied => None,
                     Outcome::Ignored(reason) => Some(reason.as_str()),
                 };
                 events::MessageApplied {
-                    message: &message,
+                    message,
                     attempts,
                     ignored,
                     elapsed: started.elapsed(),
@@ -142,26 +246,29 @@ pub async fn handle<A: Applier>(
             }
             Err(error) => {
                 events::MessageApplyError {
-                    message: &message,
+                    message,
                     error: &error,
                     attempts,
                     retry_in: settings.retry_delay,
                 }
                 .emit();
                 let since = *blocked_since.get_or_insert_with(Utc::now);
-                status.set_blocked(Blocked {
-                    file: message.source_file().map(str::to_owned),
-                    object_type: message.topic.clone(),
-                    dn: message.dn.clone(),
-                    entry_uuid: message.object_id.clone(),
-                    error: error.message.clone(),
-                    error_kind: match error.kind {
-                        ApplyErrorKind::Transient => "transient".into(),
-                        ApplyErrorKind::Rejected => "rejected".into(),
+                status.set_blocked(
+                    sequence,
+                    Blocked {
+                        file: message.source_file().map(str::to_owned),
+                        object_type: message.topic.clone(),
+                        dn: message.dn.clone(),
+                        entry_uuid: message.object_id.clone(),
+                        error: error.message.clone(),
+                        error_kind: match error.kind {
+                            ApplyErrorKind::Transient => "transient".into(),
+                            ApplyErrorKind::Rejected => "rejected".into(),
+                        },
+                        since,
+                        attempts,
                     },
-                    since,
-                    attempts,
-                });
+                );
                 let wait = tokio::time::sleep(settings.retry_delay);
                 let waited = tokio::select! {
                     () = shutdown.cancelled() => false,

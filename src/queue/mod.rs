@@ -16,6 +16,7 @@
 pub mod consume;
 pub mod embedded;
 pub mod kv;
+pub mod order;
 pub mod publish;
 
 use std::time::Duration;
@@ -121,15 +122,20 @@ pub fn subscriber_stream_config(name: &str, limits: QueueLimits) -> stream::Conf
     }
 }
 
-/// The subscriber's own consumer on its stream: ordered, one message in flight.
-pub fn subscriber_consumer_config(name: &str, timing: ConsumerTiming) -> consumer::pull::Config {
+/// The subscriber's own consumer on its stream: explicit acks, `max_in_flight` messages
+/// delivered and not yet acknowledged (1 for a subscriber that takes one at a time).
+pub fn subscriber_consumer_config(
+    name: &str,
+    timing: ConsumerTiming,
+    max_in_flight: i64,
+) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(name.to_owned()),
         description: Some(format!("subscriber {name}: ordered, explicit acks")),
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::All,
         ack_wait: timing.ack_wait,
-        max_ack_pending: 1,
+        max_ack_pending: max_in_flight.max(1),
         max_deliver: -1,
         ..Default::default()
     }
@@ -249,7 +255,8 @@ pub async fn ensure_consumer(
         .await
         .map_err(|e| SetupError::consumer(&name, e))?;
     let current = consumer.cached_info().config.clone();
-    if current.ack_wait != wanted.ack_wait || current.max_ack_pending != wanted.max_ack_pending {
+    // A subscriber may have widened its own window (see `recreate_subscriber_consumer`).
+    if current.ack_wait != wanted.ack_wait || current.max_ack_pending < wanted.max_ack_pending {
         let mut update = wanted;
         // The start position is fixed at creation; an update must repeat it.
         update.deliver_policy = current.deliver_policy;
@@ -261,18 +268,28 @@ pub async fn ensure_consumer(
     Ok(consumer)
 }
 
-/// A consumer's messages, pulled one at a time (each consumer here has one message in flight).
-pub struct OneAtATime {
+/// A consumer's messages, pulled in batches of at most the consumer's `max_ack_pending`.
+pub struct Pulled {
     messages: consumer::pull::Stream,
 }
 
-impl OneAtATime {
+/// A consumer's messages, pulled one at a time (consumers with one message in flight).
+pub type OneAtATime = Pulled;
+
+impl Pulled {
+    /// One message at a time.
     pub async fn new(consumer: &consumer::PullConsumer) -> Result<Self, String> {
+        Self::batched(consumer, 1).await
+    }
+
+    /// Up to `batch` messages per pull request. Requests expire after 5 s (and are renewed), so
+    /// a request the server dropped (a restart, a reconnect) costs at most that long.
+    pub async fn batched(consumer: &consumer::PullConsumer, batch: usize) -> Result<Self, String> {
         let messages = consumer
             .stream()
-            .max_messages_per_batch(1)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
+            .max_messages_per_batch(batch.max(1))
+            .heartbeat(Duration::from_secs(2))
+            .expires(Duration::from_secs(5))
             .messages()
             .await
             .map_err(|e| e.to_string())?;
@@ -311,5 +328,41 @@ pub async fn setup_subscriber(
     timing: ConsumerTiming,
 ) -> Result<consumer::PullConsumer, SetupError> {
     let stream = ensure_stream(js, subscriber_stream_config(name, limits)).await?;
-    ensure_consumer(&stream, subscriber_consumer_config(name, timing)).await
+    ensure_consumer(&stream, subscriber_consumer_config(name, timing, 1)).await
+}
+
+/// Deletes subscriber `name`'s consumer and creates it again with `max_in_flight`, so that it
+/// delivers every message still in the queue again, in stream order.
+///
+/// Why: a consumer with several messages in flight that loses them (a crash, a lost
+/// connection) gets them back only after its ack wait, while newer messages keep coming — out
+/// of order. The subscriber's stream has work-queue retention, so a new consumer sees exactly
+/// the messages not yet acknowledged, oldest first. (Those already applied have lost their
+/// listener files and are skipped.)
+pub async fn recreate_subscriber_consumer(
+    js: &jetstream::Context,
+    name: &str,
+    timing: ConsumerTiming,
+    max_in_flight: i64,
+) -> Result<(), SetupError> {
+    let stream_name = subscriber_stream(name);
+    let stream = js
+        .get_stream(&stream_name)
+        .await
+        .map_err(|e| SetupError::stream(&stream_name, e))?;
+    if let Err(e) = stream.delete_consumer(name).await {
+        let missing = matches!(
+            e.kind(),
+            jetstream::stream::ConsumerErrorKind::JetStream(ref js_error)
+                if js_error.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND
+        );
+        if !missing {
+            return Err(SetupError::consumer(name, e));
+        }
+    }
+    stream
+        .create_consumer(subscriber_consumer_config(name, timing, max_in_flight))
+        .await
+        .map_err(|e| SetupError::consumer(name, e))?;
+    Ok(())
 }

@@ -62,6 +62,7 @@ impl TestEnv {
             batch_settle: Duration::from_millis(50),
             retry_delay: Duration::from_millis(300),
             ack_wait: Duration::from_secs(2),
+            apply_concurrency: 8,
             queue_limits: QueueLimits {
                 max_messages: 10_000,
                 max_bytes: 64 * 1024 * 1024,

@@ -1,0 +1,335 @@
+//! Which of the messages the consumer holds may be applied now, so that independent changes
+//! run at the same time and dependent ones in stream order.
+//!
+//! Every held message has a [`Scope`] (what it touches, from [`crate::apply::Applier::scope`]).
+//! A message may start once every message admitted before it whose scope overlaps its own has
+//! finished. [`Scope::Everything`] overlaps all: such a message waits for all before it, and
+//! all after it wait for it.
+//!
+//! A scope is computed from the state as it is when the message arrives, but messages still
+//! held before it will change that state (a user created in context 1 that the next message
+//! moves to context 2 is, at that point, not in context 1 yet). So a message **inherits** the
+//! scope of every held message that names one of the same objects ([`ScopeKey::is_object`]):
+//! whatever the earlier change touches, the later one may find its object there. And nothing is
+//! admitted while an `Everything` message is held, so that the scopes of the messages after it
+//! are computed from the state it leaves behind.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::apply::{Scope, ScopeKey};
+
+/// The held messages and their dependencies. `T` is what the consumer keeps per message.
+pub struct Order<T> {
+    /// By admission number (the order messages arrived in, which is stream order).
+    entries: BTreeMap<u64, Entry<T>>,
+    /// Stream sequence → admission number.
+    by_sequence: HashMap<u64, u64>,
+    /// Admitted, not started, nothing before them in the way; in admission order.
+    ready: VecDeque<u64>,
+    next_admission: u64,
+    /// How many held messages have [`Scope::Everything`].
+    barriers: usize,
+}
+
+struct Entry<T> {
+    sequence: u64,
+    scope: Scope,
+    /// Earlier held messages it must wait for.
+    blockers: usize,
+    /// Later held messages waiting for it.
+    dependents: Vec<u64>,
+    started: bool,
+    item: T,
+}
+
+impl<T> Default for Order<T> {
+    fn default() -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            by_sequence: HashMap::new(),
+            ready: VecDeque::new(),
+            next_admission: 0,
+            barriers: 0,
+        }
+    }
+}
+
+impl<T> Order<T> {
+    /// How many messages are held (waiting or being applied).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether a message may be admitted now: not while one that touches everything is held.
+    pub fn admits(&self) -> bool {
+        self.barriers == 0
+    }
+
+    /// The item of the held message with this stream sequence.
+    pub fn get_mut(&mut self, sequence: u64) -> Option<&mut T> {
+        let admission = self.by_sequence.get(&sequence)?;
+        self.entries.get_mut(admission).map(|e| &mut e.item)
+    }
+
+    /// Adds a message after all held ones. Returns its scope after inheritance.
+    pub fn admit(&mut self, sequence: u64, scope: Scope, item: T) -> &Scope {
+        let scope = self.inherit(scope);
+        let admission = self.next_admission;
+        self.next_admission += 1;
+        let mut blockers = 0;
+        for (earlier, entry) in self.entries.iter_mut() {
+            if entry.scope.overlaps(&scope) {
+                entry.dependents.push(admission);
+                blockers += 1;
+            }
+            debug_assert!(*earlier < admission);
+        }
+        if scope == Scope::Everything {
+            self.barriers += 1;
+        }
+        if blockers == 0 {
+            self.ready.push_back(admission);
+        }
+        self.by_sequence.insert(sequence, admission);
+        let entry = self.entries.entry(admission).or_insert(Entry {
+            sequence,
+            scope,
+            blockers,
+            dependents: Vec::new(),
+            started: false,
+            item,
+        });
+        &entry.scope
+    }
+
+    /// `scope` widened by the scopes of the held messages that name one of its objects.
+    fn inherit(&self, scope: Scope) -> Scope {
+        let Scope::Keys(mut keys) = scope else {
+            return Scope::Everything;
+        };
+        let objects: Vec<_> = keys.iter().filter(|k| k.is_object()).cloned().collect();
+        // Messages that change a shared part of one of these objects count as well.
+        let shared: Vec<_> = objects
+            .iter()
+            .filter_map(|k| match k {
+                ScopeKey::Dn(dn) => Some(ScopeKey::SharedDn(dn.clone())),
+                _ => None,
+            })
+            .collect();
+        for entry in self.entries.values() {
+            match &entry.scope {
+                // Not reached while admission is paused behind such a message; kept for safety.
+                Scope::Everything => return Scope::Everything,
+                Scope::Keys(earlier) => {
+                    if objects
+                        .iter()
+                        .chain(&shared)
+                        .any(|key| earlier.contains(key))
+                    {
+                        keys.extend(earlier.iter().cloned());
+                    }
+                }
+            }
+        }
+        Scope::Keys(keys)
+    }
+
+    /// The held messages that have not started.
+    pub fn waiting(&self) -> impl Iterator<Item = &T> {
+        self.entries
+            .values()
+            .filter(|e| !e.started)
+            .map(|e| &e.item)
+    }
+
+    /// The next message that may start now (marked as started), with its stream sequence.
+    pub fn next_ready(&mut self) -> Option<(u64, &mut T)> {
+        let admission = self.ready.pop_front()?;
+        let entry = self.entries.get_mut(&admission)?;
+        entry.started = true;
+        Some((entry.sequence, &mut entry.item))
+    }
+
+    /// Removes a finished message; the messages that waited only for it become ready.
+    pub fn finish(&mut self, sequence: u64) -> Option<T> {
+        let admission = self.by_sequence.remove(&sequence)?;
+        let entry = self.entries.remove(&admission)?;
+        debug_assert!(entry.started, "a message finished before it started");
+        if entry.scope == Scope::Everything {
+            self.barriers -= 1;
+        }
+        for dependent in entry.dependents {
+            if let Some(waiting) = self.entries.get_mut(&dependent) {
+                waiting.blockers -= 1;
+                if waiting.blockers == 0 && !waiting.started {
+                    self.ready.push_back(dependent);
+                }
+            }
+        }
+        // Keep `ready` in admission order: a later message may have become ready first.
+        self.ready.make_contiguous().sort_unstable();
+        Some(entry.item)
+    }
+
+    /// Removes every message that has not started, in stream order (for shutdown).
+    pub fn drain_waiting(&mut self) -> Vec<T> {
+        let waiting: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.started)
+            .map(|(a, _)| *a)
+            .collect();
+        self.ready.clear();
+        waiting
+            .into_iter()
+            .filter_map(|admission| {
+                let entry = self.entries.remove(&admission)?;
+                self.by_sequence.remove(&entry.sequence);
+                if entry.scope == Scope::Everything {
+                    self.barriers -= 1;
+                }
+                Some(entry.item)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(keys: &[ScopeKey]) -> Scope {
+        Scope::Keys(keys.iter().cloned().collect())
+    }
+
+    fn object(uuid: &str) -> ScopeKey {
+        ScopeKey::Object(uuid.into())
+    }
+
+    fn ready(order: &mut Order<&'static str>) -> Vec<&'static str> {
+        std::iter::from_fn(|| order.next_ready().map(|(_, item)| *item)).collect()
+    }
+
+    #[test]
+    fn changes_in_different_contexts_run_together_and_one_context_runs_in_order() {
+        let mut order = Order::default();
+        order.admit(1, keys(&[object("a"), ScopeKey::Context(1)]), "a in 1");
+        order.admit(2, keys(&[object("b"), ScopeKey::Context(2)]), "b in 2");
+        order.admit(3, keys(&[object("c"), ScopeKey::Context(1)]), "c in 1");
+        assert_eq!(ready(&mut order), ["a in 1", "b in 2"]);
+        order.finish(2);
+        assert!(ready(&mut order).is_empty(), "c waits for a, not for b");
+        order.finish(1);
+        assert_eq!(ready(&mut order), ["c in 1"]);
+    }
+
+    #[test]
+    fn a_later_change_of_an_object_inherits_where_the_earlier_one_goes() {
+        let mut order = Order::default();
+        order.admit(
+            1,
+            keys(&[object("u"), ScopeKey::Context(1)]),
+            "create u in 1",
+        );
+        // Computed before the create was applied: the store does not know u is in 1.
+        let scope = order
+            .admit(2, keys(&[object("u"), ScopeKey::Context(2)]), "move u to 2")
+            .clone();
+        assert_eq!(
+            scope,
+            keys(&[object("u"), ScopeKey::Context(1), ScopeKey::Context(2)])
+        );
+        order.admit(3, keys(&[object("v"), ScopeKey::Context(1)]), "v in 1");
+        order.admit(4, keys(&[object("w"), ScopeKey::Context(3)]), "w in 3");
+        assert_eq!(ready(&mut order), ["create u in 1", "w in 3"]);
+        order.finish(1);
+        assert_eq!(ready(&mut order), ["move u to 2"]);
+        order.finish(2);
+        assert_eq!(ready(&mut order), ["v in 1"]);
+    }
+
+    #[test]
+    fn everything_waits_for_all_before_it_and_pauses_admission() {
+        let mut order = Order::default();
+        order.admit(1, keys(&[ScopeKey::Context(1)]), "in 1");
+        order.admit(2, Scope::Everything, "delete context");
+        assert!(!order.admits());
+        assert_eq!(ready(&mut order), ["in 1"]);
+        order.finish(1);
+        assert_eq!(ready(&mut order), ["delete context"]);
+        order.finish(2);
+        assert!(order.admits());
+        order.admit(3, keys(&[ScopeKey::Context(2)]), "in 2");
+        assert_eq!(ready(&mut order), ["in 2"]);
+    }
+
+    #[test]
+    fn members_of_one_group_in_different_contexts_run_together_but_not_with_the_group() {
+        let mut order = Order::default();
+        let group = "cn=staff,cn=groups";
+        order.admit(
+            1,
+            keys(&[
+                object("a"),
+                ScopeKey::Context(1),
+                ScopeKey::shared_dn(group),
+            ]),
+            "a joins in 1",
+        );
+        order.admit(
+            2,
+            keys(&[
+                object("b"),
+                ScopeKey::Context(2),
+                ScopeKey::shared_dn(group),
+            ]),
+            "b joins in 2",
+        );
+        let scope = order
+            .admit(
+                3,
+                keys(&[object("g"), ScopeKey::dn(group)]),
+                "group changes",
+            )
+            .clone();
+        assert!(
+            scope.overlaps(&keys(&[ScopeKey::Context(2)])),
+            "the group inherits where its members go"
+        );
+        assert_eq!(ready(&mut order), ["a joins in 1", "b joins in 2"]);
+        order.finish(1);
+        assert!(ready(&mut order).is_empty());
+        order.finish(2);
+        assert_eq!(ready(&mut order), ["group changes"]);
+    }
+
+    #[test]
+    fn ready_messages_come_in_stream_order() {
+        let mut order = Order::default();
+        order.admit(1, keys(&[ScopeKey::Context(1)]), "x1");
+        order.admit(2, keys(&[ScopeKey::Context(2)]), "y1");
+        order.admit(3, keys(&[ScopeKey::Context(2)]), "y2");
+        order.admit(4, keys(&[ScopeKey::Context(1)]), "x2");
+        assert_eq!(ready(&mut order), ["x1", "y1"]);
+        order.finish(2);
+        order.finish(1);
+        assert_eq!(ready(&mut order), ["y2", "x2"]);
+    }
+
+    #[test]
+    fn shutdown_hands_back_only_what_has_not_started() {
+        let mut order = Order::default();
+        order.admit(1, keys(&[ScopeKey::Context(1)]), "running");
+        order.admit(2, keys(&[ScopeKey::Context(1)]), "waiting");
+        order.admit(3, Scope::Everything, "barrier");
+        assert_eq!(ready(&mut order), ["running"]);
+        assert_eq!(order.drain_waiting(), ["waiting", "barrier"]);
+        assert!(order.admits());
+        assert_eq!(order.finish(1), Some("running"));
+        assert!(order.is_empty());
+    }
+}
