@@ -3,6 +3,7 @@
 mod admin;
 mod appcenter_files;
 mod bad_input;
+mod concurrency;
 mod daemon_binary;
 mod disk_full;
 mod dispatch;

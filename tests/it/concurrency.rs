@@ -1,0 +1,250 @@
+//! Concurrent application of independent OX contexts keeps every order that matters.
+//!
+//! A mixed stream of changes (contexts, users, groups, resources; creates, modifies, moves,
+//! deletes; `ox_connector::workload`) is applied by the daemon with the OX applier against the
+//! emulator (2 ms per SOAP call, so applies overlap), with `--apply-concurrency 8`. Every apply
+//! is timed. What each change touches is worked out here from the changes alone, independently
+//! of the daemon's own scopes: its object, and the OX contexts of the object before and after
+//! the change (a group: the contexts of its old and new members); a context change touches
+//! everything. Then for every two changes that share something, the earlier one (in stream
+//! order: the files form one batch, queued by type, then by name) must have finished before the later one started — and the run must actually have
+//! applied changes at the same time, and end in the expected OX state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ox_connector::app::Daemon;
+use ox_connector::apply::{Applier, ApplyError, Outcome, Scope};
+use ox_connector::emulator::FaultConfig;
+use ox_connector::listener::batch::rank;
+use ox_connector::message::ProvisioningMessage;
+use ox_connector::provision::OxApplier;
+use ox_connector::workload::{Change, ObjectKind, Workload, WorkloadConfig};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::ox::OxEnv;
+use crate::support::wait_for;
+
+/// When one change was applied (its last, successful attempt).
+#[derive(Debug, Clone)]
+struct Applied {
+    started: Instant,
+    finished: Instant,
+    /// Every call of the applier for this change (a failed attempt is retried).
+    calls: usize,
+}
+
+/// The OX applier, timing every successful apply by listener file.
+struct Timed {
+    inner: OxApplier,
+    applied: Arc<Mutex<BTreeMap<String, Applied>>>,
+}
+
+impl Applier for Timed {
+    async fn apply(&self, message: &ProvisioningMessage) -> Result<Outcome, ApplyError> {
+        let started = Instant::now();
+        let result = self.inner.apply(message).await;
+        let file = message.source_file().unwrap_or_default().to_owned();
+        let mut applied = self.applied.lock().unwrap();
+        let calls = applied.get(&file).map_or(0, |a: &Applied| a.calls) + 1;
+        if result.is_ok() || calls == 1 {
+            applied.insert(
+                file,
+                Applied {
+                    started,
+                    finished: Instant::now(),
+                    calls,
+                },
+            );
+        }
+        result
+    }
+
+    async fn scope(&self, message: &ProvisioningMessage) -> Scope {
+        self.inner.scope(message).await
+    }
+}
+
+/// The files were all in the folder at the daemon's first look: one batch, queued by type
+/// first, then by name (`ox_connector::listener::batch`, the original connector's order).
+fn stream_order(changes: &[Change]) -> Vec<Change> {
+    let mut ordered = changes.to_vec();
+    ordered.sort_by_key(|c| {
+        let module = c.content["udm_object_type"].as_str().unwrap_or_default();
+        (rank(module, c.content["object"].is_null()), c.file.clone())
+    });
+    ordered
+}
+
+/// What a change touches, worked out from the stream alone.
+#[derive(Debug)]
+enum Touches {
+    Everything,
+    Contexts(BTreeSet<i32>),
+}
+
+/// Replays the stream and says, per change, which OX contexts it touches.
+fn touched(changes: &[Change]) -> Vec<Touches> {
+    let context_of = |content: &Value| {
+        content["object"]["oxContext"]
+            .as_str()
+            .and_then(|c| c.parse::<i32>().ok())
+            .or_else(|| content["object"]["oxContext"].as_i64().map(|c| c as i32))
+    };
+    let texts = |content: &Value, key: &str| -> Vec<String> {
+        content["object"][key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_lowercase))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Where each user or resource is (by DN, as groups name their members), and each group's
+    // members.
+    let mut where_is: BTreeMap<String, i32> = BTreeMap::new();
+    let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    changes
+        .iter()
+        .map(|change| {
+            let dn = change.content["dn"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase();
+            match change.object {
+                ObjectKind::Context => Touches::Everything,
+                ObjectKind::User | ObjectKind::Resource => {
+                    let mut contexts: BTreeSet<i32> =
+                        where_is.get(&dn).copied().into_iter().collect();
+                    match context_of(&change.content) {
+                        Some(context) => {
+                            contexts.insert(context);
+                            where_is.insert(dn, context);
+                        }
+                        None => {
+                            where_is.remove(&dn);
+                        }
+                    }
+                    Touches::Contexts(contexts)
+                }
+                ObjectKind::Group => {
+                    let new = texts(&change.content, "users");
+                    let old = members.insert(dn, new.clone()).unwrap_or_default();
+                    Touches::Contexts(
+                        old.iter()
+                            .chain(&new)
+                            .filter_map(|member| where_is.get(member).copied())
+                            .collect(),
+                    )
+                }
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_contexts_run_together_and_every_shared_thing_keeps_its_order() {
+    let ox_env = OxEnv::start().await;
+    ox_env.ox.set_faults(FaultConfig {
+        latency_ms: 2,
+        ..FaultConfig::default()
+    });
+    let workload = Workload::generate(WorkloadConfig {
+        changes: 1_200,
+        contexts: 8,
+        seed: 7,
+    });
+    workload.write_all(&ox_env.env.listener_dir()).unwrap();
+
+    let applied = Arc::new(Mutex::new(BTreeMap::new()));
+    let mut settings = ox_env.env.settings.clone();
+    settings.apply_concurrency = 8;
+    let token = CancellationToken::new();
+    let daemon = {
+        let (ox_settings, data_dir) = (settings.ox.clone(), settings.data_dir.clone());
+        let applied = applied.clone();
+        Daemon::start_with(
+            settings,
+            move |js| async move {
+                OxApplier::open(ox_settings, &data_dir, &js)
+                    .await
+                    .map(|inner| Timed { inner, applied })
+                    .map_err(|e| e.to_string())
+            },
+            token.clone(),
+        )
+        .await
+        .unwrap()
+    };
+    wait_for(
+        "every listener file applied",
+        Duration::from_secs(240),
+        || ox_env.env.queued_files().is_empty(),
+    )
+    .await;
+    token.cancel();
+    daemon.wait().await.unwrap();
+
+    let differences = workload.expected.diff(&ox_env.ox.state());
+    assert!(
+        differences.is_empty(),
+        "OX is not in the expected state: {:?}",
+        &differences[..differences.len().min(10)]
+    );
+
+    let applied = applied.lock().unwrap().clone();
+    let changes = stream_order(&workload.changes);
+    let touches = touched(&changes);
+    let times: Vec<Option<&Applied>> = changes.iter().map(|c| applied.get(&c.file)).collect();
+    let mut overlapping = 0usize;
+    let mut checked = 0usize;
+    for (i, earlier) in changes.iter().enumerate() {
+        let Some(earlier_time) = times[i] else {
+            continue; // Nothing to do in OX (e.g. a stale or ignored change) counts as applied.
+        };
+        for (j, later) in changes.iter().enumerate().skip(i + 1) {
+            let Some(later_time) = times[j] else {
+                continue;
+            };
+            let shared = later.entry_uuid == earlier.entry_uuid
+                || match (&touches[i], &touches[j]) {
+                    (Touches::Contexts(a), Touches::Contexts(b)) => !a.is_disjoint(b),
+                    _ => true,
+                };
+            if shared {
+                checked += 1;
+                assert!(
+                    earlier_time.finished <= later_time.started,
+                    "{} ({:?} {:?}, touching {:?}) was still being applied when {} ({:?} {:?}, \
+                     touching {:?}) started: {:?} {:?}",
+                    earlier.file,
+                    earlier.object,
+                    earlier.kind,
+                    touches[i],
+                    later.file,
+                    later.object,
+                    later.kind,
+                    touches[j],
+                    earlier_time,
+                    later_time,
+                );
+            } else if later_time.started < earlier_time.finished
+                && earlier_time.started < later_time.finished
+            {
+                overlapping += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 10_000,
+        "only {checked} ordered pairs were checked"
+    );
+    assert!(
+        overlapping > 100,
+        "changes of independent contexts were hardly applied at the same time ({overlapping} \
+         overlapping pairs)"
+    );
+}
