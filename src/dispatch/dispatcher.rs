@@ -1,9 +1,9 @@
 //! Dispatchers: one task per subscriber that copies the incoming messages matching its
 //! subscription, redacted for it, into its own queue — after the prefill, if it asked for one.
 //!
-//! Each dispatcher has its own durable consumer on the incoming stream (one message in flight,
-//! so its queue keeps the incoming order) and acknowledges a message only after the copy is
-//! stored (or it does not match). A full subscriber queue holds back that subscriber's dispatcher
+//! Each dispatcher has its own durable consumer on the incoming stream and acknowledges a
+//! message only after its copy is stored (or it does not match); the copies go out many at a
+//! time and stay in incoming order ([`super::forward`]). A full subscriber queue holds back that subscriber's dispatcher
 //! alone, shown as "full" in its status; the other subscribers go on. A copy re-sent after a
 //! crash carries the same `Nats-Msg-Id` and is not stored twice.
 //!
@@ -402,6 +402,38 @@ async fn wait_until_accepted(url: &str, identity: &super::identity::Identity) {
     tracing::warn!(user = %identity.user, "The NATS server did not accept the new user within 10 s.");
 }
 
+/// Tells a dispatcher's status what became of its copies.
+struct StatusReport<'a> {
+    worker: &'a Worker,
+    name: &'a str,
+}
+
+impl super::forward::Report for StatusReport<'_> {
+    fn stored(&self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.worker.update_status(self.name, |s| {
+            if s.full.take().is_some() {
+                tracing::info!(subscriber = %self.name, "The subscriber's queue accepts messages again.");
+            }
+            s.dispatched += count as u64;
+        });
+    }
+
+    fn refused(&self, error: &PublishError) {
+        let full = matches!(error, PublishError::QueueFull(_));
+        self.worker.update_status(self.name, |s| {
+            if full && s.full.is_none() {
+                tracing::warn!(subscriber = %self.name, error = %error, "The subscriber's queue is full; its messages wait until it drains.");
+                s.full = Some(error.to_string());
+            } else if !full {
+                tracing::warn!(subscriber = %self.name, error = %error, "Cannot copy a message into the subscriber's queue; retrying.");
+            }
+        });
+    }
+}
+
 /// One subscriber's dispatcher.
 struct Worker {
     js: jetstream::Context,
@@ -442,23 +474,19 @@ impl Worker {
             .get_consumer(&queue::dispatcher_consumer(&subscription.name))
             .await
             .map_err(|e| e.to_string())?;
-        let mut messages = queue::OneAtATime::new(&consumer).await?;
-        loop {
-            let Some(delivered) = messages.next(stop).await? else {
-                return Ok(());
-            };
-            if let Ok(message) = serde_json::from_slice::<ProvisioningMessage>(&delivered.payload) {
-                if message.realm == subscription.realm && matcher.matches(&message.topic) {
-                    let id = message.id.to_string();
-                    if !self.copy(&subscription, message, &id, stop).await {
-                        return Ok(());
-                    }
-                }
-            }
-            if let Err(e) = delivered.double_ack().await {
-                tracing::debug!(error = %e, "Dispatcher: acknowledgement not confirmed.");
-            }
-        }
+        super::forward::run(
+            &self.incoming,
+            &consumer,
+            self.publisher.clone(),
+            &subscription,
+            &matcher,
+            &StatusReport {
+                worker: self,
+                name: &subscription.name,
+            },
+            stop,
+        )
+        .await
     }
 
     /// Copies one message into the subscriber's queue, waiting while the queue is full.

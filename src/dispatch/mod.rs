@@ -8,12 +8,14 @@
 //!   for prefill;
 //! - [`dispatcher`]: per subscriber, copies the matching incoming messages (redacted) into the
 //!   subscriber's own queue, after the prefill; [`Dispatch`] runs and registers them;
+//! - [`forward`]: a dispatcher's live copying, many messages in flight, in incoming order;
 //! - [`redact`]: removing secret fields before a message reaches a subscriber;
 //! - [`identity`]: the NATS users and permissions of the embedded server (publishers may publish
 //!   only into their realm, subscribers may read only their own queue).
 
 pub mod command;
 pub mod dispatcher;
+pub mod forward;
 pub mod identity;
 pub mod redact;
 pub mod state_keeper;

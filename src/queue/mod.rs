@@ -146,6 +146,9 @@ pub fn dispatcher_consumer(name: &str) -> String {
     format!("dispatch-{name}")
 }
 
+/// Most messages a dispatcher holds (delivered, not acknowledged).
+pub const DISPATCH_IN_FLIGHT: i64 = 256;
+
 /// The dispatcher's consumer on the incoming stream, from `start` (a stream sequence) on, or
 /// from the beginning.
 pub fn dispatcher_consumer_config(
@@ -158,16 +161,16 @@ pub fn dispatcher_consumer_config(
         durable_name: Some(dispatcher_consumer(name)),
         description: Some(format!("copies {realm} messages into the queue of {name}")),
         filter_subject: crate::message::subject(realm, ">"),
-        ack_policy: consumer::AckPolicy::Explicit,
+        // Cumulative: the dispatcher copies in order, many in flight (`dispatch::forward`).
+        ack_policy: consumer::AckPolicy::All,
         deliver_policy: match start {
             Some(sequence) => consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: sequence,
             },
             None => consumer::DeliverPolicy::All,
         },
-        // After a crash the message in flight comes again after this long.
         ack_wait: timing.ack_wait,
-        max_ack_pending: 1,
+        max_ack_pending: DISPATCH_IN_FLIGHT,
         max_deliver: -1,
         ..Default::default()
     }

@@ -79,15 +79,20 @@ impl Publisher {
             .map_err(classify)
     }
 
-    /// Sends `message` on its own subject (stored only right after the message with id
-    /// `after`, if given) and returns the future of its PubAck.
+    /// Sends `outgoing` (stored only right after the message with id `after`, if given) and
+    /// returns the future of its PubAck.
     async fn send(
         &self,
-        message: &ProvisioningMessage,
+        outgoing: &Outgoing,
         after: Option<&str>,
     ) -> Result<PublishAckFuture, PublishError> {
-        self.send_to(message.subject(), message, &message.id.to_string(), after)
-            .await
+        self.send_to(
+            outgoing.subject.clone(),
+            &outgoing.message,
+            &outgoing.msg_id,
+            after,
+        )
+        .await
     }
 
     async fn send_to(
@@ -148,8 +153,27 @@ pub struct Confirmed {
 }
 
 struct InFlight {
-    message: ProvisioningMessage,
+    outgoing: Outgoing,
     ack: PublishAckFuture,
+}
+
+/// A message to publish, with its subject and `Nats-Msg-Id`.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub subject: String,
+    pub msg_id: String,
+    pub message: ProvisioningMessage,
+}
+
+impl Outgoing {
+    /// To the incoming stream, under the message's own id.
+    pub fn incoming(message: ProvisioningMessage) -> Self {
+        Self {
+            subject: message.subject(),
+            msg_id: message.id.to_string(),
+            message,
+        }
+    }
 }
 
 /// Publishes with up to `window` messages awaiting their PubAck, in order (see the module doc).
@@ -175,10 +199,19 @@ impl Pipeline {
     /// can never be stored (too large, not encodable) fails at once with an empty `unstored`
     /// and does not disturb the others.
     pub async fn send(&mut self, message: ProvisioningMessage) -> Confirmed {
-        match self.publisher.send(&message, self.last_id.as_deref()).await {
+        self.send_outgoing(Outgoing::incoming(message)).await
+    }
+
+    /// Like [`Pipeline::send`], with the subject and message id given.
+    pub async fn send_outgoing(&mut self, outgoing: Outgoing) -> Confirmed {
+        match self
+            .publisher
+            .send(&outgoing, self.last_id.as_deref())
+            .await
+        {
             Ok(ack) => {
-                self.last_id = Some(message.id.to_string());
-                self.in_flight.push_back(InFlight { message, ack });
+                self.last_id = Some(outgoing.msg_id.clone());
+                self.in_flight.push_back(InFlight { outgoing, ack });
                 self.confirm(self.window).await
             }
             Err(error @ (PublishError::TooLarge { .. } | PublishError::Encode(_))) => Confirmed {
@@ -194,11 +227,16 @@ impl Pipeline {
                     error,
                     unstored: Vec::new(),
                 });
-                failure.unstored.push(message);
+                failure.unstored.push(outgoing.message);
                 self.last_id = None;
                 confirmed
             }
         }
+    }
+
+    /// How many messages are sent and not yet confirmed.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
     /// Waits until every message sent is confirmed (or the first one fails).
@@ -215,7 +253,7 @@ impl Pipeline {
             };
             match oldest.ack.await {
                 Ok(ack) => confirmed.stored.push(Stored {
-                    message: oldest.message,
+                    message: oldest.outgoing.message,
                     published: Published {
                         sequence: ack.sequence,
                         duplicate: ack.duplicate,
@@ -224,18 +262,22 @@ impl Pipeline {
                 Err(e) if e.kind() == PublishErrorKind::WrongLastMessageId => {
                     // The run broke at a duplicate (or the server forgot the last id): send
                     // this message and everything after it again as a new run.
-                    let mut again = vec![oldest.message];
-                    again.extend(self.drain().await);
+                    let mut again = vec![oldest.outgoing];
+                    again.extend(self.drain_outgoing().await);
                     self.last_id = None;
-                    for message in again {
-                        match self.publisher.send(&message, self.last_id.as_deref()).await {
+                    for outgoing in again {
+                        match self
+                            .publisher
+                            .send(&outgoing, self.last_id.as_deref())
+                            .await
+                        {
                             Ok(ack) => {
-                                self.last_id = Some(message.id.to_string());
-                                self.in_flight.push_back(InFlight { message, ack });
+                                self.last_id = Some(outgoing.msg_id.clone());
+                                self.in_flight.push_back(InFlight { outgoing, ack });
                             }
                             Err(error) => {
                                 let mut unstored = self.drain().await;
-                                unstored.push(message);
+                                unstored.push(outgoing.message);
                                 self.last_id = None;
                                 confirmed.failure = Some(PipelineFailure { error, unstored });
                                 return confirmed;
@@ -244,7 +286,7 @@ impl Pipeline {
                     }
                 }
                 Err(e) => {
-                    let mut unstored = vec![oldest.message];
+                    let mut unstored = vec![oldest.outgoing.message];
                     unstored.extend(self.drain().await);
                     self.last_id = None;
                     confirmed.failure = Some(PipelineFailure {
@@ -261,10 +303,19 @@ impl Pipeline {
     /// Waits for every message in flight (their outcome no longer matters: nothing after a
     /// refused message is stored) and returns them in order.
     async fn drain(&mut self) -> Vec<ProvisioningMessage> {
+        self.drain_outgoing()
+            .await
+            .into_iter()
+            .map(|o| o.message)
+            .collect()
+    }
+
+    /// Waits for every PubAck in flight (whatever it says) and returns what was sent.
+    async fn drain_outgoing(&mut self) -> Vec<Outgoing> {
         let mut out = Vec::with_capacity(self.in_flight.len());
         while let Some(flight) = self.in_flight.pop_front() {
             let _ = flight.ack.await;
-            out.push(flight.message);
+            out.push(flight.outgoing);
         }
         out
     }

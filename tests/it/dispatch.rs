@@ -449,3 +449,131 @@ async fn a_message_a_subscriber_keeps_failing_stays_at_the_head_and_is_reported(
     assert_eq!(status.queued, 2, "nothing was dropped");
     s.stop().await;
 }
+
+/// A dispatcher that stopped with messages in flight — taken from the incoming stream, some of
+/// their copies stored, none acknowledged — copies them again first, in order, without storing
+/// a copy twice, before the newer messages (which JetStream would otherwise deliver first: the
+/// unacknowledged ones come back only after the ack wait).
+#[tokio::test]
+async fn a_dispatcher_restarted_with_messages_in_flight_keeps_the_incoming_order() {
+    use ox_connector::dispatch::forward::{self, Report};
+    use ox_connector::dispatch::subscription::TopicMatcher;
+    use ox_connector::dispatch::{PrefillStatus, Subscription};
+    use ox_connector::queue::publish::{PublishError, Publisher};
+    use ox_connector::queue::{self, ConsumerTiming, QueueLimits};
+
+    struct Quiet;
+    impl Report for Quiet {
+        fn stored(&self, _: usize) {}
+        fn refused(&self, error: &PublishError) {
+            panic!("a copy was refused: {error}");
+        }
+    }
+
+    let env = TestEnv::start().await;
+    let js = env.jetstream().await;
+    let limits = QueueLimits {
+        max_messages: 1_000,
+        max_bytes: 16 * 1024 * 1024,
+    };
+    // A long ack wait: the messages left in flight would come back only after it.
+    let timing = ConsumerTiming {
+        ack_wait: Duration::from_secs(60),
+    };
+    let incoming = queue::setup_incoming(&js, limits).await.unwrap();
+    queue::setup_subscriber(&js, "people", limits, timing)
+        .await
+        .unwrap();
+    let consumer = queue::ensure_consumer(
+        &incoming,
+        queue::dispatcher_consumer_config("people", "udm", None, timing),
+    )
+    .await
+    .unwrap();
+    let publisher = Publisher::new(js.clone());
+    let messages: Vec<ProvisioningMessage> = (1..=30)
+        .map(|n| {
+            let file = files::name(n);
+            let raw = files::converter_json(&files::user(&format!("u{n}"), &format!("user{n}")));
+            let path = std::path::PathBuf::from(&file);
+            let parsed = ox_connector::listener::ListenerFile::parse(&path, file, raw).unwrap();
+            ProvisioningMessage::from_listener_file(&parsed)
+        })
+        .collect();
+    for message in &messages[..10] {
+        publisher.publish(message).await.unwrap();
+    }
+    // The previous run took the first ten and stored the copies of the first three.
+    let mut taken = consumer.fetch().max_messages(10).messages().await.unwrap();
+    let mut in_flight = 0;
+    while let Some(message) = taken.next().await {
+        message.unwrap();
+        in_flight += 1;
+    }
+    assert_eq!(in_flight, 10);
+    for message in &messages[..3] {
+        let subject = queue::subscriber_subject("people", "udm", &message.topic);
+        publisher
+            .publish_to(subject, message, &message.id.to_string())
+            .await
+            .unwrap();
+    }
+    for message in &messages[10..] {
+        publisher.publish(message).await.unwrap();
+    }
+
+    let subscription = Subscription {
+        name: "people".into(),
+        realm: "udm".into(),
+        topics: vec!["users/user".into()],
+        prefill: false,
+        redact: Vec::new(),
+        limits,
+        prefill_status: PrefillStatus::NotRequested,
+        start_after: 0,
+        created: chrono::Utc::now(),
+    };
+    let matcher = TopicMatcher::new(&subscription.topics).unwrap();
+    let stop = CancellationToken::new();
+    let run = {
+        let (incoming, consumer, publisher, stop) = (
+            incoming.clone(),
+            consumer.clone(),
+            publisher.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            forward::run(
+                &incoming,
+                &consumer,
+                publisher,
+                &subscription,
+                &matcher,
+                &Quiet,
+                &stop,
+            )
+            .await
+        })
+    };
+    let mut queue = js.get_stream("SUB_people").await.unwrap();
+    let deadline = tokio::time::Instant::now() + T;
+    while queue.info().await.unwrap().state.messages < 30 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every copy arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    run.await.unwrap().unwrap();
+
+    let state = queue.info().await.unwrap().state.clone();
+    assert_eq!(state.messages, 30, "a copy was stored twice");
+    let mut copied = Vec::new();
+    for sequence in state.first_sequence..=state.last_sequence {
+        let raw = queue.get_raw_message(sequence).await.unwrap();
+        let message: ProvisioningMessage = serde_json::from_slice(&raw.payload).unwrap();
+        copied.push(message.object_id);
+    }
+    assert_eq!(copied, ids(&messages), "the queue is not in incoming order");
+}
