@@ -564,6 +564,27 @@ impl OxState {
             .ok_or_else(|| T::unknown_name(name, ctx_id))
     }
 
+    /// The ids of the objects a delete addresses (at least one); the `protected` one (the
+    /// context admin, the default group) cannot be deleted and fails with `refusal`.
+    fn ids_to_delete<T: Lookup>(
+        &self,
+        ctx_id: i32,
+        objects: &[T],
+        protected: i32,
+        refusal: &str,
+    ) -> OxResult<Vec<i32>> {
+        if objects.is_empty() {
+            return Err(T::no_reference());
+        }
+        objects
+            .iter()
+            .map(|o| match self.find_object(ctx_id, Some(o))? {
+                id if id == protected => Err(OxFault::invalid(refusal)),
+                id => Ok(id),
+            })
+            .collect()
+    }
+
     /// `getData`/`getMultipleData`: each object by id, else by name.
     pub(super) fn get_data<T: Lookup>(
         &self,
@@ -933,15 +954,8 @@ impl OxState {
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let change = change.ok_or_else(|| OxFault::invalid("User is null"))?;
-        // Rename = id + new name, so look up by id first; by name only without id.
-        let lookup = match change.id {
-            Some(id) => User::with_id(id),
-            None => User {
-                name: change.name.clone(),
-                ..User::default()
-            },
-        };
-        let id = self.find_object(ctx_id, Some(&lookup))?;
+        // Rename = id + new name: `find_object` looks up by id first, by name only without id.
+        let id = self.find_object(ctx_id, Some(&change))?;
         let mut updated = self.contexts[&ctx_id].users[&id].user.clone();
         let mut change = change;
         if let Some(name) = change.name.take() {
@@ -1005,17 +1019,8 @@ impl OxState {
         users: Vec<User>,
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        if users.is_empty() {
-            return Err(User::no_reference());
-        }
-        let mut ids = Vec::new();
-        for user in &users {
-            let id = self.find_object(ctx_id, Some(user))?;
-            if id == self.contexts[&ctx_id].admin_id {
-                return Err(OxFault::invalid("Admin delete not supported"));
-            }
-            ids.push(id);
-        }
+        let admin_id = self.contexts[&ctx_id].admin_id;
+        let ids = self.ids_to_delete(ctx_id, &users, admin_id, "Admin delete not supported")?;
         let context = self.ctx_mut(ctx_id);
         for id in ids {
             context.remove_user(id);
@@ -1141,11 +1146,7 @@ impl OxState {
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let change = change.ok_or_else(|| OxFault::invalid("Group is null"))?;
-        let lookup = match change.id {
-            Some(id) => Group::with_id(id),
-            None => Group::with_name(change.name.clone().unwrap_or_default()),
-        };
-        let id = self.find_object(ctx_id, Some(&lookup))?;
+        let id = self.find_object(ctx_id, Some(&change))?;
         let new_name = change.name.clone().map(|n| self.normalize_name(n));
         if let Some(name) = &new_name {
             if name.is_empty() {
@@ -1186,19 +1187,8 @@ impl OxState {
         groups: Vec<Group>,
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        if groups.is_empty() {
-            return Err(Group::no_reference());
-        }
-        let mut ids = Vec::new();
-        for group in &groups {
-            let id = self.find_object(ctx_id, Some(group))?;
-            if id == DEFAULT_GROUP_ID {
-                return Err(OxFault::invalid(format!(
-                    "Group with id {DEFAULT_GROUP_ID} cannot be deleted"
-                )));
-            }
-            ids.push(id);
-        }
+        let refusal = format!("Group with id {DEFAULT_GROUP_ID} cannot be deleted");
+        let ids = self.ids_to_delete(ctx_id, &groups, DEFAULT_GROUP_ID, &refusal)?;
         let context = self.ctx_mut(ctx_id);
         for id in ids {
             context.remove_group(id);
@@ -1359,11 +1349,7 @@ impl OxState {
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let mut change = change.ok_or_else(|| OxFault::invalid("Resource is null"))?;
-        let lookup = match change.id {
-            Some(id) => Resource::with_id(id),
-            None => Resource::with_name(change.name.clone().unwrap_or_default()),
-        };
-        let id = self.find_object(ctx_id, Some(&lookup))?;
+        let id = self.find_object(ctx_id, Some(&change))?;
         change.id = None;
         change.name = change.name.map(|n| self.normalize_name(n));
         if change.name.as_deref() == Some("") {
