@@ -357,18 +357,14 @@ pub fn dispatch(
         }
         (S::User, "getData") => {
             let c = call(&["ctx", "user", "auth"])?;
-            let users: Vec<User> = c.obj("user")?.into_iter().collect();
-            let users = if users.is_empty() {
-                vec![User::default()]
-            } else {
-                users
-            };
-            let mut found = state.get_users(c.auth()?.as_ref(), c.obj("ctx")?, users)?;
+            // A missing `user` is looked up as an empty reference, for OX's fault text.
+            let user: User = c.obj("user")?.unwrap_or_default();
+            let mut found = state.get_data(c.auth()?.as_ref(), c.obj("ctx")?, vec![user])?;
             one(found.swap_remove(0))
         }
         (S::User, "getMultipleData") => {
             let c = call(&["ctx", "users", "auth"])?;
-            many(state.get_users(c.auth()?.as_ref(), c.obj("ctx")?, c.objs("users")?)?)
+            many(state.get_data::<User>(c.auth()?.as_ref(), c.obj("ctx")?, c.objs("users")?)?)
         }
         (S::User, "getModuleAccess") => {
             let c = call(&["ctx", "user", "auth"])?;
@@ -421,18 +417,14 @@ pub fn dispatch(
         }
         (S::Group, "getData") => {
             let c = call(&["ctx", "grp", "auth"])?;
-            let groups: Vec<Group> = c.obj("grp")?.into_iter().collect();
-            let groups = if groups.is_empty() {
-                vec![Group::default()]
-            } else {
-                groups
-            };
-            let mut found = state.get_groups(c.auth()?.as_ref(), c.obj("ctx")?, groups)?;
+            // A missing `grp` is looked up as an empty reference, for OX's fault text.
+            let group: Group = c.obj("grp")?.unwrap_or_default();
+            let mut found = state.get_data(c.auth()?.as_ref(), c.obj("ctx")?, vec![group])?;
             one(found.swap_remove(0))
         }
         (S::Group, "getMultipleData") => {
             let c = call(&["ctx", "grps", "auth"])?;
-            many(state.get_groups(c.auth()?.as_ref(), c.obj("ctx")?, c.objs("grps")?)?)
+            many(state.get_data::<Group>(c.auth()?.as_ref(), c.obj("ctx")?, c.objs("grps")?)?)
         }
         (S::Group, "getMembers") => {
             let c = call(&["ctx", "grp", "auth"])?;
@@ -487,18 +479,18 @@ pub fn dispatch(
         }
         (S::Resource, "getData") => {
             let c = call(&["ctx", "res", "auth"])?;
-            let resources: Vec<Resource> = c.obj("res")?.into_iter().collect();
-            let resources = if resources.is_empty() {
-                vec![Resource::default()]
-            } else {
-                resources
-            };
-            let mut found = state.get_resources(c.auth()?.as_ref(), c.obj("ctx")?, resources)?;
+            // A missing `res` is looked up as an empty reference, for OX's fault text.
+            let resource: Resource = c.obj("res")?.unwrap_or_default();
+            let mut found = state.get_data(c.auth()?.as_ref(), c.obj("ctx")?, vec![resource])?;
             one(found.swap_remove(0))
         }
         (S::Resource, "getMultipleData") => {
             let c = call(&["ctx", "resources", "auth"])?;
-            many(state.get_resources(c.auth()?.as_ref(), c.obj("ctx")?, c.objs("resources")?)?)
+            many(state.get_data::<Resource>(
+                c.auth()?.as_ref(),
+                c.obj("ctx")?,
+                c.objs("resources")?,
+            )?)
         }
         (S::Resource, "list") => {
             let c = call(&["ctx", "pattern", "auth"])?;

@@ -76,7 +76,7 @@ pub struct OxState {
 }
 
 #[derive(Clone, Debug)]
-struct Ctx {
+pub(super) struct Ctx {
     data: Context,
     admin_id: i32,
     access_combination: Option<String>,
@@ -103,7 +103,7 @@ struct UserRecord {
 /// Ids by key; a key may map to several ids where OX allows duplicates (display names with
 /// uniqueness switched off).
 #[derive(Clone, Debug, Default)]
-struct Index(HashMap<String, Vec<i32>>);
+pub(super) struct Index(HashMap<String, Vec<i32>>);
 
 impl Index {
     fn insert(&mut self, key: Option<String>, id: i32) {
@@ -158,6 +158,27 @@ impl Indexes {
 }
 
 impl Ctx {
+    /// The next id of the sequence users and groups share.
+    fn take_next_id(&mut self) -> i32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Stores a new (not admin) user under the next id, as a member of the default group;
+    /// returns the id.
+    fn add_user(&mut self, mut user: User, access: UserModuleAccess) -> i32 {
+        let id = self.take_next_id();
+        user.id = Some(id);
+        user.contextadmin = Some(false);
+        user.default_group = Some(Box::new(default_group_ref()));
+        if let Some(group) = self.groups.get_mut(&DEFAULT_GROUP_ID) {
+            group.members.push(id);
+        }
+        self.insert_user(id, UserRecord { user, access });
+        id
+    }
+
     fn insert_user(&mut self, id: i32, record: UserRecord) {
         self.index_user(&record.user, id, true);
         self.users.insert(id, record);
@@ -224,6 +245,111 @@ impl Ctx {
     }
 }
 
+/// The objects of a context that OX finds by id, else by name (users, groups, resources), and
+/// OX's fault texts when it does not (`ox-soap.md` §8.2, §9.4).
+pub(super) trait Lookup: Sized {
+    /// The kind as OX's texts name it: `user`, `group`, `resource`.
+    const NOUN: &'static str;
+    /// The fault of an unknown id or name.
+    const NOT_FOUND: FaultKind;
+    fn id(&self) -> Option<i32>;
+    fn name(&self) -> &Option<String>;
+    fn exists(context: &Ctx, id: i32) -> bool;
+    /// The index of the (normalised) names.
+    fn names(context: &Ctx) -> &Index;
+    /// The stored object as `getData` returns it.
+    fn view(context: &Ctx, id: i32) -> Self;
+
+    /// The fault of a missing reference, or one with neither id nor name.
+    fn no_reference() -> OxFault {
+        let noun = Self::NOUN;
+        OxFault::invalid(format!("One {noun}object has no {noun}id or {noun}name"))
+    }
+
+    fn unknown_id(id: i32, ctx_id: i32) -> OxFault {
+        let noun = Self::NOUN;
+        OxFault::new(
+            Self::NOT_FOUND,
+            format!("No such {noun} {id} in context {ctx_id}"),
+        )
+    }
+
+    fn unknown_name(name: &str, ctx_id: i32) -> OxFault {
+        let noun = Self::NOUN;
+        OxFault::new(
+            Self::NOT_FOUND,
+            format!("{NO_SUCH_OBJECT}No such {noun} {name} in context {ctx_id}"),
+        )
+    }
+}
+
+impl Lookup for User {
+    const NOUN: &'static str = "user";
+    const NOT_FOUND: FaultKind = FaultKind::NoSuchUser;
+    fn id(&self) -> Option<i32> {
+        self.id
+    }
+    fn name(&self) -> &Option<String> {
+        &self.name
+    }
+    fn exists(context: &Ctx, id: i32) -> bool {
+        context.users.contains_key(&id)
+    }
+    fn names(context: &Ctx) -> &Index {
+        &context.index.user_names
+    }
+    /// Password hidden.
+    fn view(context: &Ctx, id: i32) -> User {
+        let mut user = context.users[&id].user.clone();
+        user.password = None;
+        user
+    }
+}
+
+impl Lookup for Group {
+    const NOUN: &'static str = "group";
+    const NOT_FOUND: FaultKind = FaultKind::NoSuchGroup;
+    fn id(&self) -> Option<i32> {
+        self.id
+    }
+    fn name(&self) -> &Option<String> {
+        &self.name
+    }
+    fn exists(context: &Ctx, id: i32) -> bool {
+        context.groups.contains_key(&id)
+    }
+    fn names(context: &Ctx) -> &Index {
+        &context.index.group_names
+    }
+    fn view(context: &Ctx, id: i32) -> Group {
+        context.groups[&id].clone()
+    }
+    /// OX names neither the id nor the context here.
+    fn unknown_id(_id: i32, _ctx_id: i32) -> OxFault {
+        OxFault::new(FaultKind::NoSuchGroup, "No such group")
+    }
+}
+
+impl Lookup for Resource {
+    const NOUN: &'static str = "resource";
+    const NOT_FOUND: FaultKind = FaultKind::NoSuchResource;
+    fn id(&self) -> Option<i32> {
+        self.id
+    }
+    fn name(&self) -> &Option<String> {
+        &self.name
+    }
+    fn exists(context: &Ctx, id: i32) -> bool {
+        context.resources.contains_key(&id)
+    }
+    fn names(context: &Ctx) -> &Index {
+        &context.index.resource_names
+    }
+    fn view(context: &Ctx, id: i32) -> Resource {
+        context.resources[&id].clone()
+    }
+}
+
 const DEFAULT_GROUP_ID: i32 = 1;
 const ADMIN_ID: i32 = 2;
 
@@ -260,6 +386,34 @@ fn default_access() -> UserModuleAccess {
         webdav_xml: on,
         webmail: on,
     }
+}
+
+/// OX's check of mandatory fields: fails naming those unset or empty, in the order given.
+fn require_fields(fields: &[(&str, &Option<String>)]) -> OxResult<()> {
+    let missing: Vec<&str> = fields
+        .iter()
+        .filter(|(_, v)| non_empty(v).is_none())
+        .map(|(n, _)| *n)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(OxFault::invalid(format!(
+        "Mandatory fields not set: {}",
+        missing.join(", ")
+    )))
+}
+
+/// The objects whose name matches an OX list pattern (none = `*`).
+fn named_like<'a, T: Lookup + Clone + 'a>(
+    objects: impl Iterator<Item = &'a T>,
+    pattern: Option<&str>,
+) -> Vec<T> {
+    let pattern = pattern.unwrap_or("*");
+    objects
+        .filter(|o| matches_pattern(pattern, o.name().as_deref().unwrap_or("")))
+        .cloned()
+        .collect()
 }
 
 /// `*` is the only wildcard of OX's list patterns (`_` is escaped).
@@ -388,6 +542,65 @@ impl OxState {
         self.contexts
             .get_mut(&id)
             .expect("context checked by the caller")
+    }
+
+    // ----- users, groups and resources by id or name -----
+
+    /// The id of `object` in context `ctx_id`: by id, else by name (`ox-soap.md` §9.4).
+    fn find_object<T: Lookup>(&self, ctx_id: i32, object: Option<&T>) -> OxResult<i32> {
+        let context = &self.contexts[&ctx_id];
+        let object = object.ok_or_else(T::no_reference)?;
+        if let Some(id) = object.id() {
+            return match T::exists(context, id) {
+                true => Ok(id),
+                false => Err(T::unknown_id(id, ctx_id)),
+            };
+        }
+        let Some(name) = non_empty(object.name()) else {
+            return Err(T::no_reference());
+        };
+        T::names(context)
+            .other_than(&context.index.name_key(name), None)
+            .ok_or_else(|| T::unknown_name(name, ctx_id))
+    }
+
+    /// The ids of the objects a delete addresses (at least one); the `protected` one (the
+    /// context admin, the default group) cannot be deleted and fails with `refusal`.
+    fn ids_to_delete<T: Lookup>(
+        &self,
+        ctx_id: i32,
+        objects: &[T],
+        protected: i32,
+        refusal: &str,
+    ) -> OxResult<Vec<i32>> {
+        if objects.is_empty() {
+            return Err(T::no_reference());
+        }
+        objects
+            .iter()
+            .map(|o| match self.find_object(ctx_id, Some(o))? {
+                id if id == protected => Err(OxFault::invalid(refusal)),
+                id => Ok(id),
+            })
+            .collect()
+    }
+
+    /// `getData`/`getMultipleData`: each object by id, else by name.
+    pub(super) fn get_data<T: Lookup>(
+        &self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        objects: Vec<T>,
+    ) -> OxResult<Vec<T>> {
+        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
+        let context = &self.contexts[&ctx_id];
+        objects
+            .iter()
+            .map(|o| {
+                self.find_object(ctx_id, Some(o))
+                    .map(|id| T::view(context, id))
+            })
+            .collect()
     }
 
     // ----- OXContextService -----
@@ -642,7 +855,7 @@ impl OxState {
         mut user: User,
         ctx_id: i32,
     ) -> OxResult<User> {
-        let missing: Vec<&str> = [
+        require_fields(&[
             ("name", &user.name),
             ("display_name", &user.display_name),
             ("password", &user.password),
@@ -650,17 +863,7 @@ impl OxState {
             ("sur_name", &user.sur_name),
             ("primaryEmail", &user.primary_email),
             ("email1", &user.email1),
-        ]
-        .into_iter()
-        .filter(|(_, v)| non_empty(v).is_none())
-        .map(|(n, _)| n)
-        .collect();
-        if !missing.is_empty() {
-            return Err(OxFault::invalid(format!(
-                "Mandatory fields not set: {}",
-                missing.join(", ")
-            )));
-        }
+        ])?;
         let name = self.normalize_name(user.name.take().unwrap_or_default());
         if self.options.check_user_names {
             if let Some(illegal) = is_allowed_user_name(&name) {
@@ -728,35 +931,6 @@ impl OxState {
         Ok(())
     }
 
-    /// By id, else by name (`ox-soap.md` §9.4).
-    fn find_user(&self, ctx_id: i32, user: Option<&User>) -> OxResult<i32> {
-        let context = &self.contexts[&ctx_id];
-        let user =
-            user.ok_or_else(|| OxFault::invalid("One userobject has no userid or username"))?;
-        if let Some(id) = user.id {
-            return match context.users.contains_key(&id) {
-                true => Ok(id),
-                false => Err(OxFault::new(
-                    FaultKind::NoSuchUser,
-                    format!("No such user {id} in context {ctx_id}"),
-                )),
-            };
-        }
-        let Some(name) = non_empty(&user.name) else {
-            return Err(OxFault::invalid("One userobject has no userid or username"));
-        };
-        context
-            .index
-            .user_names
-            .other_than(&context.index.name_key(name), None)
-            .ok_or_else(|| {
-                OxFault::new(
-                    FaultKind::NoSuchUser,
-                    format!("{NO_SUCH_OBJECT}No such user {name} in context {ctx_id}"),
-                )
-            })
-    }
-
     pub fn create_user(
         &mut self,
         auth: Option<&Credentials>,
@@ -766,24 +940,10 @@ impl OxState {
     ) -> OxResult<User> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let user = user.ok_or_else(|| OxFault::invalid("User is null"))?;
-        let mut user = self.validate_new_user(Some(&self.contexts[&ctx_id]), user, ctx_id)?;
+        let user = self.validate_new_user(Some(&self.contexts[&ctx_id]), user, ctx_id)?;
         let context = self.ctx_mut(ctx_id);
-        let id = context.next_id;
-        context.next_id += 1;
-        user.id = Some(id);
-        user.default_group = Some(Box::new(default_group_ref()));
-        if let Some(group) = context.groups.get_mut(&DEFAULT_GROUP_ID) {
-            group.members.push(id);
-        }
-        let access = access.unwrap_or_else(default_access);
-        context.insert_user(
-            id,
-            UserRecord {
-                user: user.clone(),
-                access,
-            },
-        );
-        Ok(user)
+        let id = context.add_user(user, access.unwrap_or_else(default_access));
+        Ok(context.users[&id].user.clone())
     }
 
     pub fn change_user(
@@ -794,15 +954,8 @@ impl OxState {
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let change = change.ok_or_else(|| OxFault::invalid("User is null"))?;
-        // Rename = id + new name, so look up by id first; by name only without id.
-        let lookup = match change.id {
-            Some(id) => User::with_id(id),
-            None => User {
-                name: change.name.clone(),
-                ..User::default()
-            },
-        };
-        let id = self.find_user(ctx_id, Some(&lookup))?;
+        // Rename = id + new name: `find_object` looks up by id first, by name only without id.
+        let id = self.find_object(ctx_id, Some(&change))?;
         let mut updated = self.contexts[&ctx_id].users[&id].user.clone();
         let mut change = change;
         if let Some(name) = change.name.take() {
@@ -847,7 +1000,7 @@ impl OxState {
         access: Option<UserModuleAccess>,
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        let id = self.find_user(ctx_id, user.as_ref())?;
+        let id = self.find_object(ctx_id, user.as_ref())?;
         let access = access.ok_or_else(|| OxFault::invalid("Module access is null"))?;
         let record = self
             .ctx_mut(ctx_id)
@@ -866,17 +1019,8 @@ impl OxState {
         users: Vec<User>,
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        if users.is_empty() {
-            return Err(OxFault::invalid("One userobject has no userid or username"));
-        }
-        let mut ids = Vec::new();
-        for user in &users {
-            let id = self.find_user(ctx_id, Some(user))?;
-            if id == self.contexts[&ctx_id].admin_id {
-                return Err(OxFault::invalid("Admin delete not supported"));
-            }
-            ids.push(id);
-        }
+        let admin_id = self.contexts[&ctx_id].admin_id;
+        let ids = self.ids_to_delete(ctx_id, &users, admin_id, "Admin delete not supported")?;
         let context = self.ctx_mut(ctx_id);
         for id in ids {
             context.remove_user(id);
@@ -895,34 +1039,11 @@ impl OxState {
         user: Option<User>,
     ) -> OxResult<bool> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        match self.find_user(ctx_id, user.as_ref()) {
+        match self.find_object(ctx_id, user.as_ref()) {
             Ok(_) => Ok(true),
             Err(f) if f.kind == FaultKind::NoSuchUser => Ok(false),
             Err(f) => Err(f),
         }
-    }
-
-    /// The user as `getData` returns it: password hidden, default group filled.
-    fn user_view(&self, ctx_id: i32, id: i32) -> User {
-        let mut user = self.contexts[&ctx_id].users[&id].user.clone();
-        user.password = None;
-        user
-    }
-
-    pub fn get_users(
-        &self,
-        auth: Option<&Credentials>,
-        ctx: Option<Context>,
-        users: Vec<User>,
-    ) -> OxResult<Vec<User>> {
-        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        users
-            .iter()
-            .map(|u| {
-                self.find_user(ctx_id, Some(u))
-                    .map(|id| self.user_view(ctx_id, id))
-            })
-            .collect()
     }
 
     pub fn get_user_access(
@@ -932,7 +1053,7 @@ impl OxState {
         user: Option<User>,
     ) -> OxResult<UserModuleAccess> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        let id = self.find_user(ctx_id, user.as_ref())?;
+        let id = self.find_object(ctx_id, user.as_ref())?;
         Ok(self.contexts[&ctx_id].users[&id].access.clone())
     }
 
@@ -942,7 +1063,8 @@ impl OxState {
         ctx: Option<Context>,
     ) -> OxResult<User> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        Ok(self.user_view(ctx_id, self.contexts[&ctx_id].admin_id))
+        let context = &self.contexts[&ctx_id];
+        Ok(User::view(context, context.admin_id))
     }
 
     /// `listAll`/`list`/`listCaseInsensitive`: users with only their `id`, as OX answers.
@@ -975,33 +1097,6 @@ impl OxState {
 
     // ----- OXGroupService -----
 
-    fn find_group(&self, ctx_id: i32, group: Option<&Group>) -> OxResult<i32> {
-        let context = &self.contexts[&ctx_id];
-        let group =
-            group.ok_or_else(|| OxFault::invalid("One groupobject has no groupid or groupname"))?;
-        if let Some(id) = group.id {
-            return match context.groups.contains_key(&id) {
-                true => Ok(id),
-                false => Err(OxFault::new(FaultKind::NoSuchGroup, "No such group")),
-            };
-        }
-        let Some(name) = non_empty(&group.name) else {
-            return Err(OxFault::invalid(
-                "One groupobject has no groupid or groupname",
-            ));
-        };
-        context
-            .index
-            .group_names
-            .other_than(&context.index.name_key(name), None)
-            .ok_or_else(|| {
-                OxFault::new(
-                    FaultKind::NoSuchGroup,
-                    format!("{NO_SUCH_OBJECT}No such group {name} in context {ctx_id}"),
-                )
-            })
-    }
-
     fn check_members(&self, ctx_id: i32, members: &[i32]) -> OxResult<Vec<i32>> {
         let context = &self.contexts[&ctx_id];
         let mut unique = Vec::with_capacity(members.len());
@@ -1024,17 +1119,7 @@ impl OxState {
     ) -> OxResult<Group> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let mut group = group.ok_or_else(|| OxFault::invalid("Group is null"))?;
-        let missing: Vec<&str> = [("name", &group.name), ("displayname", &group.displayname)]
-            .into_iter()
-            .filter(|(_, v)| non_empty(v).is_none())
-            .map(|(n, _)| n)
-            .collect();
-        if !missing.is_empty() {
-            return Err(OxFault::invalid(format!(
-                "Mandatory fields not set: {}",
-                missing.join(", ")
-            )));
-        }
+        require_fields(&[("name", &group.name), ("displayname", &group.displayname)])?;
         let name = self.normalize_name(group.name.take().unwrap_or_default());
         let index = &self.contexts[&ctx_id].index;
         if index
@@ -1047,8 +1132,7 @@ impl OxState {
         group.members = self.check_members(ctx_id, &group.members)?;
         group.name = Some(name);
         let context = self.ctx_mut(ctx_id);
-        let id = context.next_id;
-        context.next_id += 1;
+        let id = context.take_next_id();
         group.id = Some(id);
         context.insert_group(id, group.clone());
         Ok(group)
@@ -1062,11 +1146,7 @@ impl OxState {
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let change = change.ok_or_else(|| OxFault::invalid("Group is null"))?;
-        let lookup = match change.id {
-            Some(id) => Group::with_id(id),
-            None => Group::with_name(change.name.clone().unwrap_or_default()),
-        };
-        let id = self.find_group(ctx_id, Some(&lookup))?;
+        let id = self.find_object(ctx_id, Some(&change))?;
         let new_name = change.name.clone().map(|n| self.normalize_name(n));
         if let Some(name) = &new_name {
             if name.is_empty() {
@@ -1107,42 +1187,13 @@ impl OxState {
         groups: Vec<Group>,
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        if groups.is_empty() {
-            return Err(OxFault::invalid(
-                "One groupobject has no groupid or groupname",
-            ));
-        }
-        let mut ids = Vec::new();
-        for group in &groups {
-            let id = self.find_group(ctx_id, Some(group))?;
-            if id == DEFAULT_GROUP_ID {
-                return Err(OxFault::invalid(format!(
-                    "Group with id {DEFAULT_GROUP_ID} cannot be deleted"
-                )));
-            }
-            ids.push(id);
-        }
+        let refusal = format!("Group with id {DEFAULT_GROUP_ID} cannot be deleted");
+        let ids = self.ids_to_delete(ctx_id, &groups, DEFAULT_GROUP_ID, &refusal)?;
         let context = self.ctx_mut(ctx_id);
         for id in ids {
             context.remove_group(id);
         }
         Ok(())
-    }
-
-    pub fn get_groups(
-        &self,
-        auth: Option<&Credentials>,
-        ctx: Option<Context>,
-        groups: Vec<Group>,
-    ) -> OxResult<Vec<Group>> {
-        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        groups
-            .iter()
-            .map(|g| {
-                self.find_group(ctx_id, Some(g))
-                    .map(|id| self.contexts[&ctx_id].groups[&id].clone())
-            })
-            .collect()
     }
 
     pub fn get_default_group(
@@ -1161,7 +1212,7 @@ impl OxState {
         group: Option<Group>,
     ) -> OxResult<Vec<User>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        let id = self.find_group(ctx_id, group.as_ref())?;
+        let id = self.find_object(ctx_id, group.as_ref())?;
         Ok(self.contexts[&ctx_id].groups[&id]
             .members
             .iter()
@@ -1176,13 +1227,7 @@ impl OxState {
         pattern: Option<&str>,
     ) -> OxResult<Vec<Group>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        let pattern = pattern.unwrap_or("*");
-        Ok(self.contexts[&ctx_id]
-            .groups
-            .values()
-            .filter(|g| matches_pattern(pattern, g.name.as_deref().unwrap_or("")))
-            .cloned()
-            .collect())
+        Ok(named_like(self.contexts[&ctx_id].groups.values(), pattern))
     }
 
     pub fn list_groups_for_user(
@@ -1192,7 +1237,7 @@ impl OxState {
         user: Option<User>,
     ) -> OxResult<Vec<Group>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        let id = self.find_user(ctx_id, user.as_ref())?;
+        let id = self.find_object(ctx_id, user.as_ref())?;
         Ok(self.contexts[&ctx_id]
             .groups
             .values()
@@ -1210,7 +1255,7 @@ impl OxState {
         add: bool,
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        let id = self.find_group(ctx_id, group.as_ref())?;
+        let id = self.find_object(ctx_id, group.as_ref())?;
         let mut ids = Vec::new();
         for member in &members {
             let user_id = member
@@ -1243,37 +1288,6 @@ impl OxState {
     }
 
     // ----- OXResourceService -----
-
-    fn find_resource(&self, ctx_id: i32, resource: Option<&Resource>) -> OxResult<i32> {
-        let context = &self.contexts[&ctx_id];
-        let resource = resource.ok_or_else(|| {
-            OxFault::invalid("One resourceobject has no resourceid or resourcename")
-        })?;
-        if let Some(id) = resource.id {
-            return match context.resources.contains_key(&id) {
-                true => Ok(id),
-                false => Err(OxFault::new(
-                    FaultKind::NoSuchResource,
-                    format!("No such resource {id} in context {ctx_id}"),
-                )),
-            };
-        }
-        let Some(name) = non_empty(&resource.name) else {
-            return Err(OxFault::invalid(
-                "One resourceobject has no resourceid or resourcename",
-            ));
-        };
-        context
-            .index
-            .resource_names
-            .other_than(&context.index.name_key(name), None)
-            .ok_or_else(|| {
-                OxFault::new(
-                    FaultKind::NoSuchResource,
-                    format!("{NO_SUCH_OBJECT}No such resource {name} in context {ctx_id}"),
-                )
-            })
-    }
 
     fn check_resource_unique(
         &self,
@@ -1311,21 +1325,11 @@ impl OxState {
     ) -> OxResult<Resource> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let mut resource = resource.ok_or_else(|| OxFault::invalid("Resource is null"))?;
-        let missing: Vec<&str> = [
+        require_fields(&[
             ("name", &resource.name),
             ("displayname", &resource.displayname),
             ("email", &resource.email),
-        ]
-        .into_iter()
-        .filter(|(_, v)| non_empty(v).is_none())
-        .map(|(n, _)| n)
-        .collect();
-        if !missing.is_empty() {
-            return Err(OxFault::invalid(format!(
-                "Mandatory fields not set: {}",
-                missing.join(", ")
-            )));
-        }
+        ])?;
         resource.name = resource.name.map(|n| self.normalize_name(n));
         self.check_resource_unique(ctx_id, &resource, None)?;
         let context = self.ctx_mut(ctx_id);
@@ -1345,11 +1349,7 @@ impl OxState {
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
         let mut change = change.ok_or_else(|| OxFault::invalid("Resource is null"))?;
-        let lookup = match change.id {
-            Some(id) => Resource::with_id(id),
-            None => Resource::with_name(change.name.clone().unwrap_or_default()),
-        };
-        let id = self.find_resource(ctx_id, Some(&lookup))?;
+        let id = self.find_object(ctx_id, Some(&change))?;
         change.id = None;
         change.name = change.name.map(|n| self.normalize_name(n));
         if change.name.as_deref() == Some("") {
@@ -1371,25 +1371,9 @@ impl OxState {
         resource: Option<Resource>,
     ) -> OxResult<()> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        let id = self.find_resource(ctx_id, resource.as_ref())?;
+        let id = self.find_object(ctx_id, resource.as_ref())?;
         self.ctx_mut(ctx_id).remove_resource(id);
         Ok(())
-    }
-
-    pub fn get_resources(
-        &self,
-        auth: Option<&Credentials>,
-        ctx: Option<Context>,
-        resources: Vec<Resource>,
-    ) -> OxResult<Vec<Resource>> {
-        let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        resources
-            .iter()
-            .map(|r| {
-                self.find_resource(ctx_id, Some(r))
-                    .map(|id| self.contexts[&ctx_id].resources[&id].clone())
-            })
-            .collect()
     }
 
     pub fn list_resources(
@@ -1399,13 +1383,10 @@ impl OxState {
         pattern: Option<&str>,
     ) -> OxResult<Vec<Resource>> {
         let ctx_id = self.auth_context(ctx.as_ref(), auth)?;
-        let pattern = pattern.unwrap_or("*");
-        Ok(self.contexts[&ctx_id]
-            .resources
-            .values()
-            .filter(|r| matches_pattern(pattern, r.name.as_deref().unwrap_or("")))
-            .cloned()
-            .collect())
+        Ok(named_like(
+            self.contexts[&ctx_id].resources.values(),
+            pattern,
+        ))
     }
 
     // ----- OXUserCopyService -----
@@ -1454,23 +1435,7 @@ impl OxState {
                 format!("User {name} already exists in context {dest_id}"),
             ));
         }
-        let context = self.ctx_mut(dest_id);
-        let id = context.next_id;
-        context.next_id += 1;
-        let mut user = record.user;
-        user.id = Some(id);
-        user.contextadmin = Some(false);
-        user.default_group = Some(Box::new(default_group_ref()));
-        if let Some(group) = context.groups.get_mut(&DEFAULT_GROUP_ID) {
-            group.members.push(id);
-        }
-        context.insert_user(
-            id,
-            UserRecord {
-                user,
-                access: record.access,
-            },
-        );
+        let id = self.ctx_mut(dest_id).add_user(record.user, record.access);
         Ok(User::with_id(id))
     }
 

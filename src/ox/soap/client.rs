@@ -1,16 +1,17 @@
 //! `OxClient`: one keep-alive `reqwest` client, the normalised server URL, the master
-//! credentials, and the generic call (POST an envelope, sort the answer into result or
-//! [`OxError`]). The per-service methods live in the sibling `*_service` modules.
+//! credentials, and the generic call (write the request, POST the envelope, sort the answer
+//! into result or [`OxError`]). The per-service methods live in the sibling `*_service`
+//! modules; each is one [`OxClient::invoke`] with the operation's children.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
 
-use super::envelope::{read_response, redact_passwords, Request};
+use super::answer::Answer;
+use super::envelope::{read_response, redact_passwords, Request, Service};
 use super::error::{OxError, OxErrorKind};
 use super::types::Credentials;
-use super::xml::Element;
 
 /// Default for [`OxClientBuilder::timeout`]: generous, OX context creation can take seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -69,12 +70,37 @@ impl OxClient {
         &self.inner.master
     }
 
-    /// Sends a request and returns the `<op>Response` element (`None` for void operations).
-    pub(crate) async fn call(
+    /// One operation of `service`: writes the request (`children` add the wrapper's children
+    /// in schema order, then come the credentials `auth`), sends it and decodes the answer.
+    pub(crate) async fn invoke<A: Answer>(
         &self,
-        request: Request,
-        void: bool,
-    ) -> Result<Option<Element>, OxError> {
+        service: Service,
+        op: &'static str,
+        auth: &Credentials,
+        children: impl FnOnce(&mut Request) -> &mut Request,
+    ) -> Result<A, OxError> {
+        let mut request = Request::new(service, op);
+        children(&mut request).auth(auth);
+        self.call(request).await
+    }
+
+    /// Like [`OxClient::invoke`] for the context-scoped services (user, group, resource),
+    /// whose first child is the context reference `ctx`.
+    pub(crate) async fn invoke_in_context<A: Answer>(
+        &self,
+        service: Service,
+        op: &'static str,
+        ctx: i32,
+        auth: &Credentials,
+        children: impl FnOnce(&mut Request) -> &mut Request,
+    ) -> Result<A, OxError> {
+        self.invoke(service, op, auth, |req| children(req.context("ctx", ctx)))
+            .await
+    }
+
+    /// Sends a request and decodes the `<op>Response` element (none for void operations).
+    /// Telemetry sees the exchange; a failure to decode the content comes after it.
+    async fn call<A: Answer>(&self, request: Request) -> Result<A, OxError> {
         let service = request.service;
         let op = request.operation;
         let operation = format!("{}.{}", service.name(), op);
@@ -105,7 +131,7 @@ impl OxClient {
                 let text = String::from_utf8_lossy(&bytes);
                 tracing::debug!(operation = %operation, status, envelope = %redact_passwords(&text), "Received OX SOAP response.");
             }
-            read_response(&operation, service, op, status, &bytes, void)
+            read_response(&operation, service, op, status, &bytes, A::VOID)
         });
         crate::telemetry::events::OxCallFinished {
             operation: &operation,
@@ -113,7 +139,7 @@ impl OxClient {
             error: result.as_ref().err(),
         }
         .emit();
-        result
+        A::decode(&operation, result?)
     }
 }
 
@@ -170,58 +196,6 @@ impl OxClientBuilder {
                 max_response_bytes: self.max_response_bytes,
             }),
         })
-    }
-}
-
-/// Decoding of `<op>Response` content (lenient: unknown elements ignored, nil = absent).
-pub(crate) mod decode {
-    use super::super::envelope::returns;
-    use super::super::error::{OxError, OxErrorKind};
-    use super::super::types::{DecodeError, SoapObject};
-    use super::super::xml::Element;
-
-    fn decode_error(operation: &str, e: DecodeError) -> OxError {
-        OxError::new(OxErrorKind::Decode, operation, e.to_string())
-    }
-
-    fn wrapper<'a>(operation: &str, w: &'a Option<Element>) -> Result<&'a Element, OxError> {
-        w.as_ref()
-            .ok_or_else(|| OxError::new(OxErrorKind::Decode, operation, "no response element"))
-    }
-
-    /// The single `return` object.
-    pub(crate) fn one<T: SoapObject>(operation: &str, w: Option<Element>) -> Result<T, OxError> {
-        let el = wrapper(operation, &w)?;
-        let first = returns(el)
-            .next()
-            .ok_or_else(|| OxError::new(OxErrorKind::Decode, operation, "no return element"))?;
-        T::decode(first, false).map_err(|e| decode_error(operation, e))
-    }
-
-    /// All `return` objects.
-    pub(crate) fn many<T: SoapObject>(
-        operation: &str,
-        w: Option<Element>,
-    ) -> Result<Vec<T>, OxError> {
-        let el = wrapper(operation, &w)?;
-        returns(el)
-            .map(|r| T::decode(r, false).map_err(|e| decode_error(operation, e)))
-            .collect()
-    }
-
-    /// The `return` boolean.
-    pub(crate) fn boolean(operation: &str, w: Option<Element>) -> Result<bool, OxError> {
-        let el = wrapper(operation, &w)?;
-        let text = returns(el).next().map(|r| r.text.trim()).unwrap_or("");
-        match text {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            other => Err(OxError::new(
-                OxErrorKind::Decode,
-                operation,
-                format!("{other:?} is not a boolean"),
-            )),
-        }
     }
 }
 

@@ -1,18 +1,12 @@
 //! OXGroupService calls (context-admin credentials): create, change, delete, getData, list,
 //! listGroupsForUser, addMember, removeMember.
 
-use super::client::{decode, OxClient};
-use super::envelope::{Request, Service};
+use super::client::OxClient;
+use super::envelope::Service;
 use super::error::OxError;
 use super::types::{Credentials, Group, User};
 
 impl OxClient {
-    fn group_request(op: &'static str, ctx: i32) -> Request {
-        let mut req = Request::new(Service::Group, op);
-        req.context("ctx", ctx);
-        req
-    }
-
     /// `create`: `name` and `displayname` are mandatory; returns the group with its new `id`.
     pub async fn create_group(
         &self,
@@ -20,9 +14,10 @@ impl OxClient {
         group: &Group,
         auth: &Credentials,
     ) -> Result<Group, OxError> {
-        let mut req = Self::group_request("create", ctx);
-        req.object("grp", group).auth(auth);
-        decode::one("OXGroupService.create", self.call(req, false).await?)
+        self.invoke_in_context(Service::Group, "create", ctx, auth, |req| {
+            req.object("grp", group)
+        })
+        .await
     }
 
     /// `change`: identified by `id` (or `name`); **replaces** the membership with `members`, so
@@ -33,9 +28,10 @@ impl OxClient {
         group: &Group,
         auth: &Credentials,
     ) -> Result<(), OxError> {
-        let mut req = Self::group_request("change", ctx);
-        req.object("grp", group).auth(auth);
-        self.call(req, true).await.map(drop)
+        self.invoke_in_context(Service::Group, "change", ctx, auth, |req| {
+            req.object("grp", group)
+        })
+        .await
     }
 
     /// `delete` (by id, else name). The default group (id 1) cannot be deleted.
@@ -45,9 +41,10 @@ impl OxClient {
         group: &Group,
         auth: &Credentials,
     ) -> Result<(), OxError> {
-        let mut req = Self::group_request("delete", ctx);
-        req.object("grp", group).auth(auth);
-        self.call(req, true).await.map(drop)
+        self.invoke_in_context(Service::Group, "delete", ctx, auth, |req| {
+            req.object("grp", group)
+        })
+        .await
     }
 
     /// `getData`: the group by id, else by name.
@@ -57,9 +54,10 @@ impl OxClient {
         group: &Group,
         auth: &Credentials,
     ) -> Result<Group, OxError> {
-        let mut req = Self::group_request("getData", ctx);
-        req.object("grp", group).auth(auth);
-        decode::one("OXGroupService.getData", self.call(req, false).await?)
+        self.invoke_in_context(Service::Group, "getData", ctx, auth, |req| {
+            req.object("grp", group)
+        })
+        .await
     }
 
     /// `list`: groups whose name matches `pattern` (`*` wildcard), with members.
@@ -69,9 +67,10 @@ impl OxClient {
         pattern: &str,
         auth: &Credentials,
     ) -> Result<Vec<Group>, OxError> {
-        let mut req = Self::group_request("list", ctx);
-        req.text("pattern", pattern).auth(auth);
-        decode::many("OXGroupService.list", self.call(req, false).await?)
+        self.invoke_in_context(Service::Group, "list", ctx, auth, |req| {
+            req.text("pattern", pattern)
+        })
+        .await
     }
 
     /// `listGroupsForUser`: the groups `user` (by id) is a member of.
@@ -81,12 +80,10 @@ impl OxClient {
         user: &User,
         auth: &Credentials,
     ) -> Result<Vec<Group>, OxError> {
-        let mut req = Self::group_request("listGroupsForUser", ctx);
-        req.object("usr", user).auth(auth);
-        decode::many(
-            "OXGroupService.listGroupsForUser",
-            self.call(req, false).await?,
-        )
+        self.invoke_in_context(Service::Group, "listGroupsForUser", ctx, auth, |req| {
+            req.object("usr", user)
+        })
+        .await
     }
 
     /// `addMember`: adds users (by id); an existing member is an error.
@@ -121,12 +118,13 @@ impl OxClient {
         members: &[i32],
         auth: &Credentials,
     ) -> Result<(), OxError> {
-        let mut req = Self::group_request(op, ctx);
-        req.object("grp", group);
-        for &id in members {
-            req.object("members", &User::with_id(id));
-        }
-        req.auth(auth);
-        self.call(req, true).await.map(drop)
+        self.invoke_in_context(Service::Group, op, ctx, auth, |req| {
+            req.object("grp", group);
+            for &id in members {
+                req.object("members", &User::with_id(id));
+            }
+            req
+        })
+        .await
     }
 }

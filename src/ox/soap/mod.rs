@@ -37,6 +37,7 @@
 //! every data object redact passwords in `Debug`, and the optional envelope debug log
 //! ([`OxClientBuilder::log_envelopes`]) masks every `…password` element.
 
+mod answer;
 mod client;
 mod context_service;
 pub mod envelope;

@@ -1,17 +1,11 @@
 //! OXResourceService calls (context-admin credentials): create, change, delete, getData, list.
 
-use super::client::{decode, OxClient};
-use super::envelope::{Request, Service};
+use super::client::OxClient;
+use super::envelope::Service;
 use super::error::OxError;
 use super::types::{Credentials, Resource};
 
 impl OxClient {
-    fn resource_request(op: &'static str, ctx: i32) -> Request {
-        let mut req = Request::new(Service::Resource, op);
-        req.context("ctx", ctx);
-        req
-    }
-
     /// `create`: returns the resource with its new `id`.
     pub async fn create_resource(
         &self,
@@ -19,9 +13,10 @@ impl OxClient {
         resource: &Resource,
         auth: &Credentials,
     ) -> Result<Resource, OxError> {
-        let mut req = Self::resource_request("create", ctx);
-        req.object("res", resource).auth(auth);
-        decode::one("OXResourceService.create", self.call(req, false).await?)
+        self.invoke_in_context(Service::Resource, "create", ctx, auth, |req| {
+            req.object("res", resource)
+        })
+        .await
     }
 
     /// `change`: partial update of the resource identified by `id` (or `name`).
@@ -31,9 +26,10 @@ impl OxClient {
         resource: &Resource,
         auth: &Credentials,
     ) -> Result<(), OxError> {
-        let mut req = Self::resource_request("change", ctx);
-        req.object("res", resource).auth(auth);
-        self.call(req, true).await.map(drop)
+        self.invoke_in_context(Service::Resource, "change", ctx, auth, |req| {
+            req.object("res", resource)
+        })
+        .await
     }
 
     /// `delete` (by id, else name).
@@ -43,9 +39,10 @@ impl OxClient {
         resource: &Resource,
         auth: &Credentials,
     ) -> Result<(), OxError> {
-        let mut req = Self::resource_request("delete", ctx);
-        req.object("res", resource).auth(auth);
-        self.call(req, true).await.map(drop)
+        self.invoke_in_context(Service::Resource, "delete", ctx, auth, |req| {
+            req.object("res", resource)
+        })
+        .await
     }
 
     /// `getData`: the resource by id, else by name.
@@ -55,9 +52,10 @@ impl OxClient {
         resource: &Resource,
         auth: &Credentials,
     ) -> Result<Resource, OxError> {
-        let mut req = Self::resource_request("getData", ctx);
-        req.object("res", resource).auth(auth);
-        decode::one("OXResourceService.getData", self.call(req, false).await?)
+        self.invoke_in_context(Service::Resource, "getData", ctx, auth, |req| {
+            req.object("res", resource)
+        })
+        .await
     }
 
     /// `list`: resources whose name matches `pattern` (`*` wildcard).
@@ -67,8 +65,9 @@ impl OxClient {
         pattern: &str,
         auth: &Credentials,
     ) -> Result<Vec<Resource>, OxError> {
-        let mut req = Self::resource_request("list", ctx);
-        req.text("pattern", pattern).auth(auth);
-        decode::many("OXResourceService.list", self.call(req, false).await?)
+        self.invoke_in_context(Service::Resource, "list", ctx, auth, |req| {
+            req.text("pattern", pattern)
+        })
+        .await
     }
 }

@@ -124,6 +124,23 @@ impl Scalar for NaiveDate {
     }
 }
 
+/// Writes an optional field: a set value with `write_set`; an unset one as a nil element when
+/// the field is nillable and the writer asks for nils (the emulator, like OX), else not at all.
+fn write_optional<T>(
+    value: &Option<T>,
+    w: &mut XmlWriter,
+    ns: Ns,
+    name: &str,
+    nillable: bool,
+    write_set: impl FnOnce(&T, &mut XmlWriter),
+) {
+    match value {
+        Some(v) => write_set(v, w),
+        None if nillable && w.nil_for_none => w.nil(ns, name),
+        None => {}
+    }
+}
+
 fn read_scalar<T: Scalar>(el: &Element) -> Result<Option<T>, DecodeError> {
     if el.nil {
         return Ok(None);
@@ -141,11 +158,9 @@ macro_rules! scalar_fields {
     ($($t:ty),*) => {$(
         impl Field for Option<$t> {
             fn write(&self, w: &mut XmlWriter, ns: Ns, name: &str, nillable: bool) {
-                match self {
-                    Some(v) => w.leaf(ns, name, &v.render()),
-                    None if nillable && w.nil_for_none => w.nil(ns, name),
-                    None => {}
-                }
+                write_optional(self, w, ns, name, nillable, |v, w| {
+                    w.leaf(ns, name, &v.render())
+                });
             }
             fn read(&mut self, el: &Element, _strict: bool) -> Result<(), DecodeError> {
                 // `xsi:nil` means absent; a repeated single-valued field: the last one wins.
@@ -228,11 +243,7 @@ pub trait SoapObject: Default {
 /// Nested objects (`User.default_group`, `Context.readDatabase`, …).
 impl<T: SoapObject + Clone> Field for Option<Box<T>> {
     fn write(&self, w: &mut XmlWriter, ns: Ns, name: &str, nillable: bool) {
-        match self {
-            Some(v) => v.write_as(w, ns, name),
-            None if nillable && w.nil_for_none => w.nil(ns, name),
-            None => {}
-        }
+        write_optional(self, w, ns, name, nillable, |v, w| v.write_as(w, ns, name));
     }
     fn read(&mut self, el: &Element, strict: bool) -> Result<(), DecodeError> {
         if !el.nil {
@@ -289,7 +300,14 @@ fn read_entry(
     Ok((key, value))
 }
 
-fn read_string_map(el: &Element, strict: bool) -> Result<BTreeMap<String, String>, DecodeError> {
+/// Reads the `entries*` of a map element (`SOAPStringMap`, `SOAPStringMapMap`): `value_of`
+/// turns an entry's value element (`None` when absent or nil) into the map's value; entries
+/// without a key are skipped.
+fn read_entries<V>(
+    el: &Element,
+    strict: bool,
+    value_of: impl Fn(Option<&Element>) -> Result<V, DecodeError>,
+) -> Result<BTreeMap<String, V>, DecodeError> {
     let mut map = BTreeMap::new();
     for entry in &el.children {
         if !(entry.name == "entries" && (entry.ns == Ns::Do || entry.ns == Ns::None)) {
@@ -303,14 +321,17 @@ fn read_string_map(el: &Element, strict: bool) -> Result<BTreeMap<String, String
         }
         let (key, value) = read_entry(entry, strict)?;
         if let Some(key) = key {
-            let value = match value {
-                Some(v) => read_scalar::<String>(v)?.unwrap_or_default(),
-                None => String::new(),
-            };
-            map.insert(key, value);
+            map.insert(key, value_of(value)?);
         }
     }
     Ok(map)
+}
+
+fn read_string_map(el: &Element, strict: bool) -> Result<BTreeMap<String, String>, DecodeError> {
+    read_entries(el, strict, |value| match value {
+        Some(v) => Ok(read_scalar::<String>(v)?.unwrap_or_default()),
+        None => Ok(String::new()),
+    })
 }
 
 fn write_string_map(w: &mut XmlWriter, map: &BTreeMap<String, String>) {
@@ -324,15 +345,11 @@ fn write_string_map(w: &mut XmlWriter, map: &BTreeMap<String, String>) {
 
 impl Field for Option<StringMap> {
     fn write(&self, w: &mut XmlWriter, ns: Ns, name: &str, nillable: bool) {
-        match self {
-            Some(map) => {
-                w.open(ns, name);
-                write_string_map(w, &map.0);
-                w.close(ns, name);
-            }
-            None if nillable && w.nil_for_none => w.nil(ns, name),
-            None => {}
-        }
+        write_optional(self, w, ns, name, nillable, |map, w| {
+            w.open(ns, name);
+            write_string_map(w, &map.0);
+            w.close(ns, name);
+        });
     }
     fn read(&mut self, el: &Element, strict: bool) -> Result<(), DecodeError> {
         if !el.nil {
@@ -355,48 +372,27 @@ impl Field for Option<StringMap> {
 
 impl Field for Option<StringMapMap> {
     fn write(&self, w: &mut XmlWriter, ns: Ns, name: &str, nillable: bool) {
-        match self {
-            Some(map) => {
-                w.open(ns, name);
-                for (namespace, inner) in &map.0 {
-                    w.open(Ns::Do, "entries");
-                    w.leaf(Ns::Do, "key", namespace);
-                    w.open(Ns::Do, "value");
-                    write_string_map(w, inner);
-                    w.close(Ns::Do, "value");
-                    w.close(Ns::Do, "entries");
-                }
-                w.close(ns, name);
+        write_optional(self, w, ns, name, nillable, |map, w| {
+            w.open(ns, name);
+            for (namespace, inner) in &map.0 {
+                w.open(Ns::Do, "entries");
+                w.leaf(Ns::Do, "key", namespace);
+                w.open(Ns::Do, "value");
+                write_string_map(w, inner);
+                w.close(Ns::Do, "value");
+                w.close(Ns::Do, "entries");
             }
-            None if nillable && w.nil_for_none => w.nil(ns, name),
-            None => {}
-        }
+            w.close(ns, name);
+        });
     }
     fn read(&mut self, el: &Element, strict: bool) -> Result<(), DecodeError> {
-        if el.nil {
-            return Ok(());
+        if !el.nil {
+            let map = read_entries(el, strict, |value| match value {
+                Some(v) => read_string_map(v, strict),
+                None => Ok(BTreeMap::new()),
+            })?;
+            *self = Some(StringMapMap(map));
         }
-        let mut map = BTreeMap::new();
-        for entry in &el.children {
-            if !(entry.name == "entries" && (entry.ns == Ns::Do || entry.ns == Ns::None)) {
-                if strict {
-                    return Err(DecodeError::unexpected(entry));
-                }
-                continue;
-            }
-            if entry.nil {
-                continue;
-            }
-            let (key, value) = read_entry(entry, strict)?;
-            if let Some(key) = key {
-                let inner = match value {
-                    Some(v) => read_string_map(v, strict)?,
-                    None => BTreeMap::new(),
-                };
-                map.insert(key, inner);
-            }
-        }
-        *self = Some(StringMapMap(map));
         Ok(())
     }
     /// Attributes are set key by key (OX keeps the others).
@@ -721,7 +717,7 @@ soap_object! {
 
 soap_object! {
     /// `Credentials` (`cred:` namespace): login and password in every request body. `Debug` redacts
-/// the password.
+    /// the password.
     pub struct Credentials in Ns::Cred {
         login: Option<String> = "login" / true,
         password: Option<String> = "password" / true,
@@ -817,68 +813,37 @@ impl Credentials {
     }
 }
 
-impl Context {
-    /// A context reference by id (what every user/group/resource call needs).
-    pub fn with_id(id: i32) -> Context {
-        Context {
-            id: Some(id),
-            ..Context::default()
+/// `with_id` (and `with_name`) constructors: an object that only names an existing context,
+/// user, group or resource, as the calls addressing one send it.
+macro_rules! references {
+    ($($ty:ident: $noun:literal $(, by $name_noun:literal)?;)*) => {$(
+        impl $ty {
+            #[doc = concat!("A ", $noun, " reference by id.")]
+            pub fn with_id(id: i32) -> $ty {
+                $ty {
+                    id: Some(id),
+                    ..$ty::default()
+                }
+            }
+            $(
+                #[doc = concat!("A ", $noun, " reference by ", $name_noun, ".")]
+                pub fn with_name(name: impl Into<String>) -> $ty {
+                    $ty {
+                        name: Some(name.into()),
+                        ..$ty::default()
+                    }
+                }
+            )?
         }
-    }
+    )*};
 }
 
-impl User {
-    /// A user reference by id.
-    pub fn with_id(id: i32) -> User {
-        User {
-            id: Some(id),
-            ..User::default()
-        }
-    }
-
-    /// A user reference by login name.
-    pub fn with_name(name: impl Into<String>) -> User {
-        User {
-            name: Some(name.into()),
-            ..User::default()
-        }
-    }
-}
-
-impl Group {
-    /// A group reference by id.
-    pub fn with_id(id: i32) -> Group {
-        Group {
-            id: Some(id),
-            ..Group::default()
-        }
-    }
-
-    /// A group reference by name.
-    pub fn with_name(name: impl Into<String>) -> Group {
-        Group {
-            name: Some(name.into()),
-            ..Group::default()
-        }
-    }
-}
-
-impl Resource {
-    /// A resource reference by id.
-    pub fn with_id(id: i32) -> Resource {
-        Resource {
-            id: Some(id),
-            ..Resource::default()
-        }
-    }
-
-    /// A resource reference by name.
-    pub fn with_name(name: impl Into<String>) -> Resource {
-        Resource {
-            name: Some(name.into()),
-            ..Resource::default()
-        }
-    }
+// Every user/group/resource call needs the context reference.
+references! {
+    Context: "context";
+    User: "user", by "login name";
+    Group: "group", by "name";
+    Resource: "resource", by "name";
 }
 
 impl IdOnly {

@@ -1,19 +1,13 @@
-//! OXUserService calls (context-admin credentials): create, change, changeByModuleAccess,
-//! delete, exists, getData, getMultipleData, getModuleAccess, listAll; and OXUserCopyService
-//! copyUser (master credentials).
+//! OXUserService calls (context-admin credentials): create, createByModuleAccess, change,
+//! changeByModuleAccess, delete, exists, getData, getMultipleData, getModuleAccess, listAll;
+//! and OXUserCopyService copyUser (master credentials).
 
-use super::client::{decode, OxClient};
-use super::envelope::{Request, Service};
+use super::client::OxClient;
+use super::envelope::Service;
 use super::error::OxError;
 use super::types::{Context, Credentials, User, UserModuleAccess};
 
 impl OxClient {
-    fn user_request(op: &'static str, ctx: i32) -> Request {
-        let mut req = Request::new(Service::User, op);
-        req.context("ctx", ctx);
-        req
-    }
-
     /// `create`: creates `user` in context `ctx`; returns it with its new `id`.
     pub async fn create_user(
         &self,
@@ -21,13 +15,12 @@ impl OxClient {
         user: &User,
         auth: &Credentials,
     ) -> Result<User, OxError> {
-        let mut req = Self::user_request("create", ctx);
-        req.object("usrdata", user).auth(auth);
-        decode::one("OXUserService.create", self.call(req, false).await?)
+        self.invoke_in_context(Service::User, "create", ctx, auth, |req| {
+            req.object("usrdata", user)
+        })
+        .await
     }
 
-    /// `change`: partial update of the user identified by `user.id` (or `user.name`); rename =
-    /// id + new name. Unset fields stay, `Some("")` clears.
     /// `createByModuleAccess`: creates the user with its module rights in one call.
     pub async fn create_user_with_access(
         &self,
@@ -36,25 +29,24 @@ impl OxClient {
         access: &UserModuleAccess,
         auth: &Credentials,
     ) -> Result<User, OxError> {
-        let mut req = Self::user_request("createByModuleAccess", ctx);
-        req.object("usrdata", user)
-            .object("access", access)
-            .auth(auth);
-        decode::one(
-            "OXUserService.createByModuleAccess",
-            self.call(req, false).await?,
-        )
+        self.invoke_in_context(Service::User, "createByModuleAccess", ctx, auth, |req| {
+            req.object("usrdata", user).object("access", access)
+        })
+        .await
     }
 
+    /// `change`: partial update of the user identified by `user.id` (or `user.name`); rename =
+    /// id + new name. Unset fields stay, `Some("")` clears.
     pub async fn change_user(
         &self,
         ctx: i32,
         user: &User,
         auth: &Credentials,
     ) -> Result<(), OxError> {
-        let mut req = Self::user_request("change", ctx);
-        req.object("usrdata", user).auth(auth);
-        self.call(req, true).await.map(drop)
+        self.invoke_in_context(Service::User, "change", ctx, auth, |req| {
+            req.object("usrdata", user)
+        })
+        .await
     }
 
     /// `changeByModuleAccess`: sets the module rights that are `Some` in `access`.
@@ -65,11 +57,10 @@ impl OxClient {
         access: &UserModuleAccess,
         auth: &Credentials,
     ) -> Result<(), OxError> {
-        let mut req = Self::user_request("changeByModuleAccess", ctx);
-        req.object("user", user)
-            .object("moduleAccess", access)
-            .auth(auth);
-        self.call(req, true).await.map(drop)
+        self.invoke_in_context(Service::User, "changeByModuleAccess", ctx, auth, |req| {
+            req.object("user", user).object("moduleAccess", access)
+        })
+        .await
     }
 
     /// `delete`: deletes the user (by id, else name).
@@ -79,9 +70,10 @@ impl OxClient {
         user: &User,
         auth: &Credentials,
     ) -> Result<(), OxError> {
-        let mut req = Self::user_request("delete", ctx);
-        req.object("user", user).auth(auth);
-        self.call(req, true).await.map(drop)
+        self.invoke_in_context(Service::User, "delete", ctx, auth, |req| {
+            req.object("user", user)
+        })
+        .await
     }
 
     /// `exists`: whether the user (by name, or id) exists; never a not-found fault.
@@ -91,9 +83,10 @@ impl OxClient {
         user: &User,
         auth: &Credentials,
     ) -> Result<bool, OxError> {
-        let mut req = Self::user_request("exists", ctx);
-        req.object("user", user).auth(auth);
-        decode::boolean("OXUserService.exists", self.call(req, false).await?)
+        self.invoke_in_context(Service::User, "exists", ctx, auth, |req| {
+            req.object("user", user)
+        })
+        .await
     }
 
     /// `getData`: the user by id, else by name.
@@ -103,9 +96,10 @@ impl OxClient {
         user: &User,
         auth: &Credentials,
     ) -> Result<User, OxError> {
-        let mut req = Self::user_request("getData", ctx);
-        req.object("user", user).auth(auth);
-        decode::one("OXUserService.getData", self.call(req, false).await?)
+        self.invoke_in_context(Service::User, "getData", ctx, auth, |req| {
+            req.object("user", user)
+        })
+        .await
     }
 
     /// `getMultipleData`: several users at once (for cache rebuilds after `listAll`).
@@ -115,15 +109,13 @@ impl OxClient {
         users: &[User],
         auth: &Credentials,
     ) -> Result<Vec<User>, OxError> {
-        let mut req = Self::user_request("getMultipleData", ctx);
-        for user in users {
-            req.object("users", user);
-        }
-        req.auth(auth);
-        decode::many(
-            "OXUserService.getMultipleData",
-            self.call(req, false).await?,
-        )
+        self.invoke_in_context(Service::User, "getMultipleData", ctx, auth, |req| {
+            for user in users {
+                req.object("users", user);
+            }
+            req
+        })
+        .await
     }
 
     /// `getModuleAccess`: the module rights of a user.
@@ -133,29 +125,26 @@ impl OxClient {
         user: &User,
         auth: &Credentials,
     ) -> Result<UserModuleAccess, OxError> {
-        let mut req = Self::user_request("getModuleAccess", ctx);
-        req.object("user", user).auth(auth);
-        decode::one(
-            "OXUserService.getModuleAccess",
-            self.call(req, false).await?,
-        )
+        self.invoke_in_context(Service::User, "getModuleAccess", ctx, auth, |req| {
+            req.object("user", user)
+        })
+        .await
     }
 
     /// `listAll`: all users of the context (OX may fill only `id`).
     pub async fn list_all_users(&self, ctx: i32, auth: &Credentials) -> Result<Vec<User>, OxError> {
-        let mut req = Self::user_request("listAll", ctx);
-        req.auth(auth);
-        decode::many("OXUserService.listAll", self.call(req, false).await?)
+        self.invoke_in_context(Service::User, "listAll", ctx, auth, |req| req)
+            .await
     }
 
     /// OXUserCopyService `copyUser` (master credentials): copies `user` (by id) from context
     /// `src` to context `dest`; returns the copy (OX fills only its new `id`).
     pub async fn copy_user(&self, user: &User, src: i32, dest: i32) -> Result<User, OxError> {
-        let mut req = Request::new(Service::UserCopy, "copyUser");
-        req.object("user", user)
-            .object("src", &Context::with_id(src))
-            .object("dest", &Context::with_id(dest))
-            .auth(self.master());
-        decode::one("OXUserCopyService.copyUser", self.call(req, false).await?)
+        self.invoke(Service::UserCopy, "copyUser", self.master(), |req| {
+            req.object("user", user)
+                .object("src", &Context::with_id(src))
+                .object("dest", &Context::with_id(dest))
+        })
+        .await
     }
 }
