@@ -167,9 +167,11 @@ async fn members_by_context(
     p: &Provisioner,
     object: &Properties,
 ) -> Result<BTreeMap<i32, Vec<i32>>, ProvisionError> {
+    let dns = udm::texts(object, "users");
+    let members = p.state.get_many_by_dn(&dns).await?;
     let mut buckets: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for dn in udm::texts(object, "users") {
-        match p.state.get_by_dn(&dn).await? {
+    for (dn, member) in dns.iter().zip(members) {
+        match member {
             Some((_, member)) if member.object_type == super::user::TOPIC => {
                 if let (Some(context), Some(user)) = (member.ox.context, member.ox.object) {
                     let ids = buckets.entry(context).or_default();

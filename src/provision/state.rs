@@ -256,6 +256,23 @@ impl StateStore {
         Ok(self.get(&uuid).await?.map(|state| (uuid, state)))
     }
 
+    /// [`StateStore::get_by_dn`] of each of `dns`, in that order, 16 lookups at a time (a
+    /// group may have thousands of members).
+    pub async fn get_many_by_dn(
+        &self,
+        dns: &[String],
+    ) -> Result<Vec<Option<(String, ObjectState)>>, StateError> {
+        use futures::{StreamExt, TryStreamExt};
+        let lookups = dns.to_vec().into_iter().map(|dn| {
+            let store = self.clone();
+            async move { store.get_by_dn(&dn).await }
+        });
+        futures::stream::iter(lookups)
+            .buffered(16)
+            .try_collect()
+            .await
+    }
+
     /// Remembers `state` for `entry_uuid` and points its DN at it (dropping the old DN).
     pub async fn put(&self, entry_uuid: &str, state: &ObjectState) -> Result<(), StateError> {
         let previous_dn = match self.cached_dn(entry_uuid) {
