@@ -263,7 +263,7 @@ impl StateStore {
         dns: &[String],
     ) -> Result<Vec<Option<(String, ObjectState)>>, StateError> {
         use futures::{StreamExt, TryStreamExt};
-        let lookups = dns.to_vec().into_iter().map(|dn| {
+        let lookups = dns.iter().cloned().map(|dn| {
             let store = self.clone();
             async move { store.get_by_dn(&dn).await }
         });
