@@ -98,12 +98,14 @@ pub struct RunArgs {
     #[arg(long, env = "OX_CONNECTOR_BATCH_SETTLE", default_value = "200ms", value_parser = humantime::parse_duration)]
     pub batch_settle: Duration,
 
-    /// Wait between two attempts at a change that failed. The queue waits for it meanwhile.
+    /// Wait between two attempts at a change that failed. What depends on it (later changes of
+    /// the same object or OX context) waits meanwhile.
     #[arg(long, env = "OX_CONNECTOR_RETRY_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
     pub retry_delay: Duration,
 
-    /// JetStream ack wait of the consumer: after a crash, the change being applied is delivered
-    /// again after this long.
+    /// JetStream ack wait of the consumers: a message the daemon took and stopped reporting on
+    /// (a lost connection) is delivered again after this long. After a restart, what was in
+    /// flight comes again at once.
     #[arg(long, env = "OX_CONNECTOR_ACK_WAIT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub ack_wait: Duration,
 
