@@ -13,7 +13,10 @@
 //!   changed, the default sender address kept unless it was the old primary address or is no
 //!   longer one of the user's addresses; `changeByModuleAccess` when `oxAccess` changed.
 //! - Context change: `copyUser` into the new context (keeping the user's OX data), `change` there,
-//!   then delete the user in the old context and delete the groups left empty there.
+//!   then delete the user in the old context and delete the groups left empty there. Each step
+//!   tolerates a retry after a crash: a user of that name in the new context is adopted, also
+//!   when the old one is gone already (deleted by the attempt that crashed before the state
+//!   store learnt of the move).
 //! - Delete (also `isOxUser` switched off): `delete`, then the user's groups left empty are
 //!   deleted.
 //! - After a create or a move the user's groups are applied again, so that a group that arrived
@@ -258,6 +261,18 @@ async fn create(
     auth: &Credentials,
 ) -> Result<i32, ProvisionError> {
     replace_other_object_at_dn(p, message).await?;
+    create_or_adopt(p, object, name, context, auth).await
+}
+
+/// Creates the OX user `name` in `context`, or adopts and changes the user of that name that
+/// exists there already.
+async fn create_or_adopt(
+    p: &Provisioner,
+    object: &Properties,
+    name: &str,
+    context: i32,
+    auth: &Credentials,
+) -> Result<i32, ProvisionError> {
     let user = build(p, object, name, true)?;
     let access = module_access(p, object);
     let created = match &access {
@@ -414,14 +429,11 @@ async fn move_user(
                 .ok_or_else(|| ProvisionError::Invalid("OX returned a user without id".into()))?;
             (id, None)
         }
-        // The old user is gone in OX: nothing to copy, create it fresh.
+        // The old user is gone in OX: nothing to copy. Either it was removed there by hand, or
+        // an earlier attempt at this move copied it and deleted the old user but stopped (a
+        // crash) before the state was written; the copy it made is then adopted.
         Err(e) if e.is_not_found() => {
-            let user = build(p, object, name, true)?;
-            let created = p.ox.create_user(context, &user, auth).await?;
-            let id = created
-                .id
-                .ok_or_else(|| ProvisionError::Invalid("OX returned a user without id".into()))?;
-            (id, None)
+            (create_or_adopt(p, object, name, context, auth).await?, None)
         }
         Err(e) => return Err(e.into()),
     };

@@ -609,6 +609,58 @@ async fn ox_faulting_once_keeps_the_file_and_applies_it_on_retry() {
     daemon.stop().await;
 }
 
+/// Found by the kill -9 suite: a daemon killed after it had copied a moving user into the new
+/// context and deleted the old one, but before it wrote the state, left the state store saying
+/// "in the old context". The retry's copy then failed (no such user), its create found the name
+/// taken in the new context, and the queue was blocked for good.
+#[tokio::test]
+async fn a_move_interrupted_after_the_old_user_was_deleted_is_finished_on_retry() {
+    let mut t = OxEnv::start().await;
+    t.write(context("ctx-10", 10, None));
+    t.write(context("ctx-20", 20, None));
+    t.write(user("u-1", "anna", 10, json!({})));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    daemon.stop().await;
+
+    // What the killed attempt did in OX: copyUser into context 20, then delete in context 10.
+    let credentials: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(t.env.data.path().join("secrets/contexts.json")).unwrap(),
+    )
+    .unwrap();
+    let auth = ox_connector::ox::soap::Credentials::new(
+        credentials["10"]["adminuser"].as_str().unwrap(),
+        credentials["10"]["adminpass"].as_str().unwrap(),
+    );
+    let client = ox_connector::ox::soap::OxClient::builder(t.ox.base_url())
+        .master(ox_connector::ox::soap::Credentials::new(
+            MASTER,
+            MASTER_PASSWORD,
+        ))
+        .build()
+        .unwrap();
+    let old_id = t.state().context(10).unwrap().user("anna").unwrap().id;
+    let old = ox_connector::ox::soap::User::with_id(old_id);
+    let copy = client.copy_user(&old, 10, 20).await.unwrap();
+    client.delete_user(10, &old, &auth).await.unwrap();
+
+    // The move's file is still there and comes again.
+    t.write(user("u-1", "anna", 20, json!({"oxDepartment": "Moved"})));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    assert!(t.blocked().is_null(), "{}", t.blocked());
+    let state = t.state();
+    assert!(state.context(10).unwrap().user("anna").is_none());
+    let anna = state
+        .context(20)
+        .unwrap()
+        .user("anna")
+        .expect("anna in context 20");
+    assert_eq!(Some(anna.id), copy.id, "the copy is adopted, not replaced");
+    assert_eq!(anna.data.department.as_deref(), Some("Moved"));
+    daemon.stop().await;
+}
+
 #[tokio::test]
 async fn applying_is_idempotent_adopts_what_exists_and_replaces_re_created_objects() {
     let mut t = OxEnv::start().await;
