@@ -271,53 +271,121 @@ pub async fn ensure_consumer(
     Ok(consumer)
 }
 
-/// A consumer's messages, pulled in batches of at most the consumer's `max_ack_pending`.
+/// How long one pull request waits on the server for a message. The client gives up on a
+/// request 5 s after that (async-nats' margin for a lost answer), so this also bounds how long a
+/// request lost with a restarted nats-server holds a consumer up.
+pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
+/// A consumer's messages, asked for with pull requests of at most `batch` messages each.
+///
+/// A request is sent only when the previous one is answered (its `batch` messages arrived, or
+/// the server's timeout ended it), on an inbox of its own. async-nats' continuous `messages()`
+/// stream is not used: it counts the requests it has open in a background task that can report
+/// a request as sent only after the request's message already arrived; the late count then
+/// makes it believe a request is open that the server has already answered, and it waits for its
+/// own fallback (expiry + 5 s, 35 s with the usual 30 s) before asking again. With one message in
+/// flight that stalled a consumer for 35 s about once per few thousand messages (measured: one
+/// stall in 3,000 plain messages, no faults).
+///
+/// [`Pulled::next`] may be dropped at any point (raced in a `select!`) without losing a
+/// message: a request is sent by a task of its own and kept until it is answered.
 pub struct Pulled {
-    messages: consumer::pull::Stream,
+    consumer: consumer::PullConsumer,
+    batch: usize,
+    request: Request,
+}
+
+enum Request {
+    None,
+    /// Being sent.
+    Opening(tokio::task::JoinHandle<Result<consumer::pull::Batch, String>>),
+    /// Sent; how many messages it has brought so far.
+    Open(Box<consumer::pull::Batch>, usize),
 }
 
 /// A consumer's messages, pulled one at a time (consumers with one message in flight).
 pub type OneAtATime = Pulled;
 
 impl Pulled {
-    /// One message at a time.
+    /// One message per request.
     pub async fn new(consumer: &consumer::PullConsumer) -> Result<Self, String> {
         Self::batched(consumer, 1).await
     }
 
-    /// Up to `batch` messages per pull request. Requests expire after 5 s (and are renewed), so
-    /// a request the server dropped (a restart, a reconnect) costs at most that long.
+    /// Up to `batch` messages per request (a consumer with that many messages in flight).
     pub async fn batched(consumer: &consumer::PullConsumer, batch: usize) -> Result<Self, String> {
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(batch.max(1))
-            .heartbeat(Duration::from_secs(2))
-            .expires(Duration::from_secs(5))
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Self { messages })
+        Ok(Self {
+            consumer: consumer.clone(),
+            batch: batch.max(1),
+            request: Request::None,
+        })
     }
 
-    /// The next message; `Ok(None)` once `stop` is cancelled; an error when the stream ended.
-    /// Missed heartbeats and reconnects are logged and waited out: the stream recovers by itself.
+    /// The next message; `Ok(None)` once `stop` is cancelled. A request that ends without a
+    /// message (the server's timeout, a lost connection, a status the server sends instead of
+    /// a message) is simply made again: the consumer recovers by itself.
     pub async fn next(
         &mut self,
         stop: &tokio_util::sync::CancellationToken,
     ) -> Result<Option<jetstream::Message>, String> {
         use futures::StreamExt;
         loop {
-            let next = tokio::select! {
-                biased;
-                () = stop.cancelled() => return Ok(None),
-                next = self.messages.next() => next,
-            };
-            match next {
-                Some(Ok(message)) => return Ok(Some(message)),
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "Problem while waiting for the next message.")
+            match &mut self.request {
+                Request::None => {
+                    let consumer = self.consumer.clone();
+                    let batch = self.batch;
+                    self.request = Request::Opening(tokio::spawn(async move {
+                        consumer
+                            .batch()
+                            .max_messages(batch)
+                            .expires(PULL_EXPIRES)
+                            .messages()
+                            .await
+                            .map_err(|e| e.to_string())
+                    }));
                 }
-                None => return Err("the message stream ended".into()),
+                Request::Opening(opening) => {
+                    let opened = tokio::select! {
+                        biased;
+                        () = stop.cancelled() => return Ok(None),
+                        opened = opening => opened.map_err(|e| e.to_string()).and_then(|r| r),
+                    };
+                    match opened {
+                        Ok(request) => self.request = Request::Open(Box::new(request), 0),
+                        Err(e) => {
+                            self.request = Request::None;
+                            tracing::debug!(error = %e, "Cannot ask for the next message; retrying.");
+                            tokio::select! {
+                                () = stop.cancelled() => return Ok(None),
+                                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                            }
+                        }
+                    }
+                }
+                Request::Open(request, received) => {
+                    let next = tokio::select! {
+                        biased;
+                        () = stop.cancelled() => return Ok(None),
+                        next = request.next() => next,
+                    };
+                    match next {
+                        Some(Ok(message)) => {
+                            *received += 1;
+                            if *received >= self.batch {
+                                // The request is answered in full.
+                                self.request = Request::None;
+                            }
+                            return Ok(Some(message));
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "Problem while waiting for the next message.");
+                            self.request = Request::None;
+                        }
+                        // Timed out (no message for a while, or the request was lost): ask
+                        // again.
+                        None => self.request = Request::None,
+                    }
+                }
             }
         }
     }

@@ -494,3 +494,111 @@ async fn the_publish_pipeline_keeps_file_order_through_failures_and_duplicates()
         "stored in file order"
     );
 }
+
+/// A work queue with one message in flight, as every consumer of the daemon has, and the
+/// consumer of `queue::OneAtATime`.
+async fn one_at_a_time_queue(
+    env: &TestEnv,
+) -> (
+    async_nats::jetstream::Context,
+    async_nats::jetstream::consumer::PullConsumer,
+) {
+    use async_nats::jetstream::{consumer, stream};
+    let js = env.jetstream().await;
+    let queue = js
+        .create_stream(stream::Config {
+            name: "ONE".into(),
+            subjects: vec!["one.>".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let consumer = queue
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("one".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(1),
+            max_ack_pending: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (js, consumer)
+}
+
+/// Found by the kill -9 suite as a 35 s stall with nothing failing: async-nats' continuous pull
+/// stream could count a request as open after its message had arrived, and then waited for its
+/// own 35 s fallback. Each message is now asked for by a request of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_at_a_time_never_waits_for_a_request_already_answered() {
+    let env = TestEnv::start().await;
+    let (js, consumer) = one_at_a_time_queue(&env).await;
+    let count = 3000;
+    let mut acks = Vec::with_capacity(count);
+    for i in 0..count {
+        acks.push(js.publish(format!("one.{i}"), "x".into()).await.unwrap());
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let mut messages = ox_connector::queue::OneAtATime::new(&consumer)
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut longest = Duration::ZERO;
+    for i in 0..count {
+        let asked = std::time::Instant::now();
+        let message = tokio::time::timeout(T, messages.next(&stop))
+            .await
+            .unwrap_or_else(|_| panic!("message {i} did not come within {T:?}"))
+            .unwrap()
+            .unwrap();
+        longest = longest.max(asked.elapsed());
+        assert_eq!(message.subject.as_str(), format!("one.{i}"), "in order");
+        message.double_ack().await.unwrap();
+    }
+    assert!(
+        longest < Duration::from_secs(3),
+        "a message waited {longest:?} although it was there"
+    );
+}
+
+/// A pull request the restarted nats-server no longer knows is made again: the consumer does not
+/// hang on it.
+#[tokio::test]
+async fn one_message_at_a_time_recovers_from_a_restarted_nats_server() {
+    let mut env = TestEnv::start().await;
+    let (_, consumer) = one_at_a_time_queue(&env).await;
+    let mut messages = ox_connector::queue::OneAtATime::new(&consumer)
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let waiting = tokio::spawn(async move {
+        let message = messages.next(&stop).await.unwrap().unwrap();
+        message.double_ack().await.unwrap();
+        message.subject.to_string()
+    });
+    // The request is open on the server when it goes away.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.nats.kill().await;
+    env.nats.restart(None).await.unwrap();
+    let js = env.jetstream().await;
+    js.publish("one.after-restart", "x".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let subject = tokio::time::timeout(T, waiting)
+        .await
+        .expect("the message comes after a restart")
+        .unwrap();
+    assert_eq!(subject, "one.after-restart");
+    assert!(
+        started.elapsed() <= ox_connector::queue::PULL_EXPIRES + Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+}
