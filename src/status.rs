@@ -208,4 +208,30 @@ mod tests {
         board.set_queue_full("maximum messages exceeded".into());
         assert!(read().queue_full.is_some());
     }
+
+    #[test]
+    fn of_several_failing_changes_the_oldest_is_shown_and_the_others_counted() {
+        let board = StatusBoard::new(None);
+        let failing = |file: &str| Blocked {
+            file: Some(file.into()),
+            object_type: "users/user".into(),
+            dn: format!("uid={file}"),
+            entry_uuid: file.into(),
+            error: "OX is down".into(),
+            error_kind: "transient".into(),
+            since: Utc::now(),
+            attempts: 1,
+        };
+        board.set_blocked(9, failing("later"));
+        board.set_blocked(4, failing("older"));
+        let status = board.get();
+        assert_eq!(status.blocked.unwrap().file.as_deref(), Some("older"));
+        assert_eq!(status.also_blocked, 1);
+        board.clear_blocked(4);
+        let status = board.get();
+        assert_eq!(status.blocked.unwrap().file.as_deref(), Some("later"));
+        assert_eq!(status.also_blocked, 0);
+        board.clear_blocked(9);
+        assert_eq!(board.get().blocked, None);
+    }
 }
