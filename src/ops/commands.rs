@@ -432,6 +432,12 @@ fn print_blocked(d: &DaemonStatus) {
         if let Some(file) = &b.file {
             println!("  Or give up on this change: ox-connector queue skip {file} --reason \"…\"");
         }
+        if d.also_blocked > 0 {
+            println!(
+                "  {} failing as well (changes of other contexts): ox-connector queue list",
+                plural(d.also_blocked as u64, "more change")
+            );
+        }
     }
     if let Some(full) = &d.queue_full {
         println!(
