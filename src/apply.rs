@@ -65,21 +65,24 @@ impl ApplyError {
 /// One thing a message reads or changes in the target system.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ScopeKey {
-    /// An object, by its entry UUID.
+    /// The message's own object, by its entry UUID.
     Object(String),
-    /// An object, by its DN (lower case): members and group memberships are given as DNs, and
-    /// a DN can pass from one object to another (deleted, then created again).
+    /// The message's own object, by its DN (lower case): members and group memberships are
+    /// given as DNs, and a DN can pass from one object to another (deleted, then created again).
     Dn(String),
     /// A part of the object at this DN (lower case) that belongs to one context, such as a
-    /// user's membership in a group that spans contexts: several messages may hold the same
-    /// shared key at once, but none while another holds [`ScopeKey::Dn`] of it.
+    /// user's membership in a group that spans contexts: several messages may change their
+    /// parts at once, but not while another holds [`ScopeKey::Dn`] of the object.
     SharedDn(String),
+    /// Another object the message reads (a group's member): not while a message holding its
+    /// [`ScopeKey::Dn`] changes it.
+    ReadsDn(String),
     /// An OX context and everything in it (names are unique per context).
     Context(i32),
 }
 
 impl ScopeKey {
-    /// The key of the object at `dn`.
+    /// The message's own object at `dn`.
     pub fn dn(dn: &str) -> Self {
         Self::Dn(dn.to_lowercase())
     }
@@ -89,24 +92,36 @@ impl ScopeKey {
         Self::SharedDn(dn.to_lowercase())
     }
 
-    /// Whether the key names one object (whose later messages inherit its scope).
-    pub fn is_object(&self) -> bool {
-        matches!(self, Self::Object(_) | Self::Dn(_))
+    /// The object at `dn`, read.
+    pub fn reads_dn(dn: &str) -> Self {
+        Self::ReadsDn(dn.to_lowercase())
     }
 
-    /// Whether two messages that both hold this key must run one after the other.
-    fn is_exclusive(&self) -> bool {
-        !matches!(self, Self::SharedDn(_))
-    }
-
-    /// The other key of the same object that excludes this one.
-    fn counterpart(&self) -> Option<ScopeKey> {
+    /// The object this key says the message changes (whose later readers inherit the scope of
+    /// the change), if any.
+    pub fn changed_object(&self) -> Option<ObjectRef<'_>> {
         match self {
-            Self::Dn(dn) => Some(Self::SharedDn(dn.clone())),
-            Self::SharedDn(dn) => Some(Self::Dn(dn.clone())),
-            _ => None,
+            Self::Object(uuid) => Some(ObjectRef::Uuid(uuid)),
+            Self::Dn(dn) | Self::SharedDn(dn) => Some(ObjectRef::Dn(dn)),
+            Self::ReadsDn(_) | Self::Context(_) => None,
         }
     }
+
+    /// The object whose state this key says the message's scope was computed from, if any.
+    pub fn read_object(&self) -> Option<ObjectRef<'_>> {
+        match self {
+            Self::Object(uuid) => Some(ObjectRef::Uuid(uuid)),
+            Self::Dn(dn) | Self::ReadsDn(dn) => Some(ObjectRef::Dn(dn)),
+            Self::SharedDn(_) | Self::Context(_) => None,
+        }
+    }
+}
+
+/// An object named by a [`ScopeKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectRef<'a> {
+    Uuid(&'a str),
+    Dn(&'a str),
 }
 
 /// What applying a message reads or changes.
@@ -124,9 +139,17 @@ impl Scope {
         match (self, other) {
             (Self::Keys(a), Self::Keys(b)) => {
                 let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-                small.iter().any(|key| {
-                    (key.is_exclusive() && large.contains(key))
-                        || key.counterpart().is_some_and(|c| large.contains(&c))
+                small.iter().any(|key| match key {
+                    ScopeKey::Dn(dn) => {
+                        large.contains(key)
+                            || large.contains(&ScopeKey::SharedDn(dn.clone()))
+                            || large.contains(&ScopeKey::ReadsDn(dn.clone()))
+                    }
+                    // Shared parts and reads exclude only the object's own changes.
+                    ScopeKey::SharedDn(dn) | ScopeKey::ReadsDn(dn) => {
+                        large.contains(&ScopeKey::Dn(dn.clone()))
+                    }
+                    _ => large.contains(key),
                 })
             }
             _ => true,

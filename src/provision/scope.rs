@@ -5,8 +5,8 @@
 //! - a user or resource holds its OX context before and after the change (a move holds
 //!   both); a user also holds its part of each group it is or was in
 //!   ([`ScopeKey::SharedDn`]): creating or moving it re-applies those groups in its contexts;
-//! - a group holds itself, its old and new members (by DN) and the contexts of its OX groups
-//!   and of its members;
+//! - a group holds itself, reads its old and new members ([`ScopeKey::ReadsDn`]) and holds the
+//!   contexts of its OX groups and of its members;
 //! - contexts (names are unique across OX, and a deletion takes everything in the context
 //!   along), access profiles (re-applied to users everywhere) and functional accounts (rebuilt
 //!   in every context of their members) hold everything: applied alone.
@@ -79,7 +79,7 @@ pub async fn of(p: &Provisioner, message: &ProvisioningMessage) -> Result<Scope,
                 futures::future::try_join_all(members.iter().map(|dn| p.state.get_by_dn(dn)))
                     .await?;
             for (dn, state) in members.iter().zip(states) {
-                keys.insert(ScopeKey::dn(dn));
+                keys.insert(ScopeKey::reads_dn(dn));
                 if let Some(context) = state.and_then(|(_, s)| s.ox.context) {
                     keys.insert(ScopeKey::Context(context));
                 }

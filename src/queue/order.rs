@@ -14,7 +14,7 @@
 //! admitted while an `Everything` message is held, so that the scopes of the messages after it
 //! are computed from the state it leaves behind.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::apply::{Scope, ScopeKey};
 
@@ -106,35 +106,30 @@ impl<T> Order<T> {
         &entry.scope
     }
 
-    /// `scope` widened by the scopes of the held messages that name one of its objects.
+    /// `scope` widened by the scopes of the held messages that change an object it was
+    /// computed from (its own object, or one it reads such as a group's member).
     fn inherit(&self, scope: Scope) -> Scope {
         let Scope::Keys(mut keys) = scope else {
             return Scope::Everything;
         };
-        let objects: Vec<_> = keys.iter().filter(|k| k.is_object()).cloned().collect();
-        // Messages that change a shared part of one of these objects count as well.
-        let shared: Vec<_> = objects
-            .iter()
-            .filter_map(|k| match k {
-                ScopeKey::Dn(dn) => Some(ScopeKey::SharedDn(dn.clone())),
-                _ => None,
-            })
-            .collect();
+        let read: Vec<_> = keys.iter().filter_map(ScopeKey::read_object).collect();
+        let mut inherited = BTreeSet::new();
         for entry in self.entries.values() {
             match &entry.scope {
                 // Not reached while admission is paused behind such a message; kept for safety.
                 Scope::Everything => return Scope::Everything,
                 Scope::Keys(earlier) => {
-                    if objects
+                    let changes_what_is_read = earlier
                         .iter()
-                        .chain(&shared)
-                        .any(|key| earlier.contains(key))
-                    {
-                        keys.extend(earlier.iter().cloned());
+                        .filter_map(ScopeKey::changed_object)
+                        .any(|object| read.contains(&object));
+                    if changes_what_is_read {
+                        inherited.extend(earlier.iter().cloned());
                     }
                 }
             }
         }
+        keys.extend(inherited);
         Scope::Keys(keys)
     }
 
@@ -305,6 +300,36 @@ mod tests {
         assert!(ready(&mut order).is_empty());
         order.finish(2);
         assert_eq!(ready(&mut order), ["group changes"]);
+    }
+
+    #[test]
+    fn a_member_changed_after_its_group_does_not_take_on_the_groups_other_contexts() {
+        let mut order = Order::default();
+        let member = "uid=a,cn=users";
+        order.admit(
+            1,
+            keys(&[
+                object("g"),
+                ScopeKey::dn("cn=g"),
+                ScopeKey::reads_dn(member),
+                ScopeKey::reads_dn("uid=b,cn=users"),
+                ScopeKey::Context(1),
+                ScopeKey::Context(2),
+            ]),
+            "group with members in 1 and 2",
+        );
+        let scope = order
+            .admit(
+                2,
+                keys(&[object("a"), ScopeKey::dn(member), ScopeKey::Context(1)]),
+                "member a changes in 1",
+            )
+            .clone();
+        assert!(!scope.overlaps(&keys(&[ScopeKey::Context(2)])));
+        order.admit(3, keys(&[object("c"), ScopeKey::Context(2)]), "c in 2");
+        assert_eq!(ready(&mut order), ["group with members in 1 and 2"]);
+        order.finish(1);
+        assert_eq!(ready(&mut order), ["member a changes in 1", "c in 2"]);
     }
 
     #[test]
