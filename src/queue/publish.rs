@@ -302,6 +302,11 @@ impl Pipeline {
 
     /// Waits for every message in flight (their outcome no longer matters: nothing after a
     /// refused message is stored) and returns them in order.
+    ///
+    /// The PubAcks are awaited together, so this takes one PubAck timeout at most. (Each
+    /// PubAck's timeout starts when it is awaited: awaited one after the other, PubAcks that
+    /// never come — lost with a restarted nats-server — took one timeout each, 128 × 5 s with a
+    /// full window, while the watcher published nothing and did not see a shutdown.)
     async fn drain(&mut self) -> Vec<ProvisioningMessage> {
         self.drain_outgoing()
             .await
@@ -310,14 +315,14 @@ impl Pipeline {
             .collect()
     }
 
-    /// Waits for every PubAck in flight (whatever it says) and returns what was sent.
+    /// Waits for every PubAck in flight (whatever it says, all together: one timeout at most)
+    /// and returns what was sent.
     async fn drain_outgoing(&mut self) -> Vec<Outgoing> {
-        let mut out = Vec::with_capacity(self.in_flight.len());
-        while let Some(flight) = self.in_flight.pop_front() {
+        let settled = self.in_flight.drain(..).map(|flight| async move {
             let _ = flight.ack.await;
-            out.push(flight.outgoing);
-        }
-        out
+            flight.outgoing
+        });
+        futures::future::join_all(settled).await
     }
 }
 

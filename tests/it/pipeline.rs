@@ -495,6 +495,75 @@ async fn the_publish_pipeline_keeps_file_order_through_failures_and_duplicates()
     );
 }
 
+/// Found by the kill -9 suite (files never queued, and a daemon that did not stop on SIGTERM):
+/// when the server stopped answering with a full window in flight, the pipeline waited for the
+/// PubAcks one after the other, one timeout (5 s) each — over ten minutes for 128. Now it gives
+/// up on all of them within about two timeouts and hands every one back, in order.
+#[tokio::test]
+async fn the_publish_pipeline_gives_up_on_unanswered_pub_acks_together() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use ox_connector::queue::publish::{Pipeline, Publisher};
+    let env = TestEnv::start().await;
+    let js = env.jetstream().await;
+    let limits = ox_connector::queue::QueueLimits {
+        max_messages: 10_000,
+        max_bytes: 64 * 1024 * 1024,
+    };
+    let stream = ox_connector::queue::setup_incoming(&js, limits)
+        .await
+        .unwrap();
+    ox_connector::queue::ensure_consumer(
+        &stream,
+        ox_connector::queue::state_keeper_consumer_config(ox_connector::queue::ConsumerTiming {
+            ack_wait: T,
+        }),
+    )
+    .await
+    .unwrap();
+    let window = 128;
+    let mut pipeline = Pipeline::new(Publisher::new(js.clone()), window);
+
+    // The server still holds the connection but answers nothing (as while it restarts).
+    let pid: i32 = std::fs::read_to_string(env.nats.dir().join("nats-server.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
+    let started = std::time::Instant::now();
+    let mut failure = None;
+    for n in 1..=window as u32 {
+        let confirmed = pipeline.send(message(n)).await;
+        assert!(confirmed.stored.is_empty());
+        if confirmed.failure.is_some() {
+            failure = confirmed.failure;
+            break;
+        }
+    }
+    let failure = match failure {
+        Some(failure) => failure,
+        None => tokio::time::timeout(Duration::from_secs(60), pipeline.flush())
+            .await
+            .expect("the pipeline gives up within a minute")
+            .failure
+            .expect("nothing was confirmed"),
+    };
+    let waited = started.elapsed();
+    kill(Pid::from_raw(pid), Signal::SIGCONT).unwrap();
+    assert_eq!(
+        failure.unstored.iter().map(|m| m.id).collect::<Vec<_>>(),
+        (1..=window as u32)
+            .map(|n| message(n).id)
+            .collect::<Vec<_>>(),
+        "every message handed back, in order"
+    );
+    assert!(
+        waited < Duration::from_secs(20),
+        "gave up after {waited:?} (one PubAck timeout is 5 s)"
+    );
+}
+
 /// A work queue with one message in flight, as every consumer of the daemon has, and the
 /// consumer of `queue::OneAtATime`.
 async fn one_at_a_time_queue(
