@@ -9,8 +9,11 @@
 //! back (no change applied out of order). Checked at the end: no listener file is left, none
 //! was quarantined, and the emulator's state equals the state computed from the changes.
 //!
-//! The short run is ignored in CI for now (see its `#[ignore]` reason); the long one (100 kills) is
-//! ignored by default: `cargo nextest run --run-ignored only reliability` (docs/performance.md).
+//! The short run (20 kills) is part of `cargo nextest run`; the long one (100 kills) is ignored
+//! by default: `cargo nextest run --test it --run-ignored only reliability` (docs/performance.md).
+//! `RELIABILITY_SEED=<n>` runs either with another seed (the changes and the chaos schedule);
+//! `RELIABILITY_KEEP=<dir>` keeps the daemon's log, its status file, the nats-server's log and
+//! the emulator's final state in `<dir>` after the run, passed or failed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -38,8 +41,6 @@ struct Run {
 }
 
 #[tokio::test]
-#[ignore = "reports a create whose user is absent in OX in some runs since the per-subscriber \
-            queues were merged: under investigation (see the issue); run with --run-ignored"]
 async fn kills_restarts_and_ox_faults_lose_nothing_and_keep_every_object_in_order() {
     chaos(Run {
         changes: 1500,
@@ -142,6 +143,60 @@ fn versions(state: &ox_connector::emulator::StateSnapshot) -> BTreeMap<(ObjectKi
         }
     }
     out
+}
+
+/// The incoming stream with the OX subscriber's dispatcher, and the OX subscriber's queue with
+/// its consumer: messages and sequences of each stream, and per consumer (pending, ack pending,
+/// waiting pulls, delivered, ack floor) as stream sequences.
+async fn queue_report(js: &async_nats::jetstream::Context) -> String {
+    use ox_connector::queue;
+    let mut out = Vec::new();
+    for (stream, consumer) in [
+        (
+            queue::STREAM.to_owned(),
+            queue::dispatcher_consumer(queue::OX_SUBSCRIBER),
+        ),
+        (
+            queue::subscriber_stream(queue::OX_SUBSCRIBER),
+            queue::OX_SUBSCRIBER.to_owned(),
+        ),
+    ] {
+        let report = match js.get_stream(&stream).await {
+            Ok(mut s) => {
+                let state = match s.info().await {
+                    Ok(i) => format!(
+                        "{} messages, sequences {}..={}",
+                        i.state.messages, i.state.first_sequence, i.state.last_sequence
+                    ),
+                    Err(e) => e.to_string(),
+                };
+                let consumer = match s
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer)
+                    .await
+                {
+                    Ok(mut c) => match c.info().await {
+                        Ok(i) => format!(
+                            "{consumer} ({}, {}, {}, {}, {})",
+                            i.num_pending,
+                            i.num_ack_pending,
+                            i.num_waiting,
+                            i.delivered.stream_sequence,
+                            i.ack_floor.stream_sequence
+                        ),
+                        Err(e) => format!("{consumer}: {e}"),
+                    },
+                    Err(e) => format!("{consumer}: {e}"),
+                };
+                format!("{state}, consumer {consumer}")
+            }
+            Err(e) => e.to_string(),
+        };
+        out.push(format!("{stream}: {report}"));
+    }
+    format!(
+        "{} (consumers: pending, ack pending, waiting, delivered, ack floor)",
+        out.join("; ")
+    )
 }
 
 /// Watches the listener folder and the emulator while the run goes on.
@@ -251,7 +306,45 @@ impl Checker {
     }
 }
 
-async fn chaos(run: Run) {
+/// At the end of a run (passed or failed), copies the daemon's log, its status, the
+/// nats-server's log and the emulator's state to the folder named by `RELIABILITY_KEEP`, if set.
+struct KeepOnFailure {
+    data: PathBuf,
+    nats_dir: PathBuf,
+    ox: Arc<EmulatorHandle>,
+}
+
+impl Drop for KeepOnFailure {
+    fn drop(&mut self) {
+        let Some(keep) = std::env::var_os("RELIABILITY_KEEP") else {
+            return;
+        };
+        let keep = PathBuf::from(keep);
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::fs::copy(self.data.join("daemon.log"), keep.join("daemon.log"));
+        let _ = std::fs::copy(self.data.join("status.json"), keep.join("status.json"));
+        let _ = std::fs::copy(
+            self.nats_dir.join("nats-server.log"),
+            keep.join("nats-server.log"),
+        );
+        if let Ok(json) = serde_json::to_vec_pretty(&self.ox.state()) {
+            let _ = std::fs::write(keep.join("ox-state.json"), json);
+        }
+        eprintln!(
+            "reliability: kept the daemon's log and OX's state in {}",
+            keep.display()
+        );
+    }
+}
+
+async fn chaos(mut run: Run) {
+    if let Some(seed) = std::env::var("RELIABILITY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        run.seed = seed;
+    }
+    eprintln!("reliability: seed {}", run.seed);
     let started = Instant::now();
     let mut env = TestEnv::start().await;
     let ox = Arc::new(
@@ -259,6 +352,11 @@ async fn chaos(run: Run) {
             .await
             .unwrap(),
     );
+    let _keep = KeepOnFailure {
+        data: env.data.path().to_owned(),
+        nats_dir: env.nats.dir().to_owned(),
+        ox: ox.clone(),
+    };
     ox.set_faults(flaky_ox());
     let workload = Workload::generate(WorkloadConfig {
         changes: run.changes,
@@ -369,33 +467,11 @@ async fn chaos(run: Run) {
     while !files::listener_files(&dir).is_empty() {
         if report.elapsed() > Duration::from_secs(5) {
             report = Instant::now();
-            let stream = match js.get_stream("PROVISIONING").await {
-                Ok(mut s) => format!("{:?}", s.info().await.map(|i| i.state.clone())),
-                Err(e) => e.to_string(),
-            };
-            let consumer = match js.get_stream("PROVISIONING").await {
-                Ok(s) => match s
-                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>("ox-connector")
-                    .await
-                {
-                    Ok(mut c) => format!(
-                        "{:?}",
-                        c.info().await.map(|i| (
-                            i.num_pending,
-                            i.num_ack_pending,
-                            i.num_waiting,
-                            i.delivered.stream_sequence,
-                            i.ack_floor.stream_sequence
-                        ))
-                    ),
-                    Err(e) => e.to_string(),
-                },
-                Err(e) => e.to_string(),
-            };
             eprintln!(
-                "{:?}: {} listener files left; stream {stream}; consumer (pending, ack pending, waiting, delivered, ack floor) {consumer}; status: {}",
+                "{:?}: {} listener files left; {}; status: {}",
                 started.elapsed(),
                 files::listener_files(&dir).len(),
+                queue_report(&js).await,
                 std::fs::read_to_string(data.join("status.json")).unwrap_or_default()
             );
         }
