@@ -86,6 +86,8 @@ pub struct Dispatch {
     running: Mutex<BTreeMap<String, Running>>,
     statuses: Arc<Mutex<BTreeMap<String, SubscriberStatus>>>,
     keeper: Mutex<Option<Running>>,
+    /// Releases consumers waiting for a message nats-server lost ([`release_vanished`]).
+    vanished: Mutex<Option<Running>>,
     /// Realm and topic patterns of every subscription, for [`Dispatch::is_wanted`].
     wanted: Mutex<BTreeMap<String, (String, TopicMatcher)>>,
 }
@@ -132,11 +134,15 @@ impl Dispatch {
                 stop: keeper_stop,
                 task: keeper_task,
             })),
+            vanished: Mutex::default(),
             wanted: Mutex::default(),
         });
         for subscription in this.registry.list().await? {
             this.spawn(subscription);
         }
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(release_vanished(Arc::downgrade(&this), stop.clone()));
+        *this.vanished.lock().unwrap_or_else(|p| p.into_inner()) = Some(Running { stop, task });
         Ok(this)
     }
 
@@ -304,8 +310,10 @@ impl Dispatch {
         {
             r.task.abort();
         }
-        if let Some(keeper) = &*self.keeper.lock().unwrap_or_else(|p| p.into_inner()) {
-            keeper.task.abort();
+        for helper in [&self.keeper, &self.vanished] {
+            if let Some(helper) = &*helper.lock().unwrap_or_else(|p| p.into_inner()) {
+                helper.task.abort();
+            }
         }
     }
 
@@ -316,10 +324,15 @@ impl Dispatch {
                 .into_values()
                 .collect();
         let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner()).take();
-        for r in running.iter().chain(keeper.iter()) {
+        let vanished = self
+            .vanished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for r in running.iter().chain(keeper.iter()).chain(vanished.iter()) {
             r.stop.cancel();
         }
-        for r in running.into_iter().chain(keeper) {
+        for r in running.into_iter().chain(keeper).chain(vanished) {
             let _ = r.task.await;
         }
     }
@@ -380,6 +393,54 @@ impl Dispatch {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name, Running { stop, task });
+    }
+}
+
+/// How often the consumers are looked at for a message in flight that nats-server lost.
+const VANISHED_CHECK: Duration = Duration::from_secs(10);
+
+/// Every [`VANISHED_CHECK`], releases the state keeper's, each dispatcher's and each
+/// subscriber's consumer if nats-server keeps it waiting for a message it no longer has
+/// ([`queue::vanished`]). Ends with `stop` or when the dispatch is gone.
+async fn release_vanished(dispatch: std::sync::Weak<Dispatch>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(VANISHED_CHECK) => {}
+        }
+        let Some(dispatch) = dispatch.upgrade() else {
+            return;
+        };
+        let names: Vec<String> = dispatch
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let mut consumers = vec![(queue::STREAM.to_owned(), queue::STATE_KEEPER.to_owned())];
+        for name in names {
+            consumers.push((queue::STREAM.to_owned(), queue::dispatcher_consumer(&name)));
+            consumers.push((queue::subscriber_stream(&name), name));
+        }
+        for (stream, consumer) in consumers {
+            if stop.is_cancelled() {
+                return;
+            }
+            match queue::vanished::release_vanished(&dispatch.js, &stream, &consumer).await {
+                Ok(Some(sequence)) => tracing::warn!(
+                    stream,
+                    consumer,
+                    sequence,
+                    "nats-server kept a consumer waiting for a message it no longer has (it was \
+                     killed, see queue::vanished); acknowledged that message so the queue moves on."
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(stream, consumer, error = %e, "Cannot look for a lost message in flight.")
+                }
+            }
+        }
     }
 }
 

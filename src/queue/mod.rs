@@ -12,12 +12,16 @@
 //!   (strict order), no `max_deliver` (never skips on its own). Work-queue retention, bounded,
 //!   discard new: a full queue holds its dispatcher back, and only it.
 //! - every stream has a duplicate window for `Nats-Msg-Id`, so a re-publish is not stored twice.
+//!
+//! [`vanished`] releases a consumer that nats-server 2.9 keeps waiting for a message it no
+//! longer has (after it was killed).
 
 pub mod consume;
 pub mod embedded;
 pub mod kv;
 pub mod order;
 pub mod publish;
+pub mod vanished;
 
 use std::time::Duration;
 

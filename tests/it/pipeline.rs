@@ -671,3 +671,110 @@ async fn one_message_at_a_time_recovers_from_a_restarted_nats_server() {
         started.elapsed()
     );
 }
+
+/// The next message of `consumer`, waiting up to `wait`.
+async fn next_within(
+    consumer: &async_nats::jetstream::consumer::PullConsumer,
+    wait: Duration,
+) -> Option<async_nats::jetstream::Message> {
+    use futures::StreamExt;
+    let mut request = consumer
+        .batch()
+        .max_messages(1)
+        .expires(wait)
+        .messages()
+        .await
+        .unwrap();
+    request.next().await.map(|m| m.unwrap())
+}
+
+/// Found by the kill -9 suite (a dispatcher that stopped for good, "deleted message" in the
+/// nats-server log): nats-server 2.9 can come back from a SIGKILL with a consumer whose message in
+/// flight the stream no longer has, and then delivers nothing else. The test rebuilds that state
+/// the way the kill leaves it — the stream's removal on disk, the consumer's older position — by
+/// putting back the consumer's state file from before the acknowledgement.
+#[tokio::test]
+async fn a_consumer_kept_waiting_for_a_message_nats_lost_is_released() {
+    use async_nats::jetstream::{consumer, stream};
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use ox_connector::queue::vanished::release_vanished;
+
+    let mut env = TestEnv::start().await;
+    let js = env.jetstream().await;
+    // Interest retention, as the incoming stream: a message goes once both consumers have it.
+    let queue = js
+        .create_stream(stream::Config {
+            name: "LOST".into(),
+            subjects: vec!["lost.>".into()],
+            retention: stream::RetentionPolicy::Interest,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let config = |name: &str| consumer::pull::Config {
+        durable_name: Some(name.into()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(1),
+        max_ack_pending: 1,
+        ..Default::default()
+    };
+    let a: consumer::PullConsumer = queue.create_consumer(config("a")).await.unwrap();
+    let _b: consumer::PullConsumer = queue.create_consumer(config("b")).await.unwrap();
+    for i in 1..=4 {
+        js.publish(format!("lost.{i}"), "x".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let wait = Duration::from_secs(2);
+    next_within(&a, wait)
+        .await
+        .unwrap()
+        .double_ack()
+        .await
+        .unwrap();
+    let second = next_within(&a, wait).await.unwrap();
+    // An ordinary message in flight is left alone.
+    assert_eq!(release_vanished(&js, "LOST", "a").await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let state_file = env.nats.dir().join("jetstream/$G/streams/LOST/obs/a/o.dat");
+    let before_ack = std::fs::read(&state_file).unwrap();
+    second.double_ack().await.unwrap();
+    // b takes message 2 but not 1: 2 leaves the stream, 1 stays (2 is removed in the middle).
+    js.client()
+        .request("$JS.ACK.LOST.b.1.2.1.0.0", "+ACK".into())
+        .await
+        .unwrap();
+    // Stop (the removal is written), then give the consumer its position from before the ack.
+    let pid: i32 = std::fs::read_to_string(env.nats.dir().join("nats-server.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    while kill(Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::write(&state_file, before_ack).unwrap();
+    env.nats.restart(None).await.unwrap();
+
+    let js = env.jetstream().await;
+    let queue = js.get_stream("LOST").await.unwrap();
+    let a: consumer::PullConsumer = queue.get_consumer("a").await.unwrap();
+    let stuck = next_within(&a, Duration::from_secs(3)).await.is_none();
+    let released = release_vanished(&js, "LOST", "a").await.unwrap();
+    if stuck {
+        assert_eq!(released, Some(2), "message 2 was the one in flight");
+    }
+    let next = next_within(&a, Duration::from_secs(5))
+        .await
+        .expect("the consumer moves on");
+    assert_eq!(next.subject.as_str(), "lost.3");
+}
