@@ -6,15 +6,27 @@
 //!   JetStream by the real `ox-connector run` binary with its embedded nats-server (OX is down,
 //!   so nothing is applied); files/s and the daemon's peak RSS.
 //! - `e2e`: a mixed stream of changes (contexts, users, groups, resources; creates, modifies,
-//!   moves, deletes) applied against the in-process OX emulator at 0 ms and 5 ms latency;
-//!   objects/s, p50/p99 apply latency, SOAP calls per change by type, the state store's size,
-//!   and whether the emulator's final state is the expected one.
+//!   moves, deletes) applied against the in-process OX emulator at 0 ms and 5 ms latency, each
+//!   once with `--apply-concurrency 1` (one change after the other) and once with the default
+//!   (independent OX contexts at the same time); objects/s, p50/p99 apply latency, SOAP calls
+//!   per change (the emulator's totals; by change type only in the run with concurrency 1,
+//!   where the emulator's counters before and after each apply belong to that change), the
+//!   share of the sequential limit (1000 / latency: one round trip after the other), the most
+//!   changes in flight, stalls, the state store's size, and whether the emulator's final state
+//!   is the expected one.
 //! - `idle`: RSS and CPU of the idle daemon binary and of its nats-server.
-//! - `growth`: ingest and end to end at 1k, 10k and 100k changes.
+//! - `growth`: ingest and end to end (default concurrency) at 1k, 10k and 100k changes.
 //!
 //! Arguments (after `--`): any of `ingest e2e idle growth` to choose (default: all), `--quick`
-//! for small sizes (a smoke run, about two minutes), `--skip-0ms` / `--skip-5ms` to leave out one
-//! latency of `e2e`.
+//! for small sizes (a smoke run), `--skip-0ms` / `--skip-5ms` to leave out one
+//! latency of `e2e`, `--concurrency N` for the concurrency compared with 1 and used by `growth`
+//! (default: 8, the daemon's default).
+//!
+//! `RUST_LOG` (e.g. `RUST_LOG=info`) prints the log of the in-process daemon (`e2e`, `growth`)
+//! to stderr.
+//!
+//! The daemon's nats-server requires authentication: the benchmark's own connections use the
+//! daemon's service identity from `<data-dir>/secrets/nats-users.json`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -24,9 +36,10 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use ox_connector::app::Daemon;
-use ox_connector::apply::{Applier, ApplyError, Outcome};
+use ox_connector::apply::{Applier, ApplyError, Outcome, Scope};
 use ox_connector::cli::OxArgs;
 use ox_connector::config::{RawSettings, Settings};
+use ox_connector::dispatch::identity::{self, Identity, Role};
 use ox_connector::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Failure, FaultConfig};
 use ox_connector::message::ProvisioningMessage;
 use ox_connector::provision::OxApplier;
@@ -37,13 +50,25 @@ use tokio_util::sync::CancellationToken;
 const MASTER: &str = "oxadminmaster";
 const MASTER_PASSWORD: &str = "bench-Master-Pw1";
 const DAEMON: &str = env!("CARGO_BIN_EXE_ox-connector");
+/// The default of `--apply-concurrency`.
+const DEFAULT_CONCURRENCY: usize = 8;
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args()
+    // The in-process daemon's log (e2e, growth), only when asked for.
+    if std::env::var_os("RUST_LOG").is_some() {
+        ox_connector::telemetry::init(ox_connector::telemetry::LogFormat::Human, "warn");
+    }
+    let mut args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    let concurrency = take_value(&mut args, "--concurrency")
+        .map(|v| match v.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => panic!("--concurrency takes a number of at least 1, not {v:?}"),
+        })
+        .unwrap_or(DEFAULT_CONCURRENCY);
     let quick = args.iter().any(|a| a == "--quick");
     let chosen: BTreeSet<&str> = args
         .iter()
@@ -103,6 +128,10 @@ async fn main() {
                 ),
                 format!("{:.1}", result["us_per_file"].as_f64().unwrap_or(0.0)),
                 format!(
+                    "{:.0}",
+                    result["files_per_s_to_ox_queue"].as_f64().unwrap_or(0.0)
+                ),
+                format!(
                     "{:.1}",
                     result["daemon_peak_rss_mib"].as_f64().unwrap_or(0.0)
                 ),
@@ -111,12 +140,13 @@ async fn main() {
             all.push(result);
         }
         print_table(
-            "Ingest: files already in the folder → acknowledged on JetStream",
+            "Ingest: files already in the folder → stored on JetStream (and in the OX queue)",
             &[
                 "files",
                 "files/s",
                 "files/s after start",
                 "µs/file",
+                "files/s to the OX queue",
                 "daemon peak RSS MiB",
                 "nats peak RSS MiB",
             ],
@@ -126,29 +156,34 @@ async fn main() {
     }
 
     if run("e2e") || run("growth") {
-        let mut runs: Vec<(usize, u64)> = Vec::new();
+        // (changes, latency ms, concurrency)
+        let mut runs: Vec<(usize, u64, usize)> = Vec::new();
         if run("e2e") {
             for latency in [0, 5] {
                 if !args.iter().any(|a| a == &format!("--skip-{latency}ms")) {
-                    runs.push((e2e_size, latency));
+                    runs.push((e2e_size, latency, 1));
+                    runs.push((e2e_size, latency, concurrency));
                 }
             }
         }
         if run("growth") {
             for &n in sizes {
-                if !runs.contains(&(n, 0)) {
-                    runs.push((n, 0));
-                }
+                runs.push((n, 0, concurrency));
             }
         }
         runs.sort();
+        runs.dedup();
         let mut rows = Vec::new();
         let mut all = Vec::new();
-        for (n, latency) in runs {
-            let result = end_to_end(n, latency).await;
+        for (n, latency, concurrency) in runs {
+            let result = end_to_end(n, latency, concurrency).await;
+            let share = result["share_of_sequential_limit"]
+                .as_f64()
+                .map_or("-".to_owned(), |s| format!("{:.0} %", s * 100.0));
             rows.push(vec![
                 n.to_string(),
                 latency.to_string(),
+                concurrency.to_string(),
                 format!("{:.0}", result["objects_per_s"].as_f64().unwrap_or(0.0)),
                 format!("{:.2}", result["apply_ms_p50"].as_f64().unwrap_or(0.0)),
                 format!("{:.2}", result["apply_ms_p99"].as_f64().unwrap_or(0.0)),
@@ -156,11 +191,18 @@ async fn main() {
                     "{:.2}",
                     result["soap_calls_per_change"].as_f64().unwrap_or(0.0)
                 ),
+                share,
+                result["concurrent_contexts"]["max_changes_in_flight"].to_string(),
+                result["stalls_over_1s"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+                    .to_string(),
                 format!(
                     "{:.1}",
                     result["state_store_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0
                 ),
                 result["state_matches"].to_string(),
+                result["files_left"].to_string(),
             ]);
             print_calls(&result);
             all.push(result);
@@ -170,12 +212,17 @@ async fn main() {
             &[
                 "changes",
                 "OX latency ms",
+                "concurrency",
                 "objects/s",
                 "apply p50 ms",
                 "apply p99 ms",
                 "SOAP calls/change",
+                "of sequential limit",
+                "max in flight",
+                "stalls > 1 s",
                 "state store MiB",
                 "state as expected",
+                "files left",
             ],
             &rows,
         );
@@ -187,6 +234,21 @@ async fn main() {
     match std::fs::write(&out, text) {
         Ok(()) => println!("\nwrote {}", out.display()),
         Err(e) => eprintln!("cannot write {}: {e}", out.display()),
+    }
+}
+
+/// Removes `name VALUE` or `name=VALUE` from `args` and returns the value.
+fn take_value(args: &mut Vec<String>, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    if let Some(i) = args.iter().position(|a| a.starts_with(&prefix)) {
+        return Some(args.remove(i)[prefix.len()..].to_owned());
+    }
+    let i = args.iter().position(|a| a == name)?;
+    args.remove(i);
+    if i < args.len() {
+        Some(args.remove(i))
+    } else {
+        panic!("{name} needs a value");
     }
 }
 
@@ -247,13 +309,7 @@ impl Child {
 
     async fn jetstream(&self) -> jetstream::Context {
         let url = format!("nats://127.0.0.1:{}", self.nats_port);
-        for _ in 0..600 {
-            if let Ok(client) = async_nats::connect(&url).await {
-                return jetstream::new(client);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the embedded nats-server did not come up at {url}");
+        jetstream::new(service_client(&self.data, &url).await)
     }
 
     async fn stop(mut self) {
@@ -301,22 +357,46 @@ async fn ingest(n: usize) -> Value {
     let started = Instant::now();
     let child = Child::spawn(data.path(), &ox).await;
     let js = child.jetstream().await;
-    let mut first = None;
+    let ox_queue = ox_connector::queue::subscriber_stream(ox_connector::queue::OX_SUBSCRIBER);
+    let (mut first, mut all_stored, mut all_queued) = (None, None, None);
     let deadline = started + Duration::from_secs(1200);
-    let stored = loop {
-        let stored = match js.get_stream("PROVISIONING").await {
+    let (stored, queued) = loop {
+        // The incoming stream keeps a message only until the dispatchers and the state keeper
+        // have taken it (interest retention): its last sequence counts what was stored.
+        let stored = match js.get_stream(ox_connector::queue::STREAM).await {
+            Ok(mut stream) => stream
+                .info()
+                .await
+                .map(|i| i.state.last_sequence)
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        // The OX subscriber's queue keeps them all: OX is down.
+        let queued = match js.get_stream(&ox_queue).await {
             Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
             Err(_) => 0,
         };
+        let now = started.elapsed();
         if stored > 0 && first.is_none() {
-            first = Some(started.elapsed());
+            first = Some(now);
         }
-        if stored >= n as u64 || Instant::now() > deadline {
-            break stored;
+        if stored >= n as u64 && all_stored.is_none() {
+            all_stored = Some(now);
+        }
+        if queued >= n as u64 && all_queued.is_none() {
+            all_queued = Some(now);
+        }
+        // Once all are stored, give the dispatcher up to two minutes to catch up.
+        let waited_for_dispatch = all_stored.is_some_and(|t| now > t + Duration::from_secs(120));
+        if (all_stored.is_some() && all_queued.is_some())
+            || waited_for_dispatch
+            || Instant::now() > deadline
+        {
+            break (stored, queued);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let total = started.elapsed();
+    let total = all_stored.unwrap_or_else(|| started.elapsed());
     let daemon_peak = proc_kib(child.pid(), "VmHWM") as f64 / 1024.0;
     let nats_peak = child
         .nats_pid()
@@ -329,9 +409,12 @@ async fn ingest(n: usize) -> Value {
     let result = json!({
         "files": n,
         "stored": stored,
+        "queued_for_ox": queued,
         "seconds": total.as_secs_f64(),
         "first_stored_after_s": first.unwrap_or_default().as_secs_f64(),
+        "all_queued_for_ox_after_s": all_queued.map(|t| t.as_secs_f64()),
         "files_per_s": n as f64 / total.as_secs_f64(),
+        "files_per_s_to_ox_queue": all_queued.map(|t| n as f64 / t.as_secs_f64()),
         "files_per_s_after_start": n as f64 / after_start.as_secs_f64().max(1e-9),
         "us_per_file": total.as_secs_f64() * 1e6 / n as f64,
         "daemon_peak_rss_mib": daemon_peak,
@@ -340,6 +423,10 @@ async fn ingest(n: usize) -> Value {
     });
     eprintln!("ingest {n}: {result}");
     assert_eq!(stored, n as u64, "not every file was queued");
+    assert_eq!(
+        queued, n as u64,
+        "not every file reached the OX subscriber's queue"
+    );
     result
 }
 
@@ -379,52 +466,141 @@ async fn idle(seconds: u64) -> Value {
 /// One applied change.
 struct Record {
     file: String,
-    elapsed: Duration,
-    calls: BTreeMap<String, u64>,
+    started: Instant,
     finished: Instant,
+    /// The SOAP calls it made, when changes are applied one at a time (see [`Timed`]).
+    calls: Option<BTreeMap<String, u64>>,
 }
 
-/// The OX applier, timed, with the SOAP calls each change made (the emulator's counters
-/// before and after; changes are applied one at a time).
+impl Record {
+    fn elapsed(&self) -> Duration {
+        self.finished.duration_since(self.started)
+    }
+}
+
+/// The changes being applied at one moment, and the most seen at once.
+#[derive(Default)]
+struct InFlight {
+    now: usize,
+    max: usize,
+    /// How many applies found this many in flight (themselves included) when they started.
+    at_start: BTreeMap<usize, u64>,
+    /// The OX contexts of the users and resources being applied, with their counts.
+    contexts: BTreeMap<i64, usize>,
+    max_contexts: usize,
+}
+
+impl InFlight {
+    fn start(&mut self, context: Option<i64>) {
+        self.now += 1;
+        self.max = self.max.max(self.now);
+        *self.at_start.entry(self.now).or_default() += 1;
+        if let Some(context) = context {
+            *self.contexts.entry(context).or_default() += 1;
+            self.max_contexts = self.max_contexts.max(self.contexts.len());
+        }
+    }
+
+    fn end(&mut self, context: Option<i64>) {
+        self.now -= 1;
+        if let Some(context) = context {
+            if let Some(n) = self.contexts.get_mut(&context) {
+                *n -= 1;
+                if *n == 0 {
+                    self.contexts.remove(&context);
+                }
+            }
+        }
+    }
+}
+
+/// What the timed applier saw.
+#[derive(Default)]
+struct Observed {
+    records: Vec<Record>,
+    in_flight: InFlight,
+    /// How long each [`Applier::scope`] took (only asked with a concurrency above 1).
+    scopes: Vec<Duration>,
+    /// Failed attempts (file, error); the queue retries them after the retry delay.
+    errors: Vec<(String, String)>,
+}
+
+/// The OX applier, timed, with the changes in flight. With `count_calls` (concurrency 1) also
+/// the SOAP calls each change made: the emulator's counters before and after the apply, which
+/// belong to that change only when nothing else is applied at the same time.
 #[derive(Clone)]
 struct Timed {
     inner: OxApplier,
     ox: Arc<EmulatorHandle>,
-    records: Arc<Mutex<Vec<Record>>>,
+    count_calls: bool,
+    observed: Arc<Mutex<Observed>>,
+}
+
+impl Timed {
+    fn observed(&self) -> std::sync::MutexGuard<'_, Observed> {
+        self.observed.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 fn counters(ox: &EmulatorHandle) -> BTreeMap<String, u64> {
     ox.calls().into_iter().map(|(k, v)| (k, v.calls)).collect()
 }
 
+/// The OX context a user or resource change goes to (or leaves, for a delete).
+fn context_of(message: &ProvisioningMessage) -> Option<i64> {
+    let body = &message.body;
+    body.new
+        .as_ref()
+        .or(body.old.as_ref())
+        .and_then(|o| ox_connector::provision::udm::integer(o, "oxContext"))
+}
+
 impl Applier for Timed {
     async fn apply(&self, message: &ProvisioningMessage) -> Result<Outcome, ApplyError> {
-        let before = counters(&self.ox);
+        let context = context_of(message);
+        self.observed().in_flight.start(context);
+        let before = self.count_calls.then(|| counters(&self.ox));
         let started = Instant::now();
         let result = self.inner.apply(message).await;
-        let elapsed = started.elapsed();
-        if result.is_ok() {
-            let after = counters(&self.ox);
-            let calls = after
+        let finished = Instant::now();
+        let calls = before.map(|before| {
+            counters(&self.ox)
                 .into_iter()
                 .filter_map(|(op, n)| {
                     let delta = n - before.get(&op).copied().unwrap_or(0);
                     (delta > 0).then_some((op, delta))
                 })
-                .collect();
-            let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-            records.push(Record {
-                file: message.source_file().unwrap_or_default().to_owned(),
-                elapsed,
+                .collect()
+        });
+        let file = message.source_file().unwrap_or_default().to_owned();
+        let mut observed = self.observed();
+        observed.in_flight.end(context);
+        match &result {
+            Ok(_) => observed.records.push(Record {
+                file,
+                started,
+                finished,
                 calls,
-                finished: Instant::now(),
-            });
+            }),
+            Err(e) => observed.errors.push((file, e.message.clone())),
         }
         result
     }
+
+    async fn scope(&self, message: &ProvisioningMessage) -> Scope {
+        let started = Instant::now();
+        let scope = self.inner.scope(message).await;
+        self.observed().scopes.push(started.elapsed());
+        scope
+    }
 }
 
-fn bench_settings(data: &Path, ox: &EmulatorHandle, nats_port: u16) -> Settings {
+fn bench_settings(
+    data: &Path,
+    ox: &EmulatorHandle,
+    nats_port: u16,
+    apply_concurrency: usize,
+) -> Settings {
     Settings::from_raw(RawSettings {
         data_dir: data.to_owned(),
         nats_url: None,
@@ -435,7 +611,7 @@ fn bench_settings(data: &Path, ox: &EmulatorHandle, nats_port: u16) -> Settings 
         batch_settle: Duration::from_millis(200),
         retry_delay: Duration::from_secs(1),
         ack_wait: Duration::from_secs(15),
-        apply_concurrency: 8,
+        apply_concurrency,
         queue_max_messages: 10_000_000,
         queue_max_bytes: 20_000_000_000,
         admin_listen: "127.0.0.1:0".parse().expect("address"),
@@ -460,7 +636,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn end_to_end(n: usize, latency_ms: u64) -> Value {
+async fn end_to_end(n: usize, latency_ms: u64, concurrency: usize) -> Value {
+    let label = format!("e2e {n} @ {latency_ms} ms, concurrency {concurrency}");
     let data = tempfile::tempdir().expect("temp dir");
     let workload = Workload::generate(WorkloadConfig::new(n));
     workload
@@ -468,20 +645,25 @@ async fn end_to_end(n: usize, latency_ms: u64) -> Value {
         .expect("write listener files");
     let ox = Arc::new(emulator(latency_ms).await);
     let nats_port = free_port();
-    let settings = bench_settings(data.path(), &ox, nats_port);
-    let records = Arc::new(Mutex::new(Vec::<Record>::new()));
+    let settings = bench_settings(data.path(), &ox, nats_port, concurrency);
+    let observed = Arc::new(Mutex::new(Observed::default()));
     let token = CancellationToken::new();
 
     let started = Instant::now();
     let daemon = {
         let (ox_settings, data_dir) = (settings.ox.clone(), settings.data_dir.clone());
-        let (ox, records) = (ox.clone(), records.clone());
+        let (ox, observed) = (ox.clone(), observed.clone());
         Daemon::start_with(
             settings,
             move |js| async move {
                 OxApplier::open(ox_settings, &data_dir, &js)
                     .await
-                    .map(|inner| Timed { inner, ox, records })
+                    .map(|inner| Timed {
+                        inner,
+                        ox,
+                        count_calls: concurrency == 1,
+                        observed,
+                    })
                     .map_err(|e| e.to_string())
             },
             token.clone(),
@@ -489,26 +671,40 @@ async fn end_to_end(n: usize, latency_ms: u64) -> Value {
         .await
         .expect("the daemon starts")
     };
+    let lock = || observed.lock().unwrap_or_else(|p| p.into_inner());
     let listener = data.path().join("listener");
-    let timeout = Duration::from_secs(120 + (n as u64) * (latency_ms + 2) / 100);
+    // Slow is measured, stuck is not: give up only when nothing was applied for two minutes.
+    let stuck_after = Duration::from_secs(120);
+    let (mut last_done, mut last_progress) = (0, Instant::now());
     loop {
-        let done = records.lock().map(|r| r.len()).unwrap_or(0);
+        let done = lock().records.len();
         if done >= n {
             break;
         }
-        if started.elapsed() > timeout {
+        if done > last_done {
+            (last_done, last_progress) = (done, Instant::now());
+        }
+        if last_progress.elapsed() > stuck_after {
             eprintln!(
-                "e2e {n} @ {latency_ms} ms: timed out with {done} applied; status: {:?}",
+                "{label}: stuck: {done} applied, none in the last {stuck_after:?}; status: {:?}",
                 std::fs::read_to_string(data.path().join("status.json")).unwrap_or_default()
             );
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let records = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
+    // The emulator's totals: every SOAP call of the run, whatever ran at the same time.
+    let per_op = counters(&ox);
+    let Observed {
+        records,
+        in_flight,
+        scopes,
+        errors,
+    } = std::mem::take(&mut *lock());
     let finished = records
-        .last()
+        .iter()
         .map(|r| r.finished)
+        .max()
         .unwrap_or_else(Instant::now);
     let seconds = finished.duration_since(started).as_secs_f64();
     let left = ox_connector::listener::scan(&listener)
@@ -516,11 +712,7 @@ async fn end_to_end(n: usize, latency_ms: u64) -> Value {
         .unwrap_or(0);
 
     // The state store's size, read from the embedded server.
-    let js = jetstream::new(
-        async_nats::connect(format!("nats://127.0.0.1:{nats_port}"))
-            .await
-            .expect("connect to the embedded nats-server"),
-    );
+    let js = jetstream::new(service_client(data.path(), daemon.nats_url()).await);
     let mut store = serde_json::Map::new();
     let mut store_bytes = 0u64;
     for bucket in ["ox-objects", "ox-dn-index", "ox-credentials"] {
@@ -539,87 +731,101 @@ async fn end_to_end(n: usize, latency_ms: u64) -> Value {
     daemon.wait().await.expect("the daemon stops");
     let jetstream_dir = dir_size(&data.path().join("nats"));
 
-    // Per change: latency, SOAP calls by object type and change kind.
+    let mut durations: Vec<Duration> = records.iter().map(Record::elapsed).collect();
+    durations.sort();
+    let applied = records.len();
+    let total_calls: u64 = per_op.values().sum();
+    let calls_per_change = total_calls as f64 / applied.max(1) as f64;
+
+    // Per change type: only where each apply's calls are its own (concurrency 1).
     let by_file: BTreeMap<&str, (ObjectKind, ChangeKind)> = workload
         .changes
         .iter()
         .map(|c| (c.file.as_str(), (c.object, c.kind)))
         .collect();
-    let mut durations: Vec<Duration> = records.iter().map(|r| r.elapsed).collect();
-    durations.sort();
-    let mut per_type: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut per_op: BTreeMap<String, u64> = BTreeMap::new();
-    let mut total_calls = 0u64;
-    for record in &records {
-        let calls: u64 = record.calls.values().sum();
-        total_calls += calls;
-        for (op, k) in &record.calls {
-            *per_op.entry(op.clone()).or_default() += k;
+    let per_type = (concurrency == 1).then(|| {
+        let mut per_type: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for record in &records {
+            let calls: u64 = record.calls.iter().flat_map(|c| c.values()).sum();
+            if let Some((object, kind)) = by_file.get(record.file.as_str()) {
+                let entry = per_type
+                    .entry(format!("{} {}", object.as_str(), kind.as_str()))
+                    .or_default();
+                entry.0 += 1;
+                entry.1 += calls;
+            }
         }
-        if let Some((object, kind)) = by_file.get(record.file.as_str()) {
-            let entry = per_type
-                .entry(format!("{} {}", object.as_str(), kind.as_str()))
-                .or_default();
-            entry.0 += 1;
-            entry.1 += calls;
+        per_type
+            .into_iter()
+            .map(|(k, (changes, calls))| {
+                (
+                    k,
+                    json!({"changes": changes, "soap_calls": calls,
+                           "calls_per_change": calls as f64 / changes.max(1) as f64}),
+                )
+            })
+            .collect::<serde_json::Map<String, Value>>()
+    });
+
+    // Time in which no change was being applied, between one apply's end (the latest so far)
+    // and the next one's start: the queue's own overhead, and stalls (a pull answered late, a
+    // retry). With concurrency 1 this is the time between two applies.
+    let mut by_start: Vec<&Record> = records.iter().collect();
+    by_start.sort_by_key(|r| r.started);
+    // (gap, the record after it, the record whose end it counts from)
+    let mut gaps: Vec<(Duration, usize, usize)> = Vec::new();
+    let mut latest: Option<usize> = None;
+    for (i, record) in by_start.iter().enumerate() {
+        if let Some(l) = latest {
+            let gap = record
+                .started
+                .saturating_duration_since(by_start[l].finished);
+            gaps.push((gap, i, l));
+        }
+        if latest.is_none_or(|l| record.finished > by_start[l].finished) {
+            latest = Some(i);
         }
     }
-    let per_type: serde_json::Map<String, Value> = per_type
-        .into_iter()
-        .map(|(k, (changes, calls))| {
-            (
-                k,
-                json!({"changes": changes, "soap_calls": calls,
-                       "calls_per_change": calls as f64 / changes.max(1) as f64}),
-            )
-        })
-        .collect();
-    // Time between one apply's end and the next one's start: the queue's own overhead, and
-    // stalls (a pull that is answered late).
-    let gaps: Vec<Duration> = records
-        .windows(2)
-        .map(|w| {
-            let next_start = w[1].finished - w[1].elapsed;
-            next_start.saturating_duration_since(w[0].finished)
-        })
-        .collect();
-    let mut sorted_gaps = gaps.clone();
+    let mut sorted_gaps: Vec<Duration> = gaps.iter().map(|(g, _, _)| *g).collect();
     sorted_gaps.sort();
     let stalls: Vec<Value> = gaps
         .iter()
-        .enumerate()
-        .filter(|(_, g)| **g > Duration::from_secs(1))
-        .map(|(i, g)| {
-            json!({"seconds": g.as_secs_f64(), "after_change": i + 1,
-                   "after_file": records[i].file, "before_file": records[i + 1].file,
-                   "at_s": records[i].finished.duration_since(started).as_secs_f64()})
+        .filter(|(g, _, _)| *g > Duration::from_secs(1))
+        .map(|&(g, next, previous)| {
+            json!({"seconds": g.as_secs_f64(), "after_change": next,
+                   "after_file": by_start[previous].file, "before_file": by_start[next].file,
+                   "at_s": by_start[previous].finished.duration_since(started).as_secs_f64()})
         })
         .collect();
-    let applied = records.len();
-    let calls_per_change = total_calls as f64 / applied.max(1) as f64;
     let objects_per_s = applied as f64 / seconds;
-    let sequential_limit = if latency_ms > 0 {
-        Some(1000.0 / latency_ms as f64)
-    } else {
-        None
-    };
+    let sequential_limit = (latency_ms > 0).then(|| 1000.0 / latency_ms as f64);
+    let busy: f64 = durations.iter().map(Duration::as_secs_f64).sum();
+    let mut scopes = scopes;
+    scopes.sort();
     let result = json!({
         "changes": n,
         "latency_ms": latency_ms,
+        "apply_concurrency": concurrency,
         "applied": applied,
         "seconds": seconds,
         "objects_per_s": objects_per_s,
         "apply_ms_p50": percentile(&durations, 0.50),
         "apply_ms_p99": percentile(&durations, 0.99),
         "apply_ms_max": percentile(&durations, 1.0),
-        "apply_ms_mean": durations.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0
-            / durations.len().max(1) as f64,
+        "apply_ms_mean": busy * 1000.0 / durations.len().max(1) as f64,
+        "scope_ms_p50": percentile(&scopes, 0.50),
+        "scope_ms_p99": percentile(&scopes, 0.99),
         "between_applies_ms_p50": percentile(&sorted_gaps, 0.50),
         "between_applies_ms_p99": percentile(&sorted_gaps, 0.99),
         "stalls_over_1s": stalls,
+        "apply_errors": errors.len(),
+        "apply_error_samples": errors.iter().take(10)
+            .map(|(file, e)| json!({"file": file, "error": e})).collect::<Vec<_>>(),
+        "soap_calls": total_calls,
         "soap_calls_per_change": calls_per_change,
         "sequential_limit_per_s": sequential_limit,
         "share_of_sequential_limit": sequential_limit.map(|l| objects_per_s / l),
+        "sequential_limit_by_calls_per_s": sequential_limit.map(|l| l / calls_per_change.max(1e-9)),
         "soap_calls_by_change_type": per_type,
         "soap_calls_by_operation": per_op,
         "state_store": store,
@@ -629,10 +835,19 @@ async fn end_to_end(n: usize, latency_ms: u64) -> Value {
         "files_left": left,
         "state_matches": diff.is_empty(),
         "state_differences": diff.iter().take(20).collect::<Vec<_>>(),
-        "concurrent_contexts": "not implemented yet",
+        "concurrent_contexts": {
+            "apply_concurrency": concurrency,
+            "max_changes_in_flight": in_flight.max,
+            "mean_changes_in_flight": busy / seconds.max(1e-9),
+            "applies_by_in_flight_at_start": in_flight.at_start,
+            "max_contexts_in_flight": in_flight.max_contexts,
+        },
     });
     eprintln!(
-        "e2e {n} @ {latency_ms} ms: {applied} applied in {seconds:.1} s; state as expected: {}",
+        "{label}: {applied} applied in {seconds:.1} s, at most {} at once; {} files left; \
+         state as expected: {}",
+        in_flight.max,
+        left,
         diff.is_empty()
     );
     if !diff.is_empty() {
@@ -660,12 +875,35 @@ fn print_calls(result: &Value) {
         .collect();
     print_table(
         &format!(
-            "SOAP calls per change ({} changes, {} ms)",
+            "SOAP calls per change ({} changes, {} ms, concurrency 1)",
             result["changes"], result["latency_ms"]
         ),
         &["change", "count", "SOAP calls/change"],
         &rows,
     );
+}
+
+/// A client of the daemon's embedded nats-server with the daemon's service identity, once the
+/// daemon has written it and the server accepts it.
+async fn service_client(data: &Path, url: &str) -> async_nats::Client {
+    for _ in 0..1200 {
+        if let Some(identity) = service_identity(data) {
+            if let Ok(client) = identity.connect_options().connect(url).await {
+                return client;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cannot connect to the embedded nats-server at {url} as the service");
+}
+
+/// The service identity from `<data-dir>/secrets/nats-users.json`, read only:
+/// `Identities::load` adds missing identities and writes the file, which would race with the
+/// daemon writing it at start.
+fn service_identity(data: &Path) -> Option<Identity> {
+    let bytes = std::fs::read(data.join(identity::FILE)).ok()?;
+    let by_user: BTreeMap<String, Identity> = serde_json::from_slice(&bytes).ok()?;
+    by_user.into_values().find(|i| i.role == Role::Service)
 }
 
 // ---------------------------------------------------------------------------------------------
