@@ -2,6 +2,9 @@
 //! changes into the OX emulator while it is killed with SIGKILL at random points and restarted,
 //! the nats-server is killed and restarted, and OX is down for a while and faults randomly.
 //!
+//! A daemon that exits by itself (it gives up when JetStream does not answer while it starts) is
+//! started again, as the container's `--restart=always` does.
+//!
 //! Checked continuously: no listener file disappears before its change shows in OX (the
 //! object's version in the emulator is at least the file's; an object that is absent is
 //! accepted only if a later deletion of it had been written, since while that deletion is
@@ -114,6 +117,24 @@ fn spawn_daemon(data: &Path, nats_url: &str, ox: &EmulatorHandle) -> tokio::proc
         .kill_on_drop(true)
         .spawn()
         .unwrap()
+}
+
+/// Starts the daemon again if it exited by itself, as the container's `--restart=always` does
+/// (`appcenter/preinst`): the daemon gives up when JetStream does not answer in time while it
+/// starts (the nats-server may be down or just restarting). Returns 1 if it had exited.
+async fn restart_if_exited(
+    daemon: &mut tokio::process::Child,
+    spawn: impl Fn() -> tokio::process::Child,
+) -> usize {
+    match daemon.try_wait() {
+        Ok(Some(status)) => {
+            eprintln!("the daemon exited by itself ({status}); starting it again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            *daemon = spawn();
+            1
+        }
+        _ => 0,
+    }
 }
 
 /// The highest version of each object the emulator shows (users and resources by name across
@@ -427,15 +448,17 @@ async fn chaos(mut run: Run) {
         events.swap(i, rng.random_range(0..=i));
     }
     let nats_url = env.nats.url().to_owned();
-    let mut daemon = spawn_daemon(&data, &nats_url, &ox);
-    let mut kills = 0;
+    let spawn = || spawn_daemon(&data, &nats_url, &ox);
+    let mut daemon = spawn();
+    let (mut kills, mut exits) = (0, 0);
     for event in events {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..700))).await;
+        exits += restart_if_exited(&mut daemon, spawn).await;
         match event {
             "kill" => {
                 daemon.kill().await.unwrap();
                 kills += 1;
-                daemon = spawn_daemon(&data, &nats_url, &ox);
+                daemon = spawn();
             }
             "nats" => {
                 env.nats.kill().await;
@@ -494,6 +517,7 @@ async fn chaos(mut run: Run) {
                 tail.join("\n")
             );
         }
+        exits += restart_if_exited(&mut daemon, spawn).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop_checking.store(true, Ordering::SeqCst);
@@ -508,7 +532,7 @@ async fn chaos(mut run: Run) {
 
     let checker = checker.lock().unwrap();
     eprintln!(
-        "reliability: {} changes, {kills} kills, {} nats restarts, {} OX outages; chaos {:?}, total {:?}; {} deletions checked",
+        "reliability: {} changes, {kills} kills, {} nats restarts, {} OX outages, {exits} exits in start-up; chaos {:?}, total {:?}; {} deletions checked",
         run.changes,
         run.nats_restarts,
         run.ox_outages,
