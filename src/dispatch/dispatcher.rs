@@ -12,6 +12,10 @@
 //! everything up to `start_after`, the current state of every object in the subscriber's topics
 //! whose last change is at or before `start_after` is sent as `snapshot` messages (dependencies
 //! first), then the live messages follow: no gap and no duplicate at the seam.
+//!
+//! Every 10 s the dispatch also releases any consumer — the state keeper's, a dispatcher's, a
+//! subscriber's own — that nats-server keeps waiting for a message it lost after it was killed
+//! ([`crate::queue::vanished`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
