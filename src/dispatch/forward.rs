@@ -61,11 +61,9 @@ pub async fn run(
     let mut forwarder = Forwarder {
         pipeline: Pipeline::new(publisher, WINDOW),
         held: VecDeque::new(),
-        subscription,
-        matcher,
         report,
     };
-    for held in left_in_flight(incoming, consumer, subscription).await? {
+    for held in left_in_flight(incoming, consumer, subscription, matcher).await? {
         forwarder.held.push_back(held);
     }
     if !forwarder.resend_until_stored(stop).await {
@@ -90,7 +88,7 @@ pub async fn run(
         let Some(delivered) = next else {
             return Ok(());
         };
-        let copy = forwarder.copy_of(&delivered.payload);
+        let copy = copy_of(&delivered.payload, subscription, matcher);
         let confirmed = match &copy {
             Some(outgoing) => forwarder.pipeline.send_outgoing(outgoing.clone()).await,
             None => Confirmed::default(),
@@ -110,6 +108,7 @@ async fn left_in_flight(
     incoming: &Stream,
     consumer: &PullConsumer,
     subscription: &Subscription,
+    matcher: &TopicMatcher,
 ) -> Result<Vec<Held>, String> {
     let mut consumer = consumer.clone();
     let info = consumer.info().await.map_err(|e| e.to_string())?;
@@ -136,7 +135,10 @@ async fn left_in_flight(
             break;
         }
         sequence = raw.sequence + 1;
-        left.push((raw.payload, raw.sequence));
+        left.push(Held {
+            delivered: None,
+            copy: copy_of(&raw.payload, subscription, matcher),
+        });
     }
     if !left.is_empty() {
         tracing::info!(
@@ -145,23 +147,17 @@ async fn left_in_flight(
             "Copying the messages the dispatcher had in flight when it stopped again, first."
         );
     }
-    Ok(left
-        .into_iter()
-        .map(|(payload, _)| Held {
-            delivered: None,
-            copy: decode_copy(&payload, subscription, None),
-        })
-        .collect())
+    Ok(left)
 }
 
-fn decode_copy(
+/// The redacted copy of an incoming message for `subscription`, if it wants it.
+fn copy_of(
     payload: &[u8],
     subscription: &Subscription,
-    matcher: Option<&TopicMatcher>,
+    matcher: &TopicMatcher,
 ) -> Option<Outgoing> {
     let mut message = serde_json::from_slice::<ProvisioningMessage>(payload).ok()?;
-    let wanted =
-        message.realm == subscription.realm && matcher.is_none_or(|m| m.matches(&message.topic));
+    let wanted = message.realm == subscription.realm && matcher.matches(&message.topic);
     if !wanted {
         return None;
     }
@@ -178,16 +174,10 @@ struct Forwarder<'a, R> {
     /// In incoming order: messages whose copies are not confirmed yet (and those without a
     /// copy behind them).
     held: VecDeque<Held>,
-    subscription: &'a Subscription,
-    matcher: &'a TopicMatcher,
     report: &'a R,
 }
 
 impl<R: Report> Forwarder<'_, R> {
-    fn copy_of(&self, payload: &[u8]) -> Option<Outgoing> {
-        decode_copy(payload, self.subscription, Some(self.matcher))
-    }
-
     /// Takes in what the pipeline confirmed: acknowledges every held message up to the last
     /// stored copy; after a refusal, sends the unstored copies again until they are stored.
     /// Returns false if stopped meanwhile.

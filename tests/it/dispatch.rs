@@ -491,10 +491,15 @@ async fn a_dispatcher_restarted_with_messages_in_flight_keeps_the_incoming_order
     .await
     .unwrap();
     let publisher = Publisher::new(js.clone());
+    // Among the ten in flight, one the subscription does not want (a group).
     let messages: Vec<ProvisioningMessage> = (1..=30)
         .map(|n| {
             let file = files::name(n);
-            let raw = files::converter_json(&files::user(&format!("u{n}"), &format!("user{n}")));
+            let mut content = files::user(&format!("u{n}"), &format!("user{n}"));
+            if n == 5 {
+                content["udm_object_type"] = "groups/group".into();
+            }
+            let raw = files::converter_json(&content);
             let path = std::path::PathBuf::from(&file);
             let parsed = ox_connector::listener::ListenerFile::parse(&path, file, raw).unwrap();
             ProvisioningMessage::from_listener_file(&parsed)
@@ -511,7 +516,12 @@ async fn a_dispatcher_restarted_with_messages_in_flight_keeps_the_incoming_order
         in_flight += 1;
     }
     assert_eq!(in_flight, 10);
-    for message in &messages[..3] {
+    let wanted: Vec<ProvisioningMessage> = messages
+        .iter()
+        .filter(|m| m.topic == "users/user")
+        .cloned()
+        .collect();
+    for message in &wanted[..3] {
         let subject = queue::subscriber_subject("people", "udm", &message.topic);
         publisher
             .publish_to(subject, message, &message.id.to_string())
@@ -557,7 +567,7 @@ async fn a_dispatcher_restarted_with_messages_in_flight_keeps_the_incoming_order
     };
     let mut queue = js.get_stream("SUB_people").await.unwrap();
     let deadline = tokio::time::Instant::now() + T;
-    while queue.info().await.unwrap().state.messages < 30 {
+    while queue.info().await.unwrap().state.messages < 29 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "not every copy arrived"
@@ -568,12 +578,15 @@ async fn a_dispatcher_restarted_with_messages_in_flight_keeps_the_incoming_order
     run.await.unwrap().unwrap();
 
     let state = queue.info().await.unwrap().state.clone();
-    assert_eq!(state.messages, 30, "a copy was stored twice");
+    assert_eq!(
+        state.messages, 29,
+        "a copy was stored twice, or one the subscription does not want"
+    );
     let mut copied = Vec::new();
     for sequence in state.first_sequence..=state.last_sequence {
         let raw = queue.get_raw_message(sequence).await.unwrap();
         let message: ProvisioningMessage = serde_json::from_slice(&raw.payload).unwrap();
         copied.push(message.object_id);
     }
-    assert_eq!(copied, ids(&messages), "the queue is not in incoming order");
+    assert_eq!(copied, ids(&wanted), "the queue is not in incoming order");
 }
