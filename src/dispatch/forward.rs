@@ -69,13 +69,13 @@ pub async fn run(
     if !forwarder.resend_until_stored(stop).await {
         return Ok(());
     }
-    let mut messages = Pulled::batched(consumer, 2 * WINDOW).await?;
+    let mut messages = Pulled::batched(consumer, 2 * WINDOW);
     loop {
         let next = if forwarder.pipeline.in_flight() == 0 {
-            messages.next(stop).await?
+            messages.next(stop).await
         } else {
             tokio::select! {
-                next = messages.next(stop) => next?,
+                next = messages.next(stop) => next,
                 () = tokio::time::sleep(LINGER) => {
                     let confirmed = forwarder.pipeline.flush().await;
                     if !forwarder.settle(confirmed, stop).await {

@@ -47,9 +47,9 @@ pub async fn run(
         .get_consumer(crate::queue::STATE_KEEPER)
         .await
         .map_err(|e| e.to_string())?;
-    let mut messages = crate::queue::OneAtATime::new(&consumer).await?;
+    let mut messages = crate::queue::Pulled::one_at_a_time(&consumer);
     loop {
-        let Some(delivered) = messages.next(&stop).await? else {
+        let Some(delivered) = messages.next(&stop).await else {
             return Ok(());
         };
         let seq = delivered.info().map(|i| i.stream_sequence).unwrap_or(0);

@@ -67,19 +67,10 @@ impl ConsumeSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
-    #[error("cannot read from the JetStream consumer: {0}")]
-    Stream(String),
-}
-
-/// What became of one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handled {
-    /// Applied (or nothing to do) and acknowledged.
-    Applied,
-    /// Its listener file was gone; acknowledged without applying.
-    Skipped,
-    /// Shutdown came while it waited for a retry; handed back to the server.
-    HandedBack,
+    /// What waits for that message would wait for ever; the caller starts the consumer afresh,
+    /// which delivers the message again.
+    #[error("a task applying a message failed: {0}")]
+    ApplyTask(String),
 }
 
 /// A message the consumer holds.
@@ -98,9 +89,7 @@ pub async fn run<A: Applier>(
     shutdown: CancellationToken,
 ) -> Result<(), ConsumeError> {
     let max_held = usize::try_from(settings.max_ack_pending()).unwrap_or(1);
-    let mut messages = super::Pulled::batched(&consumer, max_held)
-        .await
-        .map_err(ConsumeError::Stream)?;
+    let mut messages = super::Pulled::batched(&consumer, max_held);
     let settings = Arc::new(settings);
     let mut order: Order<Held> = Order::default();
     let mut running: JoinSet<u64> = JoinSet::new();
@@ -131,12 +120,11 @@ pub async fn run<A: Applier>(
                 Ok(sequence) => {
                     order.finish(sequence);
                 }
-                Err(e) => tracing::error!(error = %e, "A task applying a message failed."),
+                Err(e) => break Err(ConsumeError::ApplyTask(e.to_string())),
             },
             next = messages.next(&shutdown), if take_more => match next {
-                Ok(Some(delivered)) => admit(delivered, &*applier, &settings, &mut order).await,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(ConsumeError::Stream(e)),
+                Some(delivered) => admit(delivered, &*applier, &settings, &mut order).await,
+                None => break Ok(()),
             },
             _ = progress.tick() => {
                 // Held messages not started yet; those being applied report their own.
@@ -208,7 +196,7 @@ async fn handle<A: Applier>(
     status: &StatusBoard,
     retry_now: &Notify,
     shutdown: &CancellationToken,
-) -> Handled {
+) {
     let progress_every = settings.ack_wait / 3;
     let mut attempts = 0u64;
     let mut blocked_since = None;
@@ -217,7 +205,7 @@ async fn handle<A: Applier>(
             events::MessageSkipped { message }.emit();
             acknowledge(&delivered).await;
             status.clear_blocked(sequence);
-            return Handled::Skipped;
+            return;
         }
         attempts += 1;
         let started = std::time::Instant::now();
@@ -242,7 +230,7 @@ async fn handle<A: Applier>(
                     elapsed: started.elapsed(),
                 }
                 .emit();
-                return Handled::Applied;
+                return;
             }
             Err(error) => {
                 events::MessageApplyError {
@@ -278,7 +266,7 @@ async fn handle<A: Applier>(
                 if !waited {
                     // Redeliver it first at the next start instead of after the ack wait.
                     let _ = delivered.ack_with(AckKind::Nak(None)).await;
-                    return Handled::HandedBack;
+                    return;
                 }
             }
         }

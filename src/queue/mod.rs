@@ -307,31 +307,28 @@ enum Request {
     Open(Box<consumer::pull::Batch>, usize),
 }
 
-/// A consumer's messages, pulled one at a time (consumers with one message in flight).
-pub type OneAtATime = Pulled;
-
 impl Pulled {
-    /// One message per request.
-    pub async fn new(consumer: &consumer::PullConsumer) -> Result<Self, String> {
-        Self::batched(consumer, 1).await
+    /// One message per request (a consumer with one message in flight).
+    pub fn one_at_a_time(consumer: &consumer::PullConsumer) -> Self {
+        Self::batched(consumer, 1)
     }
 
     /// Up to `batch` messages per request (a consumer with that many messages in flight).
-    pub async fn batched(consumer: &consumer::PullConsumer, batch: usize) -> Result<Self, String> {
-        Ok(Self {
+    pub fn batched(consumer: &consumer::PullConsumer, batch: usize) -> Self {
+        Self {
             consumer: consumer.clone(),
             batch: batch.max(1),
             request: Request::None,
-        })
+        }
     }
 
-    /// The next message; `Ok(None)` once `stop` is cancelled. A request that ends without a
+    /// The next message; `None` once `stop` is cancelled. A request that ends without a
     /// message (the server's timeout, a lost connection, a status the server sends instead of
     /// a message) is simply made again: the consumer recovers by itself.
     pub async fn next(
         &mut self,
         stop: &tokio_util::sync::CancellationToken,
-    ) -> Result<Option<jetstream::Message>, String> {
+    ) -> Option<jetstream::Message> {
         use futures::StreamExt;
         loop {
             match &mut self.request {
@@ -351,7 +348,7 @@ impl Pulled {
                 Request::Opening(opening) => {
                     let opened = tokio::select! {
                         biased;
-                        () = stop.cancelled() => return Ok(None),
+                        () = stop.cancelled() => return None,
                         opened = opening => opened.map_err(|e| e.to_string()).and_then(|r| r),
                     };
                     match opened {
@@ -360,7 +357,7 @@ impl Pulled {
                             self.request = Request::None;
                             tracing::debug!(error = %e, "Cannot ask for the next message; retrying.");
                             tokio::select! {
-                                () = stop.cancelled() => return Ok(None),
+                                () = stop.cancelled() => return None,
                                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
                             }
                         }
@@ -369,7 +366,7 @@ impl Pulled {
                 Request::Open(request, received) => {
                     let next = tokio::select! {
                         biased;
-                        () = stop.cancelled() => return Ok(None),
+                        () = stop.cancelled() => return None,
                         next = request.next() => next,
                     };
                     match next {
@@ -379,7 +376,7 @@ impl Pulled {
                                 // The request is answered in full.
                                 self.request = Request::None;
                             }
-                            return Ok(Some(message));
+                            return Some(message);
                         }
                         Some(Err(e)) => {
                             tracing::debug!(error = %e, "Problem while waiting for the next message.");

@@ -565,7 +565,7 @@ async fn the_publish_pipeline_gives_up_on_unanswered_pub_acks_together() {
 }
 
 /// A work queue with one message in flight, as every consumer of the daemon has, and the
-/// consumer of `queue::OneAtATime`.
+/// consumer of `queue::Pulled`.
 async fn one_at_a_time_queue(
     env: &TestEnv,
 ) -> (
@@ -612,9 +612,7 @@ async fn one_message_at_a_time_never_waits_for_a_request_already_answered() {
     for ack in acks {
         ack.await.unwrap();
     }
-    let mut messages = ox_connector::queue::OneAtATime::new(&consumer)
-        .await
-        .unwrap();
+    let mut messages = ox_connector::queue::Pulled::one_at_a_time(&consumer);
     let stop = tokio_util::sync::CancellationToken::new();
     let mut longest = Duration::ZERO;
     for i in 0..count {
@@ -622,7 +620,6 @@ async fn one_message_at_a_time_never_waits_for_a_request_already_answered() {
         let message = tokio::time::timeout(T, messages.next(&stop))
             .await
             .unwrap_or_else(|_| panic!("message {i} did not come within {T:?}"))
-            .unwrap()
             .unwrap();
         longest = longest.max(asked.elapsed());
         assert_eq!(message.subject.as_str(), format!("one.{i}"), "in order");
@@ -640,12 +637,10 @@ async fn one_message_at_a_time_never_waits_for_a_request_already_answered() {
 async fn one_message_at_a_time_recovers_from_a_restarted_nats_server() {
     let mut env = TestEnv::start().await;
     let (_, consumer) = one_at_a_time_queue(&env).await;
-    let mut messages = ox_connector::queue::OneAtATime::new(&consumer)
-        .await
-        .unwrap();
+    let mut messages = ox_connector::queue::Pulled::one_at_a_time(&consumer);
     let stop = tokio_util::sync::CancellationToken::new();
     let waiting = tokio::spawn(async move {
-        let message = messages.next(&stop).await.unwrap().unwrap();
+        let message = messages.next(&stop).await.unwrap();
         message.double_ack().await.unwrap();
         message.subject.to_string()
     });
