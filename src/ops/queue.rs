@@ -167,22 +167,17 @@ pub struct RetryRequest {
 
 /// Quarantined files in `listener/broken/` (without their sidecars), sorted.
 pub fn quarantined(listener_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(listener_dir.join(BROKEN_DIR))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| is_listener_file_name(base_name(name)))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    listener_files_in(&listener_dir.join(BROKEN_DIR))
 }
 
 /// Files in `listener/skipped/` (without their sidecars), sorted.
 pub fn skipped(listener_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(listener_dir.join(SKIPPED_DIR))
+    listener_files_in(&listener_dir.join(SKIPPED_DIR))
+}
+
+/// The listener files set aside in `dir` (a numbered second file of a name counts), sorted.
+fn listener_files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()

@@ -44,7 +44,7 @@ pub async fn of(p: &Provisioner, message: &ProvisioningMessage) -> Result<Scope,
     let old = previous.as_ref().map(|s| &s.object);
     match topic {
         user::TOPIC => {
-            keys.extend(contexts_of(previous.as_ref(), new));
+            keys.extend(contexts_of(previous.as_ref(), new, None));
             for dn in [new, old]
                 .into_iter()
                 .flatten()
@@ -54,11 +54,8 @@ pub async fn of(p: &Provisioner, message: &ProvisioningMessage) -> Result<Scope,
             }
         }
         resource::TOPIC => {
-            keys.extend(contexts_of(previous.as_ref(), new));
-            let default = p.settings.default_context;
-            if new.is_some_and(|o| udm::integer(o, "oxContext").is_none()) {
-                keys.insert(ScopeKey::Context(default));
-            }
+            let default = Some(p.settings.default_context);
+            keys.extend(contexts_of(previous.as_ref(), new, default));
         }
         group::TOPIC => {
             if let Some(previous) = &previous {
@@ -91,12 +88,19 @@ pub async fn of(p: &Provisioner, message: &ProvisioningMessage) -> Result<Scope,
     Ok(Scope::Keys(keys))
 }
 
-/// The contexts of a user or resource: where it is (by the state store) and where it goes.
-fn contexts_of(previous: Option<&ObjectState>, new: Option<&Properties>) -> Vec<ScopeKey> {
+/// The contexts of a user or resource: where it is (by the state store) and where it goes
+/// (its `oxContext`, else `default`: a resource without one goes to the default context).
+fn contexts_of(
+    previous: Option<&ObjectState>,
+    new: Option<&Properties>,
+    default: Option<i32>,
+) -> Vec<ScopeKey> {
     let before = previous.and_then(|s| s.ox.context);
-    let after = new
-        .and_then(|o| udm::integer(o, "oxContext"))
-        .and_then(|c| i32::try_from(c).ok());
+    let after = new.and_then(|o| {
+        udm::integer(o, "oxContext")
+            .and_then(|c| i32::try_from(c).ok())
+            .or(default)
+    });
     [before, after]
         .into_iter()
         .flatten()

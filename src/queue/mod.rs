@@ -77,11 +77,28 @@ impl SetupError {
 
 /// The incoming stream's configuration.
 pub fn incoming_stream_config(limits: QueueLimits) -> stream::Config {
+    queue_stream_config(
+        STREAM.to_owned(),
+        "UCS provisioning messages, as published".to_owned(),
+        crate::message::SUBJECT_PREFIX,
+        stream::RetentionPolicy::Interest,
+        limits,
+    )
+}
+
+/// A queue stream: file storage, bounded, discard new, duplicate window, direct gets.
+fn queue_stream_config(
+    name: String,
+    description: String,
+    subject_prefix: &str,
+    retention: stream::RetentionPolicy,
+    limits: QueueLimits,
+) -> stream::Config {
     stream::Config {
-        name: STREAM.to_owned(),
-        description: Some("UCS provisioning messages, as published".to_owned()),
-        subjects: vec![format!("{}.>", crate::message::SUBJECT_PREFIX)],
-        retention: stream::RetentionPolicy::Interest,
+        name,
+        description: Some(description),
+        subjects: vec![format!("{subject_prefix}.>")],
+        retention,
         storage: stream::StorageType::File,
         max_messages: limits.max_messages,
         max_bytes: limits.max_bytes,
@@ -110,20 +127,13 @@ pub fn subscriber_subject(name: &str, realm: &str, topic: &str) -> String {
 
 /// The configuration of subscriber `name`'s stream.
 pub fn subscriber_stream_config(name: &str, limits: QueueLimits) -> stream::Config {
-    stream::Config {
-        name: subscriber_stream(name),
-        description: Some(format!("the provisioning queue of subscriber {name}")),
-        subjects: vec![format!("{}.>", subscriber_subject_prefix(name))],
-        retention: stream::RetentionPolicy::WorkQueue,
-        storage: stream::StorageType::File,
-        max_messages: limits.max_messages,
-        max_bytes: limits.max_bytes,
-        discard: stream::DiscardPolicy::New,
-        duplicate_window: DUPLICATE_WINDOW,
-        num_replicas: 1,
-        allow_direct: true,
-        ..Default::default()
-    }
+    queue_stream_config(
+        subscriber_stream(name),
+        format!("the provisioning queue of subscriber {name}"),
+        &subscriber_subject_prefix(name),
+        stream::RetentionPolicy::WorkQueue,
+        limits,
+    )
 }
 
 /// The subscriber's own consumer on its stream: explicit acks, `max_in_flight` messages
