@@ -248,3 +248,58 @@ async fn independent_contexts_run_together_and_every_shared_thing_keeps_its_orde
          overlapping pairs)"
     );
 }
+
+/// Users of one group in different contexts change their parts of the group's state at the
+/// same time: a write based on a state someone else changed meanwhile is refused, so the
+/// writer reads again instead of overwriting the other's part.
+#[tokio::test]
+async fn a_group_state_changed_meanwhile_is_not_overwritten() {
+    use ox_connector::provision::state::{ObjectState, OxIds, OxRef, StateStore};
+
+    let env = crate::support::TestEnv::start().await;
+    let store = StateStore::open(&env.jetstream().await).await.unwrap();
+    let group = |contexts: &[i32]| ObjectState {
+        object_type: "groups/group".into(),
+        dn: "cn=staff,cn=groups,dc=example,dc=org".into(),
+        object: Default::default(),
+        ox: OxIds {
+            per_context: contexts
+                .iter()
+                .map(|c| {
+                    let reference = OxRef {
+                        id: 7,
+                        name: "staff".into(),
+                        members: vec![1],
+                    };
+                    (*c, reference)
+                })
+                .collect(),
+            ..OxIds::default()
+        },
+        source_file: None,
+        applied_at: chrono::Utc::now(),
+    };
+    store.put("g", &group(&[1])).await.unwrap();
+    let (read_by_first, revision) = store.get_versioned("g").await.unwrap().unwrap();
+    let (_, same_revision) = store.get_versioned("g").await.unwrap().unwrap();
+    assert_eq!(revision, same_revision);
+
+    // The second writer adds context 2; the first, still holding the old revision, would drop it.
+    assert!(store
+        .replace_if_unchanged("g", &group(&[1, 2]), same_revision)
+        .await
+        .unwrap());
+    assert!(!store
+        .replace_if_unchanged("g", &read_by_first, revision)
+        .await
+        .unwrap());
+    let (now, newer) = store.get_versioned("g").await.unwrap().unwrap();
+    assert_eq!(
+        now.ox.per_context.keys().copied().collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert!(store
+        .replace_if_unchanged("g", &group(&[1, 2, 3]), newer)
+        .await
+        .unwrap());
+}
