@@ -212,32 +212,72 @@ pub async fn reapply_groups_of(
     Ok(())
 }
 
-/// Forgets an OX group deleted because its last member left the context; the group is found
-/// among the UDM groups of that member.
-pub async fn forget_ox_group(
+/// After the OX user `user_id` was deleted in `context`: OX has taken it out of its groups, so
+/// each of the user's UDM groups (`groups`, DNs) forgets it among its members there, and the OX
+/// group it leaves empty is deleted (OX groups are never empty).
+///
+/// The state store remembers each OX group's members as last applied, so OX is not asked for
+/// the user's groups and their members (the original connector's two look-ups per group). A
+/// group remembered without members (from before they were remembered) is looked up in OX.
+pub async fn member_deleted(
     p: &Provisioner,
-    member: &Properties,
+    groups: &BTreeSet<String>,
     context: i32,
-    group_id: i32,
+    user_id: i32,
 ) -> Result<(), ProvisionError> {
-    for dn in udm::texts(member, "groups") {
-        let Some(uuid) = p.state.entry_uuid_of(&dn).await? else {
+    for dn in groups {
+        let Some(uuid) = p.state.entry_uuid_of(dn).await? else {
             continue;
         };
         update_group(p, &uuid, |mut state| async move {
-            if state
-                .ox
-                .per_context
-                .get(&context)
-                .is_some_and(|g| g.id == group_id)
-            {
-                state.ox.per_context.remove(&context);
+            let Some(group) = state.ox.per_context.get_mut(&context) else {
+                return Ok(state);
+            };
+            let remaining = if group.members.is_empty() {
+                members_in_ox(p, context, group.id).await?
+            } else {
+                group.members.retain(|m| *m != user_id);
+                Some(group.members.clone())
+            };
+            match remaining {
+                Some(members) if !members.is_empty() => {}
+                Some(_) => {
+                    let auth = p.context_admin(context)?;
+                    match p
+                        .ox
+                        .delete_group(context, &Group::with_id(group.id), &auth)
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    state.ox.per_context.remove(&context);
+                }
+                // Removed in OX by hand.
+                None => {
+                    state.ox.per_context.remove(&context);
+                }
             }
             Ok(state)
         })
         .await?;
     }
     Ok(())
+}
+
+/// The members of OX group `id` in `context` as OX has them; `None` if it is gone.
+async fn members_in_ox(
+    p: &Provisioner,
+    context: i32,
+    id: i32,
+) -> Result<Option<Vec<i32>>, ProvisionError> {
+    let auth = p.context_admin(context)?;
+    match p.ox.get_group(context, &Group::with_id(id), &auth).await {
+        Ok(group) => Ok(Some(group.members)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Reads the group `uuid`, changes it with `change` and writes it back if it changed, reading

@@ -15,7 +15,9 @@
 //! `meta.deleted-contexts`) and drops references to it from any state applied before that
 //! moment when the state is read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::{self, kv};
 use chrono::{DateTime, Utc};
@@ -96,18 +98,14 @@ impl StateError {
     }
 }
 
-/// The entry UUID of an object and its DN (`None`: no such object).
-type LastDn = (String, Option<String>);
-
 /// Handle to the state store; cheap to clone.
 #[derive(Clone)]
 pub struct StateStore {
     objects: kv::Store,
     dns: kv::Store,
     /// Context id → when it was deleted (mirror of `meta.deleted-contexts`).
-    deleted_contexts: std::sync::Arc<std::sync::Mutex<BTreeMap<i32, DateTime<Utc>>>>,
-    /// The entry UUID and DN of the object read or written last (see `cached_dn`).
-    last_dn: std::sync::Arc<std::sync::Mutex<Option<LastDn>>>,
+    deleted_contexts: Arc<Mutex<BTreeMap<i32, DateTime<Utc>>>>,
+    cache: Arc<Mutex<Cache>>,
 }
 
 impl StateStore {
@@ -135,8 +133,8 @@ impl StateStore {
         Ok(Self {
             objects,
             dns: open(DN_BUCKET, "ox-connector: DN to entry UUID").await?,
-            deleted_contexts: std::sync::Arc::new(std::sync::Mutex::new(deleted)),
-            last_dn: std::sync::Arc::default(),
+            deleted_contexts: Arc::new(Mutex::new(deleted)),
+            cache: Arc::new(Mutex::new(Cache::new(CACHED_OBJECTS))),
         })
     }
 
@@ -144,7 +142,7 @@ impl StateStore {
     /// longer refer to it when they are read.
     pub async fn forget_context(&self, id: i32) -> Result<(), StateError> {
         let bytes = {
-            let mut deleted = self.deleted();
+            let mut deleted = lock(&self.deleted_contexts);
             deleted.insert(id, Utc::now());
             serde_json::to_vec(&*deleted)
                 .map_err(|e| StateError::new("encode deleted contexts", e))?
@@ -156,15 +154,9 @@ impl StateStore {
         Ok(())
     }
 
-    fn deleted(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, DateTime<Utc>>> {
-        self.deleted_contexts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Drops the references of `state` to contexts deleted after it was applied.
     fn without_deleted_contexts(&self, mut state: ObjectState) -> ObjectState {
-        let deleted = self.deleted();
+        let deleted = lock(&self.deleted_contexts);
         if deleted.is_empty() || state.object_type == super::context::TOPIC {
             return state;
         }
@@ -183,19 +175,10 @@ impl StateStore {
 
     /// The remembered state of `entry_uuid`.
     pub async fn get(&self, entry_uuid: &str) -> Result<Option<ObjectState>, StateError> {
-        let Some(bytes) = self
-            .objects
-            .get(encode_key(entry_uuid))
-            .await
-            .map_err(|e| StateError::new("read object", e))?
-        else {
-            self.remember_dn(entry_uuid, None);
-            return Ok(None);
-        };
-        let state: ObjectState =
-            serde_json::from_slice(&bytes).map_err(|e| StateError::new("decode object", e))?;
-        self.remember_dn(entry_uuid, Some(state.dn.clone()));
-        Ok(Some(self.without_deleted_contexts(state)))
+        Ok(self
+            .get_versioned(entry_uuid)
+            .await?
+            .map(|(state, _)| state))
     }
 
     /// Like [`StateStore::get`], with the revision to pass to
@@ -204,6 +187,36 @@ impl StateStore {
         &self,
         entry_uuid: &str,
     ) -> Result<Option<(ObjectState, u64)>, StateError> {
+        let stored = self.read(entry_uuid).await?.stored;
+        Ok(stored.map(|(state, revision)| (self.without_deleted_contexts(state), revision)))
+    }
+
+    /// What the bucket holds for `entry_uuid`, from the cache if this process read or wrote it
+    /// recently.
+    async fn read(&self, entry_uuid: &str) -> Result<Cached, StateError> {
+        if let Some(cached) = lock(&self.cache).get(entry_uuid) {
+            return Ok(cached);
+        }
+        lock(&self.cache).start_read(entry_uuid);
+        let fetched = self.fetch(entry_uuid).await;
+        let mut cache = lock(&self.cache);
+        match fetched {
+            Ok(stored) => {
+                let cached = Cached {
+                    stored,
+                    dn_indexed: false,
+                };
+                cache.finish_read(entry_uuid, Some(&cached));
+                Ok(cached)
+            }
+            Err(e) => {
+                cache.finish_read(entry_uuid, None);
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch(&self, entry_uuid: &str) -> Result<Option<(ObjectState, u64)>, StateError> {
         let entry = self
             .objects
             .entry(encode_key(entry_uuid))
@@ -214,7 +227,7 @@ impl StateStore {
         };
         let state: ObjectState = serde_json::from_slice(&entry.value)
             .map_err(|e| StateError::new("decode object", e))?;
-        Ok(Some((self.without_deleted_contexts(state), entry.revision)))
+        Ok(Some((state, entry.revision)))
     }
 
     /// Writes `state` (whose DN is unchanged) for `entry_uuid` only if it is still at
@@ -226,15 +239,32 @@ impl StateStore {
         state: &ObjectState,
         revision: u64,
     ) -> Result<bool, StateError> {
+        let dn_indexed = self.read(entry_uuid).await?.dn_indexed;
         let bytes = serde_json::to_vec(state).map_err(|e| StateError::new("encode object", e))?;
-        match self
+        let written = self
             .objects
             .update(encode_key(entry_uuid), bytes.into(), revision)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
-            Err(e) => Err(StateError::new("write object", e)),
+            .await;
+        let mut cache = lock(&self.cache);
+        match written {
+            Ok(revision) => {
+                cache.written(
+                    entry_uuid,
+                    Some(Cached {
+                        stored: Some((state.clone(), revision)),
+                        dn_indexed,
+                    }),
+                );
+                Ok(true)
+            }
+            Err(e) => {
+                cache.written(entry_uuid, None);
+                if e.kind() == kv::UpdateErrorKind::WrongLastRevision {
+                    Ok(false)
+                } else {
+                    Err(StateError::new("write object", e))
+                }
+            }
         }
     }
 
@@ -275,12 +305,11 @@ impl StateStore {
 
     /// Remembers `state` for `entry_uuid` and points its DN at it (dropping the old DN).
     pub async fn put(&self, entry_uuid: &str, state: &ObjectState) -> Result<(), StateError> {
-        let previous_dn = match self.cached_dn(entry_uuid) {
-            Some(dn) => dn,
-            None => self.get(entry_uuid).await?.map(|s| s.dn),
-        };
+        let previous = self.read(entry_uuid).await?;
+        let previous_dn = previous.stored.as_ref().map(|(s, _)| s.dn.as_str());
+        let same_dn = previous_dn.is_some_and(|old| old.eq_ignore_ascii_case(&state.dn));
         let bytes = serde_json::to_vec(state).map_err(|e| StateError::new("encode object", e))?;
-        // Three independent keys: written concurrently, one round trip instead of three.
+        // Independent keys: written concurrently, one round trip instead of three.
         let write_object = async {
             self.objects
                 .put(encode_key(entry_uuid), bytes.into())
@@ -288,52 +317,48 @@ impl StateStore {
                 .map_err(|e| StateError::new("write object", e))
         };
         let write_dn = async {
+            if same_dn && previous.dn_indexed {
+                return Ok(());
+            }
             self.dns
                 .put(dn_key(&state.dn), entry_uuid.to_owned().into_bytes().into())
                 .await
+                .map(drop)
                 .map_err(|e| StateError::new("write DN index", e))
         };
         let forget_old_dn = async {
-            match previous_dn.filter(|old| !old.eq_ignore_ascii_case(&state.dn)) {
-                Some(old) => self.forget_dn(&old, entry_uuid).await,
+            match previous_dn.filter(|_| !same_dn) {
+                Some(old) => self.forget_dn(old, entry_uuid).await,
                 None => Ok(()),
             }
         };
-        tokio::try_join!(write_object, write_dn, forget_old_dn)?;
-        self.remember_dn(entry_uuid, Some(state.dn.clone()));
-        Ok(())
+        let written = tokio::try_join!(write_object, write_dn, forget_old_dn);
+        let cached = written.as_ref().ok().map(|(revision, _, _)| Cached {
+            stored: Some((state.clone(), *revision)),
+            dn_indexed: true,
+        });
+        lock(&self.cache).written(entry_uuid, cached);
+        written.map(drop)
     }
 
     /// Forgets `entry_uuid` (after its deletion in OX).
     pub async fn remove(&self, entry_uuid: &str) -> Result<(), StateError> {
-        if let Some(state) = self.get(entry_uuid).await? {
-            self.forget_dn(&state.dn, entry_uuid).await?;
+        let removed = async {
+            if let Some((state, _)) = self.read(entry_uuid).await?.stored {
+                self.forget_dn(&state.dn, entry_uuid).await?;
+            }
+            self.objects
+                .purge(encode_key(entry_uuid))
+                .await
+                .map_err(|e| StateError::new("remove object", e))
         }
-        self.remember_dn(entry_uuid, None);
-        self.objects
-            .purge(encode_key(entry_uuid))
-            .await
-            .map_err(|e| StateError::new("remove object", e))
-    }
-
-    /// The DN stored for `entry_uuid` as last read or written by this process, if that was the
-    /// last object it touched (changes are applied one at a time, so this saves re-reading the
-    /// object between the handler's read and its write). `Some(None)`: known to be absent.
-    fn cached_dn(&self, entry_uuid: &str) -> Option<Option<String>> {
-        let last = self
-            .last_dn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        last.as_ref()
-            .filter(|(uuid, _)| uuid == entry_uuid)
-            .map(|(_, dn)| dn.clone())
-    }
-
-    fn remember_dn(&self, entry_uuid: &str, dn: Option<String>) {
-        *self
-            .last_dn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((entry_uuid.to_owned(), dn));
+        .await;
+        let cached = removed.as_ref().ok().map(|()| Cached {
+            stored: None,
+            dn_indexed: false,
+        });
+        lock(&self.cache).written(entry_uuid, cached);
+        removed
     }
 
     /// Every remembered object (for re-applying dependents and for reconciling).
@@ -369,6 +394,86 @@ impl StateStore {
     }
 }
 
+/// How many objects the cache keeps: more than the OX subscriber holds at once (256), so a
+/// message's scope and its apply read the same entry, and groups read by many members' changes
+/// stay in it.
+const CACHED_OBJECTS: usize = 2048;
+
+/// What this process last read or wrote of recently used objects.
+///
+/// The OX subscriber is the only writer of the bucket, so what it wrote last is what the bucket
+/// holds. Without the cache a change read its object three times (for its scope, for the apply
+/// and for the DN its put replaces) and rewrote the DN index every time. A read that overlaps a
+/// write of the same key is not cached: it may have fetched the value from before the write.
+struct Cache {
+    entries: lru::LruCache<String, Cached>,
+    /// Keys being fetched now → (fetches, written since the first of them started).
+    fetching: HashMap<String, (usize, bool)>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    /// The state and its revision in the bucket; `None`: no state.
+    stored: Option<(ObjectState, u64)>,
+    /// The DN index is known to point at the state's DN.
+    dn_indexed: bool,
+}
+
+impl Cache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: lru::LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+            fetching: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, entry_uuid: &str) -> Option<Cached> {
+        self.entries.get(entry_uuid).cloned()
+    }
+
+    fn start_read(&mut self, entry_uuid: &str) {
+        self.fetching.entry(entry_uuid.to_owned()).or_default().0 += 1;
+    }
+
+    /// Caches `fetched` unless the key was written while it was being fetched.
+    fn finish_read(&mut self, entry_uuid: &str, fetched: Option<&Cached>) {
+        let Some((fetches, written)) = self.fetching.get_mut(entry_uuid) else {
+            return;
+        };
+        let written = *written;
+        *fetches -= 1;
+        if *fetches == 0 {
+            self.fetching.remove(entry_uuid);
+        }
+        if let (Some(fetched), false) = (fetched, written) {
+            self.entries.put(entry_uuid.to_owned(), fetched.clone());
+        }
+    }
+
+    /// Records a write of `entry_uuid`: what the bucket holds now, or `None` when that is not
+    /// known (the write failed).
+    fn written(&mut self, entry_uuid: &str, now: Option<Cached>) {
+        if let Some((_, written)) = self.fetching.get_mut(entry_uuid) {
+            *written = true;
+        }
+        match now {
+            Some(now) => {
+                self.entries.put(entry_uuid.to_owned(), now);
+            }
+            None => {
+                self.entries.pop(entry_uuid);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; a poisoned one still holds consistent data.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// DNs compare case-insensitively in LDAP; the key is a digest of the lower-cased DN.
 fn dn_key(dn: &str) -> String {
     hex(&Sha256::digest(dn.to_lowercase().as_bytes()))
@@ -385,5 +490,58 @@ mod tests {
     #[test]
     fn dns_are_compared_case_insensitively() {
         assert_eq!(dn_key("uid=A,dc=X"), dn_key("uid=a,dc=x"));
+    }
+
+    fn cached(revision: u64) -> Cached {
+        let state = ObjectState {
+            object_type: "users/user".into(),
+            dn: "uid=a,dc=x".into(),
+            object: Properties::default(),
+            ox: OxIds::default(),
+            source_file: None,
+            applied_at: Utc::now(),
+        };
+        Cached {
+            stored: Some((state, revision)),
+            dn_indexed: true,
+        }
+    }
+
+    fn revision(cache: &mut Cache, key: &str) -> Option<u64> {
+        cache.get(key)?.stored.map(|(_, revision)| revision)
+    }
+
+    #[test]
+    fn a_read_that_overlaps_a_write_does_not_replace_what_was_written() {
+        let mut cache = Cache::new(8);
+        cache.start_read("a");
+        cache.written("a", Some(cached(2)));
+        // The fetch may have seen the bucket before the write.
+        cache.finish_read("a", Some(&cached(1)));
+        assert_eq!(revision(&mut cache, "a"), Some(2));
+
+        // Once no fetch is running, a read is cached again.
+        cache.start_read("b");
+        cache.finish_read("b", Some(&cached(5)));
+        assert_eq!(revision(&mut cache, "b"), Some(5));
+    }
+
+    #[test]
+    fn a_failed_write_forgets_the_object() {
+        let mut cache = Cache::new(8);
+        cache.written("a", Some(cached(1)));
+        cache.written("a", None);
+        assert!(cache.get("a").is_none());
+    }
+
+    #[test]
+    fn the_least_recently_used_object_goes_first() {
+        let mut cache = Cache::new(2);
+        cache.written("a", Some(cached(1)));
+        cache.written("b", Some(cached(2)));
+        cache.get("a");
+        cache.written("c", Some(cached(3)));
+        assert!(cache.get("b").is_none());
+        assert_eq!(revision(&mut cache, "a"), Some(1));
     }
 }

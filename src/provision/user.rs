@@ -17,8 +17,9 @@
 //!   tolerates a retry after a crash: a user of that name in the new context is adopted, also
 //!   when the old one is gone already (deleted by the attempt that crashed before the state
 //!   store learnt of the move).
-//! - Delete (also `isOxUser` switched off): `delete`, then the user's groups left empty are
-//!   deleted.
+//! - Delete (also `isOxUser` switched off): `delete`, then the OX groups of the user's UDM
+//!   groups that it leaves empty in that context are deleted (found in the state store, which
+//!   remembers every OX group's members: OX itself drops a deleted user from its groups).
 //! - After a create or a move the user's groups are applied again, so that a group that arrived
 //!   before its member converges.
 
@@ -28,7 +29,7 @@ use serde_json::{json, Value};
 
 use crate::apply::Outcome;
 use crate::message::ProvisioningMessage;
-use crate::ox::soap::{Credentials, Group, User, UserModuleAccess};
+use crate::ox::soap::{Credentials, User, UserModuleAccess};
 
 use super::access_profile::{Rights, RIGHTS};
 use super::state::{ObjectState, OxIds, OxRef};
@@ -51,11 +52,8 @@ pub async fn apply(
         new => {
             // Deleted, or no (longer an) OX user.
             if let Some((context, user)) = &was_in_ox {
-                let old_groups = previous
-                    .as_ref()
-                    .map(|s| s.object.clone())
-                    .unwrap_or_default();
-                delete_in_ox(p, *context, user, &old_groups).await?;
+                let groups = groups_of([previous.as_ref().map(|s| &s.object), new.as_ref()]);
+                delete_in_ox(p, *context, user, &groups).await?;
             }
             match new {
                 // Remembered without OX ids, so that groups can tell it is not an OX user.
@@ -319,7 +317,7 @@ async fn replace_other_object_at_dn(
     }
     if let (Some(context), Some(user)) = (other.ox.context, &other.ox.object) {
         tracing::info!(dn = %message.dn, old_entry_uuid = %other_uuid, "The user was re-created in UDM; deleting the OX user of the old object first.");
-        delete_in_ox(p, context, user, &other.object).await?;
+        delete_in_ox(p, context, user, &groups_of([Some(&other.object)])).await?;
     }
     p.state.remove(&other_uuid).await?;
     Ok(())
@@ -400,7 +398,7 @@ async fn move_user(
     auth: &Credentials,
     previous: Option<&Properties>,
 ) -> Result<i32, ProvisionError> {
-    let old_groups = previous.cloned().unwrap_or_default();
+    let groups = groups_of([previous, Some(object)]);
     // copyUser keeps the user's OX data and rights; the change after it then only needs what
     // differs from the previous object. Copy first: the name is free in the new context in
     // all but rare cases, so asking OX beforehand would cost a round trip on every move.
@@ -438,32 +436,33 @@ async fn move_user(
         Err(e) => return Err(e.into()),
     };
     change(p, object, name, context, id, auth, known).await?;
-    delete_in_ox(p, old_context, old, &old_groups).await?;
+    delete_in_ox(p, old_context, old, &groups).await?;
     tracing::info!(user = %name, from = old_context, to = context, "Moved the user to another OX context.");
     Ok(id)
 }
 
-/// Deletes the OX user and then the groups it leaves empty in that context.
+/// The UDM groups (DNs) of the versions of a user.
+fn groups_of<'a>(versions: impl IntoIterator<Item = Option<&'a Properties>>) -> BTreeSet<String> {
+    versions
+        .into_iter()
+        .flatten()
+        .flat_map(|object| udm::texts(object, "groups"))
+        .collect()
+}
+
+/// Deletes the OX user, then the OX groups it leaves empty in that context among `groups`
+/// ([`group::member_deleted`]).
 async fn delete_in_ox(
     p: &Provisioner,
     context: i32,
     user: &OxRef,
-    old_object: &Properties,
+    groups: &BTreeSet<String>,
 ) -> Result<(), ProvisionError> {
     if p.context_admin_name(context).as_deref() == Some(user.name.as_str()) {
         tracing::warn!(context, user = %user.name, "Not deleting the admin of the OX context.");
         return Ok(());
     }
     let auth = p.context_admin(context)?;
-    let groups = match p
-        .ox
-        .list_groups_for_user(context, &User::with_id(user.id), &auth)
-        .await
-    {
-        Ok(groups) => groups,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
     match p
         .ox
         .delete_user(context, &User::with_id(user.id), &auth)
@@ -473,33 +472,5 @@ async fn delete_in_ox(
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e.into()),
     }
-    for ox_group in groups {
-        let Some(group_id) = ox_group.id else {
-            continue;
-        };
-        let current = match p
-            .ox
-            .get_group(context, &Group::with_id(group_id), &auth)
-            .await
-        {
-            Ok(current) => current,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if current.members.is_empty()
-            && current.name.as_deref().map(str::to_lowercase).as_deref() != Some("users")
-        {
-            match p
-                .ox
-                .delete_group(context, &Group::with_id(group_id), &auth)
-                .await
-            {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
-            group::forget_ox_group(p, old_object, context, group_id).await?;
-        }
-    }
-    Ok(())
+    group::member_deleted(p, groups, context, user.id).await
 }

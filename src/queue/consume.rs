@@ -12,8 +12,7 @@
 //! 1. its listener file is gone (an admin removed it) → acknowledge and log it as skipped;
 //! 2. otherwise call the [`Applier`]; while it works, report progress so the server does not
 //!    redeliver;
-//! 3. on success → `done` deletes the listener file → acknowledge (and wait for the server to
-//!    confirm the ack);
+//! 3. on success → `done` deletes the listener file → acknowledge;
 //! 4. on failure → record "blocked" in the status, wait the retry delay (reporting progress),
 //!    then go to 1 with the **same** message. Whatever depends on it waits meanwhile.
 //!
@@ -293,11 +292,12 @@ async fn with_progress<T>(
     }
 }
 
-/// Acknowledges and waits for the server's confirmation. A lost ack only means the message
-/// comes again; its listener file is gone by then, so it is skipped.
+/// Acknowledges without waiting for the server's confirmation (a round trip per change that
+/// changes nothing): a lost ack only means the message comes again; its listener file is gone
+/// by then, so it is skipped.
 async fn acknowledge(delivered: &jetstream::Message) {
-    if let Err(e) = delivered.double_ack().await {
-        tracing::warn!(error = %e, "JetStream did not confirm an acknowledgement; the change may be delivered again and will then be skipped.");
+    if let Err(e) = delivered.ack().await {
+        tracing::warn!(error = %e, "Cannot acknowledge a change; it may be delivered again and will then be skipped.");
     }
 }
 

@@ -14,5 +14,6 @@ mod ops;
 mod pipeline;
 mod reliability;
 mod scenarios;
+mod state_store;
 mod support;
 mod trigger;

@@ -1,6 +1,8 @@
 //! Provisioning scenarios: listener files as the converter writes them → real nats-server →
 //! OX applier → the OX emulator, whose final state is asserted, and the files are gone.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use crate::support::ox::*;
@@ -162,7 +164,7 @@ async fn switching_is_ox_user_off_deletes_the_user_and_the_groups_it_leaves_empt
         "u-1",
         "anna",
         10,
-        json!({"groups": [group_dn("solo")]}),
+        json!({"groups": [group_dn("solo"), group_dn("pair")]}),
     ));
     t.write(user(
         "u-2",
@@ -176,11 +178,12 @@ async fn switching_is_ox_user_off_deletes_the_user_and_the_groups_it_leaves_empt
     t.settle().await;
     assert!(t.state().context(10).unwrap().group("solo").is_some());
 
+    let calls_before = t.ox.calls();
     t.write(user(
         "u-1",
         "anna",
         10,
-        json!({"isOxUser": "Not", "groups": [group_dn("solo")]}),
+        json!({"isOxUser": "Not", "groups": [group_dn("solo"), group_dn("pair")]}),
     ));
     t.settle().await;
     let state = t.state();
@@ -192,7 +195,45 @@ async fn switching_is_ox_user_off_deletes_the_user_and_the_groups_it_leaves_empt
     );
     let bob = ctx.user("bob").unwrap().id;
     assert_eq!(ctx.group("pair").unwrap().members, [bob]);
+    assert_eq!(
+        calls_since(&calls_before, &t.ox.calls()),
+        BTreeMap::from([
+            ("OXGroupService.delete".to_owned(), 1),
+            ("OXUserService.delete".to_owned(), 1),
+        ]),
+        "the state store knows which groups are left empty: OX is not asked"
+    );
+
+    // UDM then takes the user out of its group: OX did so already, nothing is sent.
+    let calls_before = t.ox.calls();
+    t.write(group("g-pair", "pair", &["bob"], json!({})));
+    t.settle().await;
+    assert_eq!(calls_since(&calls_before, &t.ox.calls()), BTreeMap::new());
+    assert_eq!(
+        t.state()
+            .context(10)
+            .unwrap()
+            .group("pair")
+            .unwrap()
+            .members,
+        [bob]
+    );
     daemon.stop().await;
+}
+
+/// The SOAP calls made between two snapshots of the emulator's call counters, by operation.
+fn calls_since(
+    before: &BTreeMap<String, ox_connector::emulator::CallStats>,
+    after: &BTreeMap<String, ox_connector::emulator::CallStats>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(operation, stats)| {
+            let earlier = before.get(operation).map_or(0, |s| s.calls);
+            (operation.clone(), stats.calls - earlier)
+        })
+        .filter(|(_, calls)| *calls > 0)
+        .collect()
 }
 
 #[tokio::test]
