@@ -518,6 +518,7 @@ async fn consume_until_stopped<A: Applier>(
     loop {
         let result = match source.open(settings.max_ack_pending()).await {
             Ok(consumer) => consume::run(
+                &source.subscriber,
                 consumer,
                 applier.clone(),
                 settings.clone(),

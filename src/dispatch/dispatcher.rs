@@ -112,11 +112,13 @@ impl Dispatch {
         // misses nothing (interest retention keeps messages only for existing consumers).
         queue::ensure_consumer(&incoming, queue::state_keeper_consumer_config(timing)).await?;
         let keeper_task = tokio::spawn({
-            let (incoming, state, stop) = (incoming.clone(), state.clone(), keeper_stop.clone());
+            let (client, incoming) = (js.client(), incoming.clone());
+            let (state, stop) = (state.clone(), keeper_stop.clone());
             async move {
                 while !stop.is_cancelled() {
                     if let Err(e) =
-                        state_keeper::run(incoming.clone(), state.clone(), stop.clone()).await
+                        state_keeper::run(&client, incoming.clone(), state.clone(), stop.clone())
+                            .await
                     {
                         tracing::error!(error = %e, "The state keeper failed; restarting it.");
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -540,6 +542,7 @@ impl Worker {
             .await
             .map_err(|e| e.to_string())?;
         super::forward::run(
+            &self.js.client(),
             &self.incoming,
             &consumer,
             self.publisher.clone(),

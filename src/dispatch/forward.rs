@@ -48,8 +48,10 @@ struct Held {
 }
 
 /// Copies the live messages of `subscription` until `stop`. Returns an error if the incoming
-/// stream cannot be read.
+/// stream cannot be read. `client` is the client `consumer` was opened with.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
+    client: &async_nats::Client,
     incoming: &Stream,
     consumer: &PullConsumer,
     publisher: Publisher,
@@ -69,7 +71,7 @@ pub async fn run(
     if !forwarder.resend_until_stored(stop).await {
         return Ok(());
     }
-    let mut messages = Pulled::batched(consumer, 2 * WINDOW);
+    let mut messages = Pulled::batched(client, consumer, 2 * WINDOW);
     loop {
         let next = if forwarder.pipeline.in_flight() == 0 {
             messages.next(stop).await

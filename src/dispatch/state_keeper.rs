@@ -36,8 +36,10 @@ pub async fn open(js: &jetstream::Context) -> Result<kv::Store, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Keeps the bucket up to date until `stop` is cancelled.
+/// Keeps the bucket up to date until `stop` is cancelled. `client` is the client `incoming`
+/// was opened with.
 pub async fn run(
+    client: &async_nats::Client,
     incoming: Stream,
     state: kv::Store,
     stop: CancellationToken,
@@ -47,7 +49,7 @@ pub async fn run(
         .get_consumer(crate::queue::STATE_KEEPER)
         .await
         .map_err(|e| e.to_string())?;
-    let mut messages = crate::queue::Pulled::one_at_a_time(&consumer);
+    let mut messages = crate::queue::Pulled::one_at_a_time(client, &consumer);
     loop {
         let Some(delivered) = messages.next(&stop).await else {
             return Ok(());

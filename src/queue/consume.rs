@@ -79,7 +79,9 @@ struct Held {
 }
 
 /// Consumes the queue until `shutdown` is cancelled. `retry_now` cuts a retry wait short.
+/// `client` is the client `consumer` was opened with.
 pub async fn run<A: Applier>(
+    client: &async_nats::Client,
     consumer: PullConsumer,
     applier: Arc<A>,
     settings: ConsumeSettings,
@@ -88,7 +90,7 @@ pub async fn run<A: Applier>(
     shutdown: CancellationToken,
 ) -> Result<(), ConsumeError> {
     let max_held = usize::try_from(settings.max_ack_pending()).unwrap_or(1);
-    let mut messages = super::Pulled::batched(&consumer, max_held);
+    let mut messages = super::Pulled::batched(client, &consumer, max_held);
     let settings = Arc::new(settings);
     let mut order: Order<Held> = Order::default();
     let mut running: JoinSet<u64> = JoinSet::new();

@@ -23,6 +23,10 @@ pub mod order;
 pub mod publish;
 pub mod vanished;
 
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
@@ -286,9 +290,12 @@ pub async fn ensure_consumer(
 }
 
 /// How long one pull request waits on the server for a message. The client gives up on a
-/// request 5 s after that (async-nats' margin for a lost answer), so this also bounds how long a
-/// request lost with a restarted nats-server holds a consumer up.
+/// request 5 s after that (async-nats' margin for a lost answer).
 pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
+/// How often a consumer waiting for a message looks whether its client has reconnected:
+/// async-nats counts its connections but does not announce a new one.
+const RECONNECT_CHECK: Duration = Duration::from_millis(100);
 
 /// A consumer's messages, asked for with pull requests of at most `batch` messages each.
 ///
@@ -301,12 +308,25 @@ pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// flight that stalled a consumer for 35 s about once per few thousand messages (measured: one
 /// stall in 3,000 plain messages, no faults).
 ///
+/// A restarted nats-server has forgotten the open request, and the client would notice only
+/// when it times out ([`PULL_EXPIRES`] + 5 s). So once the client has reconnected, a new request
+/// is sent at once. The old one is still read until it ends: if only the connection was lost,
+/// the server may still answer it, and before the new one (it answers requests first come,
+/// first served), so its messages are returned first.
+///
 /// [`Pulled::next`] may be dropped at any point (raced in a `select!`) without losing a
 /// message: a request is sent by a task of its own and kept until it is answered.
 pub struct Pulled {
     consumer: consumer::PullConsumer,
     batch: usize,
+    /// The statistics of the consumer's client: its count of connections tells a reconnect.
+    statistics: Arc<async_nats::Statistics>,
+    /// The count of connections when the current request was sent (read just before: a
+    /// reconnect in between only makes it superseded at once).
+    sent_on: u64,
     request: Request,
+    /// Requests sent before the client reconnected, oldest first, until they end.
+    superseded: VecDeque<consumer::pull::Batch>,
 }
 
 enum Request {
@@ -318,17 +338,26 @@ enum Request {
 }
 
 impl Pulled {
-    /// One message per request (a consumer with one message in flight).
-    pub fn one_at_a_time(consumer: &consumer::PullConsumer) -> Self {
-        Self::batched(consumer, 1)
+    /// One message per request (a consumer with one message in flight). `client` is the client
+    /// `consumer` was opened with.
+    pub fn one_at_a_time(client: &async_nats::Client, consumer: &consumer::PullConsumer) -> Self {
+        Self::batched(client, consumer, 1)
     }
 
     /// Up to `batch` messages per request (a consumer with that many messages in flight).
-    pub fn batched(consumer: &consumer::PullConsumer, batch: usize) -> Self {
+    /// `client` is the client `consumer` was opened with.
+    pub fn batched(
+        client: &async_nats::Client,
+        consumer: &consumer::PullConsumer,
+        batch: usize,
+    ) -> Self {
         Self {
             consumer: consumer.clone(),
             batch: batch.max(1),
+            statistics: client.statistics(),
+            sent_on: 0,
             request: Request::None,
+            superseded: VecDeque::new(),
         }
     }
 
@@ -341,10 +370,22 @@ impl Pulled {
     ) -> Option<jetstream::Message> {
         use futures::StreamExt;
         loop {
+            let connects = self.statistics.connects.load(Ordering::Relaxed);
+            self.request = match std::mem::replace(&mut self.request, Request::None) {
+                // A restarted server has forgotten the request; one that did not restart may
+                // still answer it.
+                Request::Open(request, _) if connects != self.sent_on => {
+                    tracing::debug!("The NATS client reconnected; asking for messages again.");
+                    self.superseded.push_back(*request);
+                    Request::None
+                }
+                request => request,
+            };
             match &mut self.request {
                 Request::None => {
                     let consumer = self.consumer.clone();
                     let batch = self.batch;
+                    self.sent_on = connects;
                     self.request = Request::Opening(tokio::spawn(async move {
                         consumer
                             .batch()
@@ -377,7 +418,17 @@ impl Pulled {
                     let next = tokio::select! {
                         biased;
                         () = stop.cancelled() => return None,
+                        // The server answers them before the current request.
+                        old = next_of(&mut self.superseded) => match old {
+                            Ok(message) => return Some(message),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "Problem with an earlier request.");
+                                continue;
+                            }
+                        },
                         next = request.next() => next,
+                        // Looks for a reconnect again.
+                        () = tokio::time::sleep(RECONNECT_CHECK) => continue,
                     };
                     match next {
                         Some(Ok(message)) => {
@@ -400,6 +451,25 @@ impl Pulled {
             }
         }
     }
+}
+
+/// The next message of the first of `requests` that has one, dropping those that have ended;
+/// pending while none has one.
+fn next_of(
+    requests: &mut VecDeque<consumer::pull::Batch>,
+) -> impl std::future::Future<Output = Result<jetstream::Message, async_nats::Error>> + '_ {
+    use futures::StreamExt;
+    std::future::poll_fn(move |cx| {
+        let mut i = 0;
+        while let Some(request) = requests.get_mut(i) {
+            match request.poll_next_unpin(cx) {
+                Poll::Ready(Some(next)) => return Poll::Ready(next),
+                Poll::Ready(None) => drop(requests.remove(i)),
+                Poll::Pending => i += 1,
+            }
+        }
+        Poll::Pending
+    })
 }
 
 /// Creates subscriber `name`'s stream and its own consumer.

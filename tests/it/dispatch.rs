@@ -546,7 +546,8 @@ async fn a_dispatcher_restarted_with_messages_in_flight_keeps_the_incoming_order
     let matcher = TopicMatcher::new(&subscription.topics).unwrap();
     let stop = CancellationToken::new();
     let run = {
-        let (incoming, consumer, publisher, stop) = (
+        let (client, incoming, consumer, publisher, stop) = (
+            js.client(),
             incoming.clone(),
             consumer.clone(),
             publisher.clone(),
@@ -554,6 +555,7 @@ async fn a_dispatcher_restarted_with_messages_in_flight_keeps_the_incoming_order
         );
         tokio::spawn(async move {
             forward::run(
+                &client,
                 &incoming,
                 &consumer,
                 publisher,
