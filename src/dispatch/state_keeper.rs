@@ -17,6 +17,9 @@ use crate::queue::kv::encode_key;
 
 pub const BUCKET: &str = "provisioning-state";
 
+/// Messages asked for per pull request.
+const REQUEST_BATCH: usize = 64;
+
 /// One object's last message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StateEntry {
@@ -49,7 +52,10 @@ pub async fn run(
         .get_consumer(crate::queue::STATE_KEEPER)
         .await
         .map_err(|e| e.to_string())?;
-    let mut messages = crate::queue::Pulled::one_at_a_time(client, &consumer);
+    // One message in flight (`max_ack_pending` 1), so that a message written again after a
+    // failure or a crash never overwrites a newer one of the same object; a request asks for
+    // many, so there is not one pull request per message.
+    let mut messages = crate::queue::Pulled::batched(client, &consumer, REQUEST_BATCH);
     loop {
         let Some(delivered) = messages.next(&stop).await else {
             return Ok(());
@@ -78,8 +84,10 @@ pub async fn run(
                 continue;
             }
         }
-        if let Err(e) = delivered.double_ack().await {
-            tracing::debug!(error = %e, "State keeper: acknowledgement not confirmed.");
+        // Not waiting for the server's confirmation: a lost ack only brings the message back
+        // (written again, the same value), and the next one is delivered only after this ack.
+        if let Err(e) = delivered.ack().await {
+            tracing::debug!(error = %e, "State keeper: cannot acknowledge.");
         }
     }
 }

@@ -6,6 +6,10 @@
 //!   to OX user ids without asking OX.
 //! - `ox-dn-index`: DN → entry UUID, for resolving members given as DNs.
 //!
+//! The OX subscriber is the only writer of both buckets, so reads are served from a cache of
+//! what this process read or wrote last ([`cache`]); the DN index is written only when an
+//! object's DN changes (or is not known to be indexed, after a start).
+//!
 //! Writes happen only after OX accepted the change; a crash between the two only means the
 //! change is applied again, which the handlers tolerate (they are idempotent).
 //!
@@ -15,8 +19,7 @@
 //! `meta.deleted-contexts`) and drops references to it from any state applied before that
 //! moment when the state is read.
 
-use std::collections::{BTreeMap, HashMap};
-use std::num::NonZeroUsize;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::{self, kv};
@@ -26,6 +29,9 @@ use sha2::{Digest, Sha256};
 
 use super::udm::Properties;
 use crate::queue::kv::{decode_key, encode_key, open_bucket};
+
+mod cache;
+use cache::Cache;
 
 const OBJECTS_BUCKET: &str = "ox-objects";
 /// The key of the deleted contexts in the objects bucket. Entry UUID keys never contain a `.`
@@ -105,7 +111,9 @@ pub struct StateStore {
     dns: kv::Store,
     /// Context id → when it was deleted (mirror of `meta.deleted-contexts`).
     deleted_contexts: Arc<Mutex<BTreeMap<i32, DateTime<Utc>>>>,
-    cache: Arc<Mutex<Cache>>,
+    objects_cache: Arc<Cache<Cached>>,
+    /// DN key → entry UUID (`None`: no object at that DN).
+    dns_cache: Arc<Cache<Option<String>>>,
 }
 
 impl StateStore {
@@ -134,7 +142,8 @@ impl StateStore {
             objects,
             dns: open(DN_BUCKET, "ox-connector: DN to entry UUID").await?,
             deleted_contexts: Arc::new(Mutex::new(deleted)),
-            cache: Arc::new(Mutex::new(Cache::new(CACHED_OBJECTS))),
+            objects_cache: Arc::new(Cache::new(CACHED_OBJECTS)),
+            dns_cache: Arc::new(Cache::new(CACHED_DNS)),
         })
     }
 
@@ -194,26 +203,14 @@ impl StateStore {
     /// What the bucket holds for `entry_uuid`, from the cache if this process read or wrote it
     /// recently.
     async fn read(&self, entry_uuid: &str) -> Result<Cached, StateError> {
-        if let Some(cached) = lock(&self.cache).get(entry_uuid) {
-            return Ok(cached);
-        }
-        lock(&self.cache).start_read(entry_uuid);
-        let fetched = self.fetch(entry_uuid).await;
-        let mut cache = lock(&self.cache);
-        match fetched {
-            Ok(stored) => {
-                let cached = Cached {
-                    stored,
+        self.objects_cache
+            .get_or_fetch(entry_uuid, || async {
+                Ok(Cached {
+                    stored: self.fetch(entry_uuid).await?,
                     dn_indexed: false,
-                };
-                cache.finish_read(entry_uuid, Some(&cached));
-                Ok(cached)
-            }
-            Err(e) => {
-                cache.finish_read(entry_uuid, None);
-                Err(e)
-            }
-        }
+                })
+            })
+            .await
     }
 
     async fn fetch(&self, entry_uuid: &str) -> Result<Option<(ObjectState, u64)>, StateError> {
@@ -245,20 +242,17 @@ impl StateStore {
             .objects
             .update(encode_key(entry_uuid), bytes.into(), revision)
             .await;
-        let mut cache = lock(&self.cache);
         match written {
             Ok(revision) => {
-                cache.written(
-                    entry_uuid,
-                    Some(Cached {
-                        stored: Some((state.clone(), revision)),
-                        dn_indexed,
-                    }),
-                );
+                let now = Cached {
+                    stored: Some((state.clone(), revision)),
+                    dn_indexed,
+                };
+                self.objects_cache.written(entry_uuid, Some(now));
                 Ok(true)
             }
             Err(e) => {
-                cache.written(entry_uuid, None);
+                self.objects_cache.written(entry_uuid, None);
                 if e.kind() == kv::UpdateErrorKind::WrongLastRevision {
                     Ok(false)
                 } else {
@@ -270,12 +264,17 @@ impl StateStore {
 
     /// The entry UUID of the object at `dn`, if known.
     pub async fn entry_uuid_of(&self, dn: &str) -> Result<Option<String>, StateError> {
-        let value = self
-            .dns
-            .get(dn_key(dn))
+        let key = dn_key(dn);
+        self.dns_cache
+            .get_or_fetch(&key, || async {
+                let value = self
+                    .dns
+                    .get(&key)
+                    .await
+                    .map_err(|e| StateError::new("read DN index", e))?;
+                Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+            })
             .await
-            .map_err(|e| StateError::new("read DN index", e))?;
-        Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     /// The state of the object at `dn`, if known.
@@ -320,9 +319,14 @@ impl StateStore {
             if same_dn && previous.dn_indexed {
                 return Ok(());
             }
-            self.dns
-                .put(dn_key(&state.dn), entry_uuid.to_owned().into_bytes().into())
-                .await
+            let key = dn_key(&state.dn);
+            let written = self
+                .dns
+                .put(&key, entry_uuid.to_owned().into_bytes().into())
+                .await;
+            let now = written.as_ref().ok().map(|_| Some(entry_uuid.to_owned()));
+            self.dns_cache.written(&key, now);
+            written
                 .map(drop)
                 .map_err(|e| StateError::new("write DN index", e))
         };
@@ -337,7 +341,7 @@ impl StateStore {
             stored: Some((state.clone(), *revision)),
             dn_indexed: true,
         });
-        lock(&self.cache).written(entry_uuid, cached);
+        self.objects_cache.written(entry_uuid, cached);
         written.map(drop)
     }
 
@@ -357,7 +361,7 @@ impl StateStore {
             stored: None,
             dn_indexed: false,
         });
-        lock(&self.cache).written(entry_uuid, cached);
+        self.objects_cache.written(entry_uuid, cached);
         removed
     }
 
@@ -385,10 +389,11 @@ impl StateStore {
     async fn forget_dn(&self, dn: &str, entry_uuid: &str) -> Result<(), StateError> {
         // Only if the DN still points here: another object may have taken the DN over.
         if self.entry_uuid_of(dn).await?.as_deref() == Some(entry_uuid) {
-            self.dns
-                .purge(dn_key(dn))
-                .await
-                .map_err(|e| StateError::new("remove DN", e))?;
+            let key = dn_key(dn);
+            let purged = self.dns.purge(&key).await;
+            self.dns_cache
+                .written(&key, purged.as_ref().ok().map(|()| None));
+            purged.map_err(|e| StateError::new("remove DN", e))?;
         }
         Ok(())
     }
@@ -398,73 +403,16 @@ impl StateStore {
 /// message's scope and its apply read the same entry, and groups read by many members' changes
 /// stay in it.
 const CACHED_OBJECTS: usize = 2048;
+/// How many DNs the cache keeps (a DN and an entry UUID: about 150 bytes each).
+const CACHED_DNS: usize = 8192;
 
-/// What this process last read or wrote of recently used objects.
-///
-/// The OX subscriber is the only writer of the bucket, so what it wrote last is what the bucket
-/// holds. Without the cache a change read its object three times (for its scope, for the apply
-/// and for the DN its put replaces) and rewrote the DN index every time. A read that overlaps a
-/// write of the same key is not cached: it may have fetched the value from before the write.
-struct Cache {
-    entries: lru::LruCache<String, Cached>,
-    /// Keys being fetched now → (fetches, written since the first of them started).
-    fetching: HashMap<String, (usize, bool)>,
-}
-
+/// What the objects bucket holds for an entry UUID.
 #[derive(Clone)]
 struct Cached {
     /// The state and its revision in the bucket; `None`: no state.
     stored: Option<(ObjectState, u64)>,
     /// The DN index is known to point at the state's DN.
     dn_indexed: bool,
-}
-
-impl Cache {
-    fn new(capacity: usize) -> Self {
-        Self {
-            entries: lru::LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
-            fetching: HashMap::new(),
-        }
-    }
-
-    fn get(&mut self, entry_uuid: &str) -> Option<Cached> {
-        self.entries.get(entry_uuid).cloned()
-    }
-
-    fn start_read(&mut self, entry_uuid: &str) {
-        self.fetching.entry(entry_uuid.to_owned()).or_default().0 += 1;
-    }
-
-    /// Caches `fetched` unless the key was written while it was being fetched.
-    fn finish_read(&mut self, entry_uuid: &str, fetched: Option<&Cached>) {
-        let Some((fetches, written)) = self.fetching.get_mut(entry_uuid) else {
-            return;
-        };
-        let written = *written;
-        *fetches -= 1;
-        if *fetches == 0 {
-            self.fetching.remove(entry_uuid);
-        }
-        if let (Some(fetched), false) = (fetched, written) {
-            self.entries.put(entry_uuid.to_owned(), fetched.clone());
-        }
-    }
-
-    /// Records a write of `entry_uuid`: what the bucket holds now, or `None` when that is not
-    /// known (the write failed).
-    fn written(&mut self, entry_uuid: &str, now: Option<Cached>) {
-        if let Some((_, written)) = self.fetching.get_mut(entry_uuid) {
-            *written = true;
-        }
-        match now {
-            Some(now) => {
-                self.entries.put(entry_uuid.to_owned(), now);
-            }
-            None => {
-                self.entries.pop(entry_uuid);
-            }
-        }
-    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -480,7 +428,14 @@ fn dn_key(dn: &str) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut hex, b| {
+            // Writing into a String cannot fail.
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 #[cfg(test)]
@@ -490,58 +445,5 @@ mod tests {
     #[test]
     fn dns_are_compared_case_insensitively() {
         assert_eq!(dn_key("uid=A,dc=X"), dn_key("uid=a,dc=x"));
-    }
-
-    fn cached(revision: u64) -> Cached {
-        let state = ObjectState {
-            object_type: "users/user".into(),
-            dn: "uid=a,dc=x".into(),
-            object: Properties::default(),
-            ox: OxIds::default(),
-            source_file: None,
-            applied_at: Utc::now(),
-        };
-        Cached {
-            stored: Some((state, revision)),
-            dn_indexed: true,
-        }
-    }
-
-    fn revision(cache: &mut Cache, key: &str) -> Option<u64> {
-        cache.get(key)?.stored.map(|(_, revision)| revision)
-    }
-
-    #[test]
-    fn a_read_that_overlaps_a_write_does_not_replace_what_was_written() {
-        let mut cache = Cache::new(8);
-        cache.start_read("a");
-        cache.written("a", Some(cached(2)));
-        // The fetch may have seen the bucket before the write.
-        cache.finish_read("a", Some(&cached(1)));
-        assert_eq!(revision(&mut cache, "a"), Some(2));
-
-        // Once no fetch is running, a read is cached again.
-        cache.start_read("b");
-        cache.finish_read("b", Some(&cached(5)));
-        assert_eq!(revision(&mut cache, "b"), Some(5));
-    }
-
-    #[test]
-    fn a_failed_write_forgets_the_object() {
-        let mut cache = Cache::new(8);
-        cache.written("a", Some(cached(1)));
-        cache.written("a", None);
-        assert!(cache.get("a").is_none());
-    }
-
-    #[test]
-    fn the_least_recently_used_object_goes_first() {
-        let mut cache = Cache::new(2);
-        cache.written("a", Some(cached(1)));
-        cache.written("b", Some(cached(2)));
-        cache.get("a");
-        cache.written("c", Some(cached(3)));
-        assert!(cache.get("b").is_none());
-        assert_eq!(revision(&mut cache, "a"), Some(1));
     }
 }
