@@ -79,6 +79,8 @@ pub enum ScopeKey {
     ReadsDn(String),
     /// An OX context and everything in it (names are unique per context).
     Context(i32),
+    /// The names of all OX contexts, unique across OX: held by every context change.
+    ContextNames,
 }
 
 impl ScopeKey {
@@ -103,7 +105,7 @@ impl ScopeKey {
         match self {
             Self::Object(uuid) => Some(ObjectRef::Uuid(uuid)),
             Self::Dn(dn) | Self::SharedDn(dn) => Some(ObjectRef::Dn(dn)),
-            Self::ReadsDn(_) | Self::Context(_) => None,
+            Self::ReadsDn(_) | Self::Context(_) | Self::ContextNames => None,
         }
     }
 
@@ -112,7 +114,7 @@ impl ScopeKey {
         match self {
             Self::Object(uuid) => Some(ObjectRef::Uuid(uuid)),
             Self::Dn(dn) | Self::ReadsDn(dn) => Some(ObjectRef::Dn(dn)),
-            Self::SharedDn(_) | Self::Context(_) => None,
+            Self::SharedDn(_) | Self::Context(_) | Self::ContextNames => None,
         }
     }
 }

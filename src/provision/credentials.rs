@@ -74,6 +74,9 @@ pub struct ContextCredentials {
     path: PathBuf,
     store: kv::Store,
     cache: Mutex<(Option<SystemTime>, Entries)>,
+    /// Held by a write from reading the entries to saving them: contexts of different changes
+    /// are created at the same time, and neither may lose the other's login.
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl ContextCredentials {
@@ -90,6 +93,7 @@ impl ContextCredentials {
             path,
             store,
             cache: Mutex::new((None, Entries::new())),
+            writing: tokio::sync::Mutex::new(()),
         };
         if this.path.exists() {
             // The file wins: bring the bucket in line with what the admin sees.
@@ -107,11 +111,12 @@ impl ContextCredentials {
 
     /// The login for `key` (a context id such as `"10"`, or [`MASTER`]).
     pub fn get(&self, key: &str) -> Result<Option<AdminLogin>, CredentialsError> {
-        Ok(self.entries()?.get(key).cloned())
+        self.with_entries(|entries| entries.get(key).cloned())
     }
 
     /// Stores the login for `key` (bucket first, then the file).
     pub async fn set(&self, key: &str, login: AdminLogin) -> Result<(), CredentialsError> {
+        let _writing = self.writing.lock().await;
         let mut entries = self.entries()?;
         if entries.get(key) == Some(&login) {
             return Ok(());
@@ -128,6 +133,7 @@ impl ContextCredentials {
 
     /// Forgets the login for `key`.
     pub async fn remove(&self, key: &str) -> Result<(), CredentialsError> {
+        let _writing = self.writing.lock().await;
         let mut entries = self.entries()?;
         if entries.remove(key).is_none() {
             return Ok(());
@@ -148,6 +154,11 @@ impl ContextCredentials {
 
     /// The entries, re-read if the file changed on disk.
     fn entries(&self) -> Result<Entries, CredentialsError> {
+        self.with_entries(Entries::clone)
+    }
+
+    /// `f` of the entries, re-read first if the file changed on disk (an admin edited it).
+    fn with_entries<T>(&self, f: impl FnOnce(&Entries) -> T) -> Result<T, CredentialsError> {
         let mtime = modified(&self.path);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.0.is_none() || cache.0 != mtime {
@@ -158,7 +169,7 @@ impl ContextCredentials {
             };
             *cache = (mtime, entries);
         }
-        Ok(cache.1.clone())
+        Ok(f(&cache.1))
     }
 
     async fn bucket_entries(&self) -> Result<Entries, CredentialsError> {

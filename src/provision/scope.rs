@@ -7,9 +7,12 @@
 //!   ([`ScopeKey::SharedDn`]): creating or moving it re-applies those groups in its contexts;
 //! - a group holds itself, reads its old and new members ([`ScopeKey::ReadsDn`]) and holds the
 //!   contexts of its OX groups and of its members;
-//! - contexts (names are unique across OX, and a deletion takes everything in the context
-//!   along), access profiles (re-applied to users everywhere) and functional accounts (rebuilt
-//!   in every context of their members) hold everything: applied alone.
+//! - a context holds itself (its id before and after: a deletion takes everything in the
+//!   context along) and the names of all contexts ([`ScopeKey::ContextNames`]: they are unique
+//!   across OX), so context changes are applied one after the other, and side by side with
+//!   changes of other contexts;
+//! - access profiles (re-applied to users everywhere) and functional accounts (rebuilt in every
+//!   context of their members) hold everything: applied alone.
 
 use std::collections::BTreeSet;
 
@@ -24,7 +27,6 @@ use super::{context, group, resource, user, Provisioner};
 pub async fn of(p: &Provisioner, message: &ProvisioningMessage) -> Result<Scope, StateError> {
     let topic = message.topic.as_str();
     if [
-        context::TOPIC,
         super::access_profile::TOPIC,
         super::functional_account::TOPIC,
     ]
@@ -52,6 +54,14 @@ pub async fn of(p: &Provisioner, message: &ProvisioningMessage) -> Result<Scope,
             {
                 keys.insert(ScopeKey::shared_dn(&dn));
             }
+        }
+        context::TOPIC => {
+            keys.insert(ScopeKey::ContextNames);
+            let ids = [
+                previous.as_ref().and_then(|s| s.ox.context),
+                new.and_then(context::context_id),
+            ];
+            keys.extend(ids.into_iter().flatten().map(ScopeKey::Context));
         }
         resource::TOPIC => {
             let default = Some(p.settings.default_context);

@@ -80,9 +80,16 @@ fn stream_order(changes: &[Change]) -> Vec<Change> {
 
 /// What a change touches, worked out from the stream alone.
 #[derive(Debug)]
-enum Touches {
-    Everything,
-    Contexts(BTreeSet<i32>),
+struct Touches {
+    contexts: BTreeSet<i32>,
+    /// A context change: context names are unique across OX, so context changes share them.
+    context_names: bool,
+}
+
+impl Touches {
+    fn shares_with(&self, other: &Touches) -> bool {
+        (self.context_names && other.context_names) || !self.contexts.is_disjoint(&other.contexts)
+    }
 }
 
 /// Replays the stream and says, per change, which OX contexts it touches.
@@ -107,6 +114,12 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
     // members.
     let mut where_is: BTreeMap<String, i32> = BTreeMap::new();
     let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // The id of each context, by DN (a deletion carries no object).
+    let mut context_ids: BTreeMap<String, i32> = BTreeMap::new();
+    let in_contexts = |contexts: BTreeSet<i32>| Touches {
+        contexts,
+        context_names: false,
+    };
     changes
         .iter()
         .map(|change| {
@@ -115,7 +128,19 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
                 .unwrap_or_default()
                 .to_lowercase();
             match change.object {
-                ObjectKind::Context => Touches::Everything,
+                ObjectKind::Context => {
+                    let id = change.content["object"]["contextid"]
+                        .as_str()
+                        .and_then(|id| id.parse::<i32>().ok());
+                    let contexts = match id {
+                        Some(id) => context_ids.insert(dn, id).into_iter().chain([id]).collect(),
+                        None => context_ids.remove(&dn).into_iter().collect(),
+                    };
+                    Touches {
+                        contexts,
+                        context_names: true,
+                    }
+                }
                 ObjectKind::User | ObjectKind::Resource => {
                     let mut contexts: BTreeSet<i32> =
                         where_is.get(&dn).copied().into_iter().collect();
@@ -128,12 +153,12 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
                             where_is.remove(&dn);
                         }
                     }
-                    Touches::Contexts(contexts)
+                    in_contexts(contexts)
                 }
                 ObjectKind::Group => {
                     let new = texts(&change.content, "users");
                     let old = members.insert(dn, new.clone()).unwrap_or_default();
-                    Touches::Contexts(
+                    in_contexts(
                         old.iter()
                             .chain(&new)
                             .filter_map(|member| where_is.get(member).copied())
@@ -209,11 +234,8 @@ async fn independent_contexts_run_together_and_every_shared_thing_keeps_its_orde
             let Some(later_time) = times[j] else {
                 continue;
             };
-            let shared = later.entry_uuid == earlier.entry_uuid
-                || match (&touches[i], &touches[j]) {
-                    (Touches::Contexts(a), Touches::Contexts(b)) => !a.is_disjoint(b),
-                    _ => true,
-                };
+            let shared =
+                later.entry_uuid == earlier.entry_uuid || touches[i].shares_with(&touches[j]);
             if shared {
                 checked += 1;
                 assert!(

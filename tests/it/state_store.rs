@@ -139,3 +139,41 @@ async fn a_group_state_changed_meanwhile_is_not_overwritten() {
         .await
         .unwrap());
 }
+
+/// Contexts of changes applied side by side are created at the same time: each keeps its
+/// admin's login, in the file and in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_stored_at_the_same_time_are_all_kept() {
+    use ox_connector::provision::credentials::{AdminLogin, ContextCredentials};
+
+    let env = TestEnv::start().await;
+    let js = env.jetstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contexts.json");
+    let credentials =
+        std::sync::Arc::new(ContextCredentials::open(file.clone(), &js).await.unwrap());
+    let writes = (1..=20).map(|id| {
+        let credentials = credentials.clone();
+        tokio::spawn(async move {
+            let login = AdminLogin {
+                adminuser: format!("oxadmin-context{id}"),
+                adminpass: format!("secret-{id}"),
+            };
+            credentials.set(&id.to_string(), login).await.unwrap();
+        })
+    });
+    for write in futures::future::join_all(writes).await {
+        write.unwrap();
+    }
+
+    let in_file: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(in_file.len(), 20, "{:?}", in_file.keys());
+    let reopened = ContextCredentials::open(dir.path().join("restored.json"), &js)
+        .await
+        .unwrap();
+    for id in 1..=20 {
+        let login = reopened.get(&id.to_string()).unwrap().unwrap();
+        assert_eq!(login.adminuser, format!("oxadmin-context{id}"));
+    }
+}
