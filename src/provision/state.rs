@@ -117,7 +117,9 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Opens (creating if needed) the buckets.
+    /// Opens (creating if needed) the buckets. The handle caches what it reads and writes, so
+    /// it is for the buckets' only writer (the OX subscriber); any other reader sees what it
+    /// read first and should open a handle of its own for each look.
     pub async fn open(js: &jetstream::Context) -> Result<Self, StateError> {
         let open = |name, description| async move {
             open_bucket(js, name, description)

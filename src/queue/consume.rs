@@ -22,12 +22,16 @@
 //! started is finished and its result recorded; a message waiting for its retry is handed back
 //! (nak); held messages that have not started are left to the next start.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use chrono::Utc;
+use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -94,6 +98,14 @@ pub async fn run<A: Applier>(
     let settings = Arc::new(settings);
     let mut order: Order<Held> = Order::default();
     let mut running: JoinSet<u64> = JoinSet::new();
+    // Delivered messages whose scopes are being read, all at the same time.
+    let mut scoping: Option<Scoping> = None;
+    // Applies that finished while scopes were being read: recorded only once those messages are
+    // admitted, because a scope read before such an apply's writes must still inherit from it.
+    let mut finished_meanwhile: Vec<u64> = Vec::new();
+    // Delivered after a message that touches everything, in the same batch: their scopes may
+    // be stale once it is applied, so they are read again then.
+    let mut unscoped: VecDeque<jetstream::Message> = VecDeque::new();
     let mut progress = tokio::time::interval(settings.ack_wait / 3);
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
@@ -113,24 +125,55 @@ pub async fn run<A: Applier>(
                 sequence
             });
         }
-        let take_more = order.admits() && order.len() < max_held;
+        let may_admit = scoping.is_none() && order.admits();
+        let room = max_held.saturating_sub(order.len() + unscoped.len());
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break Ok(()),
             Some(finished) = running.join_next() => match finished {
+                Ok(sequence) if scoping.is_some() => finished_meanwhile.push(sequence),
                 Ok(sequence) => {
                     order.finish(sequence);
                 }
                 Err(e) => break Err(ConsumeError::ApplyTask(e.to_string())),
             },
-            next = messages.next(&shutdown), if take_more => match next {
-                Some(delivered) => admit(delivered, &*applier, &settings, &mut order).await,
-                None => break Ok(()),
+            scoped = async {
+                match scoping.as_mut() {
+                    Some(scoping) => scoping.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                scoping = None;
+                admit(scoped, &mut order, &mut unscoped);
+                for sequence in finished_meanwhile.drain(..) {
+                    order.finish(sequence);
+                }
+            },
+            () = std::future::ready(()), if may_admit && !unscoped.is_empty() => {
+                let batch = unscoped.drain(..).collect();
+                scoping = Some(scope_all(batch, applier.clone(), settings.clone()));
+            },
+            next = messages.next(&shutdown), if may_admit && unscoped.is_empty() && room > 0 => {
+                match next {
+                    Some(first) => {
+                        // With whatever else has arrived already.
+                        let mut batch = vec![first];
+                        while batch.len() < room {
+                            match messages.next(&shutdown).now_or_never() {
+                                Some(Some(delivered)) => batch.push(delivered),
+                                _ => break,
+                            }
+                        }
+                        scoping = Some(scope_all(batch, applier.clone(), settings.clone()));
+                    }
+                    None => break Ok(()),
+                }
             },
             _ = progress.tick() => {
                 // Held messages not started yet; those being applied report their own.
-                for held in order.waiting() {
-                    if let Err(e) = held.delivered.ack_with(AckKind::Progress).await {
+                let waiting = order.waiting().map(|held| &held.delivered).chain(&unscoped);
+                for delivered in waiting {
+                    if let Err(e) = delivered.ack_with(AckKind::Progress).await {
                         tracing::debug!(error = %e, "Cannot report progress to JetStream.");
                     }
                 }
@@ -143,22 +186,43 @@ pub async fn run<A: Applier>(
     result
 }
 
-/// Decodes a delivered message and adds it to `order` with its scope.
-async fn admit<A: Applier>(
-    delivered: jetstream::Message,
-    applier: &A,
-    settings: &ConsumeSettings,
-    order: &mut Order<Held>,
-) {
-    let sequence = delivered.info().map(|i| i.stream_sequence).unwrap_or(0);
-    if let Some(held) = order.get_mut(sequence) {
-        // Delivered again (the server missed an ack or a progress report): keep the newer
-        // delivery's handle, it is the one the server expects the ack on.
-        held.delivered = delivered;
-        return;
-    }
-    let message: ProvisioningMessage = match serde_json::from_slice(&delivered.payload) {
-        Ok(message) => message,
+/// Messages being given their scopes: sequence, scope, message.
+type Scoping = Pin<Box<dyn Future<Output = Vec<(u64, Scope, Held)>> + Send>>;
+
+/// Decodes `batch` and reads the scope of each message, all at the same time.
+fn scope_all<A: Applier>(
+    batch: Vec<jetstream::Message>,
+    applier: Arc<A>,
+    settings: Arc<ConsumeSettings>,
+) -> Scoping {
+    Box::pin(async move {
+        let scoped = batch.into_iter().map(|delivered| {
+            let (applier, settings) = (applier.clone(), settings.clone());
+            async move {
+                let sequence = delivered.info().map(|i| i.stream_sequence).unwrap_or(0);
+                let message = decode(&delivered, sequence).await?;
+                let scope = if settings.concurrency <= 1 {
+                    Scope::Everything
+                } else {
+                    applier.scope(&message).await
+                };
+                let message = Arc::new(message);
+                Some((sequence, scope, Held { delivered, message }))
+            }
+        });
+        futures::future::join_all(scoped)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    })
+}
+
+/// The message in `delivered`; `None` (and it is dropped from the queue) if it cannot be
+/// decoded.
+async fn decode(delivered: &jetstream::Message, sequence: u64) -> Option<ProvisioningMessage> {
+    match serde_json::from_slice(&delivered.payload) {
+        Ok(message) => Some(message),
         Err(error) => {
             events::MessageUndecodable {
                 subject: delivered.subject.as_str(),
@@ -168,22 +232,29 @@ async fn admit<A: Applier>(
             .emit();
             // It can never be applied, and it did not come from a listener file.
             let _ = delivered.ack_with(AckKind::Term).await;
-            return;
+            None
         }
-    };
-    let scope = if settings.concurrency <= 1 {
-        Scope::Everything
-    } else {
-        applier.scope(&message).await
-    };
-    order.admit(
-        sequence,
-        scope,
-        Held {
-            delivered,
-            message: Arc::new(message),
-        },
-    );
+    }
+}
+
+/// Adds scoped messages to `order`, in stream order. Those after a message that touches
+/// everything go to `unscoped`, to be given their scopes again once it is applied.
+fn admit(
+    scoped: Vec<(u64, Scope, Held)>,
+    order: &mut Order<Held>,
+    unscoped: &mut VecDeque<jetstream::Message>,
+) {
+    for (sequence, scope, held) in scoped {
+        if let Some(earlier) = order.get_mut(sequence) {
+            // Delivered again (the server missed an ack or a progress report): keep the newer
+            // delivery's handle, it is the one the server expects the ack on.
+            earlier.delivered = held.delivered;
+        } else if order.admits() {
+            order.admit(sequence, scope, held);
+        } else {
+            unscoped.push_back(held.delivered);
+        }
+    }
 }
 
 /// Applies one decoded message until it is acknowledged or handed back.

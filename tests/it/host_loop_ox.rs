@@ -59,11 +59,13 @@ fn context(id: i32) -> Entry {
 /// After an exit 0 the host deletes the snapshot: each file's change must be in OX by then,
 /// i.e. the object's last applied listener file is this one or a later one (or, for a delete,
 /// the object is gone from the state store).
-async fn check_run(run: &TriggerRun, state: &StateStore, written: &Written) {
+async fn check_run(run: &TriggerRun, js: &async_nats::jetstream::Context, written: &Written) {
     if run.exit_code != Some(0) {
         assert!(run.deleted.is_empty(), "{run:?}");
         return;
     }
+    // A handle of its own each time: a handle caches what it read, and only the daemon writes.
+    let state = StateStore::open(js).await.unwrap();
     for name in &run.snapshot {
         let Some((uuid, delete)) = written.lock().unwrap().get(name).cloned() else {
             continue;
@@ -89,7 +91,7 @@ async fn converter_batches_reach_ox_and_no_file_is_deleted_before_its_change_is_
         t.env.data.path().join("run/admin.json").exists()
     })
     .await;
-    let state = StateStore::open(&t.env.jetstream().await).await.unwrap();
+    let js = t.env.jetstream().await;
     let host = tempfile::tempdir().unwrap();
     let ldap = Ldap::new(&host.path().join("raw"));
     let mut converter = host_converter(&t, &ldap, host.path());
@@ -131,7 +133,7 @@ async fn converter_batches_reach_ox_and_no_file_is_deleted_before_its_change_is_
     let deadline = Instant::now() + T;
     loop {
         if let Some(run) = converter.cycle().await {
-            check_run(&run, &state, &written).await;
+            check_run(&run, &js, &written).await;
         }
         if writer.is_finished() && converter.raw_pending() == 0 && converter.queued().is_empty() {
             break;
@@ -178,7 +180,7 @@ async fn converter_batches_reach_ox_and_no_file_is_deleted_before_its_change_is_
     let mut saw_failure = false;
     for _ in 0..3 {
         if let Some(run) = converter.cycle().await {
-            check_run(&run, &state, &written).await;
+            check_run(&run, &js, &written).await;
             saw_failure |= run.exit_code.is_some_and(|c| c != 0);
         }
     }
@@ -195,7 +197,7 @@ async fn converter_batches_reach_ox_and_no_file_is_deleted_before_its_change_is_
     let deadline = Instant::now() + T;
     while !converter.queued().is_empty() {
         if let Some(run) = converter.cycle().await {
-            check_run(&run, &state, &written).await;
+            check_run(&run, &js, &written).await;
         }
         assert!(Instant::now() < deadline, "not applied after OX came back");
     }
