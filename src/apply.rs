@@ -10,6 +10,7 @@
 //! ([`crate::queue::order`]). The default scope is [`Scope::Everything`]: one at a time.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::future::Future;
 
 use crate::message::ProvisioningMessage;
@@ -66,17 +67,17 @@ impl ApplyError {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ScopeKey {
     /// The message's own object, by its entry UUID.
-    Object(String),
+    Object(Arc<str>),
     /// The message's own object, by its DN (lower case): members and group memberships are
     /// given as DNs, and a DN can pass from one object to another (deleted, then created again).
-    Dn(String),
+    Dn(Arc<str>),
     /// A part of the object at this DN (lower case) that belongs to one context, such as a
     /// user's membership in a group that spans contexts: several messages may change their
     /// parts at once, but not while another holds [`ScopeKey::Dn`] of the object.
-    SharedDn(String),
+    SharedDn(Arc<str>),
     /// Another object the message reads (a group's member): not while a message holding its
     /// [`ScopeKey::Dn`] changes it.
-    ReadsDn(String),
+    ReadsDn(Arc<str>),
     /// An OX context and everything in it (names are unique per context).
     Context(i32),
     /// The names of all OX contexts, unique across OX: held by every context change.
@@ -86,17 +87,17 @@ pub enum ScopeKey {
 impl ScopeKey {
     /// The message's own object at `dn`.
     pub fn dn(dn: &str) -> Self {
-        Self::Dn(dn.to_lowercase())
+        Self::Dn(dn.to_lowercase().into())
     }
 
     /// A shared part of the object at `dn`.
     pub fn shared_dn(dn: &str) -> Self {
-        Self::SharedDn(dn.to_lowercase())
+        Self::SharedDn(dn.to_lowercase().into())
     }
 
     /// The object at `dn`, read.
     pub fn reads_dn(dn: &str) -> Self {
-        Self::ReadsDn(dn.to_lowercase())
+        Self::ReadsDn(dn.to_lowercase().into())
     }
 
     /// The object this key says the message changes (whose later readers inherit the scope of

@@ -47,31 +47,52 @@ fn redact_value(value: &mut Value, patterns: &[String]) {
     }
 }
 
-/// Case-insensitive glob match with `*`.
+/// Case-insensitive glob match with `*`. Runs for every field of every message against every
+/// pattern, so names and patterns in ASCII (all UDM attribute names) are compared in place.
 fn matches(pattern: &str, name: &str) -> bool {
-    let pattern = pattern.to_lowercase();
-    let name = name.to_lowercase();
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == name;
+    if pattern.is_ascii() && name.is_ascii() {
+        glob(pattern.as_bytes(), name.as_bytes())
+    } else {
+        glob(
+            pattern.to_lowercase().as_bytes(),
+            name.to_lowercase().as_bytes(),
+        )
     }
-    let mut rest = name.as_str();
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            let Some(after) = rest.strip_prefix(part) else {
-                return false;
-            };
-            rest = after;
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            match rest.find(part) {
-                Some(at) => rest = &rest[at + part.len()..],
-                None => return false,
-            }
+}
+
+/// Whether `name` matches `pattern` (`*`: any run), ASCII letters in any case.
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    let mut parts = pattern.split(|b| *b == b'*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = strip_prefix(name, first) else {
+        return false;
+    };
+    let Some(last) = parts.next_back() else {
+        // No `*`: the whole name.
+        return rest.is_empty();
+    };
+    for middle in parts {
+        match find(rest, middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
         }
     }
-    true
+    rest.len() >= last.len() && rest[rest.len() - last.len()..].eq_ignore_ascii_case(last)
+}
+
+fn strip_prefix<'a>(name: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &name[prefix.len()..])
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack
+        .windows(needle.len())
+        .position(|window| window.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
@@ -85,5 +106,11 @@ mod tests {
         assert!(matches("krb5*", "krb5Key"));
         assert!(!matches("password", "editpassword"));
         assert!(!matches("*Hash", "hashes"));
+        assert!(matches("*", "anything"));
+        assert!(matches("a*b*c", "AxxBxxC"));
+        assert!(!matches("a*b*c", "AxxCxxB"));
+        assert!(!matches("ab*ba", "aba"));
+        assert!(matches("pässwort", "PÄSSWORT"));
+        assert!(!matches("userPassword", "userPasswordX"));
     }
 }

@@ -36,7 +36,7 @@ pub async fn of(p: &Provisioner, message: &ProvisioningMessage) -> Result<Scope,
     }
     let previous = p.state.get(&message.object_id).await?;
     let mut keys = BTreeSet::from([
-        ScopeKey::Object(message.object_id.clone()),
+        ScopeKey::Object(message.object_id.as_str().into()),
         ScopeKey::dn(&message.dn),
     ]);
     if let Some(previous) = &previous {
