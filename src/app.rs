@@ -58,8 +58,6 @@ pub enum AppError {
     },
     #[error("cannot set up OX provisioning: {0}")]
     Applier(String),
-    #[error("cannot start the dispatcher: {0}")]
-    Dispatch(String),
     #[error("stopped before the queue was ready")]
     Cancelled,
     #[error("the daemon did not stop within {0:?}")]
@@ -212,19 +210,21 @@ impl Daemon {
             nats_dir,
             nats_url: url.clone(),
         });
-        let dispatch = Dispatch::start(
-            js.clone(),
-            incoming,
-            settings.consumer_timing(),
-            settings.queue_limits,
-            auth,
-        )
-        .await
-        .map_err(|e| AppError::Dispatch(e.to_string()))?;
-        dispatch
-            .ensure_registered(ox_subscription(&settings))
-            .await
-            .map_err(|e| AppError::Dispatch(e.to_string()))?;
+        // Like the stream above: a nats-server that is (re)starting is waited for.
+        let dispatch = until_ready(&shutdown, || {
+            Dispatch::start(
+                js.clone(),
+                incoming.clone(),
+                settings.consumer_timing(),
+                settings.queue_limits,
+                auth.clone(),
+            )
+        })
+        .await?;
+        until_ready(&shutdown, || {
+            dispatch.ensure_registered(ox_subscription(&settings))
+        })
+        .await?;
         let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
 
         let wake = Arc::new(Notify::new());
@@ -349,7 +349,7 @@ impl Daemon {
 
     /// Cuts the wait before the next retry of a failing change short.
     pub fn retry_now(&self) {
-        self.retry_now.notify_one();
+        crate::queue::consume::retry_all_now(&self.retry_now);
     }
 
     /// Waits until the root token is cancelled, then stops in flow order.

@@ -10,8 +10,8 @@
 //! ([`crate::queue::order`]). The default scope is [`Scope::Everything`]: one at a time.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::message::ProvisioningMessage;
 

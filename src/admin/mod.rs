@@ -190,7 +190,7 @@ async fn retry(State(state): State<AdminState>, headers: axum::http::HeaderMap) 
         .and_then(|v| v.to_str().ok())
         .unwrap_or("admin API");
     crate::telemetry::events::RetryRequested { by }.emit();
-    state.retry_now.notify_one();
+    crate::queue::consume::retry_all_now(&state.retry_now);
     StatusCode::ACCEPTED
 }
 

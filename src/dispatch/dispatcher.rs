@@ -65,6 +65,7 @@ pub struct SubscriberStatus {
 }
 
 /// The embedded server's users, when the daemon manages them.
+#[derive(Clone)]
 pub struct Auth {
     pub identities: Identities,
     /// The embedded server's folder (for `auth.conf` and the reload).
@@ -111,6 +112,9 @@ impl Dispatch {
         // The state keeper's consumer exists before anything is published, so the bucket
         // misses nothing (interest retention keeps messages only for existing consumers).
         queue::ensure_consumer(&incoming, queue::state_keeper_consumer_config(timing)).await?;
+        // The last step that can fail: nothing is started before it, so starting again after a
+        // failure (NATS not ready yet) starts nothing twice.
+        let subscriptions = registry.list().await?;
         let keeper_task = tokio::spawn({
             let (client, incoming) = (js.client(), incoming.clone());
             let (state, stop) = (state.clone(), keeper_stop.clone());
@@ -143,7 +147,7 @@ impl Dispatch {
             vanished: Mutex::default(),
             wanted: Mutex::default(),
         });
-        for subscription in this.registry.list().await? {
+        for subscription in subscriptions {
             this.spawn(subscription);
         }
         let stop = CancellationToken::new();

@@ -104,7 +104,7 @@ impl Identity {
 }
 
 /// The identities file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Identities {
     file: PathBuf,
     by_user: BTreeMap<String, Identity>,

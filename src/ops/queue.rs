@@ -566,7 +566,7 @@ pub fn skip(ops: &Ops, request: &SkipRequest) -> Result<SkipResult, OpsError> {
     }
     .emit();
     // The consumer checks for the file before every attempt; wake it if it waits for a retry.
-    ops.retry_now.notify_one();
+    crate::queue::consume::retry_all_now(&ops.retry_now);
     Ok(SkipResult {
         file: name,
         moved_to: target,

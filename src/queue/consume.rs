@@ -3,7 +3,9 @@
 //!
 //! The consumer holds up to `max_in_flight` messages (the JetStream consumer's
 //! `max_ack_pending`). Each held message gets its [`Scope`](crate::apply::Scope) from the
-//! applier, and [`super::order`] decides which may be applied now: messages that touch nothing
+//! applier — the scopes of all messages delivered together are read at the same time, since
+//! reading them one by one took most of the consumer's time — and [`super::order`] decides
+//! which may be applied now: messages that touch nothing
 //! in common (users of different OX contexts) are applied at the same time, up to
 //! `concurrency` at once; the others in stream order. With `concurrency = 1` every message is
 //! applied alone, one after the other.
@@ -345,6 +347,14 @@ async fn handle<A: Applier>(
     }
 }
 
+/// Cuts the retry wait of every failing change short (`retry_now` as given to [`run`]). With
+/// changes of several contexts failing at once, each waits for its own retry.
+pub fn retry_all_now(retry_now: &Notify) {
+    retry_now.notify_waiters();
+    // Also for a change that failed just now and is not waiting yet (it would miss the above).
+    retry_now.notify_one();
+}
+
 /// Runs `work`, telling the server every `every` that the message is still being worked on.
 async fn with_progress<T>(
     delivered: &jetstream::Message,
@@ -379,5 +389,34 @@ fn source_file_exists(message: &ProvisioningMessage, settings: &ConsumeSettings)
         // symlink_metadata: a file that is there counts, whatever it points to.
         Some(file) => std::fs::symlink_metadata(settings.listener_dir.join(file)).is_ok(),
         None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_retry_request_wakes_every_waiting_change_and_one_about_to_wait() {
+        let retry_now = Arc::new(Notify::new());
+        let waiting: Vec<_> = (0..3)
+            .map(|_| {
+                let retry_now = retry_now.clone();
+                tokio::spawn(async move { retry_now.notified().await })
+            })
+            .collect();
+        // One thread: the three run (and start waiting) when this task yields.
+        tokio::task::yield_now().await;
+        retry_all_now(&retry_now);
+        for task in waiting {
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("every waiting change is woken")
+                .unwrap();
+        }
+        retry_all_now(&retry_now);
+        tokio::time::timeout(Duration::from_secs(5), retry_now.notified())
+            .await
+            .expect("a change that starts waiting just after the request is woken too");
     }
 }

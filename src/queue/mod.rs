@@ -294,8 +294,10 @@ pub async fn ensure_consumer(
 pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
 /// How often a consumer waiting for a message looks whether its client has reconnected:
-/// async-nats counts its connections but does not announce a new one.
-const RECONNECT_CHECK: Duration = Duration::from_millis(100);
+/// async-nats counts its connections but does not announce a new one. Once a second keeps an
+/// idle daemon's wake-ups rare (at 100 ms the waiting consumers alone cost 0.3 % CPU) and still
+/// asks again within a second of a restart.
+const RECONNECT_CHECK: Duration = Duration::from_secs(1);
 
 /// A consumer's messages, asked for with pull requests of at most `batch` messages each.
 ///

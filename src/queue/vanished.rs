@@ -5,8 +5,11 @@
 //! Killed (SIGKILL, OOM), it can come back with a consumer that still has a message in flight
 //! which the stream already removed. It then retries that message every ack wait and fails
 //! ("Received an error looking up message for consumer: deleted message" in its log); a
-//! consumer with one message in flight — every consumer of this daemon — delivers nothing
-//! else, ever. (Found by the kill -9 suite: the OX subscriber's dispatcher stopped for good.)
+//! consumer with one message in flight (the state keeper) delivers nothing else, ever. (Found
+//! by the kill -9 suite: the OX subscriber's dispatcher, then one message at a time, stopped for
+//! good.) The consumers with more in flight get past it otherwise: the dispatchers acknowledge
+//! cumulatively (a later ack covers the vanished message), and the OX subscriber's consumer is
+//! created afresh at every start.
 //!
 //! [`release_vanished`] finds that state and acknowledges the vanished message on the
 //! consumer's behalf, on the acknowledgement subject the server gives each delivery
