@@ -8,10 +8,11 @@
 //! accounts, resources, other types, and context deletions last (after everything that might
 //! still move out of the context). Within one type, name order is kept.
 
-use std::path::Path;
-
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+
+/// The rank of other types, and of files that cannot be read or parsed.
+const UNKNOWN_RANK: u8 = 6;
 
 /// The rank of a file in its batch; lower goes first.
 pub fn rank(udm_object_type: &str, is_delete: bool) -> u8 {
@@ -23,24 +24,22 @@ pub fn rank(udm_object_type: &str, is_delete: bool) -> u8 {
         ("oxmail/functional_account", _) => 4,
         ("oxresources/oxresources", _) => 5,
         ("oxmail/oxcontext", true) => 7,
-        _ => 6,
+        _ => UNKNOWN_RANK,
     }
 }
 
-/// The rank of the listener file at `path`, from a quick look at its type and whether it is a
-/// delete. A file that cannot be read that way gets the rank of unknown types; it is validated
-/// properly when it is queued.
-pub fn rank_of_file(path: &Path) -> u8 {
+/// The rank of a listener file with content `raw`, from a quick look at its type and whether it
+/// is a delete. Content that cannot be read that way gets the rank of unknown types; it is
+/// validated properly when it is queued.
+pub fn rank_of(raw: &[u8]) -> u8 {
     #[derive(Deserialize)]
     struct Peek {
         udm_object_type: String,
         object: Option<IgnoredAny>,
     }
-    super::format::read_bounded(path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Peek>(&bytes).ok())
+    serde_json::from_slice::<Peek>(raw)
         .map(|peek| rank(&peek.udm_object_type, peek.object.is_none()))
-        .unwrap_or(6)
+        .unwrap_or(UNKNOWN_RANK)
 }
 
 #[cfg(test)]
@@ -64,21 +63,10 @@ mod tests {
 
     #[test]
     fn a_file_is_ranked_by_a_quick_look() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.json");
-        std::fs::write(
-            &path,
-            r#"{"udm_object_type": "oxmail/oxcontext", "object": null}"#,
-        )
-        .unwrap();
-        assert_eq!(rank_of_file(&path), 7);
-        std::fs::write(
-            &path,
-            r#"{"udm_object_type": "oxmail/oxcontext", "object": {"a": 1}}"#,
-        )
-        .unwrap();
-        assert_eq!(rank_of_file(&path), 0);
-        std::fs::write(&path, "{").unwrap();
-        assert_eq!(rank_of_file(&path), 6);
+        let deletion = br#"{"udm_object_type": "oxmail/oxcontext", "object": null}"#;
+        assert_eq!(rank_of(deletion), 7);
+        let change = br#"{"udm_object_type": "oxmail/oxcontext", "object": {"a": 1}}"#;
+        assert_eq!(rank_of(change), 0);
+        assert_eq!(rank_of(b"{"), UNKNOWN_RANK);
     }
 }

@@ -23,10 +23,16 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::batch;
+use super::format::read_bounded;
 use super::quarantine::quarantine;
 use super::scan::{scan, QueuedFile};
 use super::{ListenerFile, ListenerFileName};
 use crate::telemetry::events;
+
+/// How many bytes of a pass's new files are kept from reading them for sorting until they are
+/// parsed: a backlog of 10,000 ordinary files is read once, and a larger one costs no more
+/// memory than this.
+const READ_AHEAD: usize = 16 << 20;
 
 /// Settings of the watcher.
 #[derive(Debug, Clone)]
@@ -161,15 +167,28 @@ impl PassState {
         self.handed_on.retain(|name| present.contains(name));
         self.failing.retain(|name, _| present.contains(name));
 
-        // This pass's batch: the files not handed on yet, dependencies first (see `batch`).
-        let mut new_files: Vec<(u8, &QueuedFile)> = files
+        // This pass's batch: the files not handed on yet, dependencies first (see `batch`). Each
+        // is read to learn its type; what was read is kept for parsing it, up to READ_AHEAD
+        // bytes in all (the rest is read again when its turn comes).
+        let mut kept = 0;
+        let mut new_files: Vec<(u8, &QueuedFile, Option<Vec<u8>>)> = files
             .iter()
             .filter(|file| !self.handed_on.contains(&file.name))
-            .map(|file| (batch::rank_of_file(&file.path), file))
+            .map(|file| match read_bounded(&file.path) {
+                Ok(raw) => {
+                    let rank = batch::rank_of(&raw);
+                    let keep = kept + raw.len() <= READ_AHEAD;
+                    kept += if keep { raw.len() } else { 0 };
+                    (rank, file, keep.then_some(raw))
+                }
+                // Read again (and the reason reported) when its turn comes.
+                Err(_) => (batch::rank_of(&[]), file, None),
+            })
             .collect();
-        new_files.sort_by(|(a_rank, a), (b_rank, b)| a_rank.cmp(b_rank).then(a.name.cmp(&b.name)));
+        new_files
+            .sort_by(|(a_rank, a, _), (b_rank, b, _)| a_rank.cmp(b_rank).then(a.name.cmp(&b.name)));
 
-        for (_, file) in new_files {
+        for (_, file, raw) in new_files {
             if shutdown.is_cancelled() {
                 return;
             }
@@ -184,7 +203,13 @@ impl PassState {
                     file.path.display()
                 ))
             } else {
-                match ListenerFile::read(&file.path) {
+                let parsed = match raw {
+                    Some(raw) => {
+                        ListenerFile::parse(&file.path, file.name.as_str().to_owned(), raw)
+                    }
+                    None => ListenerFile::read(&file.path),
+                };
+                match parsed {
                     Ok(parsed) => Ok(parsed),
                     Err(e) if e.is_not_found() => continue,
                     Err(e) => Err(e.to_string()),
