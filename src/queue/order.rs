@@ -13,8 +13,13 @@
 //! whatever the earlier change touches, the later one may find its object there. And nothing is
 //! admitted while an `Everything` message is held, so that the scopes of the messages after it
 //! are computed from the state it leaves behind.
+//!
+//! Held messages are indexed by what their keys are about (an object, a DN, a context), so a new
+//! message finds what it waits for and what it inherits from by looking up its own keys; the
+//! rule is [`Scope::overlaps`], and a test checks the index against it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::apply::{Scope, ScopeKey};
 
@@ -27,8 +32,75 @@ pub struct Order<T> {
     /// Admitted, not started, nothing before them in the way; in admission order.
     ready: VecDeque<u64>,
     next_admission: u64,
-    /// How many held messages have [`Scope::Everything`].
-    barriers: usize,
+    /// The held messages with [`Scope::Everything`], by admission number.
+    barriers: BTreeSet<u64>,
+    /// Who holds what: a new message looks up its own keys instead of comparing itself with
+    /// every held message (up to 256).
+    holders: HashMap<Resource, Holders>,
+}
+
+/// What a [`ScopeKey`] is about; keys about the same resource may exclude each other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Resource {
+    Uuid(Arc<str>),
+    Dn(Arc<str>),
+    Context(i32),
+    ContextNames,
+}
+
+/// How a key holds its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Alone (the object itself, a context).
+    Exclusive,
+    /// A part of it, alongside other parts ([`ScopeKey::SharedDn`]): a change of it.
+    Part,
+    /// Reading it ([`ScopeKey::ReadsDn`]).
+    Read,
+}
+
+fn resource(key: &ScopeKey) -> (Resource, Hold) {
+    match key {
+        ScopeKey::Object(uuid) => (Resource::Uuid(uuid.clone()), Hold::Exclusive),
+        ScopeKey::Dn(dn) => (Resource::Dn(dn.clone()), Hold::Exclusive),
+        ScopeKey::SharedDn(dn) => (Resource::Dn(dn.clone()), Hold::Part),
+        ScopeKey::ReadsDn(dn) => (Resource::Dn(dn.clone()), Hold::Read),
+        ScopeKey::Context(id) => (Resource::Context(*id), Hold::Exclusive),
+        ScopeKey::ContextNames => (Resource::ContextNames, Hold::Exclusive),
+    }
+}
+
+/// The held messages holding one resource, by admission number.
+#[derive(Default)]
+struct Holders {
+    exclusive: BTreeSet<u64>,
+    parts: BTreeSet<u64>,
+    reads: BTreeSet<u64>,
+}
+
+impl Holders {
+    fn of(&mut self, hold: Hold) -> &mut BTreeSet<u64> {
+        match hold {
+            Hold::Exclusive => &mut self.exclusive,
+            Hold::Part => &mut self.parts,
+            Hold::Read => &mut self.reads,
+        }
+    }
+
+    /// Those a new holder in `hold` must wait for (see [`Scope::overlaps`]).
+    fn excluding(&self, hold: Hold) -> impl Iterator<Item = &u64> {
+        let others = (hold == Hold::Exclusive).then(|| self.parts.iter().chain(&self.reads));
+        self.exclusive.iter().chain(others.into_iter().flatten())
+    }
+
+    /// Those that change the resource (whose later readers inherit their scope).
+    fn changing(&self) -> impl Iterator<Item = &u64> {
+        self.exclusive.iter().chain(&self.parts)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exclusive.is_empty() && self.parts.is_empty() && self.reads.is_empty()
+    }
 }
 
 struct Entry<T> {
@@ -49,7 +121,8 @@ impl<T> Default for Order<T> {
             by_sequence: HashMap::new(),
             ready: VecDeque::new(),
             next_admission: 0,
-            barriers: 0,
+            barriers: BTreeSet::new(),
+            holders: HashMap::new(),
         }
     }
 }
@@ -66,7 +139,7 @@ impl<T> Order<T> {
 
     /// Whether a message may be admitted now: not while one that touches everything is held.
     pub fn admits(&self) -> bool {
-        self.barriers == 0
+        self.barriers.is_empty()
     }
 
     /// The item of the held message with this stream sequence.
@@ -80,24 +153,45 @@ impl<T> Order<T> {
         let scope = self.inherit(scope);
         let admission = self.next_admission;
         self.next_admission += 1;
-        let mut blockers = 0;
-        for entry in self.entries.values_mut() {
-            if entry.scope.overlaps(&scope) {
+        let blockers: BTreeSet<u64> = match &scope {
+            Scope::Everything => self.entries.keys().copied().collect(),
+            Scope::Keys(keys) => {
+                let mut blockers = self.barriers.clone();
+                for (resource, hold) in keys.iter().map(resource) {
+                    if let Some(holders) = self.holders.get(&resource) {
+                        blockers.extend(holders.excluding(hold));
+                    }
+                }
+                blockers
+            }
+        };
+        for blocker in &blockers {
+            if let Some(entry) = self.entries.get_mut(blocker) {
                 entry.dependents.push(admission);
-                blockers += 1;
             }
         }
-        if scope == Scope::Everything {
-            self.barriers += 1;
+        match &scope {
+            Scope::Everything => {
+                self.barriers.insert(admission);
+            }
+            Scope::Keys(keys) => {
+                for (resource, hold) in keys.iter().map(resource) {
+                    self.holders
+                        .entry(resource)
+                        .or_default()
+                        .of(hold)
+                        .insert(admission);
+                }
+            }
         }
-        if blockers == 0 {
+        if blockers.is_empty() {
             self.ready.push_back(admission);
         }
         self.by_sequence.insert(sequence, admission);
         let entry = self.entries.entry(admission).or_insert(Entry {
             sequence,
             scope,
-            blockers,
+            blockers: blockers.len(),
             dependents: Vec::new(),
             started: false,
             item,
@@ -111,25 +205,42 @@ impl<T> Order<T> {
         let Scope::Keys(mut keys) = scope else {
             return Scope::Everything;
         };
-        let read: Vec<_> = keys.iter().filter_map(ScopeKey::read_object).collect();
-        let mut inherited = BTreeSet::new();
-        for entry in self.entries.values() {
-            match &entry.scope {
-                // Not reached while admission is paused behind such a message; kept for safety.
-                Scope::Everything => return Scope::Everything,
-                Scope::Keys(earlier) => {
-                    let changes_what_is_read = earlier
-                        .iter()
-                        .filter_map(ScopeKey::changed_object)
-                        .any(|object| read.contains(&object));
-                    if changes_what_is_read {
-                        inherited.extend(earlier.iter().cloned());
+        if !self.barriers.is_empty() {
+            // Not reached while admission is paused behind such a message; kept for safety.
+            return Scope::Everything;
+        }
+        let changers: BTreeSet<u64> = keys
+            .iter()
+            .filter(|key| key.read_object().is_some())
+            .filter_map(|key| self.holders.get(&resource(key).0))
+            .flat_map(Holders::changing)
+            .copied()
+            .collect();
+        for changer in changers {
+            if let Some(Scope::Keys(earlier)) = self.entries.get(&changer).map(|e| &e.scope) {
+                keys.extend(earlier.iter().cloned());
+            }
+        }
+        Scope::Keys(keys)
+    }
+
+    /// Forgets what a message no longer held held.
+    fn release(&mut self, admission: u64, scope: &Scope) {
+        match scope {
+            Scope::Everything => {
+                self.barriers.remove(&admission);
+            }
+            Scope::Keys(keys) => {
+                for (resource, hold) in keys.iter().map(resource) {
+                    if let Some(holders) = self.holders.get_mut(&resource) {
+                        holders.of(hold).remove(&admission);
+                        if holders.is_empty() {
+                            self.holders.remove(&resource);
+                        }
                     }
                 }
             }
         }
-        keys.extend(inherited);
-        Scope::Keys(keys)
     }
 
     /// The held messages that have not started.
@@ -153,9 +264,7 @@ impl<T> Order<T> {
         let admission = self.by_sequence.remove(&sequence)?;
         let entry = self.entries.remove(&admission)?;
         debug_assert!(entry.started, "a message finished before it started");
-        if entry.scope == Scope::Everything {
-            self.barriers -= 1;
-        }
+        self.release(admission, &entry.scope);
         for dependent in entry.dependents {
             if let Some(waiting) = self.entries.get_mut(&dependent) {
                 waiting.blockers -= 1;
@@ -183,9 +292,7 @@ impl<T> Order<T> {
             .filter_map(|admission| {
                 let entry = self.entries.remove(&admission)?;
                 self.by_sequence.remove(&entry.sequence);
-                if entry.scope == Scope::Everything {
-                    self.barriers -= 1;
-                }
+                self.release(admission, &entry.scope);
                 Some(entry.item)
             })
             .collect()
@@ -355,5 +462,114 @@ mod tests {
         assert!(order.admits());
         assert_eq!(order.finish(1), Some("running"));
         assert!(order.is_empty());
+    }
+
+    /// The rule the index implements, spelled out: a message waits for every earlier held one
+    /// whose scope overlaps its own (after inheriting from those that change what it reads).
+    struct Reference {
+        held: Vec<(u64, Scope, bool)>,
+    }
+
+    impl Reference {
+        fn admit(&mut self, sequence: u64, scope: Scope) {
+            let scope = match scope {
+                Scope::Keys(mut keys) => {
+                    let read: Vec<_> = keys.iter().filter_map(ScopeKey::read_object).collect();
+                    let mut everything = false;
+                    let mut inherited = BTreeSet::new();
+                    for (_, earlier, _) in &self.held {
+                        match earlier {
+                            Scope::Everything => everything = true,
+                            Scope::Keys(earlier) => {
+                                if earlier
+                                    .iter()
+                                    .filter_map(ScopeKey::changed_object)
+                                    .any(|o| read.contains(&o))
+                                {
+                                    inherited.extend(earlier.iter().cloned());
+                                }
+                            }
+                        }
+                    }
+                    keys.extend(inherited);
+                    if everything {
+                        Scope::Everything
+                    } else {
+                        Scope::Keys(keys)
+                    }
+                }
+                Scope::Everything => Scope::Everything,
+            };
+            self.held.push((sequence, scope, false));
+        }
+
+        /// The held messages that may start now, in order (marked as started).
+        fn ready(&mut self) -> Vec<u64> {
+            let mut ready = Vec::new();
+            for i in 0..self.held.len() {
+                let (sequence, scope, started) = &self.held[i];
+                let blocked = self.held[..i].iter().any(|(_, e, _)| e.overlaps(scope));
+                if !started && !blocked {
+                    ready.push(*sequence);
+                }
+            }
+            for (sequence, _, started) in &mut self.held {
+                if ready.contains(sequence) {
+                    *started = true;
+                }
+            }
+            ready
+        }
+
+        fn finish(&mut self, sequence: u64) {
+            self.held.retain(|(s, _, _)| *s != sequence);
+        }
+    }
+
+    #[test]
+    fn the_index_starts_messages_exactly_as_the_rule_says() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        let dns = ["uid=a", "uid=b", "cn=g", "cn=h"];
+        for seed in 0..200u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut order = Order::default();
+            let mut reference = Reference { held: Vec::new() };
+            let mut running: Vec<u64> = Vec::new();
+            for sequence in 1..=60u64 {
+                if order.admits() && rng.random_bool(0.6) {
+                    let scope = if rng.random_bool(0.03) {
+                        Scope::Everything
+                    } else {
+                        let mut keys = BTreeSet::new();
+                        for _ in 0..rng.random_range(1..=4) {
+                            let dn = dns[rng.random_range(0..dns.len())];
+                            keys.insert(match rng.random_range(0..6) {
+                                0 => ScopeKey::Object(dn.into()),
+                                1 => ScopeKey::dn(dn),
+                                2 => ScopeKey::shared_dn(dn),
+                                3 => ScopeKey::reads_dn(dn),
+                                4 => ScopeKey::Context(rng.random_range(1..=3)),
+                                _ => ScopeKey::ContextNames,
+                            });
+                        }
+                        Scope::Keys(keys)
+                    };
+                    let admitted = order.admit(sequence, scope.clone(), sequence).clone();
+                    reference.admit(sequence, scope);
+                    assert_eq!(Some(&admitted), reference.held.last().map(|(_, s, _)| s));
+                } else if !running.is_empty() {
+                    let done = running.remove(rng.random_range(0..running.len()));
+                    order.finish(done);
+                    reference.finish(done);
+                }
+                let mut started: Vec<u64> =
+                    std::iter::from_fn(|| order.next_ready().map(|(s, _)| s)).collect();
+                started.sort_unstable();
+                assert_eq!(started, reference.ready(), "seed {seed}, step {sequence}");
+                running.extend(started);
+            }
+        }
     }
 }
