@@ -18,12 +18,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a stopping server may take to flush and exit before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The Go runtime's soft memory limit for the server (`GOMEMLIMIT`, unless set in the daemon's
-/// environment). Without it the server's heap grew to 273 MiB while 100,000 listener files were
-/// queued (the Go collector lets garbage reach the size of the live heap); with it, 153 MiB at the
-/// same speed (docs/performance.md). A soft limit: the server still takes what it needs.
-pub const GO_MEMORY_LIMIT: &str = "128MiB";
-
 /// Where to look for `nats-server` besides `PATH` (Debian installs it to `/usr/sbin`).
 const EXTRA_BIN_DIRS: [&str; 4] = ["/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/sbin"];
 
@@ -188,11 +182,7 @@ impl NatsServer {
             .open(&log)
             .map_err(io(&log))?;
         let log_err = log_file.try_clone().map_err(io(&log))?;
-        let mut command = Command::new(&binary);
-        if std::env::var_os("GOMEMLIMIT").is_none() {
-            command.env("GOMEMLIMIT", GO_MEMORY_LIMIT);
-        }
-        let mut child = command
+        let mut child = Command::new(&binary)
             .arg("-c")
             .arg(&config)
             .stdin(Stdio::null())
