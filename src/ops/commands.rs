@@ -410,46 +410,61 @@ fn print_queue_line(listener: &Path, pending: usize, list: Option<&QueueList>) {
 }
 
 fn print_blocked(d: &DaemonStatus) {
+    for line in blocked_lines(d) {
+        println!("{line}");
+    }
+}
+
+/// What `queue status` says about a blocked queue or a full one.
+fn blocked_lines(d: &DaemonStatus) -> Vec<String> {
+    let mut lines = Vec::new();
     if let Some(b) = &d.blocked {
-        println!(
+        lines.push(format!(
             "BLOCKED since {} ({}), {} so far:",
             time(b.since),
             since(b.since),
             plural(b.attempts, "attempt")
-        );
-        println!("  file:        {}", b.file.as_deref().unwrap_or("-"));
-        println!("  object:      {} {}", b.object_type, b.dn);
-        println!("  entry UUID:  {}", b.entry_uuid);
-        println!("  error:       {} ({})", b.error, b.error_kind);
+        ));
+        lines.push(format!(
+            "  file:        {}",
+            b.file.as_deref().unwrap_or("-")
+        ));
+        lines.push(format!("  object:      {} {}", b.object_type, b.dn));
+        lines.push(format!("  entry UUID:  {}", b.entry_uuid));
+        lines.push(format!("  error:       {} ({})", b.error, b.error_kind));
         if b.error.contains("invalid_credentials") || b.error.contains("Authentication failed") {
-            println!("  OX refused the admin login: check OX_MASTER_ADMIN/OX_MASTER_PASSWORD (App Center settings)");
-            println!("  and the context admins in <data-dir>/secrets/contexts.json, then: ox-connector queue retry");
+            lines.push("  OX refused the admin login: check OX_MASTER_ADMIN/OX_MASTER_PASSWORD (App Center settings)".into());
+            lines.push("  and the context admins in <data-dir>/secrets/contexts.json, then: ox-connector queue retry".into());
         } else if b.error_kind == "transient" {
-            println!("  It is retried automatically; fix OX or the connection, or retry now: ox-connector queue retry");
+            lines.push("  It is retried automatically; fix OX or the connection, or retry now: ox-connector queue retry".into());
         } else {
-            println!("  Fix the object in UCS (or OX), then: ox-connector queue retry");
+            lines.push("  Fix the object in UCS (or OX), then: ox-connector queue retry".into());
         }
         if let Some(file) = &b.file {
-            println!("  Or give up on this change: ox-connector queue skip {file} --reason \"…\"");
+            lines.push(format!(
+                "  Or give up on this change: ox-connector queue skip {file} --reason \"…\""
+            ));
         }
         if d.also_blocked > 0 {
-            println!(
+            lines.push(format!(
                 "  {} failing as well (changes of other contexts): ox-connector queue list",
                 plural(d.also_blocked as u64, "more change")
-            );
+            ));
         }
     }
     if let Some(full) = &d.queue_full {
-        println!(
+        lines.push(format!(
             "QUEUE FULL since {} ({}): {}",
             time(full.since),
             since(full.since),
             full.reason
-        );
-        println!(
+        ));
+        lines.push(
             "  Listener files wait on disk; nothing is lost. It drains as changes are applied."
+                .into(),
         );
     }
+    lines
 }
 
 fn print_side_folders(quarantined: &[String], skipped: &[String]) {
@@ -755,6 +770,45 @@ mod tests {
         assert_eq!(human(Duration::from_secs(125)), "2 min");
         assert_eq!(human(Duration::from_secs(3 * 3600 + 720)), "3 h 12 min");
         assert_eq!(human(Duration::from_secs(2 * 86_400 + 7200)), "2 d 2 h");
+    }
+
+    #[test]
+    fn a_blocked_queue_says_what_fails_how_to_go_on_and_how_many_more_fail() {
+        let since = chrono::Utc::now();
+        let mut status = DaemonStatus {
+            pid: 1,
+            started: since,
+            updated: since,
+            blocked: Some(crate::status::Blocked {
+                file: Some("2026-12-03-06-00-00-000001.json".into()),
+                object_type: "users/user".into(),
+                dn: "uid=anna,dc=example,dc=org".into(),
+                entry_uuid: "u-1".into(),
+                error: "No such context 10".into(),
+                error_kind: "rejected".into(),
+                since,
+                attempts: 3,
+            }),
+            also_blocked: 0,
+            queue_full: None,
+        };
+        let lines = blocked_lines(&status);
+        assert!(lines[0].starts_with("BLOCKED since"), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("uid=anna,dc=example,dc=org")));
+        assert!(lines.iter().any(|l| l.contains(
+            "ox-connector queue skip 2026-12-03-06-00-00-000001.json"
+        )));
+        assert!(!lines.iter().any(|l| l.contains("failing as well")));
+
+        status.also_blocked = 2;
+        let lines = blocked_lines(&status);
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(
+                "  2 more changes failing as well (changes of other contexts): \
+                 ox-connector queue list"
+            )
+        );
     }
 
     #[test]
