@@ -794,10 +794,12 @@ mod tests {
         };
         let lines = blocked_lines(&status);
         assert!(lines[0].starts_with("BLOCKED since"), "{lines:?}");
-        assert!(lines.iter().any(|l| l.contains("uid=anna,dc=example,dc=org")));
-        assert!(lines.iter().any(|l| l.contains(
-            "ox-connector queue skip 2026-12-03-06-00-00-000001.json"
-        )));
+        assert!(lines
+            .iter()
+            .any(|l| l.contains("uid=anna,dc=example,dc=org")));
+        assert!(lines
+            .iter()
+            .any(|l| l.contains("ox-connector queue skip 2026-12-03-06-00-00-000001.json")));
         assert!(!lines.iter().any(|l| l.contains("failing as well")));
 
         status.also_blocked = 2;
