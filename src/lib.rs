@@ -16,7 +16,8 @@
 //! validate settings, [`admin`] is the HTTP API of a running daemon, [`ops`] the admin's
 //! operations on it (queue management, reconcile, state import), [`status`] holds what an admin needs to see, [`telemetry`] the logs and metrics,
 //! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`], [`workload`]
-//! synthetic change streams for the benchmarks and the reliability suite.
+//! synthetic change streams for the benchmarks and the reliability suite; [`locks`] locks a
+//! mutex another task may have poisoned.
 //! [`trigger`] is `ox-connector trigger`, the App Center's `listener_trigger`: it wakes the
 //! daemon and tells the UCS host, by its exit code, when the listener files it saw are applied.
 
@@ -33,6 +34,7 @@ pub mod dispatch;
 pub mod done;
 pub mod emulator;
 pub mod listener;
+pub mod locks;
 pub mod message;
 pub mod ops;
 pub mod ox;

@@ -99,7 +99,7 @@ pub struct ProvisioningMessage {
 impl ProvisioningMessage {
     /// Builds the message for a validated listener file.
     pub fn from_listener_file(file: &ListenerFile) -> Self {
-        let digest = hex(&Sha256::digest(&file.raw));
+        let digest = sha256_hex(&file.raw);
         let id = Uuid::new_v5(&ID_NAMESPACE, format!("{}\n{digest}", file.name).as_bytes());
         let ts = ListenerFileName::new(&file.name)
             .and_then(|n| n.timestamp())
@@ -146,8 +146,17 @@ pub fn subject(realm: &str, topic: &str) -> String {
     format!("{SUBJECT_PREFIX}.{realm}.{topic}")
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The SHA-256 digest of `bytes`, in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let digest = Sha256::digest(bytes);
+    digest
+        .iter()
+        .fold(String::with_capacity(2 * digest.len()), |mut hex, b| {
+            // Writing into a String cannot fail.
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::locks::lock;
 use crate::ox::soap::Service;
 
 use super::faults::{Failure, FaultConfig};
@@ -37,14 +38,6 @@ pub(crate) struct Shared {
     pub(crate) nil_for_none: bool,
     exception_base: i32,
     exception_counter: AtomicU64,
-}
-
-/// Locks a mutex; a panic in another handler must not take the emulator down, and every
-/// critical section leaves the data consistent, so a poisoned lock is still usable.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {

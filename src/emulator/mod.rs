@@ -37,6 +37,7 @@ use clap::Args;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::locks::lock;
 use crate::ox::soap::Credentials;
 
 pub use faults::{Failure, FaultConfig, FaultRule};
@@ -253,17 +254,17 @@ impl EmulatorHandle {
 
     /// Replaces the latency and fault settings.
     pub fn set_faults(&self, faults: FaultConfig) {
-        *http::lock(&self.shared.faults) = faults;
+        *lock(&self.shared.faults) = faults;
     }
 
     /// The current latency and fault settings (counted rules show what is left).
     pub fn faults(&self) -> FaultConfig {
-        http::lock(&self.shared.faults).clone()
+        lock(&self.shared.faults).clone()
     }
 
     /// Calls and faults per `Service.operation` since start or reset.
     pub fn calls(&self) -> BTreeMap<String, CallStats> {
-        http::lock(&self.shared.calls).clone()
+        lock(&self.shared.calls).clone()
     }
 
     /// Stops the server and waits until it has finished open requests.

@@ -25,9 +25,10 @@ use std::sync::{Arc, Mutex};
 use async_nats::jetstream::{self, kv};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::udm::Properties;
+use crate::locks::lock;
+use crate::message::sha256_hex;
 use crate::queue::kv::{decode_key, encode_key, open_bucket};
 
 mod cache;
@@ -417,27 +418,9 @@ struct Cached {
     dn_indexed: bool,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; a poisoned one still holds consistent data.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// DNs compare case-insensitively in LDAP; the key is a digest of the lower-cased DN.
 fn dn_key(dn: &str) -> String {
-    hex(&Sha256::digest(dn.to_lowercase().as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(2 * bytes.len()), |mut hex, b| {
-            // Writing into a String cannot fail.
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    sha256_hex(dn.to_lowercase().as_bytes())
 }
 
 #[cfg(test)]

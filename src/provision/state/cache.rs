@@ -89,10 +89,7 @@ impl<V: Clone> Cache<V> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner<V>> {
-        // Nothing panics while holding the lock; a poisoned one still holds consistent data.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::locks::lock(&self.inner)
     }
 }
 
