@@ -19,7 +19,7 @@ use crate::ox::soap::{Context, User};
 use super::credentials::AdminLogin;
 use super::state::{ObjectState, OxIds};
 use super::udm::{self, Properties};
-use super::{random_password, ProvisionError, Provisioner};
+use super::{deleted, random_password, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "oxmail/oxcontext";
 
@@ -206,11 +206,7 @@ async fn delete(
             "delete of a context that was never provisioned".into(),
         ));
     };
-    match p.ox.delete_context(&Context::with_id(id)).await {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e.into()),
-    }
+    deleted(p.ox.delete_context(&Context::with_id(id)).await)?;
     p.credentials.remove(&id.to_string()).await?;
     forget_content(p, id).await?;
     p.state.remove(&message.object_id).await?;

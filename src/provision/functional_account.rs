@@ -19,7 +19,7 @@ use crate::ox::soap::AccountDataOnCreate;
 
 use super::state::{ObjectState, OxIds, OxRef};
 use super::udm::{self, Properties};
-use super::{ProvisionError, Provisioner};
+use super::{deleted, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "oxmail/functional_account";
 
@@ -63,15 +63,10 @@ pub async fn apply(
             .chain(new_address.iter())
             .collect::<BTreeSet<_>>()
         {
-            match p
-                .ox
-                .delete_secondary_account(*context, address, &[], &[0], &auth)
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
+            deleted(
+                p.ox.delete_secondary_account(*context, address, &[], &[0], &auth)
+                    .await,
+            )?;
         }
     }
 

@@ -20,7 +20,7 @@ use crate::ox::soap::Group;
 
 use super::state::{ObjectState, OxIds, OxRef};
 use super::udm::{self, Properties};
-use super::{ProvisionError, Provisioner};
+use super::{deleted, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "groups/group";
 
@@ -108,16 +108,7 @@ async fn sync(
         .iter()
         .filter(|(c, _)| in_scope(c) && !after.contains_key(*c))
     {
-        let auth = p.context_admin(*context)?;
-        match p
-            .ox
-            .delete_group(*context, &Group::with_id(gone.id), &auth)
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
-        }
+        delete_ox_group(p, *context, gone.id).await?;
     }
     Ok(OxIds {
         per_context: after,
@@ -242,16 +233,7 @@ pub async fn member_deleted(
             match remaining {
                 Some(members) if !members.is_empty() => {}
                 Some(_) => {
-                    let auth = p.context_admin(context)?;
-                    match p
-                        .ox
-                        .delete_group(context, &Group::with_id(group.id), &auth)
-                        .await
-                    {
-                        Ok(()) => {}
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    delete_ox_group(p, context, group.id).await?;
                     state.ox.per_context.remove(&context);
                 }
                 // Removed in OX by hand.
@@ -264,6 +246,12 @@ pub async fn member_deleted(
         .await?;
     }
     Ok(())
+}
+
+/// Deletes OX group `id` in `context` (gone already counts as deleted).
+async fn delete_ox_group(p: &Provisioner, context: i32, id: i32) -> Result<(), ProvisionError> {
+    let auth = p.context_admin(context)?;
+    deleted(p.ox.delete_group(context, &Group::with_id(id), &auth).await)
 }
 
 /// The members of OX group `id` in `context` as OX has them; `None` if it is gone.

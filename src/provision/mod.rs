@@ -267,6 +267,15 @@ impl Applier for OxApplier {
     }
 }
 
+/// The result of deleting something in OX: an object that is gone already counts as deleted
+/// (removed by hand, or by an attempt that crashed before the state store learnt of it).
+fn deleted<T>(result: Result<T, OxError>) -> Result<(), ProvisionError> {
+    match result {
+        Err(e) if !e.is_not_found() => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// A random password of `length` characters from `[A-Za-z0-9]` with at least one lower-case
 /// letter, one upper-case letter and one digit (the original's rule for context admins).
 pub fn random_password(length: usize) -> String {

@@ -35,7 +35,7 @@ use super::access_profile::{Rights, RIGHTS};
 use super::state::{ObjectState, OxIds, OxRef};
 use super::udm::{self, Properties};
 use super::user_mapping::MailServers;
-use super::{group, random_password, ProvisionError, Provisioner};
+use super::{deleted, group, random_password, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "users/user";
 
@@ -463,14 +463,9 @@ async fn delete_in_ox(
         return Ok(());
     }
     let auth = p.context_admin(context)?;
-    match p
-        .ox
-        .delete_user(context, &User::with_id(user.id), &auth)
-        .await
-    {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e.into()),
-    }
+    deleted(
+        p.ox.delete_user(context, &User::with_id(user.id), &auth)
+            .await,
+    )?;
     group::member_deleted(p, groups, context, user.id).await
 }
