@@ -12,7 +12,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 /// The rank of other types, and of files that cannot be read or parsed.
-const UNKNOWN_RANK: u8 = 6;
+pub const UNKNOWN_RANK: u8 = 6;
 
 /// The rank of a file in its batch; lower goes first.
 pub fn rank(udm_object_type: &str, is_delete: bool) -> u8 {

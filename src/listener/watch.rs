@@ -182,7 +182,7 @@ impl PassState {
                     (rank, file, keep.then_some(raw))
                 }
                 // Read again (and the reason reported) when its turn comes.
-                Err(_) => (batch::rank_of(&[]), file, None),
+                Err(_) => (batch::UNKNOWN_RANK, file, None),
             })
             .collect();
         new_files

@@ -5,10 +5,9 @@
 //! `max_ack_pending`). Each held message gets its [`Scope`](crate::apply::Scope) from the
 //! applier — the scopes of all messages delivered together are read at the same time, since
 //! reading them one by one took most of the consumer's time — and [`super::order`] decides
-//! which may be applied now: messages that touch nothing
-//! in common (users of different OX contexts) are applied at the same time, up to
-//! `concurrency` at once; the others in stream order. With `concurrency = 1` every message is
-//! applied alone, one after the other.
+//! which may be applied now: messages that touch nothing in common (users of different OX
+//! contexts) are applied at the same time, up to `concurrency` at once; the others in stream
+//! order. With `concurrency = 1` every message is applied alone, one after the other.
 //!
 //! For each message:
 //! 1. its listener file is gone (an admin removed it) → acknowledge and log it as skipped;
@@ -24,7 +23,6 @@
 //! started is finished and its result recorded; a message waiting for its retry is handed back
 //! (nak); held messages that have not started are left to the next start.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -107,7 +105,7 @@ pub async fn run<A: Applier>(
     let mut finished_meanwhile: Vec<u64> = Vec::new();
     // Delivered after a message that touches everything, in the same batch: their scopes may
     // be stale once it is applied, so they are read again then.
-    let mut unscoped: VecDeque<jetstream::Message> = VecDeque::new();
+    let mut unscoped: Vec<jetstream::Message> = Vec::new();
     let mut progress = tokio::time::interval(settings.ack_wait / 3);
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
@@ -128,6 +126,11 @@ pub async fn run<A: Applier>(
             });
         }
         let may_admit = scoping.is_none() && order.admits();
+        if may_admit && !unscoped.is_empty() {
+            let batch = std::mem::take(&mut unscoped);
+            scoping = Some(scope_all(batch, applier.clone(), settings.clone()));
+            continue;
+        }
         let room = max_held.saturating_sub(order.len() + unscoped.len());
         tokio::select! {
             biased;
@@ -151,11 +154,7 @@ pub async fn run<A: Applier>(
                     order.finish(sequence);
                 }
             },
-            () = std::future::ready(()), if may_admit && !unscoped.is_empty() => {
-                let batch = unscoped.drain(..).collect();
-                scoping = Some(scope_all(batch, applier.clone(), settings.clone()));
-            },
-            next = messages.next(&shutdown), if may_admit && unscoped.is_empty() && room > 0 => {
+            next = messages.next(&shutdown), if may_admit && room > 0 => {
                 match next {
                     Some(first) => {
                         // With whatever else has arrived already.
@@ -244,7 +243,7 @@ async fn decode(delivered: &jetstream::Message, sequence: u64) -> Option<Provisi
 fn admit(
     scoped: Vec<(u64, Scope, Held)>,
     order: &mut Order<Held>,
-    unscoped: &mut VecDeque<jetstream::Message>,
+    unscoped: &mut Vec<jetstream::Message>,
 ) {
     for (sequence, scope, held) in scoped {
         if let Some(earlier) = order.get_mut(sequence) {
@@ -254,7 +253,7 @@ fn admit(
         } else if order.admits() {
             order.admit(sequence, scope, held);
         } else {
-            unscoped.push_back(held.delivered);
+            unscoped.push(held.delivered);
         }
     }
 }
