@@ -279,6 +279,18 @@ async fn a_user_moves_to_another_context_with_its_data_and_groups() {
         1,
         "moved with copyUser"
     );
+    assert_eq!(
+        calls_since(&calls_before, &calls),
+        BTreeMap::from([
+            ("OXUserCopyService.copyUser".to_owned(), 1),
+            ("OXUserService.change".to_owned(), 1),
+            ("OXUserService.delete".to_owned(), 1),
+            // Left empty in context 10 (known from the state store), joined in context 20.
+            ("OXGroupService.delete".to_owned(), 1),
+            ("OXGroupService.change".to_owned(), 1),
+        ]),
+        "no look-ups the state store answers"
+    );
 
     let state = t.state();
     assert!(
