@@ -656,7 +656,31 @@ impl Model {
         let Some(name) = self.group_pool.pick(&mut self.rng) else {
             return self.create_group();
         };
-        let members = self.random_members();
+        // An admin adds a user to a group or takes one out: UDM changes one member at a time.
+        let mut members = self.groups[&name].members.clone();
+        let leaving = if members.len() >= 2 && self.rng.random_bool(0.5) {
+            members
+                .iter()
+                .collect::<Vec<_>>()
+                .choose(&mut self.rng)
+                .map(|m| (*m).clone())
+        } else {
+            None
+        };
+        match leaving {
+            Some(member) => {
+                members.remove(&member);
+            }
+            None => {
+                // A few tries find a user who is not a member yet (UDM writes no unchanged group).
+                let newcomer = (0..8)
+                    .filter_map(|_| self.user_pool.pick(&mut self.rng))
+                    .find(|user| !members.contains(user));
+                if let Some(user) = newcomer {
+                    members.insert(user);
+                }
+            }
+        }
         self.set_members(&name, members);
         self.emit_group(ChangeKind::Modify, &name);
     }
