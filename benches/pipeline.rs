@@ -47,6 +47,10 @@ use ox_connector::workload::{ChangeKind, ObjectKind, Workload, WorkloadConfig};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+/// The daemon's allocator (`src/main.rs`), so that the in-process daemon runs as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MASTER: &str = "oxadminmaster";
 const MASTER_PASSWORD: &str = "bench-Master-Pw1";
 const DAEMON: &str = env!("CARGO_BIN_EXE_ox-connector");
