@@ -350,9 +350,11 @@ async fn change(
 
 /// The default sender address to send on a change, or `None` to leave OX's value alone.
 ///
-/// Only when the user's addresses changed is OX asked for the current value: it is kept unless
-/// it was the old primary address (then it follows the new primary) or is not one of the user's
-/// addresses any more (OX would refuse it; then it becomes the primary address).
+/// Only when the primary address changed or an address was dropped is OX asked for the current
+/// value (OX keeps it among the user's addresses, so after additions alone it is still valid):
+/// it is kept unless it was the old primary address (then it follows the new primary) or is not
+/// one of the user's addresses any more (OX would refuse it; then it becomes the primary
+/// address).
 async fn default_sender(
     p: &Provisioner,
     object: &Properties,
@@ -364,8 +366,13 @@ async fn default_sender(
     let primary = udm::text(object, "mailPrimaryAddress");
     let addresses = aliases(object);
     let old_primary = previous.and_then(|old| udm::text(old, "mailPrimaryAddress"));
-    let unchanged = previous.is_some_and(|old| aliases(old) == addresses && old_primary == primary);
-    if unchanged {
+    let still_valid = previous.is_some_and(|old| {
+        old_primary == primary
+            && aliases(old)
+                .iter()
+                .all(|a| addresses.iter().any(|n| n.eq_ignore_ascii_case(a)))
+    });
+    if still_valid {
         return Ok(None);
     }
     let current = match p.ox.get_user(context, &User::with_id(id), auth).await {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ox_connector::emulator::{Emulator, EmulatorConfig, FaultConfig, FaultRule};
-use ox_connector::ox::soap::{Context, Credentials, Group, OxClient, Resource, User};
+use ox_connector::ox::soap::{Context, Credentials, Group, Resource, User};
 use serde_json::{json, Value};
 
 use crate::support::cli::{self, metric};
@@ -455,25 +455,6 @@ async fn json_logs_have_stable_keys_and_never_contain_a_secret() {
     ox.stop().await;
 }
 
-/// The master client of the emulator and the context admin of context 10.
-fn ox_client(t: &OxEnv) -> OxClient {
-    OxClient::builder(t.ox.base_url())
-        .master(Credentials::new(MASTER, MASTER_PASSWORD))
-        .build()
-        .unwrap()
-}
-
-fn context_admin(t: &OxEnv) -> Credentials {
-    let credentials: Value = serde_json::from_slice(
-        &std::fs::read(t.env.data.path().join("secrets/contexts.json")).unwrap(),
-    )
-    .unwrap();
-    Credentials::new(
-        credentials["10"]["adminuser"].as_str().unwrap(),
-        credentials["10"]["adminpass"].as_str().unwrap(),
-    )
-}
-
 fn new_user(name: &str) -> User {
     User {
         name: Some(name.into()),
@@ -506,7 +487,7 @@ fn old_file(dir: &std::path::Path, mut content: Value, enrichment: Value) {
 async fn the_python_connectors_cache_is_imported_so_that_nothing_is_created_twice_or_lost() {
     let mut t = OxEnv::start().await;
     // What the Python connector made in OX: a context with users, a group and a resource.
-    let ox = ox_client(&t);
+    let ox = t.ox_client();
     let admin = User {
         name: Some("oxadmin".into()),
         password: Some("Ctx-admin-pw-1".into()),
@@ -768,8 +749,8 @@ async fn reconcile_finds_each_kind_of_drift_and_repairs_it() {
     assert!(clean.stdout.contains("0 differences"), "{}", clean.stdout);
 
     // Drift made in OX behind the connector's back.
-    let ox = ox_client(&t);
-    let auth = context_admin(&t);
+    let ox = t.ox_client();
+    let auth = t.context_admin(10);
     let ctx = t.state().context(10).unwrap().clone();
     let carl = ctx.user("carl").unwrap().id;
     ox.delete_user(10, &User::with_id(carl), &auth)

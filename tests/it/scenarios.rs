@@ -157,6 +157,77 @@ async fn a_user_is_changed_renamed_and_deleted() {
 }
 
 #[tokio::test]
+async fn a_users_own_default_sender_address_is_kept_while_it_is_one_of_their_addresses() {
+    let mut t = OxEnv::start().await;
+    t.write(context("ctx-10", 10, None));
+    t.write(user(
+        "u-1",
+        "anna",
+        10,
+        json!({"mailAlternativeAddress": ["a.k@example.org"]}),
+    ));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let sender = |t: &OxEnv| {
+        t.state()
+            .context(10)
+            .unwrap()
+            .user("anna")
+            .unwrap()
+            .data
+            .default_sender_address
+            .clone()
+    };
+    assert_eq!(sender(&t).as_deref(), Some("anna@example.org"));
+
+    // Anna picks her alias as the default sender in OX.
+    let id = t.state().context(10).unwrap().user("anna").unwrap().id;
+    let choice = ox_connector::ox::soap::User {
+        default_sender_address: Some("a.k@example.org".into()),
+        ..ox_connector::ox::soap::User::with_id(id)
+    };
+    t.ox_client()
+        .change_user(10, &choice, &t.context_admin(10))
+        .await
+        .unwrap();
+
+    // UDM adds an address: every address she could have chosen is still hers, so OX is not
+    // asked, and her choice stays.
+    let calls_before = t.ox.calls();
+    t.write(user(
+        "u-1",
+        "anna",
+        10,
+        json!({"mailAlternativeAddress": ["a.k@example.org", "anna.k@example.org"]}),
+    ));
+    t.settle().await;
+    assert_eq!(
+        calls_since(&calls_before, &t.ox.calls()),
+        BTreeMap::from([("OXUserService.change".to_owned(), 1)])
+    );
+    assert_eq!(sender(&t).as_deref(), Some("a.k@example.org"));
+
+    // UDM drops the address she chose: OX is asked, and the sender becomes the primary address.
+    let calls_before = t.ox.calls();
+    t.write(user(
+        "u-1",
+        "anna",
+        10,
+        json!({"mailAlternativeAddress": ["anna.k@example.org"]}),
+    ));
+    t.settle().await;
+    assert_eq!(
+        calls_since(&calls_before, &t.ox.calls()),
+        BTreeMap::from([
+            ("OXUserService.change".to_owned(), 1),
+            ("OXUserService.getData".to_owned(), 1),
+        ])
+    );
+    assert_eq!(sender(&t).as_deref(), Some("anna@example.org"));
+    daemon.stop().await;
+}
+
+#[tokio::test]
 async fn switching_is_ox_user_off_deletes_the_user_and_the_groups_it_leaves_empty() {
     let mut t = OxEnv::start().await;
     t.write(context("ctx-10", 10, None));
@@ -677,21 +748,8 @@ async fn a_move_interrupted_after_the_old_user_was_deleted_is_finished_on_retry(
     daemon.stop().await;
 
     // What the killed attempt did in OX: copyUser into context 20, then delete in context 10.
-    let credentials: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(t.env.data.path().join("secrets/contexts.json")).unwrap(),
-    )
-    .unwrap();
-    let auth = ox_connector::ox::soap::Credentials::new(
-        credentials["10"]["adminuser"].as_str().unwrap(),
-        credentials["10"]["adminpass"].as_str().unwrap(),
-    );
-    let client = ox_connector::ox::soap::OxClient::builder(t.ox.base_url())
-        .master(ox_connector::ox::soap::Credentials::new(
-            MASTER,
-            MASTER_PASSWORD,
-        ))
-        .build()
-        .unwrap();
+    let auth = t.context_admin(10);
+    let client = t.ox_client();
     let old_id = t.state().context(10).unwrap().user("anna").unwrap().id;
     let old = ox_connector::ox::soap::User::with_id(old_id);
     let copy = client.copy_user(&old, 10, 20).await.unwrap();
@@ -722,17 +780,8 @@ async fn applying_is_idempotent_adopts_what_exists_and_replaces_re_created_objec
     t.settle().await;
 
     // A user that exists in OX already (made there directly) is adopted, not duplicated.
-    let credentials: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(t.env.data.path().join("secrets/contexts.json")).unwrap(),
-    )
-    .unwrap();
-    let auth = ox_connector::ox::soap::Credentials::new(
-        credentials["10"]["adminuser"].as_str().unwrap(),
-        credentials["10"]["adminpass"].as_str().unwrap(),
-    );
-    let client = ox_connector::ox::soap::OxClient::builder(t.ox.base_url())
-        .build()
-        .unwrap();
+    let auth = t.context_admin(10);
+    let client = t.ox_client();
     let pre = ox_connector::ox::soap::User {
         name: Some("anna".into()),
         password: Some("x-Secret1".into()),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ox_connector::app::Daemon;
 use ox_connector::emulator::{Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot};
+use ox_connector::ox::soap::{Credentials, OxClient};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -72,6 +73,26 @@ impl OxEnv {
 
     pub fn blocked(&self) -> Value {
         super::status_file(self.env.data.path())["blocked"].clone()
+    }
+
+    /// A SOAP client of the emulator with the master credentials, to change OX behind the
+    /// connector's back the way an OX admin or user would.
+    pub fn ox_client(&self) -> OxClient {
+        OxClient::builder(self.ox.base_url())
+            .master(Credentials::new(MASTER, MASTER_PASSWORD))
+            .build()
+            .unwrap()
+    }
+
+    /// The admin credentials of a context the daemon created (from its secrets file).
+    pub fn context_admin(&self, context: i32) -> Credentials {
+        let path = self.env.data.path().join("secrets/contexts.json");
+        let credentials: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let login = &credentials[context.to_string()];
+        Credentials::new(
+            login["adminuser"].as_str().unwrap(),
+            login["adminpass"].as_str().unwrap(),
+        )
     }
 }
 
