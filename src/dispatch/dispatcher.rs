@@ -545,10 +545,13 @@ impl Worker {
             .get_consumer(&queue::dispatcher_consumer(&subscription.name))
             .await
             .map_err(|e| e.to_string())?;
+        let source = super::forward::Source {
+            client: &self.js.client(),
+            incoming: &self.incoming,
+            consumer: &consumer,
+        };
         super::forward::run(
-            &self.js.client(),
-            &self.incoming,
-            &consumer,
+            source,
             self.publisher.clone(),
             &subscription,
             &matcher,

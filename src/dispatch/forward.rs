@@ -39,6 +39,14 @@ pub trait Report {
     fn refused(&self, error: &PublishError);
 }
 
+/// Where a dispatcher reads: the incoming stream and its consumer there, with the client the
+/// consumer was opened with (its pull requests are sent again after a reconnect).
+pub struct Source<'a> {
+    pub client: &'a async_nats::Client,
+    pub incoming: &'a Stream,
+    pub consumer: &'a PullConsumer,
+}
+
 /// One incoming message the dispatcher holds until its copy is stored.
 struct Held {
     /// The delivery to acknowledge; `None` for a message re-read from the stream at start.
@@ -48,12 +56,9 @@ struct Held {
 }
 
 /// Copies the live messages of `subscription` until `stop`. Returns an error if the incoming
-/// stream cannot be read. `client` is the client `consumer` was opened with.
-#[allow(clippy::too_many_arguments)]
+/// stream cannot be read.
 pub async fn run(
-    client: &async_nats::Client,
-    incoming: &Stream,
-    consumer: &PullConsumer,
+    source: Source<'_>,
     publisher: Publisher,
     subscription: &Subscription,
     matcher: &TopicMatcher,
@@ -65,13 +70,13 @@ pub async fn run(
         held: VecDeque::new(),
         report,
     };
-    for held in left_in_flight(incoming, consumer, subscription, matcher).await? {
+    for held in left_in_flight(source.incoming, source.consumer, subscription, matcher).await? {
         forwarder.held.push_back(held);
     }
     if !forwarder.resend_until_stored(stop).await {
         return Ok(());
     }
-    let mut messages = Pulled::batched(client, consumer, 2 * WINDOW);
+    let mut messages = Pulled::batched(source.client, source.consumer, 2 * WINDOW);
     loop {
         let next = if forwarder.pipeline.in_flight() == 0 {
             messages.next(stop).await

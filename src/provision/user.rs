@@ -94,17 +94,8 @@ pub async fn apply(
 
     let (id, moved) = match was_in_ox {
         Some((old_context, old)) if old_context != context => {
-            let id = move_user(
-                p,
-                object,
-                &name,
-                old_context,
-                &old,
-                context,
-                &auth,
-                previous_object,
-            )
-            .await?;
+            let from = (old_context, &old);
+            let id = move_user(p, object, &name, from, context, &auth, previous_object).await?;
             (id, true)
         }
         Some((_, old)) => {
@@ -323,7 +314,6 @@ async fn replace_other_object_at_dn(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn change(
     p: &Provisioner,
     object: &Properties,
@@ -394,13 +384,12 @@ async fn default_sender(
     Ok(wanted.filter(|w| Some(w) != current.as_ref()))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Moves the user `from` its old context and OX user into `context`; returns its new id.
 async fn move_user(
     p: &Provisioner,
     object: &Properties,
     name: &str,
-    old_context: i32,
-    old: &OxRef,
+    (old_context, old): (i32, &OxRef),
     context: i32,
     auth: &Credentials,
     previous: Option<&Properties>,

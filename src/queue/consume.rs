@@ -76,6 +76,15 @@ pub enum ConsumeError {
     ApplyTask(String),
 }
 
+/// What every apply task and scope reader shares.
+struct Shared<A> {
+    applier: Arc<A>,
+    settings: ConsumeSettings,
+    status: StatusBoard,
+    retry_now: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
 /// A message the consumer holds.
 struct Held {
     delivered: jetstream::Message,
@@ -95,7 +104,15 @@ pub async fn run<A: Applier>(
 ) -> Result<(), ConsumeError> {
     let max_held = usize::try_from(settings.max_ack_pending()).unwrap_or(1);
     let mut messages = super::Pulled::batched(client, &consumer, max_held);
-    let settings = Arc::new(settings);
+    let progress_every = settings.ack_wait / 3;
+    let concurrency = settings.concurrency.max(1);
+    let shared = Arc::new(Shared {
+        applier,
+        settings,
+        status,
+        retry_now,
+        shutdown: shutdown.clone(),
+    });
     let mut order: Order<Held> = Order::default();
     let mut running: JoinSet<u64> = JoinSet::new();
     // Delivered messages whose scopes are being read, all at the same time.
@@ -106,29 +123,24 @@ pub async fn run<A: Applier>(
     // Delivered after a message that touches everything, in the same batch: their scopes may
     // be stale once it is applied, so they are read again then.
     let mut unscoped: Vec<jetstream::Message> = Vec::new();
-    let mut progress = tokio::time::interval(settings.ack_wait / 3);
+    let mut progress = tokio::time::interval(progress_every);
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
-        while running.len() < settings.concurrency.max(1) {
+        while running.len() < concurrency {
             let Some((sequence, held)) = order.next_ready() else {
                 break;
             };
             let (delivered, message) = (held.delivered.clone(), held.message.clone());
-            let (applier, settings, status) = (applier.clone(), settings.clone(), status.clone());
-            let (retry_now, shutdown) = (retry_now.clone(), shutdown.clone());
+            let shared = shared.clone();
             running.spawn(async move {
-                handle(
-                    sequence, delivered, &message, &*applier, &settings, &status, &retry_now,
-                    &shutdown,
-                )
-                .await;
+                handle(sequence, delivered, &message, &shared).await;
                 sequence
             });
         }
         let may_admit = scoping.is_none() && order.admits();
         if may_admit && !unscoped.is_empty() {
             let batch = std::mem::take(&mut unscoped);
-            scoping = Some(scope_all(batch, applier.clone(), settings.clone()));
+            scoping = Some(scope_all(batch, shared.clone()));
             continue;
         }
         let room = max_held.saturating_sub(order.len() + unscoped.len());
@@ -165,7 +177,7 @@ pub async fn run<A: Applier>(
                                 _ => break,
                             }
                         }
-                        scoping = Some(scope_all(batch, applier.clone(), settings.clone()));
+                        scoping = Some(scope_all(batch, shared.clone()));
                     }
                     None => break Ok(()),
                 }
@@ -191,21 +203,17 @@ pub async fn run<A: Applier>(
 type Scoping = Pin<Box<dyn Future<Output = Vec<(u64, Scope, Held)>> + Send>>;
 
 /// Decodes `batch` and reads the scope of each message, all at the same time.
-fn scope_all<A: Applier>(
-    batch: Vec<jetstream::Message>,
-    applier: Arc<A>,
-    settings: Arc<ConsumeSettings>,
-) -> Scoping {
+fn scope_all<A: Applier>(batch: Vec<jetstream::Message>, shared: Arc<Shared<A>>) -> Scoping {
     Box::pin(async move {
         let scoped = batch.into_iter().map(|delivered| {
-            let (applier, settings) = (applier.clone(), settings.clone());
+            let shared = shared.clone();
             async move {
                 let sequence = delivered.info().map(|i| i.stream_sequence).unwrap_or(0);
                 let message = decode(&delivered, sequence).await?;
-                let scope = if settings.concurrency <= 1 {
+                let scope = if shared.settings.concurrency <= 1 {
                     Scope::Everything
                 } else {
-                    applier.scope(&message).await
+                    shared.applier.scope(&message).await
                 };
                 let message = Arc::new(message);
                 Some((sequence, scope, Held { delivered, message }))
@@ -259,17 +267,19 @@ fn admit(
 }
 
 /// Applies one decoded message until it is acknowledged or handed back.
-#[allow(clippy::too_many_arguments)]
 async fn handle<A: Applier>(
     sequence: u64,
     delivered: jetstream::Message,
     message: &ProvisioningMessage,
-    applier: &A,
-    settings: &ConsumeSettings,
-    status: &StatusBoard,
-    retry_now: &Notify,
-    shutdown: &CancellationToken,
+    shared: &Shared<A>,
 ) {
+    let Shared {
+        applier,
+        settings,
+        status,
+        retry_now,
+        shutdown,
+    } = shared;
     let progress_every = settings.ack_wait / 3;
     let mut attempts = 0u64;
     let mut blocked_since = None;

@@ -340,12 +340,6 @@ enum Request {
 }
 
 impl Pulled {
-    /// One message per request (a consumer with one message in flight). `client` is the client
-    /// `consumer` was opened with.
-    pub fn one_at_a_time(client: &async_nats::Client, consumer: &consumer::PullConsumer) -> Self {
-        Self::batched(client, consumer, 1)
-    }
-
     /// Up to `batch` messages per request (a consumer with that many messages in flight).
     /// `client` is the client `consumer` was opened with.
     pub fn batched(

@@ -554,17 +554,12 @@ async fn a_dispatcher_restarted_with_messages_in_flight_keeps_the_incoming_order
             stop.clone(),
         );
         tokio::spawn(async move {
-            forward::run(
-                &client,
-                &incoming,
-                &consumer,
-                publisher,
-                &subscription,
-                &matcher,
-                &Quiet,
-                &stop,
-            )
-            .await
+            let source = forward::Source {
+                client: &client,
+                incoming: &incoming,
+                consumer: &consumer,
+            };
+            forward::run(source, publisher, &subscription, &matcher, &Quiet, &stop).await
         })
     };
     let mut queue = js.get_stream("SUB_people").await.unwrap();

@@ -646,7 +646,7 @@ async fn one_message_at_a_time_never_waits_for_a_request_already_answered() {
     for ack in acks {
         ack.await.unwrap();
     }
-    let mut messages = ox_connector::queue::Pulled::one_at_a_time(&js.client(), &consumer);
+    let mut messages = ox_connector::queue::Pulled::batched(&js.client(), &consumer, 1);
     let stop = tokio_util::sync::CancellationToken::new();
     let mut longest = Duration::ZERO;
     for i in 0..count {
@@ -671,7 +671,7 @@ async fn one_message_at_a_time_never_waits_for_a_request_already_answered() {
 async fn one_message_at_a_time_recovers_from_a_restarted_nats_server() {
     let mut env = TestEnv::start().await;
     let (js, consumer) = work_queue(&env, 1, Duration::from_secs(1)).await;
-    let mut messages = ox_connector::queue::Pulled::one_at_a_time(&js.client(), &consumer);
+    let mut messages = ox_connector::queue::Pulled::batched(&js.client(), &consumer, 1);
     let stop = tokio_util::sync::CancellationToken::new();
     let waiting = tokio::spawn(async move {
         let message = messages.next(&stop).await.unwrap();
