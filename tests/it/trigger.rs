@@ -38,6 +38,18 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Asserts the trigger's exit code, showing what it printed if it differs.
+#[track_caller]
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
 fn write_users(dir: &Path, numbers: impl IntoIterator<Item = u32>) {
     for n in numbers {
         files::write(
@@ -55,6 +67,19 @@ pub async fn start_daemon(env: &TestEnv, applier: &RecordingApplier) -> RunningD
     let endpoint = env.data.path().join("run/admin.json");
     wait_for("the admin API", T, || endpoint.exists()).await;
     daemon
+}
+
+/// A daemon whose queue is blocked at the first of `count` listener files (its change fails
+/// until healed).
+async fn blocked_at_the_first_of(count: u32) -> (TestEnv, RecordingApplier, RunningDaemon) {
+    let env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    let applier = RecordingApplier::new(dir.clone());
+    applier.fail(&files::name(1), u32::MAX);
+    write_users(&dir, 1..=count);
+    let daemon = start_daemon(&env, &applier).await;
+    wait_until_blocked_at(&env, &files::name(1)).await;
+    (env, applier, daemon)
 }
 
 /// The numbers in a summary line: (applied, quarantined, pending, total).
@@ -94,13 +119,7 @@ async fn wait_until_blocked_at(env: &TestEnv, file: &str) {
 
 #[tokio::test]
 async fn the_trigger_waits_while_blocked_and_exits_0_once_every_file_from_its_start_is_applied() {
-    let env = TestEnv::start().await;
-    let dir = env.listener_dir();
-    let applier = RecordingApplier::new(dir.clone());
-    applier.fail(&files::name(1), u32::MAX);
-    write_users(&dir, 1..=3);
-    let daemon = start_daemon(&env, &applier).await;
-    wait_until_blocked_at(&env, &files::name(1)).await;
+    let (env, applier, daemon) = blocked_at_the_first_of(3).await;
 
     let mut child = trigger_command(env.data.path(), "20s").spawn().unwrap();
     // Still running after two more failed attempts: it does not give up while its wait lasts.
@@ -117,13 +136,7 @@ async fn the_trigger_waits_while_blocked_and_exits_0_once_every_file_from_its_st
         .await
         .expect("the trigger ends once the files are applied")
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit(&output, 0);
     // Exit 0 lets the host delete the files: each one must be applied by now.
     assert_eq!(
         applier.applied(),
@@ -140,22 +153,10 @@ async fn the_trigger_waits_while_blocked_and_exits_0_once_every_file_from_its_st
 
 #[tokio::test]
 async fn a_blocked_queue_makes_the_trigger_exit_4_and_say_what_blocks_until_an_admin_removes_it() {
-    let env = TestEnv::start().await;
-    let dir = env.listener_dir();
-    let applier = RecordingApplier::new(dir.clone());
-    applier.fail(&files::name(1), u32::MAX);
-    write_users(&dir, 1..=2);
-    let daemon = start_daemon(&env, &applier).await;
-    wait_until_blocked_at(&env, &files::name(1)).await;
+    let (env, applier, daemon) = blocked_at_the_first_of(2).await;
 
     let output = trigger(env.data.path(), "300ms").await;
-    assert_eq!(
-        output.status.code(),
-        Some(4),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit(&output, 4);
     assert_eq!(
         stdout(&output),
         format!(
@@ -171,7 +172,7 @@ async fn a_blocked_queue_makes_the_trigger_exit_4_and_say_what_blocks_until_an_a
         "users/user uid=user1,cn=users,dc=example,dc=org".to_owned(),
         "entry UUID u1".to_owned(),
         "OX is not reachable (test)".to_owned(),
-        format!("rm {}", dir.join(files::name(1)).display()),
+        format!("rm {}", env.listener_dir().join(files::name(1)).display()),
     ] {
         assert!(
             problems.contains(&needle),
@@ -181,15 +182,9 @@ async fn a_blocked_queue_makes_the_trigger_exit_4_and_say_what_blocks_until_an_a
     assert_eq!(env.queued_files(), [files::name(1), files::name(2)]);
 
     // The admin removes the file that cannot be applied: the rest goes through.
-    std::fs::remove_file(dir.join(files::name(1))).unwrap();
+    std::fs::remove_file(env.listener_dir().join(files::name(1))).unwrap();
     let output = trigger(env.data.path(), "20s").await;
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit(&output, 0);
     assert_eq!(applier.applied(), [files::name(2)]);
     daemon.stop().await;
 }
@@ -204,13 +199,7 @@ async fn while_the_daemon_is_still_working_the_trigger_exits_3_without_warnings(
     let daemon = start_daemon(&env, &applier).await;
 
     let output = trigger(env.data.path(), "200ms").await;
-    assert_eq!(
-        output.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit(&output, 3);
     assert!(
         stdout(&output)
             .contains("pending 3 of 3 listener files; the daemon is still working on them"),
@@ -231,13 +220,7 @@ async fn without_a_running_daemon_the_trigger_exits_5_and_touches_nothing() {
         .map(|n| std::fs::read(dir.join(files::name(n))).unwrap())
         .collect();
     let output = trigger(data.path(), "1s").await;
-    assert_eq!(
-        output.status.code(),
-        Some(5),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit(&output, 5);
     assert_eq!(
         stdout(&output),
         "ox-connector trigger: applied 0, pending 2 of 2 listener files; the daemon is not running\n"
@@ -254,23 +237,11 @@ async fn without_a_running_daemon_the_trigger_exits_5_and_touches_nothing() {
     assert_eq!(before, after);
 
     // Crashed: the endpoint file is left behind, but nothing answers there.
-    let env = TestEnv::start().await;
-    let dir = env.listener_dir();
-    let applier = RecordingApplier::new(dir.clone());
-    applier.fail(&files::name(1), u32::MAX);
-    write_users(&dir, 1..=2);
-    let daemon = start_daemon(&env, &applier).await;
-    wait_until_blocked_at(&env, &files::name(1)).await;
+    let (env, _applier, daemon) = blocked_at_the_first_of(2).await;
     daemon.daemon.crash().await;
     assert!(env.data.path().join("run/admin.json").exists());
     let output = trigger(env.data.path(), "1s").await;
-    assert_eq!(
-        output.status.code(),
-        Some(5),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit(&output, 5);
     assert_eq!(env.queued_files(), [files::name(1), files::name(2)]);
 }
 
@@ -279,7 +250,7 @@ async fn a_wrong_data_directory_makes_the_trigger_exit_6() {
     let data = tempfile::tempdir().unwrap();
     let missing = data.path().join("missing");
     let output = trigger(&missing, "1s").await;
-    assert_eq!(output.status.code(), Some(6));
+    assert_exit(&output, 6);
     assert!(
         stderr(&output).contains("does not exist"),
         "{}",
@@ -288,7 +259,7 @@ async fn a_wrong_data_directory_makes_the_trigger_exit_6() {
 
     // A data directory without a listener folder: the daemon never ran there.
     let output = trigger(data.path(), "1s").await;
-    assert_eq!(output.status.code(), Some(6));
+    assert_exit(&output, 6);
     assert!(
         stderr(&output).contains("no listener folder"),
         "{}",
@@ -302,25 +273,13 @@ async fn a_wrong_data_directory_makes_the_trigger_exit_6() {
     std::fs::create_dir_all(data.path().join("secrets")).unwrap();
     std::fs::write(data.path().join("secrets/admin-token"), "t").unwrap();
     let output = trigger(data.path(), "1s").await;
-    assert_eq!(
-        output.status.code(),
-        Some(6),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit(&output, 6);
     assert!(data.path().join("listener").join(files::name(1)).exists());
 }
 
 #[tokio::test]
 async fn two_triggers_never_run_at_once() {
-    let env = TestEnv::start().await;
-    let dir = env.listener_dir();
-    let applier = RecordingApplier::new(dir.clone());
-    applier.fail(&files::name(1), u32::MAX);
-    write_users(&dir, 1..=2);
-    let daemon = start_daemon(&env, &applier).await;
-    wait_until_blocked_at(&env, &files::name(1)).await;
+    let (env, applier, daemon) = blocked_at_the_first_of(2).await;
 
     let data = env.data.path().to_owned();
     let first = trigger_command(&data, "20s").spawn().unwrap();
@@ -397,13 +356,7 @@ async fn a_json_file_that_is_not_a_listener_file_keeps_the_trigger_from_exiting_
 
     let started = Instant::now();
     let output = trigger(env.data.path(), "20s").await;
-    assert_eq!(
-        output.status.code(),
-        Some(4),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit(&output, 4);
     // It does not wait for a file the daemon will never take.
     assert!(started.elapsed() < Duration::from_secs(10));
     // The daemon may have applied a file before the trigger looked: it is then not counted.
@@ -430,13 +383,7 @@ async fn a_quarantined_file_counts_as_done_and_is_reported() {
     let daemon = start_daemon(&env, &applier).await;
 
     let output = trigger(env.data.path(), "20s").await;
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit(&output, 0);
     let (applied, quarantined, pending, total) = counts(&stdout(&output));
     assert_eq!((quarantined, pending), (1, 0), "{}", stdout(&output));
     assert_eq!(applied + quarantined, total);
