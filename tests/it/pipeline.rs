@@ -13,22 +13,10 @@ async fn files_are_applied_in_name_order_and_deleted_only_after_their_apply() {
     let env = TestEnv::start().await;
     let dir = env.listener_dir();
     // Written out of order before the daemon starts, and more while it runs.
-    for n in [3, 1, 2] {
-        files::write(
-            &dir,
-            &files::name(n),
-            &files::user(&format!("u{n}"), &format!("user{n}")),
-        );
-    }
+    files::write_users(&dir, [3, 1, 2]);
     let applier = RecordingApplier::new(dir.clone());
     let daemon = env.daemon(applier.clone()).await;
-    for n in [4, 6, 5] {
-        files::write(
-            &dir,
-            &files::name(n),
-            &files::user(&format!("u{n}"), &format!("user{n}")),
-        );
-    }
+    files::write_users(&dir, [4, 6, 5]);
     wait_for("six applied files", T, || applier.applied().len() == 6).await;
     wait_for("an empty listener folder", T, || {
         env.queued_files().is_empty()
@@ -59,13 +47,7 @@ async fn a_failing_apply_keeps_the_file_blocks_the_queue_and_retries_in_order() 
     let dir = env.listener_dir();
     let applier = RecordingApplier::new(dir.clone());
     applier.fail(&files::name(2), u32::MAX);
-    for n in 1..=3 {
-        files::write(
-            &dir,
-            &files::name(n),
-            &files::user(&format!("u{n}"), &format!("user{n}")),
-        );
-    }
+    files::write_users(&dir, 1..=3);
     let daemon = env.daemon(applier.clone()).await;
 
     wait_for("three attempts at the failing file", T, || {
@@ -103,13 +85,7 @@ async fn a_file_removed_by_an_admin_is_skipped_without_applying_it() {
     let dir = env.listener_dir();
     let applier = RecordingApplier::new(dir.clone());
     applier.fail(&files::name(1), u32::MAX);
-    for n in 1..=3 {
-        files::write(
-            &dir,
-            &files::name(n),
-            &files::user(&format!("u{n}"), &format!("user{n}")),
-        );
-    }
+    files::write_users(&dir, 1..=3);
     let daemon = env.daemon(applier.clone()).await;
     wait_for("the queue to block on the first file", T, || {
         applier.attempts_at(&files::name(1)) >= 1
@@ -276,13 +252,7 @@ async fn a_full_queue_shows_as_full_and_loses_nothing_once_drained() {
     let dir = env.listener_dir();
     let applier = RecordingApplier::new(dir.clone());
     applier.fail(&files::name(1), u32::MAX);
-    for n in 1..=8 {
-        files::write(
-            &dir,
-            &files::name(n),
-            &files::user(&format!("u{n}"), &format!("user{n}")),
-        );
-    }
+    files::write_users(&dir, 1..=8);
     let daemon = env.daemon(applier.clone()).await;
     wait_for("the queue-full status", T, || {
         !status_file(env.data.path())["queue_full"].is_null()
@@ -315,13 +285,7 @@ async fn a_restarted_nats_server_does_not_lose_or_reorder_changes() {
     wait_for("the first file", T, || applier.applied().len() == 1).await;
 
     env.nats.restart(None).await.unwrap();
-    for n in 2..=5 {
-        files::write(
-            &dir,
-            &files::name(n),
-            &files::user(&format!("u{n}"), &format!("user{n}")),
-        );
-    }
+    files::write_users(&dir, 2..=5);
     wait_for(
         "the files written after the restart",
         Duration::from_secs(40),

@@ -50,16 +50,6 @@ fn assert_exit(output: &Output, code: i32) {
     );
 }
 
-fn write_users(dir: &Path, numbers: impl IntoIterator<Item = u32>) {
-    for n in numbers {
-        files::write(
-            dir,
-            &files::name(n),
-            &files::user(&format!("u{n}"), &format!("user{n}")),
-        );
-    }
-}
-
 /// Starts the daemon and waits until its admin API is published (a trigger started before that
 /// would find no daemon, which is another test).
 pub async fn start_daemon(env: &TestEnv, applier: &RecordingApplier) -> RunningDaemon {
@@ -76,7 +66,7 @@ async fn blocked_at_the_first_of(count: u32) -> (TestEnv, RecordingApplier, Runn
     let dir = env.listener_dir();
     let applier = RecordingApplier::new(dir.clone());
     applier.fail(&files::name(1), u32::MAX);
-    write_users(&dir, 1..=count);
+    files::write_users(&dir, 1..=count);
     let daemon = start_daemon(&env, &applier).await;
     wait_until_blocked_at(&env, &files::name(1)).await;
     (env, applier, daemon)
@@ -195,7 +185,7 @@ async fn while_the_daemon_is_still_working_the_trigger_exits_3_without_warnings(
     let dir = env.listener_dir();
     let applier = RecordingApplier::new(dir.clone());
     applier.set_delay(Duration::from_secs(1));
-    write_users(&dir, 1..=3);
+    files::write_users(&dir, 1..=3);
     let daemon = start_daemon(&env, &applier).await;
 
     let output = trigger(env.data.path(), "200ms").await;
@@ -215,7 +205,7 @@ async fn without_a_running_daemon_the_trigger_exits_5_and_touches_nothing() {
     // Never started: no endpoint file.
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("listener");
-    write_users(&dir, 1..=2);
+    files::write_users(&dir, 1..=2);
     let before: Vec<Vec<u8>> = (1..=2)
         .map(|n| std::fs::read(dir.join(files::name(n))).unwrap())
         .collect();
@@ -267,7 +257,7 @@ async fn a_wrong_data_directory_makes_the_trigger_exit_6() {
     );
 
     // An endpoint file that is not the daemon's.
-    write_users(&data.path().join("listener"), [1]);
+    files::write_users(&data.path().join("listener"), [1]);
     std::fs::create_dir_all(data.path().join("run")).unwrap();
     std::fs::write(data.path().join("run/admin.json"), "not json").unwrap();
     std::fs::create_dir_all(data.path().join("secrets")).unwrap();
@@ -350,7 +340,7 @@ async fn a_json_file_that_is_not_a_listener_file_keeps_the_trigger_from_exiting_
     let env = TestEnv::start().await;
     let dir = env.listener_dir();
     let applier = RecordingApplier::new(dir.clone());
-    write_users(&dir, 1..=2);
+    files::write_users(&dir, 1..=2);
     std::fs::write(dir.join("notes.json"), "{}").unwrap();
     let daemon = start_daemon(&env, &applier).await;
 
@@ -379,7 +369,7 @@ async fn a_quarantined_file_counts_as_done_and_is_reported() {
     let dir = env.listener_dir();
     let applier = RecordingApplier::new(dir.clone());
     files::write_raw(&dir, &files::name(1), b"{ not json");
-    write_users(&dir, [2]);
+    files::write_users(&dir, [2]);
     let daemon = start_daemon(&env, &applier).await;
 
     let output = trigger(env.data.path(), "20s").await;

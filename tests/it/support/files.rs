@@ -28,6 +28,13 @@ pub fn write(dir: &Path, name: &str, value: &Value) {
     ox_connector::listener::write::write(dir, name, value).unwrap();
 }
 
+/// Writes listener file `n` (user `u<n>` named `user<n>`) for each of `numbers`, in that order.
+pub fn write_users(dir: &Path, numbers: impl IntoIterator<Item = u32>) {
+    for n in numbers {
+        write(dir, &name(n), &user(&format!("u{n}"), &format!("user{n}")));
+    }
+}
+
 /// Writes raw bytes as listener file `name` in `dir`, atomically like the converter.
 pub fn write_raw(dir: &Path, name: &str, bytes: &[u8]) {
     ox_connector::listener::write::write_raw(dir, name, bytes).unwrap();
