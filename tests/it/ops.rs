@@ -682,7 +682,7 @@ async fn the_python_cache_in_the_data_dir_is_imported_at_the_first_start() {
     let first = t.daemon().await;
     t.settle().await;
     first.stop().await;
-    let anna = t.state().context(10).unwrap().user("anna").unwrap().id;
+    let anna = t.ox_user(10, "anna").id;
 
     // A fresh state store (a new nats-server), but the old cache in <data-dir>/listener/old.
     let mut fresh = crate::support::TestEnv::start().await;

@@ -112,15 +112,8 @@ async fn a_user_is_changed_renamed_and_deleted() {
     ));
     let daemon = t.daemon().await;
     t.settle().await;
-    let id = t.state().context(10).unwrap().user("anna").unwrap().id;
-    let anna = t
-        .state()
-        .context(10)
-        .unwrap()
-        .user("anna")
-        .unwrap()
-        .data
-        .clone();
+    let id = t.ox_user(10, "anna").id;
+    let anna = t.ox_user(10, "anna").data;
     assert_eq!(anna.department.as_deref(), Some("Sales"));
     assert_eq!(
         anna.default_sender_address.as_deref(),
@@ -168,20 +161,11 @@ async fn a_users_own_default_sender_address_is_kept_while_it_is_one_of_their_add
     ));
     let daemon = t.daemon().await;
     t.settle().await;
-    let sender = |t: &OxEnv| {
-        t.state()
-            .context(10)
-            .unwrap()
-            .user("anna")
-            .unwrap()
-            .data
-            .default_sender_address
-            .clone()
-    };
+    let sender = |t: &OxEnv| t.ox_user(10, "anna").data.default_sender_address;
     assert_eq!(sender(&t).as_deref(), Some("anna@example.org"));
 
     // Anna picks her alias as the default sender in OX.
-    let id = t.state().context(10).unwrap().user("anna").unwrap().id;
+    let id = t.ox_user(10, "anna").id;
     let choice = ox_connector::ox::soap::User {
         default_sender_address: Some("a.k@example.org".into()),
         ..ox_connector::ox::soap::User::with_id(id)
@@ -402,7 +386,7 @@ async fn a_group_that_arrives_before_its_member_converges_once_the_member_exists
     // The group (with a member not provisioned yet) is applied first…
     t.write(group("g-team", "team", &["anna", "bob"], json!({})));
     t.settle().await;
-    let anna = t.state().context(10).unwrap().user("anna").unwrap().id;
+    let anna = t.ox_user(10, "anna").id;
     assert_eq!(
         t.state()
             .context(10)
@@ -750,7 +734,7 @@ async fn a_move_interrupted_after_the_old_user_was_deleted_is_finished_on_retry(
     // What the killed attempt did in OX: copyUser into context 20, then delete in context 10.
     let auth = t.context_admin(10);
     let client = t.ox_client();
-    let old_id = t.state().context(10).unwrap().user("anna").unwrap().id;
+    let old_id = t.ox_user(10, "anna").id;
     let old = ox_connector::ox::soap::User::with_id(old_id);
     let copy = client.copy_user(&old, 10, 20).await.unwrap();
     client.delete_user(10, &old, &auth).await.unwrap();

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use ox_connector::app::Daemon;
-use ox_connector::emulator::{Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot};
+use ox_connector::emulator::{
+    Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot, UserSnapshot,
+};
 use ox_connector::ox::soap::{Credentials, OxClient};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -69,6 +71,16 @@ impl OxEnv {
 
     pub fn state(&self) -> StateSnapshot {
         self.ox.state()
+    }
+
+    /// The OX user `name` of `context` as the emulator has it now; panics if it is not there.
+    #[track_caller]
+    pub fn ox_user(&self, context: i32, name: &str) -> UserSnapshot {
+        let state = self.state();
+        let ctx = state.context(context);
+        ctx.and_then(|c| c.user(name))
+            .unwrap_or_else(|| panic!("no user {name} in OX context {context}"))
+            .clone()
     }
 
     pub fn blocked(&self) -> Value {
