@@ -185,12 +185,13 @@ impl Daemon {
             }
         };
         let identity = |role: Role| identities.as_ref().and_then(|(ids, _)| ids.by_role(&role));
-        let client = connect(&url, identity(Role::Service)).await?;
+        let client = connect(&url, identity(Role::Service), &shutdown).await?;
         let publisher_client = connect(
             &url,
             identity(Role::Publisher {
                 realm: crate::message::REALM_UDM.into(),
             }),
+            &shutdown,
         )
         .await?;
         let ox_client = connect(
@@ -198,6 +199,7 @@ impl Daemon {
             identity(Role::Subscriber {
                 name: queue::OX_SUBSCRIBER.into(),
             }),
+            &shutdown,
         )
         .await?;
         let js = jetstream::new(client.clone());
@@ -402,7 +404,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     Daemon::start_ox(settings, shutdown).await?.wait().await
 }
 
-async fn connect(url: &str, identity: Option<Identity>) -> Result<async_nats::Client, AppError> {
+/// Connects to NATS. A lost connection is a warning, except once `shutdown` is cancelled: the
+/// embedded nats-server is stopped last, while the connections are still open.
+async fn connect(
+    url: &str,
+    identity: Option<Identity>,
+    shutdown: &CancellationToken,
+) -> Result<async_nats::Client, AppError> {
     let options = match &identity {
         Some(identity) => identity.connect_options(),
         None => async_nats::ConnectOptions::new(),
@@ -413,13 +421,22 @@ async fn connect(url: &str, identity: Option<Identity>) -> Result<async_nats::Cl
     options
         .name(name)
         .retry_on_initial_connect()
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => tracing::debug!("Connected to NATS."),
-                async_nats::Event::Disconnected => {
-                    tracing::warn!("Lost the connection to NATS; reconnecting.")
+        .event_callback({
+            let stopping = shutdown.clone();
+            move |event| {
+                let stopping = stopping.is_cancelled();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => tracing::debug!("Connected to NATS."),
+                        async_nats::Event::Disconnected if stopping => {
+                            tracing::debug!("The connection to NATS ended while stopping.")
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("Lost the connection to NATS; reconnecting.")
+                        }
+                        other => tracing::debug!(event = %other, "NATS connection event."),
+                    }
                 }
-                other => tracing::debug!(event = %other, "NATS connection event."),
             }
         })
         .connect(url)
