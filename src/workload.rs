@@ -8,8 +8,9 @@
 //! applied last: [`Workload::applied_version`] and [`Expected::diff`].
 //!
 //! The stream is consistent the way UDM is: users are created in live contexts, a context is
-//! deleted only after its users and resources were moved out, deleting a user also changes the
-//! groups it was in, and every file carries the object's full current state.
+//! deleted only after its users and resources were moved out, a group change adds or removes
+//! one member (members come from any context), deleting a user also changes the groups it was
+//! in, and every file carries the object's full current state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
