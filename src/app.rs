@@ -533,23 +533,27 @@ async fn consume_until_stopped<A: Applier>(
     stop: CancellationToken,
 ) {
     loop {
-        let result = match source.open(settings.max_ack_pending()).await {
-            Ok(consumer) => consume::run(
-                &source.subscriber,
-                consumer,
-                applier.clone(),
-                settings.clone(),
-                status.clone(),
-                retry_now.clone(),
-                stop.clone(),
-            )
-            .await
-            .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("cannot open the queue consumer: {e}")),
-        };
-        match result {
-            Ok(()) => return,
-            Err(e) => tracing::error!(error = %e, "The queue consumer failed; restarting it."),
+        match source.open(settings.max_ack_pending()).await {
+            Ok(consumer) => {
+                let result = consume::run(
+                    &source.subscriber,
+                    consumer,
+                    applier.clone(),
+                    settings.clone(),
+                    status.clone(),
+                    retry_now.clone(),
+                    stop.clone(),
+                )
+                .await;
+                match result {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "The queue consumer failed; restarting it.")
+                    }
+                }
+            }
+            // NATS is not there (yet, or again): retried like the rest of the start-up.
+            Err(e) => tracing::warn!(error = %e, "Cannot open the queue consumer; retrying."),
         }
         tokio::select! {
             () = stop.cancelled() => return,

@@ -298,6 +298,48 @@ async fn a_restarted_nats_server_does_not_lose_or_reorder_changes() {
     daemon.stop().await;
 }
 
+/// The daemon's start-up (stream set-up, the dispatcher and its consumers, the subscription)
+/// meets a nats-server restart at a different point each round; each time it comes up, and
+/// every file is applied once, in order.
+#[tokio::test]
+async fn the_daemon_starts_whenever_during_its_start_up_the_nats_server_restarts() {
+    let mut env = TestEnv::start().await;
+    let dir = env.listener_dir();
+    let applier = RecordingApplier::new(dir.clone());
+    // Start-up takes 30-60 ms here (debug build): the restarts land all over it. A restart
+    // just after start-up costs a round the JetStream request timeout (5 s, twice at most): a
+    // request lost with the connection is not answered.
+    let rounds = [0u64, 10, 20];
+    for (round, delay) in (1..).zip(rounds) {
+        files::write_users(&dir, [round]);
+        let token = tokio_util::sync::CancellationToken::new();
+        let starting =
+            ox_connector::app::Daemon::start(env.settings.clone(), applier.clone(), token.clone());
+        let restarting = async {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            env.nats.restart(None).await.unwrap();
+        };
+        let (daemon, ()) = tokio::join!(starting, restarting);
+        let daemon = daemon.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        wait_for(
+            &format!("the file of round {round}"),
+            Duration::from_secs(40),
+            || env.queued_files().is_empty(),
+        )
+        .await;
+        token.cancel();
+        daemon.wait().await.expect("the daemon stops cleanly");
+    }
+    let mut distinct = applier.applied();
+    distinct.dedup();
+    assert_eq!(
+        distinct,
+        (1..=3).map(files::name).collect::<Vec<_>>(),
+        "{:?}",
+        applier.applied()
+    );
+}
+
 #[tokio::test]
 async fn a_batch_is_queued_dependencies_first_whatever_the_names_say() {
     let env = TestEnv::start().await;
