@@ -532,8 +532,18 @@ async fn consume_until_stopped<A: Applier>(
     retry_now: Arc<Notify>,
     stop: CancellationToken,
 ) {
+    let connection = queue::Connection::of(&source.subscriber);
     loop {
-        match source.open(settings.max_ack_pending()).await {
+        let epoch = connection.epoch();
+        let opened = tokio::select! {
+            opened = source.open(settings.max_ack_pending()) => opened,
+            // A request lost with the connection would only end at its timeout.
+            () = connection.reconnected_since(epoch) => {
+                tracing::debug!("The NATS client reconnected while opening the queue consumer; opening it again.");
+                continue;
+            }
+        };
+        match opened {
             Ok(consumer) => {
                 let result = consume::run(
                     &source.subscriber,

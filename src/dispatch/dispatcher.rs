@@ -27,6 +27,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::instrument::WithSubscriber;
 
 use super::identity::{Identities, Role};
 use super::redact::{redact, DEFAULT_FIELDS};
@@ -385,8 +386,20 @@ impl Dispatch {
         let task = tokio::spawn({
             let stop = stop.clone();
             async move {
+                let connection = queue::Connection::of(&worker.js.client());
                 while !stop.is_cancelled() {
-                    match worker.run(subscription.clone(), &stop).await {
+                    let epoch = connection.epoch();
+                    let result = tokio::select! {
+                        result = worker.run(subscription.clone(), &stop) => result,
+                        // A request lost with the connection would hold the dispatcher up until
+                        // its timeout; started afresh, it copies what was in flight again, read
+                        // from the stream in order (`forward`).
+                        () = connection.reconnected_since(epoch) => {
+                            tracing::debug!(subscriber = %subscription.name, "The NATS client reconnected; restarting the dispatcher.");
+                            continue;
+                        }
+                    };
+                    match result {
                         Ok(()) => return,
                         Err(e) => {
                             tracing::error!(subscriber = %subscription.name, error = %e, "Dispatcher failed; restarting it.");
@@ -463,6 +476,9 @@ async fn wait_until_accepted(url: &str, identity: &super::identity::Identity) {
             .connect_options()
             .connection_timeout(Duration::from_secs(1))
             .connect(url)
+            // Refusals are expected until the reload is done, and async-nats logs each one as
+            // an error ("authorization violation") that would alarm an admin for nothing.
+            .with_subscriber(tracing::subscriber::NoSubscriber::default())
             .await;
         if let Ok(client) = attempt {
             drop(client);
@@ -657,5 +673,57 @@ impl Worker {
     fn update_status(&self, name: &str, change: impl FnOnce(&mut SubscriberStatus)) {
         let mut statuses = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
         change(statuses.entry(name.to_owned()).or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::identity::{Identities, Role};
+    use super::*;
+    use crate::queue::embedded::{reload_users, EmbeddedOptions, NatsServer};
+    use crate::telemetry::sink::Sink;
+
+    #[tokio::test]
+    async fn waiting_for_the_server_to_accept_a_new_user_logs_no_error() {
+        let data = tempfile::tempdir().unwrap();
+        let mut identities = Identities::load(data.path()).unwrap();
+        let nats_dir = data.path().join("nats");
+        let server = NatsServer::start(EmbeddedOptions {
+            binary: None,
+            dir: nats_dir.clone(),
+            port: 0,
+            users: Some(identities.nats_users()),
+        })
+        .await
+        .unwrap();
+        let newcomer = identities
+            .ensure(Role::Subscriber { name: "crm".into() })
+            .unwrap();
+
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // The test's runtime polls everything on this thread.
+        let _logging = tracing::subscriber::set_default(subscriber);
+        let reload_late = async {
+            // The server refuses the new user a few times first.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            reload_users(&nats_dir, &identities.nats_users()).unwrap();
+        };
+        tokio::join!(wait_until_accepted(server.url(), &newcomer), reload_late);
+
+        let log = sink.text();
+        assert!(!log.contains("ERROR"), "{log}");
+        assert!(!log.contains("WARN"), "accepted within the wait: {log}");
+        newcomer
+            .connect_options()
+            .connect(server.url())
+            .await
+            .unwrap();
+        server.stop().await;
     }
 }

@@ -299,6 +299,36 @@ pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// asks again within a second of a restart.
 const RECONNECT_CHECK: Duration = Duration::from_secs(1);
 
+/// Tells whether a NATS client has connected again since a moment. An answer to a request sent
+/// before a reconnect never comes: a restarted server has forgotten the request, and an answer
+/// sent to the lost connection is gone. So whoever waits for one gives up on a reconnect
+/// instead of at its timeout (5-10 s), and asks again.
+#[derive(Clone)]
+pub struct Connection {
+    statistics: Arc<async_nats::Statistics>,
+}
+
+impl Connection {
+    pub fn of(client: &async_nats::Client) -> Self {
+        Self {
+            statistics: client.statistics(),
+        }
+    }
+
+    /// The client's count of connections so far: the moment for [`Connection::reconnected_since`].
+    pub fn epoch(&self) -> u64 {
+        self.statistics.connects.load(Ordering::Relaxed)
+    }
+
+    /// Completes once the client has connected again after `epoch` (looked at every
+    /// [`RECONNECT_CHECK`]).
+    pub async fn reconnected_since(&self, epoch: u64) {
+        while self.epoch() == epoch {
+            tokio::time::sleep(RECONNECT_CHECK).await;
+        }
+    }
+}
+
 /// A consumer's messages, asked for with pull requests of at most `batch` messages each.
 ///
 /// A request is sent only when the previous one is answered (its `batch` messages arrived, or
@@ -321,8 +351,8 @@ const RECONNECT_CHECK: Duration = Duration::from_secs(1);
 pub struct Pulled {
     consumer: consumer::PullConsumer,
     batch: usize,
-    /// The statistics of the consumer's client: its count of connections tells a reconnect.
-    statistics: Arc<async_nats::Statistics>,
+    /// The consumer's client: a reconnect supersedes the open request.
+    connection: Connection,
     /// The count of connections when the current request was sent (read just before: a
     /// reconnect in between only makes it superseded at once).
     sent_on: u64,
@@ -350,7 +380,7 @@ impl Pulled {
         Self {
             consumer: consumer.clone(),
             batch: batch.max(1),
-            statistics: client.statistics(),
+            connection: Connection::of(client),
             sent_on: 0,
             request: Request::None,
             superseded: VecDeque::new(),
@@ -366,7 +396,7 @@ impl Pulled {
     ) -> Option<jetstream::Message> {
         use futures::StreamExt;
         loop {
-            let connects = self.statistics.connects.load(Ordering::Relaxed);
+            let connects = self.connection.epoch();
             self.request = match std::mem::replace(&mut self.request, Request::None) {
                 // A restarted server has forgotten the request; one that did not restart may
                 // still answer it.

@@ -9,11 +9,19 @@
 //! order. (The server checks for a duplicate before the expectation, so a message stored
 //! before — a re-publish after a restart — is confirmed as a duplicate; the message after it then
 //! breaks the chain, and the pipeline sends the rest again starting a new run.)
+//!
+//! A PubAck awaited when the client reconnects is given up at once (see [`super::Connection`]):
+//! the messages in flight then count as not stored and are offered again; any of them stored
+//! already is recognised by its id.
 
 use std::collections::VecDeque;
 
-use async_nats::jetstream::{self, context::PublishAckFuture, context::PublishErrorKind};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::publish::PublishAck;
+use async_nats::jetstream::{self, context::PublishAckFuture};
 use async_nats::HeaderMap;
+
+use super::Connection;
 
 use crate::message::{ProvisioningMessage, HEADER_SOURCE_FILE};
 
@@ -48,11 +56,13 @@ pub struct Published {
 #[derive(Clone)]
 pub struct Publisher {
     js: jetstream::Context,
+    connection: Connection,
 }
 
 impl Publisher {
     pub fn new(js: jetstream::Context) -> Self {
-        Self { js }
+        let connection = Connection::of(&js.client());
+        Self { js, connection }
     }
 
     /// Publishes `message` with its id as `Nats-Msg-Id` and waits until JetStream stored it.
@@ -69,30 +79,50 @@ impl Publisher {
         message: &ProvisioningMessage,
         msg_id: &str,
     ) -> Result<Published, PublishError> {
-        self.send_to(subject, message, msg_id, None)
-            .await?
+        let sent_on = self.connection.epoch();
+        let ack = self.send_to(subject, message, msg_id, None).await?;
+        self.await_ack(ack, sent_on)
             .await
             .map(|ack| Published {
                 sequence: ack.sequence,
                 duplicate: ack.duplicate,
             })
-            .map_err(classify)
+            .map_err(AckError::into_publish_error)
     }
 
-    /// Sends `outgoing` (stored only right after the message with id `after`, if given) and
-    /// returns the future of its PubAck.
+    /// Sends `outgoing` (stored only right after the message with id `after`, if given).
     async fn send(
         &self,
-        outgoing: &Outgoing,
+        outgoing: Outgoing,
         after: Option<&str>,
-    ) -> Result<PublishAckFuture, PublishError> {
-        self.send_to(
-            outgoing.subject.clone(),
-            &outgoing.message,
-            &outgoing.msg_id,
-            after,
-        )
-        .await
+    ) -> Result<InFlight, (Outgoing, PublishError)> {
+        let sent_on = self.connection.epoch();
+        match self
+            .send_to(
+                outgoing.subject.clone(),
+                &outgoing.message,
+                &outgoing.msg_id,
+                after,
+            )
+            .await
+        {
+            Ok(ack) => Ok(InFlight {
+                outgoing,
+                ack,
+                sent_on,
+            }),
+            Err(error) => Err((outgoing, error)),
+        }
+    }
+
+    /// Waits for the PubAck of a message sent at connection `sent_on`, or until the client has
+    /// reconnected since (then it never comes).
+    async fn await_ack(&self, ack: PublishAckFuture, sent_on: u64) -> Result<PublishAck, AckError> {
+        tokio::select! {
+            biased;
+            ack = ack => ack.map_err(AckError::Refused),
+            () = self.connection.reconnected_since(sent_on) => Err(AckError::ConnectionLost),
+        }
     }
 
     async fn send_to(
@@ -155,6 +185,26 @@ pub struct Confirmed {
 struct InFlight {
     outgoing: Outgoing,
     ack: PublishAckFuture,
+    /// The client's connection the message was sent on ([`Connection::epoch`]).
+    sent_on: u64,
+}
+
+/// Why a PubAck did not confirm a message.
+enum AckError {
+    Refused(jetstream::context::PublishError),
+    /// The client reconnected before it came.
+    ConnectionLost,
+}
+
+impl AckError {
+    fn into_publish_error(self) -> PublishError {
+        match self {
+            AckError::Refused(e) => classify(e),
+            AckError::ConnectionLost => PublishError::Unavailable(
+                "the connection to NATS was lost before the message was confirmed".into(),
+            ),
+        }
+    }
 }
 
 /// A message to publish, with its subject and `Nats-Msg-Id`.
@@ -204,24 +254,22 @@ impl Pipeline {
 
     /// Like [`Pipeline::send`], with the subject and message id given.
     pub async fn send_outgoing(&mut self, outgoing: Outgoing) -> Confirmed {
-        match self
-            .publisher
-            .send(&outgoing, self.last_id.as_deref())
-            .await
-        {
-            Ok(ack) => {
-                self.last_id = Some(outgoing.msg_id.clone());
-                self.in_flight.push_back(InFlight { outgoing, ack });
+        match self.publisher.send(outgoing, self.last_id.as_deref()).await {
+            Ok(flight) => {
+                self.last_id = Some(flight.outgoing.msg_id.clone());
+                self.in_flight.push_back(flight);
                 self.confirm(self.window).await
             }
-            Err(error @ (PublishError::TooLarge { .. } | PublishError::Encode(_))) => Confirmed {
-                stored: Vec::new(),
-                failure: Some(PipelineFailure {
-                    error,
-                    unstored: Vec::new(),
-                }),
-            },
-            Err(error) => {
+            Err((_, error @ (PublishError::TooLarge { .. } | PublishError::Encode(_)))) => {
+                Confirmed {
+                    stored: Vec::new(),
+                    failure: Some(PipelineFailure {
+                        error,
+                        unstored: Vec::new(),
+                    }),
+                }
+            }
+            Err((outgoing, error)) => {
                 let mut confirmed = self.confirm(0).await;
                 let failure = confirmed.failure.get_or_insert(PipelineFailure {
                     error,
@@ -251,7 +299,7 @@ impl Pipeline {
             let Some(oldest) = self.in_flight.pop_front() else {
                 break;
             };
-            match oldest.ack.await {
+            match self.publisher.await_ack(oldest.ack, oldest.sent_on).await {
                 Ok(ack) => confirmed.stored.push(Stored {
                     message: oldest.outgoing.message,
                     published: Published {
@@ -259,23 +307,19 @@ impl Pipeline {
                         duplicate: ack.duplicate,
                     },
                 }),
-                Err(e) if e.kind() == PublishErrorKind::WrongLastMessageId => {
+                Err(AckError::Refused(e)) if e.kind() == PublishErrorKind::WrongLastMessageId => {
                     // The run broke at a duplicate (or the server forgot the last id): send
                     // this message and everything after it again as a new run.
                     let mut again = vec![oldest.outgoing];
                     again.extend(self.drain_outgoing().await);
                     self.last_id = None;
                     for outgoing in again {
-                        match self
-                            .publisher
-                            .send(&outgoing, self.last_id.as_deref())
-                            .await
-                        {
-                            Ok(ack) => {
-                                self.last_id = Some(outgoing.msg_id.clone());
-                                self.in_flight.push_back(InFlight { outgoing, ack });
+                        match self.publisher.send(outgoing, self.last_id.as_deref()).await {
+                            Ok(flight) => {
+                                self.last_id = Some(flight.outgoing.msg_id.clone());
+                                self.in_flight.push_back(flight);
                             }
-                            Err(error) => {
+                            Err((outgoing, error)) => {
                                 let mut unstored = self.drain().await;
                                 unstored.push(outgoing.message);
                                 self.last_id = None;
@@ -290,7 +334,7 @@ impl Pipeline {
                     unstored.extend(self.drain().await);
                     self.last_id = None;
                     confirmed.failure = Some(PipelineFailure {
-                        error: classify(e),
+                        error: e.into_publish_error(),
                         unstored,
                     });
                     return confirmed;
@@ -318,8 +362,9 @@ impl Pipeline {
     /// Waits for every PubAck in flight (whatever it says, all together: one timeout at most)
     /// and returns what was sent.
     async fn drain_outgoing(&mut self) -> Vec<Outgoing> {
+        let publisher = &self.publisher;
         let settled = self.in_flight.drain(..).map(|flight| async move {
-            let _ = flight.ack.await;
+            let _ = publisher.await_ack(flight.ack, flight.sent_on).await;
             flight.outgoing
         });
         futures::future::join_all(settled).await

@@ -4,6 +4,8 @@
 pub mod events;
 pub mod json;
 pub mod metrics;
+#[cfg(test)]
+pub(crate) mod sink;
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
