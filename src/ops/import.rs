@@ -247,6 +247,7 @@ pub async fn import(ox: &OxApplier, request: &ImportRequest) -> Result<ImportRep
                 ox: ox_ids,
                 source_file: None,
                 applied_at: mtime,
+                groups_pending: Default::default(),
             };
             p.state
                 .put(&file.entry_uuid, &state)

@@ -181,6 +181,7 @@ impl Provisioner {
             ox,
             source_file: message.source_file().map(str::to_owned),
             applied_at: chrono::Utc::now(),
+            groups_pending: Default::default(),
         }
     }
 }

@@ -19,7 +19,7 @@
 //! `meta.deleted-contexts`) and drops references to it from any state applied before that
 //! moment when the state is read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::{self, kv};
@@ -93,6 +93,11 @@ pub struct ObjectState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_file: Option<String>,
     pub applied_at: DateTime<Utc>,
+    /// A user's contexts whose groups are still to be applied again after its create or move:
+    /// written with the user's new state and cleared once they are, so that a retry after a
+    /// failure (or a crash) in between finishes them although the user is in place already.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub groups_pending: BTreeSet<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -116,15 +116,20 @@ pub async fn apply(
     };
 
     let ox = OxIds::in_context(context, id, name);
-    p.state
-        .put(
-            &message.object_id,
-            &Provisioner::applied_state(message, object.clone(), ox),
-        )
-        .await?;
+    let mut state = Provisioner::applied_state(message, object.clone(), ox);
+    // The groups read the user's new state, so it is written first; what an earlier attempt
+    // left pending is finished too.
+    let mut pending = previous.map(|s| s.groups_pending).unwrap_or_default();
     if moved {
-        group::reapply_groups_of(p, object, &touched_contexts).await?;
+        pending.extend(touched_contexts);
     }
+    if !pending.is_empty() && !udm::texts(object, "groups").is_empty() {
+        state.groups_pending = pending;
+        p.state.put(&message.object_id, &state).await?;
+        group::reapply_groups_of(p, object, &state.groups_pending).await?;
+        state.groups_pending.clear();
+    }
+    p.state.put(&message.object_id, &state).await?;
     Ok(Outcome::Applied)
 }
 

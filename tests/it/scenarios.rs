@@ -291,6 +291,61 @@ fn calls_since(
         .collect()
 }
 
+/// The move's user state is written before its groups are applied in the new context; when
+/// that fails (here an OX fault, as well a crash), the retry finds the user moved already and
+/// must still finish the groups: else the OX group in the new context is missing, or — made in
+/// OX but not remembered — left behind when the group is deleted.
+#[tokio::test]
+async fn a_move_whose_groups_failed_finishes_them_on_retry() {
+    let mut t = OxEnv::start().await;
+    t.write(context("ctx-10", 10, None));
+    t.write(context("ctx-20", 20, None));
+    for name in ["anna", "bob"] {
+        t.write(user(
+            &format!("u-{name}"),
+            name,
+            10,
+            json!({"groups": [group_dn("team")]}),
+        ));
+    }
+    t.write(group("g-team", "team", &["anna", "bob"], json!({})));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    assert!(t.state().context(20).unwrap().group("team").is_none());
+
+    t.ox.set_faults(ox_connector::emulator::FaultConfig {
+        rules: vec![ox_connector::emulator::FaultRule {
+            service: Some("OXGroupService".into()),
+            operation: Some("create".into()),
+            count: Some(1),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    t.write(user(
+        "u-anna",
+        "anna",
+        20,
+        json!({"groups": [group_dn("team")]}),
+    ));
+    t.settle().await;
+    let anna = t.ox_user(20, "anna").id;
+    let state = t.state();
+    let team = state.context(20).unwrap().group("team");
+    assert_eq!(team.map(|g| g.members.clone()), Some(vec![anna]));
+
+    t.write(group_deleted("g-team", "team"));
+    t.settle().await;
+    let state = t.state();
+    for context in [10, 20] {
+        assert!(
+            state.context(context).unwrap().group("team").is_none(),
+            "team left behind in context {context}"
+        );
+    }
+    daemon.stop().await;
+}
+
 #[tokio::test]
 async fn a_user_moves_to_another_context_with_its_data_and_groups() {
     let mut t = OxEnv::start().await;

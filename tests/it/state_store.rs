@@ -13,6 +13,7 @@ fn user_at(dn: &str, version: i64) -> ObjectState {
         ox: OxIds::in_context(10, 3, "anna".into()),
         source_file: None,
         applied_at: chrono::Utc::now(),
+        groups_pending: Default::default(),
     }
 }
 
@@ -114,6 +115,7 @@ async fn a_group_state_changed_meanwhile_is_not_overwritten() {
         },
         source_file: None,
         applied_at: chrono::Utc::now(),
+        groups_pending: Default::default(),
     };
     store.put("g", &group(&[1])).await.unwrap();
     let (read_by_first, revision) = store.get_versioned("g").await.unwrap().unwrap();
