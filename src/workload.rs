@@ -9,8 +9,9 @@
 //!
 //! The stream is consistent the way UDM is: users are created in live contexts, a context is
 //! deleted only after its users and resources were moved out, a group change adds or removes
-//! one member (members come from any context), deleting a user also changes the groups it was
-//! in, and every file carries the object's full current state.
+//! one member (or, in [`WorkloadConfig::group_replacements`] of them, sets the whole list;
+//! members come from any context), deleting a user also changes the groups it was in, and
+//! every file carries the object's full current state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -93,6 +94,9 @@ pub struct WorkloadConfig {
     /// Contexts created at the start.
     pub contexts: usize,
     pub seed: u64,
+    /// The share of group changes that set the whole member list at once (a script, an
+    /// import: 1–4 users of any context); the others add or remove one member.
+    pub group_replacements: f64,
 }
 
 impl WorkloadConfig {
@@ -101,6 +105,7 @@ impl WorkloadConfig {
             changes,
             contexts: (changes / 500).clamp(2, 50),
             seed: 42,
+            group_replacements: 0.0,
         }
     }
 }
@@ -191,6 +196,7 @@ struct Model {
     group_pool: Pool,
     resource_pool: Pool,
     rng: StdRng,
+    group_replacements: f64,
     changes: Vec<Change>,
     contexts: BTreeMap<i32, ContextModel>,
     users: BTreeMap<String, UserModel>,
@@ -247,6 +253,7 @@ impl Workload {
     pub fn generate(config: WorkloadConfig) -> Self {
         let mut model = Model {
             rng: StdRng::seed_from_u64(config.seed),
+            group_replacements: config.group_replacements,
             user_pool: Pool::default(),
             group_pool: Pool::default(),
             resource_pool: Pool::default(),
@@ -657,6 +664,11 @@ impl Model {
         let Some(name) = self.group_pool.pick(&mut self.rng) else {
             return self.create_group();
         };
+        if self.group_replacements > 0.0 && self.rng.random_bool(self.group_replacements) {
+            let members = self.random_members();
+            self.set_members(&name, members);
+            return self.emit_group(ChangeKind::Modify, &name);
+        }
         // An admin adds a user to a group or takes one out: UDM changes one member at a time.
         let mut members = self.groups[&name].members.clone();
         let leaving = if members.len() >= 2 && self.rng.random_bool(0.5) {

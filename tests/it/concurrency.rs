@@ -181,6 +181,7 @@ async fn independent_contexts_run_together_and_every_shared_thing_keeps_its_orde
         changes: 1_200,
         contexts: 8,
         seed: 7,
+        group_replacements: 0.0,
     });
     workload.write_all(&ox_env.env.listener_dir()).unwrap();
 

@@ -383,6 +383,8 @@ async fn chaos(mut run: Run) {
         changes: run.changes,
         contexts: 4,
         seed: run.seed,
+        // Whole member lists replaced too: they touch several contexts at once.
+        group_replacements: 0.25,
     });
     let data = env.data.path().to_owned();
     let dir = env.listener_dir();
