@@ -534,14 +534,16 @@ async fn consume_until_stopped<A: Applier>(
 ) {
     let connection = queue::Connection::of(&source.subscriber);
     loop {
-        let epoch = connection.epoch();
-        let opened = tokio::select! {
-            opened = source.open(settings.max_ack_pending()) => opened,
-            // A request lost with the connection would only end at its timeout.
-            () = connection.reconnected_since(epoch) => {
-                tracing::debug!("The NATS client reconnected while opening the queue consumer; opening it again.");
-                continue;
-            }
+        let opening = source.open(settings.max_ack_pending());
+        // A request lost with the connection would only end at its timeout.
+        let Some(opened) = connection
+            .unless_reconnected(connection.epoch(), opening)
+            .await
+        else {
+            tracing::debug!(
+                "The NATS client reconnected while opening the queue consumer; opening it again."
+            );
+            continue;
         };
         match opened {
             Ok(consumer) => {

@@ -388,16 +388,16 @@ impl Dispatch {
             async move {
                 let connection = queue::Connection::of(&worker.js.client());
                 while !stop.is_cancelled() {
-                    let epoch = connection.epoch();
-                    let result = tokio::select! {
-                        result = worker.run(subscription.clone(), &stop) => result,
-                        // A request lost with the connection would hold the dispatcher up until
-                        // its timeout; started afresh, it copies what was in flight again, read
-                        // from the stream in order (`forward`).
-                        () = connection.reconnected_since(epoch) => {
-                            tracing::debug!(subscriber = %subscription.name, "The NATS client reconnected; restarting the dispatcher.");
-                            continue;
-                        }
+                    let running = worker.run(subscription.clone(), &stop);
+                    // A request lost with the connection would hold the dispatcher up until its
+                    // timeout; started afresh, it copies what was in flight again, read from the
+                    // stream in order (`forward`).
+                    let Some(result) = connection
+                        .unless_reconnected(connection.epoch(), running)
+                        .await
+                    else {
+                        tracing::debug!(subscriber = %subscription.name, "The NATS client reconnected; restarting the dispatcher.");
+                        continue;
                     };
                     match result {
                         Ok(()) => return,

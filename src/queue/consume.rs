@@ -58,6 +58,11 @@ pub struct ConsumeSettings {
 }
 
 impl ConsumeSettings {
+    /// How often a held message is reported as in progress: three times per ack wait.
+    fn progress_every(&self) -> Duration {
+        self.ack_wait / 3
+    }
+
     /// The consumer's `max_ack_pending` for these settings.
     pub fn max_ack_pending(&self) -> i64 {
         if self.concurrency <= 1 {
@@ -104,7 +109,7 @@ pub async fn run<A: Applier>(
 ) -> Result<(), ConsumeError> {
     let max_held = usize::try_from(settings.max_ack_pending()).unwrap_or(1);
     let mut messages = super::Pulled::batched(client, &consumer, max_held);
-    let progress_every = settings.ack_wait / 3;
+    let progress_every = settings.progress_every();
     let concurrency = settings.concurrency.max(1);
     let shared = Arc::new(Shared {
         applier,
@@ -280,7 +285,7 @@ async fn handle<A: Applier>(
         retry_now,
         shutdown,
     } = shared;
-    let progress_every = settings.ack_wait / 3;
+    let progress_every = settings.progress_every();
     let mut attempts = 0u64;
     let mut blocked_since = None;
     loop {

@@ -320,9 +320,23 @@ impl Connection {
         self.statistics.connects.load(Ordering::Relaxed)
     }
 
+    /// Runs `work` to its end, or until the client has connected again after `epoch`: then
+    /// `None` (what `work` waited for will not come).
+    pub async fn unless_reconnected<T>(
+        &self,
+        epoch: u64,
+        work: impl std::future::IntoFuture<Output = T>,
+    ) -> Option<T> {
+        tokio::select! {
+            biased;
+            done = work => Some(done),
+            () = self.reconnected_since(epoch) => None,
+        }
+    }
+
     /// Completes once the client has connected again after `epoch` (looked at every
     /// [`RECONNECT_CHECK`]).
-    pub async fn reconnected_since(&self, epoch: u64) {
+    async fn reconnected_since(&self, epoch: u64) {
         while self.epoch() == epoch {
             tokio::time::sleep(RECONNECT_CHECK).await;
         }
@@ -453,8 +467,8 @@ impl Pulled {
                             }
                         },
                         next = request.next() => next,
-                        // Looks for a reconnect again.
-                        () = tokio::time::sleep(RECONNECT_CHECK) => continue,
+                        // The request is superseded at the top of the loop.
+                        () = self.connection.reconnected_since(self.sent_on) => continue,
                     };
                     match next {
                         Some(Ok(message)) => {

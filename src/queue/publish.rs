@@ -118,10 +118,9 @@ impl Publisher {
     /// Waits for the PubAck of a message sent at connection `sent_on`, or until the client has
     /// reconnected since (then it never comes).
     async fn await_ack(&self, ack: PublishAckFuture, sent_on: u64) -> Result<PublishAck, AckError> {
-        tokio::select! {
-            biased;
-            ack = ack => ack.map_err(AckError::Refused),
-            () = self.connection.reconnected_since(sent_on) => Err(AckError::ConnectionLost),
+        match self.connection.unless_reconnected(sent_on, ack).await {
+            Some(ack) => ack.map_err(AckError::Refused),
+            None => Err(AckError::ConnectionLost),
         }
     }
 
