@@ -613,6 +613,19 @@ impl PublishSink {
     /// Reports what the pipeline confirmed; a failure becomes [`SinkError::Later`] naming the
     /// files to offer again.
     fn report(&mut self, confirmed: Confirmed) -> Result<(), SinkError> {
+        let duplicates: Vec<String> = confirmed
+            .stored
+            .iter()
+            .filter(|stored| stored.published.duplicate)
+            .filter_map(|stored| stored.message.source_file().map(str::to_owned))
+            .collect();
+        if !duplicates.is_empty() {
+            events::FilesAlreadyQueued {
+                count: duplicates.len(),
+                files: &duplicates[..duplicates.len().min(5)],
+            }
+            .emit();
+        }
         for stored in &confirmed.stored {
             if std::mem::take(&mut self.failing) && self.status.get().queue_full.is_some() {
                 events::QueueDrained.emit();

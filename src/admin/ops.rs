@@ -7,7 +7,7 @@
 //! | `GET /queue?limit=N` | yes | [`QueueList`]: the waiting changes in order |
 //! | `GET /queue/items/{id}` | yes | [`ItemDetail`]: one file (name, entry UUID or `blocked`), secrets redacted |
 //! | `POST /queue/skip` | yes | [`SkipRequest`] → [`SkipResult`] |
-//! | `POST /queue/requeue-broken` | yes | [`RequeueRequest`] → [`RequeueResult`] |
+//! | `POST /queue/requeue` (old name `/queue/requeue-broken`) | yes | [`RequeueRequest`] → [`RequeueResult`] |
 //! | `POST /reconcile` | yes | [`ReconcileRequest`] → [`ReconcileReport`] |
 //! | `POST /state/import` | yes | [`ImportRequest`] → [`ImportReport`] |
 //!
@@ -42,6 +42,7 @@ pub fn routes() -> (Router<AdminState>, Router<AdminState>) {
         .route("/queue", get(list_handler))
         .route("/queue/items/{id}", get(show_handler))
         .route("/queue/skip", post(skip_handler))
+        .route("/queue/requeue", post(requeue_handler))
         .route("/queue/requeue-broken", post(requeue_handler))
         .route("/reconcile", post(reconcile_handler))
         .route("/state/import", post(import_handler));
@@ -158,7 +159,7 @@ async fn requeue_handler(
     Json(request): Json<RequeueRequest>,
 ) -> Result<Json<RequeueResult>, OpsError> {
     let ops = ops(&state)?;
-    queue::requeue_broken(&ops, &request).map(Json)
+    queue::requeue(&ops, &request).map(Json)
 }
 
 async fn reconcile_handler(

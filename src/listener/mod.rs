@@ -9,9 +9,11 @@
 pub mod batch;
 mod format;
 pub mod quarantine;
+pub mod requeue;
 pub mod scan;
 pub mod watch;
 pub mod write;
 
+pub(crate) use format::read_bounded;
 pub use format::{ListenerFile, ListenerFileError, MAX_FILE_BYTES};
 pub use scan::{is_listener_file_name, scan, ListenerFileName};

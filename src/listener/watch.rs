@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch;
 use super::format::read_bounded;
 use super::quarantine::quarantine;
+use super::requeue;
 use super::scan::{scan, QueuedFile};
 use super::{ListenerFile, ListenerFileName};
 use crate::telemetry::events;
@@ -166,6 +167,7 @@ impl PassState {
         let present: HashSet<&ListenerFileName> = files.iter().map(|f| &f.name).collect();
         self.handed_on.retain(|name| present.contains(name));
         self.failing.retain(|name, _| present.contains(name));
+        self.adopt_moved_back(settings, &files);
 
         // This pass's batch: the files not handed on yet, dependencies first (see `batch`). Each
         // is read to learn its type; what was read is kept for parsing it, up to READ_AHEAD
@@ -210,7 +212,11 @@ impl PassState {
                     None => ListenerFile::read(&file.path),
                 };
                 match parsed {
-                    Ok(parsed) => Ok(parsed),
+                    Ok(mut parsed) => {
+                        parsed.requeue_generation =
+                            requeue::generation(&settings.dir, file.name.as_str());
+                        Ok(parsed)
+                    }
                     Err(e) if e.is_not_found() => continue,
                     Err(e) => Err(e.to_string()),
                 }
@@ -251,6 +257,33 @@ impl PassState {
                 }
             }
         }
+    }
+
+    /// New files that an admin moved back from `skipped/` or `broken/` by hand get a new
+    /// requeue generation, so they are published again instead of dropped as duplicates.
+    fn adopt_moved_back(&mut self, settings: &WatchSettings, files: &[QueuedFile]) {
+        let new_names: HashSet<&str> = files
+            .iter()
+            .filter(|f| !self.handed_on.contains(&f.name))
+            .map(|f| f.name.as_str())
+            .collect();
+        match requeue::adopt_moved_back(&settings.dir, &new_names) {
+            Ok(adopted) => {
+                for moved in adopted {
+                    events::FileMovedBack {
+                        file: &moved.name,
+                        from: moved.from,
+                    }
+                    .emit();
+                }
+            }
+            Err(e) => tracing::error!(
+                dir = %settings.dir.display(),
+                error = %e,
+                "Cannot record a listener file moved back into the queue; it may be taken for a duplicate."
+            ),
+        }
+        requeue::prune(&settings.dir);
     }
 
     /// Files the sink took but did not store: they are offered again on the next pass.

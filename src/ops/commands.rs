@@ -83,11 +83,13 @@ pub enum QueueCommand {
         #[arg(long, env = "USER", default_value = "unknown", hide = true)]
         by: String,
     },
-    /// Put a quarantined file back into the queue after fixing it (listener/broken/NAME).
-    RequeueBroken {
+    /// Put a skipped file (listener/skipped/NAME) or a fixed quarantined one
+    /// (listener/broken/NAME) back into the queue; it is applied again.
+    #[command(alias = "requeue-broken")]
+    Requeue {
         #[command(flatten)]
         common: Common,
-        /// The file name in listener/broken/.
+        /// The file name in listener/skipped/ or listener/broken/.
         name: String,
         #[arg(long, env = "USER", default_value = "unknown", hide = true)]
         by: String,
@@ -224,11 +226,11 @@ pub async fn queue(args: QueueArgs) -> i32 {
                 Err(e) => failed(&e),
             }
         }
-        QueueCommand::RequeueBroken { common, name, by } => {
+        QueueCommand::Requeue { common, name, by } => {
             let request = RequeueRequest { name, by };
             let result = async {
                 client(&common, Duration::from_secs(10))?
-                    .post_json::<_, RequeueResult>("/queue/requeue-broken", &request)
+                    .post_json::<_, RequeueResult>("/queue/requeue", &request)
                     .await
             }
             .await;
@@ -476,7 +478,7 @@ fn print_side_folders(quarantined: &[String], skipped: &[String]) {
             quarantined.len(),
             quarantined.join(", ")
         );
-        println!("  Why: listener/broken/<name>.error.txt. After fixing: ox-connector queue requeue-broken <name>");
+        println!("  Why: listener/broken/<name>.error.txt. After fixing: ox-connector queue requeue <name>");
     }
     if !skipped.is_empty() {
         println!("Skipped by an admin (listener/skipped/): {}", skipped.len());

@@ -349,20 +349,60 @@ impl FileSkippedByAdmin<'_> {
     }
 }
 
-/// An admin put a quarantined file back into the queue.
-pub struct BrokenFileRequeued<'a> {
+/// An admin put a skipped or quarantined file back into the queue (`queue requeue`).
+pub struct FileRequeued<'a> {
     pub file: &'a str,
     pub by: &'a str,
+    /// `skipped` or `broken`.
+    pub from: &'a str,
 }
 
-impl BrokenFileRequeued<'_> {
+impl FileRequeued<'_> {
     pub fn emit(&self) {
         info!(
             file = self.file,
             by = self.by,
-            "An admin put a quarantined listener file back into the queue."
+            from = self.from,
+            "An admin put a listener file back into the queue; it is queued again."
         );
-        counter!(m::ADMIN_ACTIONS, "action" => "requeue_broken").increment(1);
+        counter!(m::ADMIN_ACTIONS, "action" => "requeue").increment(1);
+    }
+}
+
+/// A skipped or quarantined file was moved back into `listener/` by hand (`mv`).
+pub struct FileMovedBack<'a> {
+    pub file: &'a str,
+    /// `skipped` or `broken`.
+    pub from: &'a str,
+}
+
+impl FileMovedBack<'_> {
+    pub fn emit(&self) {
+        info!(
+            file = self.file,
+            from = self.from,
+            "A listener file was moved back into the queue by hand; it is queued again."
+        );
+    }
+}
+
+/// Files JetStream already held (same message id): not queued again. Normal after a restart
+/// (the files waiting on disk are offered again); a file that stays after its earlier message
+/// was applied or skipped would otherwise wait silently, so this is logged, not hidden.
+pub struct FilesAlreadyQueued<'a> {
+    /// How many in this publish round.
+    pub count: usize,
+    /// The first few of them.
+    pub files: &'a [String],
+}
+
+impl FilesAlreadyQueued<'_> {
+    pub fn emit(&self) {
+        info!(
+            count = self.count,
+            files = %super::List(self.files),
+            "Listener files are already on the JetStream queue (same message id); they are applied from the earlier messages. If one stays in listener/ after its change was applied or skipped, put it back with: ox-connector queue requeue NAME"
+        );
     }
 }
 

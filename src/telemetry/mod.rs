@@ -9,6 +9,17 @@ pub(crate) mod sink;
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
+/// A list as a log field: `["a","b"]` — a JSON array in JSON logs ([`json`] keeps it one),
+/// readable in human logs. (`?` on a `Vec` would give Rust's debug text instead.)
+pub struct List<'a, T: serde::Serialize>(pub &'a [T]);
+
+impl<T: serde::Serialize> std::fmt::Display for List<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_string(self.0).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -21,11 +32,36 @@ pub enum LogFormat {
 /// The default log filter of the daemon.
 pub const DEFAULT_FILTER: &str = "info,async_nats=warn";
 
-/// Installs the global tracing subscriber. `RUST_LOG` overrides `default_filter`.
+/// Libraries whose debug and trace events carry what they send and receive: async-nats logs
+/// the CONNECT (with the NATS password) and message payloads (password hashes), the HTTP stack
+/// request details. They never log above INFO, whatever `RUST_LOG` asks for.
+const CHATTY_LIBRARIES: [&str; 7] = [
+    "async_nats",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tower_http",
+];
+
+/// The filter that keeps secrets out of the log at every level: [`CHATTY_LIBRARIES`] are
+/// capped at INFO; everything else passes on to the `RUST_LOG` filter.
+pub fn secret_guard() -> tracing_subscriber::filter::Targets {
+    CHATTY_LIBRARIES.iter().fold(
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::TRACE),
+        |targets, library| targets.with_target(*library, tracing::Level::INFO),
+    )
+}
+
+/// Installs the global tracing subscriber. `RUST_LOG` overrides `default_filter`; the
+/// [`secret_guard`] applies on top of either.
 pub fn init(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(secret_guard());
     match format {
         LogFormat::Human => registry
             .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
@@ -37,5 +73,35 @@ pub fn init(format: LogFormat, default_filter: &str) {
                     .with_writer(std::io::stderr),
             )
             .init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+    use crate::telemetry::sink::Sink;
+
+    #[test]
+    fn chatty_libraries_stay_at_info_even_when_trace_is_asked_for() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(EnvFilter::new("trace"))
+            .with(secret_guard())
+            .with(fmt::layer().with_writer(move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "async_nats::connection", "write operation: CONNECT pass=s3cret");
+            tracing::debug!(target: "hyper::proto", "body s3cret");
+            tracing::info!(target: "async_nats", "connected");
+            tracing::trace!(target: "ox_connector::queue", "own trace");
+        });
+        let text = sink.text();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(
+            text.contains("connected") && text.contains("own trace"),
+            "{text}"
+        );
     }
 }
