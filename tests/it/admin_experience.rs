@@ -82,3 +82,58 @@ async fn a_skipped_file_put_back_is_applied() {
 
     daemon.stop().await;
 }
+
+fn set_master_password_in_file(t: &OxEnv, password: &str) {
+    let path = t.env.data.path().join("secrets/contexts.json");
+    let mut credentials: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    credentials["master"]["adminpass"] = json!(password);
+    std::fs::write(&path, serde_json::to_vec_pretty(&credentials).unwrap()).unwrap();
+}
+
+/// Issue #17 item 2: the documented fix of a wrong master password — edit the credentials file,
+/// `queue retry` — works without a restart, and a restart with the unchanged (wrong) setting
+/// does not undo it; a changed setting is copied into the file again.
+#[tokio::test]
+async fn a_fixed_master_password_in_the_credentials_file_is_used_without_a_restart() {
+    let mut t = OxEnv::start().await;
+    t.env.settings.ox.master_password = Some(ox_connector::provision::settings::Secret::new(
+        "wrong-master-password",
+    ));
+    let daemon = t.daemon().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    let ctx10 = t.write(context("ctx-10", 10, None));
+    wait_for("the queue to block on the context", WAIT, || {
+        t.blocked()["file"] == ctx10.as_str()
+            && t.blocked()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("invalid_credentials") || e.contains("uthentication"))
+    })
+    .await;
+
+    set_master_password_in_file(&t, MASTER_PASSWORD);
+    let retry = cli::run(&dir, &["queue", "retry"]).await;
+    assert_eq!(retry.code, 0, "{}", retry.stderr);
+    wait_for("context 10 in OX", WAIT, || t.state().context(10).is_some()).await;
+    t.settle().await;
+    daemon.stop().await;
+
+    // The same (wrong) setting at the next start: the admin's fix in the file stays.
+    let daemon = t.daemon().await;
+    t.write(context("ctx-20", 20, None));
+    wait_for("context 20 in OX", WAIT, || t.state().context(20).is_some()).await;
+    daemon.stop().await;
+
+    // A changed setting is copied into the file.
+    t.env.settings.ox.master_password = Some(ox_connector::provision::settings::Secret::new(
+        "changed-setting",
+    ));
+    let daemon = t.daemon().await;
+    let credentials: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(t.env.data.path().join("secrets/contexts.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(credentials["master"]["adminpass"], "changed-setting");
+    daemon.stop().await;
+}
