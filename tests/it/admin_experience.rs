@@ -137,3 +137,35 @@ async fn a_fixed_master_password_in_the_credentials_file_is_used_without_a_resta
     assert_eq!(credentials["master"]["adminpass"], "changed-setting");
     daemon.stop().await;
 }
+
+/// Issue #16 item 7: an unusable `oxContext` blocks the change with the reason; the file stays.
+#[tokio::test]
+async fn an_unusable_ox_context_blocks_with_the_reason_instead_of_being_dropped() {
+    let mut t = OxEnv::start().await;
+    t.write(context("ctx-10", 10, None));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    for (n, bad) in ["abc", "99999999999999999999"].into_iter().enumerate() {
+        let file = t.write(user(
+            &format!("u-bad{n}"),
+            &format!("bad{n}"),
+            10,
+            json!({"oxContext": bad}),
+        ));
+        wait_for("the queue to block on it", WAIT, || {
+            t.blocked()["file"] == file.as_str()
+        })
+        .await;
+        let error = t.blocked()["error"].as_str().unwrap().to_owned();
+        assert!(
+            error.contains(&format!("oxContext \"{bad}\" is not an OX context id")),
+            "{error}"
+        );
+        assert!(t.env.listener_dir().join(&file).is_file(), "the file stays");
+        let skip = cli::run(&dir, &["queue", "skip", "blocked"]).await;
+        assert_eq!(skip.code, 0, "{}", skip.stderr);
+    }
+    daemon.stop().await;
+}
