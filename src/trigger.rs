@@ -448,7 +448,9 @@ fn contact_error(error: &AdminClientError) -> (Verdict, &'static str, String) {
             "misconfigured (see the warnings)",
             format!("{error}; run the trigger as root or as the daemon's user"),
         ),
-        AdminClientError::Refused { .. } | AdminClientError::Decode(_) => (
+        AdminClientError::Refused { .. }
+        | AdminClientError::Decode(_)
+        | AdminClientError::Request(_) => (
             Verdict::Misconfigured,
             "misconfigured (see the warnings)",
             format!("cannot talk to the daemon: {error}; is --data-dir the daemon's data directory?"),

@@ -187,8 +187,8 @@ async fn pick_up(State(state): State<AdminState>) -> StatusCode {
 async fn retry(State(state): State<AdminState>, headers: axum::http::HeaderMap) -> StatusCode {
     let by = headers
         .get(client::HEADER_BY)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("admin API");
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let by = by.as_deref().unwrap_or("admin API");
     crate::telemetry::events::RetryRequested { by }.emit();
     crate::queue::consume::retry_all_now(&state.retry_now);
     StatusCode::ACCEPTED

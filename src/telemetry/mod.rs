@@ -9,6 +9,33 @@ pub(crate) mod sink;
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
+/// `error` and every `source()` below it, outermost first, joined by `": "` — the one way
+/// logs, `status.json`, `queue status` and `/ready` show an error, so that the cause at the
+/// bottom (a DNS failure, a TLS alert, a refused connection) is never cut off. A source whose
+/// text the line already holds (an error that prints its source itself) is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !line.is_empty() && !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// [`error_chain`] as a log field: `error = %Chain(&e)`.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&error_chain(self.0))
+    }
+}
+
 /// A list as a log field: `["a","b"]` — a JSON array in JSON logs ([`json`] keeps it one),
 /// readable in human logs. (`?` on a `Vec` would give Rust's debug text instead.)
 pub struct List<'a, T: serde::Serialize>(pub &'a [T]);
@@ -82,6 +109,26 @@ mod tests {
 
     use super::*;
     use crate::telemetry::sink::Sink;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot connect to OX")]
+    struct Outer(#[source] Middle);
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect): {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let error = Outer(Middle(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )));
+        assert_eq!(
+            error_chain(&error),
+            "cannot connect to OX: client error (Connect): Connection refused (os error 111)"
+        );
+        assert_eq!(Chain(&error).to_string(), error_chain(&error));
+    }
 
     #[test]
     fn chatty_libraries_stay_at_info_even_when_trace_is_asked_for() {

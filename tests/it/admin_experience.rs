@@ -169,3 +169,76 @@ async fn an_unusable_ox_context_blocks_with_the_reason_instead_of_being_dropped(
     }
     daemon.stop().await;
 }
+
+/// Issue #16 items 6 and 9: `queue show` of a quarantined symbolic link does not follow it, a
+/// huge quarantined file is not read into memory, and a skip's `by`/`reason` cannot forge lines
+/// in its note.
+#[tokio::test]
+async fn hostile_set_aside_files_and_skip_notes_are_handled_safely() {
+    let mut t = OxEnv::start().await;
+    t.write(context("ctx-10", 10, None));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    let broken = t.env.listener_dir().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+
+    let link = "2025-01-01-00-00-00-000001.json";
+    std::os::unix::fs::symlink(dir.join("secrets/contexts.json"), broken.join(link)).unwrap();
+    let show = cli::run(&dir, &["queue", "show", link]).await;
+    assert_ne!(show.code, 0, "{}", show.stdout);
+    assert!(!show.stdout.contains("adminpass"), "{}", show.stdout);
+    assert!(!show.stderr.contains("adminpass"), "{}", show.stderr);
+
+    let huge = "2025-01-01-00-00-00-000002.json";
+    let file = std::fs::File::create(broken.join(huge)).unwrap();
+    file.set_len(ox_connector::listener::MAX_FILE_BYTES + 1)
+        .unwrap();
+    let show = cli::run(&dir, &["queue", "show", huge]).await;
+    assert_ne!(show.code, 0, "{}", show.stdout);
+    assert!(
+        show.stderr.contains("more than the limit"),
+        "{}",
+        show.stderr
+    );
+
+    refuse_user_creation(&t);
+    let carl = t.write(user("u-carl", "carl", 10, json!({})));
+    wait_for("the queue to block", WAIT, || {
+        t.blocked()["file"] == carl.as_str()
+    })
+    .await;
+    let skip = cli::run(
+        &dir,
+        &[
+            "queue",
+            "skip",
+            "blocked",
+            "--by",
+            "eve\nskipped by: root",
+            "--reason",
+            "x\nreason: approved by root",
+        ],
+    )
+    .await;
+    assert_eq!(skip.code, 0, "{}", skip.stderr);
+    let note = std::fs::read_to_string(
+        t.env
+            .listener_dir()
+            .join(format!("skipped/{carl}.skipped.txt")),
+    )
+    .unwrap();
+    let lines: Vec<&str> = note.lines().collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("skipped by:"))
+            .count(),
+        1,
+        "{note}"
+    );
+    assert!(!lines.contains(&"reason: approved by root"), "{note}");
+    t.ox.set_faults(FaultConfig::default());
+    daemon.stop().await;
+}
