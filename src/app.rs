@@ -274,6 +274,8 @@ impl Daemon {
             retry_now: retry_now.clone(),
             metrics: crate::telemetry::metrics::install(),
             probe: OxProbe::new(&settings.ox.soap_server),
+            login: Default::default(),
+            listener_check: Default::default(),
             ox: ops_applier,
             open_reads: settings.admin_listen.ip().is_loopback(),
         });

@@ -343,7 +343,7 @@ async fn status(common: &Common) -> i32 {
                 since(d.started)
             );
             if ready.ready {
-                println!("Ready: yes (NATS connected, OX answers, the queue moves).");
+                println!("Ready: yes (NATS connected, OX answers and takes the master login, listener/ writable, the queue moves).");
             } else {
                 for check in ready.checks.iter().filter(|c| !c.ok) {
                     println!("NOT READY: {}: {}", check.name, check.detail);

@@ -80,9 +80,9 @@ impl From<ProvisionError> for ApplyError {
             _ => None,
         };
         let applied = if transient {
-            ApplyError::transient(error.to_string())
+            ApplyError::transient(crate::telemetry::error_chain(&error))
         } else {
-            ApplyError::rejected(error.to_string())
+            ApplyError::rejected(crate::telemetry::error_chain(&error))
         };
         ApplyError {
             ox_fault,

@@ -83,7 +83,7 @@ pub struct FileQuarantineError<'a> {
 
 impl FileQuarantineError<'_> {
     pub fn emit(&self) {
-        error!(file = self.file, error = %self.error, "Cannot quarantine a broken listener file.");
+        error!(file = self.file, error = %super::Chain(self.error), "Cannot quarantine a broken listener file.");
     }
 }
 
@@ -114,7 +114,7 @@ impl MessagePublished<'_> {
 /// Publishing failed; the file stays and the pass is repeated later, keeping the order.
 pub struct MessagePublishError<'a> {
     pub file: &'a str,
-    pub error: &'a dyn std::error::Error,
+    pub error: &'a (dyn std::error::Error + 'static),
     pub queue_full: bool,
 }
 
@@ -123,11 +123,11 @@ impl MessagePublishError<'_> {
         if self.queue_full {
             warn!(
                 file = self.file,
-                error = %self.error,
+                error = %super::Chain(self.error),
                 "The JetStream queue is full; listener files wait on disk until it drains."
             );
         } else {
-            warn!(file = self.file, error = %self.error, "Cannot queue listener file; will retry.");
+            warn!(file = self.file, error = %super::Chain(self.error), "Cannot queue listener file; will retry.");
         }
     }
 }
@@ -272,7 +272,7 @@ impl MessageUndecodable<'_> {
         error!(
             subject = self.subject,
             sequence = self.sequence,
-            error = %self.error,
+            error = %super::Chain(self.error),
             "Dropped a message that is not a provisioning message."
         );
     }
@@ -286,7 +286,7 @@ pub struct FileDeleteError<'a> {
 impl FileDeleteError<'_> {
     pub fn emit(&self) {
         error!(
-            error = %self.error,
+            error = %super::Chain(self.error),
             "The change was applied but its listener file could not be deleted; fix the \
              permissions, then remove the file by hand."
         );
@@ -314,7 +314,7 @@ impl OxCallFinished<'_> {
             debug!(
                 operation = self.operation,
                 ox_fault = outcome,
-                error = %error,
+                error = %super::Chain(error),
                 elapsed_ms = self.elapsed.as_millis() as u64,
                 "OX SOAP call failed."
             );
@@ -465,12 +465,12 @@ impl ReconcileFinished<'_> {
 /// A reconcile run failed (OX unreachable, state store unreadable).
 pub struct ReconcileFailed<'a> {
     pub trigger: &'static str,
-    pub error: &'a dyn std::error::Error,
+    pub error: &'a (dyn std::error::Error + 'static),
 }
 
 impl ReconcileFailed<'_> {
     pub fn emit(&self) {
-        warn!(trigger = self.trigger, error = %self.error, "Reconcile failed.");
+        warn!(trigger = self.trigger, error = %super::Chain(self.error), "Reconcile failed.");
         counter!(m::RECONCILE_RUNS, "trigger" => self.trigger, "result" => "failed").increment(1);
     }
 }

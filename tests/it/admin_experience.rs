@@ -242,3 +242,127 @@ async fn hostile_set_aside_files_and_skip_notes_are_handled_safely() {
     t.ox.set_faults(FaultConfig::default());
     daemon.stop().await;
 }
+
+async fn ready(dir: &std::path::Path) -> serde_json::Value {
+    let (url, _) = cli::endpoint(dir);
+    reqwest::get(format!("{url}/ready"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn check<'a>(ready: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {ready}"))
+}
+
+/// Issue #17 item 5: a wrong master password makes the daemon not ready before any change
+/// fails (one authenticated OX call at the start).
+#[tokio::test]
+async fn a_wrong_master_password_is_not_ready_before_the_first_change() {
+    let mut t = OxEnv::start().await;
+    t.env.settings.ox.master_password = Some(ox_connector::provision::settings::Secret::new(
+        "wrong-master-password",
+    ));
+    let daemon = t.daemon().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    let ready = ready(&dir).await;
+    assert_eq!(ready["ready"], false, "{ready}");
+    let ox = check(&ready, "ox");
+    assert!(
+        ox["detail"]
+            .as_str()
+            .unwrap()
+            .contains("OX refused the master login"),
+        "{ox}"
+    );
+    let status = cli::run(&dir, &["queue", "status"]).await;
+    assert_eq!(status.code, 1, "{}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .contains("NOT READY: ox: OX refused the master login"),
+        "{}",
+        status.stdout
+    );
+    daemon.stop().await;
+}
+
+/// Issue #17 item 5: a `listener/` the daemon cannot write in (here: a read-only file system)
+/// makes it not ready, naming the folder. Needs root to mount; skipped otherwise.
+#[tokio::test]
+async fn an_unwritable_listener_folder_is_not_ready() {
+    let t = OxEnv::start().await;
+    let listener = t.env.listener_dir();
+    std::fs::create_dir_all(&listener).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&listener)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a read-only tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(listener.clone());
+    let daemon = t.daemon().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    let ready = ready(&dir).await;
+    assert_eq!(ready["ready"], false, "{ready}");
+    let detail = check(&ready, "listener")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.contains("cannot write in") && detail.contains("listener"),
+        "{detail}"
+    );
+    daemon.stop().await;
+}
+
+/// Issue #17 item 3 (the part outside the OX client): `/ready` names the cause at the bottom of
+/// the chain — DNS, refused connection, TLS to a plain HTTP port.
+#[tokio::test]
+async fn ready_names_the_cause_of_a_connection_failure() {
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused_port = plain.local_addr().unwrap().port();
+    drop(plain);
+    let t = OxEnv::start().await;
+    let tls_to_plain = t.ox.base_url().replace("http://", "https://");
+    for (server, cause) in [
+        ("http://ox.invalid".to_owned(), "dns error"),
+        (
+            format!("http://127.0.0.1:{refused_port}"),
+            "Connection refused",
+        ),
+        (tls_to_plain, "InvalidContentType"),
+    ] {
+        let mut t = OxEnv::start().await;
+        t.env.settings.ox.soap_server = server.clone();
+        let daemon = t.daemon().await;
+        let dir = t.env.data.path().to_owned();
+        cli::wait_for_api(&dir).await;
+        let ready = ready(&dir).await;
+        let detail = check(&ready, "ox")["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains(cause), "{server}: {detail}");
+        daemon.stop().await;
+    }
+}
