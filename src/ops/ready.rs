@@ -171,7 +171,18 @@ pub async fn readiness(ops: &Ops) -> Readiness {
     });
     if let (Some(probe), Some(applier)) = (&ops.probe, ops.ox.get()) {
         let mut result = probe.check().await;
-        if result.is_ok() {
+        let has_password = applier
+            .provisioner()
+            .credentials
+            .master_login()
+            .is_some_and(|login| !login.adminpass.is_empty());
+        if result.is_ok() && !has_password {
+            result = Err(format!(
+                "no master password: set OX_MASTER_PASSWORD (App Center setting) or the \
+                 \"master\" entry of {}",
+                applier.provisioner().settings.credentials_file.display()
+            ));
+        } else if result.is_ok() {
             result = ops.login.check(&applier.provisioner().ox).await;
         }
         checks.push(Check {

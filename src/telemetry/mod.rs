@@ -81,6 +81,13 @@ pub fn secret_guard() -> tracing_subscriber::filter::Targets {
     )
 }
 
+/// Colour only for a person at a terminal: never into files, pipes or `docker logs`, and never
+/// when `NO_COLOR` is set (<https://no-color.org>).
+pub fn colour_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
 /// Installs the global tracing subscriber. `RUST_LOG` overrides `default_filter`; the
 /// [`secret_guard`] applies on top of either.
 pub fn init(format: LogFormat, default_filter: &str) {
@@ -91,7 +98,12 @@ pub fn init(format: LogFormat, default_filter: &str) {
         .with(secret_guard());
     match format {
         LogFormat::Human => registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_ansi(colour_wanted()),
+            )
             .init(),
         LogFormat::Json => registry
             .with(

@@ -366,3 +366,66 @@ async fn ready_names_the_cause_of_a_connection_failure() {
         daemon.stop().await;
     }
 }
+
+fn binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"));
+    command
+        .env_remove("OX_CONNECTOR_DATA_DIR")
+        .env_remove("NATS_URL")
+        .env_remove("NO_COLOR")
+        .env("RUST_BACKTRACE", "1");
+    command
+}
+
+/// Issue #17 items 5 and 6: a bad setting is refused before anything starts (no nats-server,
+/// nothing in the data directory), said once, as JSON in JSON mode, without colour codes or a
+/// backtrace.
+#[test]
+fn a_bad_setting_is_refused_once_before_anything_starts() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    for format in ["json", "human"] {
+        let output = binary()
+            .args(["--log-format", format, "run", "--data-dir"])
+            .arg(&dir)
+            .env("OX_SOAP_SERVER", "ht tp://ox example")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "said once:\n{stderr}");
+        assert!(stderr.contains("OX_SOAP_SERVER"), "{stderr}");
+        assert!(
+            !stderr.contains("Error:") && !stderr.contains("backtrace"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "no colour codes in a pipe: {stderr:?}"
+        );
+        if format == "json" {
+            let line: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+            assert!(line["cause_chain"].is_array(), "{line}");
+        }
+        assert!(!dir.exists(), "nothing started");
+    }
+}
+
+/// Issue #17 item 6: `queue status | head` (a reader that goes away) does not panic.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("listener")).unwrap();
+    let mut child = binary()
+        .args(["queue", "status", "--data-dir"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+}
