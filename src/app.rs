@@ -50,7 +50,9 @@ pub enum AppError {
     EmbeddedNats(#[from] EmbeddedError),
     #[error("cannot connect to NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
-    #[error("cannot open the admin API on {addr}: {source}")]
+    #[error(
+        "cannot open the admin API on {addr} (--admin-listen, OX_CONNECTOR_ADMIN_LISTEN): {source}"
+    )]
     Admin {
         addr: std::net::SocketAddr,
         #[source]
@@ -291,6 +293,7 @@ impl Daemon {
             };
             let (data_dir, stop) = (settings.data_dir.clone(), admin_stop.clone());
             let reconcile_interval = settings.reconcile_interval;
+            let heartbeat = status.clone();
             async move {
                 // The periodic reconcile only reads and reports; it stops with the admin API.
                 let periodic = async {
@@ -305,7 +308,8 @@ impl Daemon {
                         tracing::error!(error = %e, "The admin API stopped.");
                     }
                 };
-                tokio::join!(serve, periodic);
+                // The status file's heartbeat also stops with the admin API.
+                tokio::join!(serve, periodic, heartbeat.beat(stop.clone()));
             }
         });
         tracing::info!(

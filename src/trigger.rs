@@ -371,9 +371,9 @@ impl Progress {
                     if let Some(file) = &blocked.file {
                         let _ = write!(
                             line,
-                            ". The daemon retries it; if the change can never be applied, \
-                             remove it: rm {}",
-                            listener_dir.join(file).display()
+                            ". The daemon retries it; see ox-connector queue status. If the \
+                             change can never be applied, skip it (kept in listener/skipped/ with \
+                             a note): univention-app shell ox-connector ox-connector queue skip {file}"
                         );
                     }
                     problems.push(line);

@@ -73,14 +73,14 @@ pub enum QueueCommand {
         #[arg(long)]
         reason: Option<String>,
         /// Who skips (kept in the sidecar file and the log).
-        #[arg(long, env = "USER", default_value = "unknown")]
+        #[arg(long, env = "USER", default_value_t = who_runs_this())]
         by: String,
     },
     /// Retry the failing change now instead of waiting for the next attempt.
     Retry {
         #[command(flatten)]
         common: Common,
-        #[arg(long, env = "USER", default_value = "unknown", hide = true)]
+        #[arg(long, env = "USER", default_value_t = who_runs_this(), hide = true)]
         by: String,
     },
     /// Put a skipped file (listener/skipped/NAME) or a fixed quarantined one
@@ -91,7 +91,7 @@ pub enum QueueCommand {
         common: Common,
         /// The file name in listener/skipped/ or listener/broken/.
         name: String,
-        #[arg(long, env = "USER", default_value = "unknown", hide = true)]
+        #[arg(long, env = "USER", default_value_t = who_runs_this(), hide = true)]
         by: String,
     },
 }
@@ -136,6 +136,21 @@ pub enum StateCommand {
 }
 
 const NOT_RUNNING: i32 = 2;
+
+/// Who runs the command when `USER` is not set (a root shell in the container has none):
+/// `SUDO_USER` or `LOGNAME`, else the name of the user id, else `uid N`.
+fn who_runs_this() -> String {
+    ["SUDO_USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|user| user.name)
+        })
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
+}
 
 fn client(common: &Common, timeout: Duration) -> Result<AdminClient, AdminClientError> {
     AdminClient::from_data_dir(&common.data_dir, timeout)
@@ -792,6 +807,7 @@ mod tests {
                 attempts: 3,
             }),
             also_blocked: 0,
+            also_blocked_files: Vec::new(),
             queue_full: None,
         };
         let lines = blocked_lines(&status);

@@ -38,6 +38,8 @@ pub const BLOCKED_ID: &str = "blocked";
 pub enum ItemState {
     /// At the head of the queue and failing.
     Blocked,
+    /// Failing too (applied at the same time as the head, and failing as well).
+    Failing,
     /// On the JetStream queue, waiting for its turn.
     Queued,
     /// On the queue, but its listener file is gone: it is skipped when its turn comes.
@@ -52,6 +54,7 @@ impl ItemState {
     pub fn label(self) -> &'static str {
         match self {
             ItemState::Blocked => "BLOCKED",
+            ItemState::Failing => "FAILING",
             ItemState::Queued => "queued",
             ItemState::FileRemoved => "file removed",
             ItemState::NotQueuedYet => "not queued yet",
@@ -204,7 +207,9 @@ pub fn oldest_age(listener_dir: &Path) -> Option<(String, std::time::Duration)> 
 
 /// The waiting changes in the order they will be applied, at most `limit`.
 pub async fn list(ops: &Ops, limit: usize) -> Result<QueueList, OpsError> {
-    let blocked_file = ops.status.get().blocked.and_then(|b| b.file);
+    let status = ops.status.get();
+    let blocked_file = status.blocked.and_then(|b| b.file);
+    let failing_too: HashSet<String> = status.also_blocked_files.into_iter().collect();
     let files = scan(&ops.listener_dir).map_err(OpsError::io("cannot list the listener folder"))?;
     let on_disk: HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
     let mut stream = ops
@@ -244,6 +249,7 @@ pub async fn list(ops: &Ops, limit: usize) -> Result<QueueList, OpsError> {
         let file = message.source_file().map(str::to_owned);
         let state = match &file {
             Some(f) if blocked_file.as_deref() == Some(f.as_str()) => ItemState::Blocked,
+            Some(f) if failing_too.contains(f) => ItemState::Failing,
             Some(f) if !on_disk.contains(f.as_str()) => ItemState::FileRemoved,
             _ => ItemState::Queued,
         };

@@ -429,3 +429,66 @@ fn a_closed_pipe_ends_a_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_ne!(output.status.code(), Some(101), "{stderr}");
 }
+
+/// Issue #17 item 6: a second change failing at the same time is listed as FAILING, not as
+/// `queued`; and a skip by a shell without `USER` names the user instead of `unknown`.
+#[tokio::test]
+async fn every_failing_change_is_listed_as_failing_and_skips_name_the_user() {
+    let mut t = OxEnv::start().await;
+    t.write(context("ctx-10", 10, None));
+    t.write(context("ctx-20", 20, None));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    refuse_user_creation(&t);
+    let anna = t.write(user("u-anna", "anna", 10, json!({})));
+    let bob = t.write(user("u-bob", "bob", 20, json!({})));
+    wait_for("both to fail", WAIT, || {
+        let status = crate::support::status_file(&dir);
+        status["blocked"]["file"] == anna.as_str() && status["also_blocked"] == 1
+    })
+    .await;
+    let list = cli::run(&dir, &["queue", "list", "--json"]).await.json();
+    let states: Vec<(String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["file"].as_str().unwrap().to_owned(),
+                i["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&(anna.clone(), "blocked".into())),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(bob.clone(), "failing".into())),
+        "{states:?}"
+    );
+
+    let mut skip = binary();
+    skip.args(["queue", "skip", &bob, "--data-dir"])
+        .arg(&dir)
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .env_remove("SUDO_USER");
+    let skip = tokio::process::Command::from(skip).output().await.unwrap();
+    assert!(
+        skip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&skip.stderr)
+    );
+    let note = std::fs::read_to_string(
+        t.env
+            .listener_dir()
+            .join(format!("skipped/{bob}.skipped.txt")),
+    )
+    .unwrap();
+    assert!(!note.contains("skipped by: unknown"), "{note}");
+    t.ox.set_faults(FaultConfig::default());
+    daemon.stop().await;
+}
