@@ -194,13 +194,23 @@ fn listener_files_in(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Age of the oldest waiting listener file, by the time in its name.
+/// Age of the oldest waiting listener file: how long ago it was written (its modification
+/// time). Not the time in its name: that is the UCS host's local time, and a container whose
+/// time zone differs from the host's (no `/etc/localtime` copied in, or the host's zone changed
+/// since) would be off by the difference.
 pub fn oldest_age(listener_dir: &Path) -> Option<(String, std::time::Duration)> {
     let first = scan(listener_dir).ok()?.into_iter().next()?;
-    let age = first
-        .name
-        .timestamp()
-        .and_then(|t| (Utc::now() - t).to_std().ok())
+    let written = std::fs::symlink_metadata(&first.path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    let age = written
+        .or_else(|| {
+            first
+                .name
+                .timestamp()
+                .and_then(|t| (Utc::now() - t).to_std().ok())
+        })
         .unwrap_or_default();
     Some((first.name.to_string(), age))
 }
@@ -673,6 +683,26 @@ mod tests {
             base_name("2025-01-01-00-00-00-000001.json"),
             "2025-01-01-00-00-00-000001.json"
         );
+    }
+
+    #[test]
+    fn the_age_of_a_file_does_not_depend_on_the_time_zone_of_its_name() {
+        // The host (Europe/Berlin) named the file two hours ahead of this container's zone.
+        let dir = tempfile::tempdir().unwrap();
+        let name = (chrono::Local::now() + chrono::Duration::hours(2))
+            .format("%Y-%m-%d-%H-%M-%S-000000.json")
+            .to_string();
+        std::fs::write(dir.path().join(&name), "{}").unwrap();
+        let (oldest, age) = oldest_age(dir.path()).unwrap();
+        assert_eq!(oldest, name);
+        assert!(age < std::time::Duration::from_secs(60), "{age:?}");
+
+        let name = (chrono::Local::now() - chrono::Duration::hours(2))
+            .format("%Y-%m-%d-%H-%M-%S-000000.json")
+            .to_string();
+        std::fs::write(dir.path().join(&name), "{}").unwrap();
+        let (_, age) = oldest_age(dir.path()).unwrap();
+        assert!(age < std::time::Duration::from_secs(60), "{age:?}");
     }
 
     #[test]

@@ -492,3 +492,41 @@ async fn every_failing_change_is_listed_as_failing_and_skips_name_the_user() {
     t.ox.set_faults(FaultConfig::default());
     daemon.stop().await;
 }
+
+/// Issue #16 item 9: the emulator refuses a non-loopback address unless explicitly allowed.
+#[test]
+fn the_emulator_refuses_a_remote_address_without_allow_remote() {
+    let output = binary()
+        .args([
+            "ox-emulator",
+            "--listen",
+            "0.0.0.0:0",
+            "--master-admin",
+            "a",
+            "--master-password",
+            "b",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--allow-remote"), "{stderr}");
+}
+
+/// Issue #16 item 9: a subscription name with a path in it is a bad request (400), not 500.
+#[tokio::test]
+async fn removing_a_subscription_with_a_path_as_name_is_a_bad_request() {
+    let t = OxEnv::start().await;
+    let daemon = t.daemon().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    let (url, token) = cli::endpoint(&dir);
+    let response = reqwest::Client::new()
+        .delete(format!("{url}/subscriptions/..%2F..%2Fetc"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    daemon.stop().await;
+}
