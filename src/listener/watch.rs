@@ -143,6 +143,8 @@ struct PassState {
     failing: HashMap<ListenerFileName, Instant>,
     /// Whether the last listing of the folder failed (to log that once).
     scan_failed: bool,
+    /// Whether the last quarantine failed (a full disk: reported once per episode).
+    quarantine_failed: bool,
 }
 
 impl PassState {
@@ -299,6 +301,7 @@ impl PassState {
         match quarantine(&settings.dir, &file.path, reason, settings.broken_grace) {
             Ok(Some(moved_to)) => {
                 self.failing.remove(&file.name);
+                self.quarantine_failed = false;
                 events::FileQuarantined {
                     file: file.name.as_str(),
                     error: reason,
@@ -309,11 +312,65 @@ impl PassState {
             Ok(None) => {
                 self.failing.remove(&file.name);
             }
-            Err(error) => events::FileQuarantineError {
-                file: file.name.as_str(),
-                error: &error,
+            Err(error) => {
+                if !std::mem::replace(&mut self.quarantine_failed, true) {
+                    events::FileQuarantineError {
+                        file: file.name.as_str(),
+                        dir: &settings.dir,
+                        error: &error,
+                    }
+                    .emit()
+                }
             }
-            .emit(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+    use crate::telemetry::sink::Sink as LogSink;
+
+    struct Accepting;
+
+    impl Sink for Accepting {
+        async fn accept(&mut self, _file: ListenerFile) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    /// Issue #16 item 8: a quarantine that keeps failing (a full disk) is reported once, not at
+    /// every rescan.
+    #[tokio::test]
+    async fn a_failing_quarantine_is_reported_once_per_episode() {
+        let dir = tempfile::tempdir().unwrap();
+        // `broken` is a file, so `broken/` cannot be made: every quarantine fails.
+        std::fs::write(dir.path().join("broken"), "").unwrap();
+        std::fs::write(dir.path().join("2025-01-01-00-00-00-000001.json"), "{").unwrap();
+        let settings = WatchSettings {
+            dir: dir.path().to_owned(),
+            rescan_interval: Duration::from_secs(1),
+            broken_grace: Duration::ZERO,
+            batch_settle: Duration::ZERO,
+        };
+        let log = LogSink::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(move || writer.clone()));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut state = PassState::default();
+        let stop = CancellationToken::new();
+        for _ in 0..3 {
+            state.pass(&settings, &mut Accepting, &stop).await;
+        }
+        let text = log.text();
+        assert_eq!(
+            text.matches("Cannot quarantine a broken listener file")
+                .count(),
+            1,
+            "{text}"
+        );
     }
 }

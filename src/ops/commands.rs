@@ -268,6 +268,17 @@ pub async fn queue(args: QueueArgs) -> i32 {
     }
 }
 
+/// What to do about a full queue. A JetStream store without disk space (error 10047) does not
+/// drain by applying changes: the disk has to get space first.
+fn queue_full_advice(reason: &str) -> &'static str {
+    if reason.contains("insufficient storage") || reason.contains("10047") {
+        "  The disk of the JetStream store (<data-dir>/nats) has no space left: free space there, \
+         or lower OX_CONNECTOR_QUEUE_MAX_BYTES. Listener files wait on disk; nothing is lost."
+    } else {
+        "  Listener files wait on disk; nothing is lost. It drains as changes are applied."
+    }
+}
+
 /// Percent-encodes a path segment (ids are file names or UUIDs; be safe anyway).
 fn encode(id: &str) -> String {
     id.bytes()
@@ -476,10 +487,7 @@ fn blocked_lines(d: &DaemonStatus) -> Vec<String> {
             since(full.since),
             full.reason
         ));
-        lines.push(
-            "  Listener files wait on disk; nothing is lost. It drains as changes are applied."
-                .into(),
-        );
+        lines.push(queue_full_advice(&full.reason).into());
     }
     lines
 }
@@ -780,6 +788,19 @@ pub async fn state(args: StateArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_without_space_is_not_told_to_drain_by_itself() {
+        let disk = queue_full_advice(
+            "publish failed: insufficient storage resources available (code 503, error code 10047)",
+        );
+        assert!(
+            disk.contains("free space") && !disk.contains("It drains"),
+            "{disk}"
+        );
+        let limit = queue_full_advice("publish failed: maximum messages exceeded (code 503)");
+        assert!(limit.contains("It drains"), "{limit}");
+    }
 
     #[test]
     fn durations_read_like_an_admin_says_them() {

@@ -78,12 +78,27 @@ impl FileQuarantined<'_> {
 /// A broken listener file could not be moved to quarantine (it stays and is retried).
 pub struct FileQuarantineError<'a> {
     pub file: &'a str,
+    /// The listener folder.
+    pub dir: &'a std::path::Path,
     pub error: &'a std::io::Error,
 }
 
 impl FileQuarantineError<'_> {
+    /// Logged once per episode (until a quarantine works again), with what to do.
     pub fn emit(&self) {
-        error!(file = self.file, error = %super::Chain(self.error), "Cannot quarantine a broken listener file.");
+        let what_to_do = if self.error.raw_os_error() == Some(libc::ENOSPC) {
+            "The file system of the listener folder is full: free space there. Until then the \
+             broken file stays where it is (it does not hold up the other files)."
+        } else {
+            "Check the owner and mode of listener/broken/. Until then the broken file stays where \
+             it is (it does not hold up the other files)."
+        };
+        error!(
+            file = self.file,
+            dir = %self.dir.display(),
+            error = %super::Chain(self.error),
+            "Cannot quarantine a broken listener file. {what_to_do}"
+        );
     }
 }
 
