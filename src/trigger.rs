@@ -5,7 +5,7 @@
 //! exist, after taking its own snapshot of `listener/*.json`. Exit code 0 makes the host delete
 //! every file of that snapshot that is still there, so **0 must mean "every file present at the
 //! start is done"**; any other code keeps the files and the host runs the trigger again ≈5 s
-//! later (`appcenter-contract.md` §5).
+//! later (docs/trigger.md).
 //!
 //! What this module owns:
 //! - the snapshot, taken like the host's (`*.json` directly in `listener/`, no dot-names). A

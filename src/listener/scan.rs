@@ -13,7 +13,7 @@ use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Timelike, Utc};
 /// A file name that looks like a listener file: `YYYY-MM-DD-HH-MM-SS[-ffffff].json`.
 ///
 /// Names without microseconds are accepted because admins write them by hand to re-provision
-/// an object (`appcenter-contract.md` §10).
+/// an object (docs/queue.md §1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListenerFileName(String);
 

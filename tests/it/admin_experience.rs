@@ -530,3 +530,37 @@ async fn removing_a_subscription_with_a_path_as_name_is_a_bad_request() {
     assert_eq!(response.status(), 400);
     daemon.stop().await;
 }
+
+/// Issue #17 item 8: every file the documentation points to is in the repository (Markdown
+/// links and `name.md` mentions in README.md, docs/ and appcenter/README.md).
+#[test]
+fn the_documentation_points_only_to_files_in_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md"), root.join("appcenter/README.md")];
+    for entry in walkdir::WalkDir::new(root.join("docs")) {
+        let entry = entry.unwrap();
+        if entry.path().extension().is_some_and(|e| e == "md") {
+            pages.push(entry.path().to_owned());
+        }
+    }
+    let link = regex::Regex::new(r"\]\(([^)#\s]+)(#[^)]*)?\)").unwrap();
+    let mention = regex::Regex::new(r"`([A-Za-z0-9_./-]+\.md)`").unwrap();
+    let mut missing = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        let dir = page.parent().unwrap();
+        let targets = link
+            .captures_iter(&text)
+            .chain(mention.captures_iter(&text))
+            .map(|c| c[1].to_owned());
+        for target in targets {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            if !dir.join(&target).exists() && !root.join(&target).exists() {
+                missing.push(format!("{}: {target}", page.display()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
+}
