@@ -192,7 +192,7 @@ async fn soap_call(
         }
         (Ok(request), _) => {
             let mut state = lock(&shared.state);
-            soap::dispatch(&mut state, service, &request)
+            super::dispatch::dispatch(&mut state, service, &request)
         }
     };
     match result {

@@ -22,6 +22,7 @@
 //! [`StateSnapshot`] as JSON), `POST /emulator/reset`, `GET|POST /emulator/faults`
 //! ([`FaultConfig`]), `GET /emulator/calls` (per-operation counters). See `docs/ox-emulator.md`.
 
+mod dispatch;
 mod faults;
 mod http;
 mod soap;

@@ -31,25 +31,9 @@ impl OxState {
         Err(OxFault::invalid("Context id or name is missing"))
     }
 
-    /// `create`, `createModuleAccess`, `createModuleAccessByName`.
-    pub fn create_context(
-        &mut self,
-        auth: Option<&Credentials>,
-        ctx: Option<Context>,
-        admin: Option<User>,
-        access: Option<UserModuleAccess>,
-        access_combination: Option<String>,
-    ) -> OxResult<Context> {
-        self.auth_master(auth)?;
-        let mut data = ctx.ok_or_else(|| OxFault::invalid("Context is null"))?;
-        let admin = admin.ok_or_else(|| OxFault::invalid("Admin user is null"))?;
-        let id = match data.id {
-            Some(id) if id <= 0 => {
-                return Err(OxFault::invalid(format!("Invalid context id {id}")))
-            }
-            Some(id) => id,
-            None => self.contexts.keys().next_back().map_or(1, |max| max + 1),
-        };
+    /// A new context's id, name and login mappings must be free; returns its name (the id when
+    /// none is given).
+    fn check_context_free(&self, id: i32, data: &Context) -> OxResult<String> {
         if self.contexts.contains_key(&id) {
             return Err(OxFault::new(
                 FaultKind::ContextExists,
@@ -82,6 +66,29 @@ impl OxState {
                 ));
             }
         }
+        Ok(name)
+    }
+
+    /// `create`, `createModuleAccess`, `createModuleAccessByName`.
+    pub fn create_context(
+        &mut self,
+        auth: Option<&Credentials>,
+        ctx: Option<Context>,
+        admin: Option<User>,
+        access: Option<UserModuleAccess>,
+        access_combination: Option<String>,
+    ) -> OxResult<Context> {
+        self.auth_master(auth)?;
+        let mut data = ctx.ok_or_else(|| OxFault::invalid("Context is null"))?;
+        let admin = admin.ok_or_else(|| OxFault::invalid("Admin user is null"))?;
+        let id = match data.id {
+            Some(id) if id <= 0 => {
+                return Err(OxFault::invalid(format!("Invalid context id {id}")))
+            }
+            Some(id) => id,
+            None => self.contexts.keys().next_back().map_or(1, |max| max + 1),
+        };
+        let name = self.check_context_free(id, &data)?;
         let admin_user = self.validate_new_user(None, admin, id)?;
         data.id = Some(id);
         data.name = Some(name);
