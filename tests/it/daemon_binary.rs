@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ox_connector::emulator::{Emulator, EmulatorConfig};
+use ox_connector::emulator::{Emulator, EmulatorConfig, ADMIN_GUIDE_PROPERTIES};
 use serde_json::json;
 
 use crate::support::ox::{context, user, MASTER, MASTER_PASSWORD};
@@ -10,9 +10,13 @@ use crate::support::{files, wait_for};
 
 #[tokio::test]
 async fn the_daemon_binary_provisions_ox_stops_on_sigterm_and_never_logs_secrets() {
-    let ox = Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
-        .await
-        .unwrap();
+    let ox = Emulator::start(
+        EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+            .with_properties(&ADMIN_GUIDE_PROPERTIES)
+            .expect("known properties"),
+    )
+    .await
+    .unwrap();
     let data = tempfile::tempdir().unwrap();
     let listener = data.path().join("listener");
     files::write(&listener, &files::name(1), &context("ctx-10", 10, None));

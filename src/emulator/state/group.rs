@@ -27,6 +27,7 @@ impl OxState {
         let mut group = group.ok_or_else(|| OxFault::invalid("Group is null"))?;
         require_fields(&[("name", &group.name), ("displayname", &group.displayname)])?;
         let name = self.normalize_name(group.name.take().unwrap_or_default());
+        check_name_chars(self.options.check_group_names, &name, is_allowed_group_name)?;
         let index = &self.contexts[&ctx_id].index;
         if index
             .group_names
@@ -58,6 +59,7 @@ impl OxState {
             if name.is_empty() {
                 return Err(OxFault::invalid("Invalid group name"));
             }
+            check_name_chars(self.options.check_group_names, name, is_allowed_group_name)?;
             let index = &self.contexts[&ctx_id].index;
             if index
                 .group_names

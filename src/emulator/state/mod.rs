@@ -5,8 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
-
 mod account;
 mod context;
 mod group;
@@ -14,6 +12,7 @@ mod resource;
 mod snapshot;
 mod user;
 
+pub use super::properties::{OxOptions, PropertyError};
 pub use snapshot::{ContextSnapshot, ObjectRef, StateSnapshot, UserSnapshot};
 
 use crate::ox::soap::types::{
@@ -51,36 +50,13 @@ type OxResult<T> = Result<T, OxFault>;
 /// Prefix OX puts before the text of a by-name lookup that found nothing (`ox-soap.md` §8.2).
 const NO_SUCH_OBJECT: &str = "com.openexchange.admin.rmi.exceptions.NoSuchObjectException: ";
 
-/// Server behaviour switches (OX configuration properties the connector depends on).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct OxOptions {
-    /// `com.openexchange.user.enforceUniqueDisplayName` (OX default `true`).
-    pub unique_display_names: bool,
-    /// `AUTO_TO_LOWERCASE_UID`: lower-case user/group names and auth logins (default `false`).
-    pub lowercase_names: bool,
-    /// Accept the master admin for context-admin calls (OX's master override; default `false`).
-    pub master_override: bool,
-    /// Check user names against `[$@%.+a-zA-Z0-9_-]` (`CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS`).
-    pub check_user_names: bool,
-}
-
-impl Default for OxOptions {
-    fn default() -> Self {
-        OxOptions {
-            unique_display_names: true,
-            lowercase_names: false,
-            master_override: false,
-            check_user_names: true,
-        }
-    }
-}
-
 /// The whole emulated OX.
 #[derive(Debug)]
 pub struct OxState {
     master: Credentials,
     options: OxOptions,
+    /// The configuration at start, restored by [`OxState::reset`].
+    initial_options: OxOptions,
     contexts: BTreeMap<i32, Ctx>,
 }
 
@@ -450,12 +426,32 @@ fn matches_pattern(pattern: &str, value: &str) -> bool {
     true
 }
 
+/// The characters of a user name outside OX's default `CHECK_USER_UID_REGEXP`
+/// `[$@%.+a-zA-Z0-9_-]`, if any.
 fn is_allowed_user_name(name: &str) -> Option<String> {
+    illegal_chars(name, "$@%.+_-")
+}
+
+/// The characters of a group or resource name outside OX's default `CHECK_GROUP_UID_REGEXP` /
+/// `CHECK_RES_UID_REGEXP` `[ $@%.+a-zA-Z0-9_-]`, if any.
+fn is_allowed_group_name(name: &str) -> Option<String> {
+    illegal_chars(name, " $@%.+_-")
+}
+
+fn illegal_chars(name: &str, extra: &str) -> Option<String> {
     let illegal: String = name
         .chars()
-        .filter(|c| !(c.is_ascii_alphanumeric() || "$@%.+_-".contains(*c)))
+        .filter(|c| !(c.is_ascii_alphanumeric() || extra.contains(*c)))
         .collect();
     (!illegal.is_empty()).then_some(illegal)
+}
+
+/// OX's `Illegal chars: "…"` refusal of a name, when the check is on.
+fn check_name_chars(check: bool, name: &str, allowed: fn(&str) -> Option<String>) -> OxResult<()> {
+    match allowed(name).filter(|_| check) {
+        Some(illegal) => Err(OxFault::invalid(format!("Illegal chars: \"{illegal}\""))),
+        None => Ok(()),
+    }
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -475,14 +471,34 @@ impl OxState {
     pub fn new(master: Credentials, options: OxOptions) -> OxState {
         OxState {
             master,
+            initial_options: options.clone(),
             options,
             contexts: BTreeMap::new(),
         }
     }
 
-    /// Forgets every context.
+    /// Forgets every context and goes back to the start-up configuration.
     pub fn reset(&mut self) {
         self.contexts.clear();
+        self.options = self.initial_options.clone();
+    }
+
+    /// The current configuration.
+    pub fn options(&self) -> &OxOptions {
+        &self.options
+    }
+
+    /// Changes configuration properties, as an admin who edits OX's files and restarts OX.
+    /// `AUTO_TO_LOWERCASE_UID` cannot change while contexts exist: OX's stored names would not
+    /// follow either.
+    pub fn set_properties(&mut self, properties: &[(&str, &str)]) -> Result<(), PropertyError> {
+        let mut options = self.options.clone();
+        options.set_all(properties.iter().copied())?;
+        if options.lowercase_names != self.options.lowercase_names && !self.contexts.is_empty() {
+            return Err(PropertyError::NotAtRuntime("AUTO_TO_LOWERCASE_UID".into()));
+        }
+        self.options = options;
+        Ok(())
     }
 
     fn same_name(&self, a: &str, b: &str) -> bool {
@@ -641,5 +657,7 @@ mod tests {
     fn user_names_outside_the_allowed_characters_are_reported() {
         assert_eq!(is_allowed_user_name("j.doe+1@x_y-$%"), None);
         assert_eq!(is_allowed_user_name("jö doe"), Some("ö ".to_string()));
+        assert_eq!(is_allowed_group_name("Domain Users"), None);
+        assert_eq!(is_allowed_group_name("Grüne"), Some("ü".to_string()));
     }
 }

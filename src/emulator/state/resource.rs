@@ -45,6 +45,12 @@ impl OxState {
             ("email", &resource.email),
         ])?;
         resource.name = resource.name.map(|n| self.normalize_name(n));
+        let name = resource.name.as_deref().unwrap_or_default();
+        check_name_chars(
+            self.options.check_resource_names,
+            name,
+            is_allowed_group_name,
+        )?;
         self.check_resource_unique(ctx_id, &resource, None)?;
         let context = self.ctx_mut(ctx_id);
         let id = context.next_resource_id;
@@ -68,6 +74,13 @@ impl OxState {
         change.name = change.name.map(|n| self.normalize_name(n));
         if change.name.as_deref() == Some("") {
             return Err(OxFault::invalid("Invalid resource name"));
+        }
+        if let Some(name) = &change.name {
+            check_name_chars(
+                self.options.check_resource_names,
+                name,
+                is_allowed_group_name,
+            )?;
         }
         self.check_resource_unique(ctx_id, &change, Some(id))?;
         let context = self.ctx_mut(ctx_id);

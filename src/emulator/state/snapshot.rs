@@ -1,5 +1,7 @@
 //! The typed snapshot of the emulated OX (`GET /emulator/state`).
 
+use serde::{Deserialize, Serialize};
+
 use super::*;
 
 impl OxState {

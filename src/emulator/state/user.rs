@@ -35,14 +35,16 @@ impl OxState {
         if let Some(context) = context {
             self.check_user_unique(context, &user, None, ctx_id)?;
         }
+        // OX adds the default sender address (else sets it to the primary mail) and the primary
+        // mail to the aliases (`OXUser.checkCreateUserData`).
         let primary = user.primary_email.clone().unwrap_or_default();
+        match non_empty(&user.default_sender_address).map(str::to_string) {
+            Some(sender) => add_alias(&mut user.aliases, sender),
+            None => user.default_sender_address = Some(primary.clone()),
+        }
         if !user.aliases.contains(&primary) {
-            user.aliases.insert(0, primary.clone());
+            user.aliases.insert(0, primary);
         }
-        if non_empty(&user.default_sender_address).is_none() {
-            user.default_sender_address = Some(primary);
-        }
-        check_sender_address(&user)?;
         user.contextadmin = Some(false);
         user.password_mech = Some(
             user.password_mech
@@ -112,39 +114,135 @@ impl OxState {
         let change = change.ok_or_else(|| OxFault::invalid("User is null"))?;
         // Rename = id + new name: `find_object` looks up by id first, by name only without id.
         let id = self.find_object(ctx_id, Some(&change))?;
-        let mut updated = self.contexts[&ctx_id].users[&id].user.clone();
+        let stored = self.contexts[&ctx_id].users[&id].user.clone();
         let mut change = change;
-        if let Some(name) = change.name.take() {
-            let name = self.normalize_name(name);
-            if name.is_empty() {
-                return Err(OxFault::invalid("Invalid username"));
+        self.check_change(ctx_id, id, &mut change, &stored)?;
+        // Server-managed fields cannot be changed.
+        change.id = None;
+        change.contextadmin = None;
+        change.default_group = None;
+        let probe = User {
+            display_name: change.display_name.clone(),
+            ..User::default()
+        };
+        self.check_user_unique(&self.contexts[&ctx_id], &probe, Some(id), ctx_id)?;
+        let mut updated = stored;
+        updated.merge_from(&change);
+        self.ctx_mut(ctx_id).replace_user(id, updated);
+        Ok(())
+    }
+
+    /// OX's checks of a user change, in OX's order (`OXUser.checkChangeUserData`): the name,
+    /// the language, the primary mail address, and for users other than the context admin the
+    /// mail addresses against the aliases.
+    fn check_change(&self, ctx_id: i32, id: i32, change: &mut User, stored: &User) -> OxResult<()> {
+        self.check_rename(ctx_id, id, change, stored)?;
+        if let Some(language) = &change.language {
+            if !language.contains('_') {
+                return Err(OxFault::invalid(
+                    "Language must contain an underscore, e.g. en_US.",
+                ));
+            }
+        }
+        if self.options.primary_mail_unchangeable
+            && change
+                .primary_email
+                .as_ref()
+                .is_some_and(|new| !same_address(Some(new), &stored.primary_email))
+        {
+            return Err(OxFault::invalid("primary mail must not be changed"));
+        }
+        if id == self.contexts[&ctx_id].admin_id {
+            return Ok(());
+        }
+        self.check_change_mails(ctx_id, id, change, stored)
+    }
+
+    /// A sent name other than the stored one is a rename: refused unless
+    /// `USERNAME_CHANGEABLE=true`; allowed, the new name is validated, lower-cased (with
+    /// `AUTO_TO_LOWERCASE_UID`) and must be free.
+    fn check_rename(&self, ctx_id: i32, id: i32, change: &mut User, stored: &User) -> OxResult<()> {
+        let Some(mut name) = change.name.take() else {
+            return Ok(());
+        };
+        let changeable = self.options.username_changeable;
+        if changeable {
+            if name.trim().is_empty() {
+                // OX's storage ignores an empty name.
+                return Ok(());
             }
             if self.options.check_user_names {
                 if let Some(illegal) = is_allowed_user_name(&name) {
                     return Err(OxFault::invalid(format!("Illegal chars: \"{illegal}\"")));
                 }
             }
-            change.name = Some(name);
+            name = self.normalize_name(name);
         }
-        // Server-managed fields cannot be changed.
-        change.id = None;
-        change.contextadmin = None;
-        change.default_group = None;
-        updated.merge_from(&change);
-        if updated.primary_email != updated.email1 {
+        if stored.name.as_deref() != Some(name.as_str()) {
+            if !changeable {
+                return Err(OxFault::invalid("Changing username is disabled!"));
+            }
+            let ix = &self.contexts[&ctx_id].index;
+            if ix
+                .user_names
+                .other_than(&ix.name_key(&name), Some(id))
+                .is_some()
+            {
+                return Err(OxFault::invalid(format!(
+                    "User {name} already exists in this context"
+                )));
+            }
+        }
+        change.name = Some(name);
+        Ok(())
+    }
+
+    /// The mail rules of a change of a user other than the context admin.
+    fn check_change_mails(
+        &self,
+        ctx_id: i32,
+        id: i32,
+        change: &User,
+        stored: &User,
+    ) -> OxResult<()> {
+        let (primary, email1) = (&change.primary_email, &change.email1);
+        if let (Some(p), Some(e)) = (primary, email1) {
+            if !p.eq_ignore_ascii_case(e) {
+                return Err(OxFault::invalid("email1 not equal with primarymail!"));
+            }
+        }
+        if let Some(p) = primary {
+            let ix = &self.contexts[&ctx_id].index;
+            let taken = ix.primary_mails.other_than(p, Some(id)).is_some();
+            if !same_address(Some(p), &stored.primary_email) && taken {
+                return Err(OxFault::invalid(format!(
+                    "Primary mail address \"{p}\" already exists in context {ctx_id}"
+                )));
+            }
+        }
+        let aliases = if change.aliases.is_empty() {
+            &stored.aliases
+        } else {
+            &change.aliases
+        };
+        let sent_or_stored = |sent: &Option<String>, kept: &Option<String>| {
+            let value = sent.as_ref().or(kept.as_ref());
+            value.is_some_and(|v| aliases.contains(v))
+        };
+        let all_present = sent_or_stored(primary, &stored.primary_email)
+            && sent_or_stored(email1, &stored.email1)
+            && sent_or_stored(
+                &change.default_sender_address,
+                &stored.default_sender_address,
+            );
+        if !all_present {
             return Err(OxFault::invalid(
-                "primarymail must have the same value as email1",
+                "primaryMail, Email1 and defaultSenderAddress must be present in set of aliases.",
             ));
         }
-        let probe = User {
-            name: change.name.clone(),
-            display_name: change.display_name.clone(),
-            primary_email: change.primary_email.clone(),
-            ..User::default()
-        };
-        self.check_user_unique(&self.contexts[&ctx_id], &probe, Some(id), ctx_id)?;
-        check_sender_address(&updated)?;
-        self.ctx_mut(ctx_id).replace_user(id, updated);
+        if primary.is_some() && email1.is_none() {
+            return Err(OxFault::invalid("email1 not sent but required!"));
+        }
         Ok(())
     }
 
@@ -252,18 +350,18 @@ impl OxState {
     }
 }
 
-/// `defaultSenderAddress` must be one of the user's addresses [inf, message not known].
-pub(super) fn check_sender_address(user: &User) -> OxResult<()> {
-    let Some(sender) = non_empty(&user.default_sender_address) else {
-        return Ok(());
-    };
-    let known =
-        user.aliases.iter().any(|a| a == sender) || user.primary_email.as_deref() == Some(sender);
-    if known {
-        Ok(())
-    } else {
-        Err(OxFault::invalid(format!(
-            "The default sender address {sender} is not one of the user's aliases"
-        )))
+/// Adds `address` to `aliases` unless it is there (OX keeps aliases as a set).
+fn add_alias(aliases: &mut Vec<String>, address: String) {
+    if !aliases.contains(&address) {
+        aliases.push(address);
+    }
+}
+
+/// OX compares a sent primary address with the stored one ignoring case.
+fn same_address(new: Option<&String>, stored: &Option<String>) -> bool {
+    match (new, stored) {
+        (Some(new), Some(stored)) => new.eq_ignore_ascii_case(stored),
+        (None, None) => true,
+        _ => false,
     }
 }

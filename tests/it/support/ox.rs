@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ox_connector::app::Daemon;
 use ox_connector::emulator::{
-    Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot, UserSnapshot,
+    Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot, UserSnapshot, ADMIN_GUIDE_PROPERTIES,
 };
 use ox_connector::ox::soap::{Credentials, OxClient};
 use serde_json::{json, Value};
@@ -27,9 +27,13 @@ pub struct OxEnv {
 impl OxEnv {
     pub async fn start() -> Self {
         let mut env = TestEnv::start().await;
-        let ox = Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
-            .await
-            .unwrap();
+        let ox = Emulator::start(
+            EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+                .with_properties(&ADMIN_GUIDE_PROPERTIES)
+                .expect("known properties"),
+        )
+        .await
+        .unwrap();
         env.settings.ox.soap_server = ox.base_url();
         env.settings.ox.master_admin = MASTER.into();
         env.settings.ox.master_password = Some(ox_connector::provision::settings::Secret::new(
