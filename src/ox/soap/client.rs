@@ -105,6 +105,7 @@ impl OxClient {
         let op = request.operation;
         let operation = format!("{}.{}", service.name(), op);
         let url = format!("{}/webservices/{}", self.inner.base, service.name());
+        check_characters(&operation, &request)?;
         let body = request.finish();
         if self.inner.log_envelopes && tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(operation = %operation, envelope = %redact_passwords(&body), "Sending OX SOAP request.");
@@ -272,6 +273,25 @@ async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Refuses a request with a character XML 1.0 forbids in a field that must not change
+/// silently, and warns about descriptive fields it was dropped from (`xml_chars`).
+fn check_characters(operation: &str, request: &Request) -> Result<(), OxError> {
+    if let Some(field) = request.refused_field() {
+        return Err(OxError::new(
+            OxErrorKind::InvalidValue,
+            operation,
+            format!(
+                "the value of {field} contains a character XML 1.0 forbids (a control \
+                 character such as U+0001); OX cannot receive it. Remove it from the UDM object"
+            ),
+        ));
+    }
+    for field in request.dropped_fields() {
+        tracing::warn!(operation, field = %field, "Dropped characters XML 1.0 forbids from a text field before sending it to OX.");
+    }
+    Ok(())
 }
 
 /// Sorts reqwest errors into connect / timeout / transport (as onvif-rs does).

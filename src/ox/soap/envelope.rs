@@ -66,7 +66,7 @@ pub(crate) struct Request {
 impl Request {
     pub(crate) fn new(service: Service, operation: &'static str) -> Request {
         let prefixes = Prefixes::CLIENT;
-        let mut w = XmlWriter::new(prefixes, false);
+        let mut w = XmlWriter::guarded(prefixes, false);
         w.raw(&format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope{}><soapenv:Body>",
             prefixes.declarations(&ENVELOPE_NAMESPACES)
@@ -99,6 +99,17 @@ impl Request {
     /// `<tns:auth><cred:login/><cred:password/></tns:auth>`.
     pub(crate) fn auth(&mut self, credentials: &Credentials) -> &mut Request {
         self.object("auth", credentials)
+    }
+
+    /// The first field (as `usrdata/sur_name`) with a character XML 1.0 forbids that may not
+    /// be dropped; such a request must not be sent.
+    pub(crate) fn refused_field(&self) -> Option<&str> {
+        self.w.guard().and_then(|g| g.refused.as_deref())
+    }
+
+    /// Descriptive fields whose forbidden characters were dropped.
+    pub(crate) fn dropped_fields(&self) -> &[String] {
+        self.w.guard().map_or(&[], |g| g.dropped.as_slice())
     }
 
     pub(crate) fn finish(mut self) -> String {

@@ -185,6 +185,9 @@ pub enum OxErrorKind {
     Fault(FaultKind),
     /// The client was configured wrongly (bad server URL, TLS setup).
     Config,
+    /// The request was not sent: a field has a character XML 1.0 forbids (OX would refuse the
+    /// request as not well-formed). The detail names the field.
+    InvalidValue,
 }
 
 /// An error of one OX SOAP call (boxed: results stay small on the happy path).
@@ -263,7 +266,10 @@ impl OxError {
             OxErrorKind::Connect | OxErrorKind::Timeout | OxErrorKind::Transport => true,
             OxErrorKind::Http(status) => status >= 500 || status == 429,
             OxErrorKind::Fault(kind) => kind.is_retryable(),
-            OxErrorKind::NotSoap | OxErrorKind::Decode | OxErrorKind::Config => false,
+            OxErrorKind::NotSoap
+            | OxErrorKind::Decode
+            | OxErrorKind::Config
+            | OxErrorKind::InvalidValue => false,
         }
     }
 
@@ -321,6 +327,7 @@ impl fmt::Display for OxError {
             (OxErrorKind::Config, _) => {
                 write!(f, "{op}: invalid configuration: {}", self.inner.detail)
             }
+            (OxErrorKind::InvalidValue, _) => write!(f, "{op}: not sent: {}", self.inner.detail),
             (OxErrorKind::Fault(kind), None) => write!(f, "{op}: {} fault", kind.as_str()),
         }
     }
