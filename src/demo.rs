@@ -60,6 +60,63 @@ pub enum DemoError {
 const DOMAIN: &str = "dc=example,dc=org";
 const BATCH_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The OX emulator with the configuration of a UCS installation of OX App Suite.
+async fn start_emulator(
+    master_password: &str,
+    latency_ms: u64,
+) -> Result<crate::emulator::EmulatorHandle, DemoError> {
+    let mut config = EmulatorConfig::new("oxadminmaster", master_password)
+        .with_properties(&UCS_APP_PROPERTIES)?;
+    config.faults.latency_ms = latency_ms;
+    let configured = changed_properties(&config.options).join(", ");
+    let ox = Emulator::start(config).await.map_err(DemoError::Emulator)?;
+    println!("OX App Suite emulator listening on {}", ox.base_url());
+    println!(
+        "OX configuration as on UCS: OX's defaults and {configured} (the App Center's OX app)"
+    );
+    Ok(ox)
+}
+
+/// The daemon's settings: embedded nats-server in `data_dir`, OX = the emulator.
+fn daemon_settings(
+    ox: &crate::emulator::EmulatorHandle,
+    master_password: String,
+    data_dir: &std::path::Path,
+) -> Result<Settings, DemoError> {
+    let mut ox_args = crate::cli::OxArgs {
+        ox_soap_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    ox_args.ox_soap_server = Some(ox.base_url());
+    ox_args.domainname = Some("example.org".into());
+    let mut ox_settings = ox_settings(ox_args, data_dir)?;
+    ox_settings.master_password = Some(Secret::new(master_password));
+    Ok(Settings {
+        nats: NatsTarget::Embedded(EmbeddedOptions {
+            binary: None,
+            dir: data_dir.join("nats"),
+            port: 0,
+            users: None,
+        }),
+        data_dir: data_dir.to_owned(),
+        rescan_interval: Duration::from_secs(2),
+        broken_grace: Duration::from_secs(60),
+        batch_settle: Duration::from_millis(200),
+        retry_delay: Duration::from_secs(1),
+        ack_wait: Duration::from_secs(15),
+        apply_concurrency: 8,
+        queue_limits: QueueLimits {
+            max_messages: 100_000,
+            max_bytes: 1 << 30,
+        },
+        admin_listen: "127.0.0.1:0"
+            .parse()
+            .map_err(|_| std::io::Error::other("bad address"))?,
+        reconcile_interval: None,
+        ox: ox_settings,
+    })
+}
+
 /// Runs the demo.
 pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), DemoError> {
     let temp = match &args.data_dir {
@@ -76,51 +133,9 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), Demo
         .or_else(|| temp.as_ref().map(|t| t.path().to_owned()))
         .unwrap_or_default();
     let master_password = crate::provision::random_password(24);
-    let mut emulator_config = EmulatorConfig::new("oxadminmaster", master_password.clone())
-        .with_properties(&UCS_APP_PROPERTIES)?;
-    emulator_config.faults.latency_ms = args.ox_latency_ms;
-    let configured = changed_properties(&emulator_config.options).join(", ");
-    let ox = Emulator::start(emulator_config)
-        .await
-        .map_err(DemoError::Emulator)?;
-    println!("OX App Suite emulator listening on {}", ox.base_url());
-    println!(
-        "OX configuration as on UCS: OX's defaults and {configured} (the App Center's OX app)"
-    );
+    let ox = start_emulator(&master_password, args.ox_latency_ms).await?;
     println!("Data directory: {}", data_dir.display());
-
-    let mut ox_args = crate::cli::OxArgs {
-        ox_soap_timeout: Duration::from_secs(30),
-        ..Default::default()
-    };
-    ox_args.ox_soap_server = Some(ox.base_url());
-    ox_args.domainname = Some("example.org".into());
-    let mut ox_settings = ox_settings(ox_args, &data_dir)?;
-    ox_settings.master_password = Some(Secret::new(master_password));
-    let settings = Settings {
-        nats: NatsTarget::Embedded(EmbeddedOptions {
-            binary: None,
-            dir: data_dir.join("nats"),
-            port: 0,
-            users: None,
-        }),
-        data_dir: data_dir.clone(),
-        rescan_interval: Duration::from_secs(2),
-        broken_grace: Duration::from_secs(60),
-        batch_settle: Duration::from_millis(200),
-        retry_delay: Duration::from_secs(1),
-        ack_wait: Duration::from_secs(15),
-        apply_concurrency: 8,
-        queue_limits: QueueLimits {
-            max_messages: 100_000,
-            max_bytes: 1 << 30,
-        },
-        admin_listen: "127.0.0.1:0"
-            .parse()
-            .map_err(|_| std::io::Error::other("bad address"))?,
-        reconcile_interval: None,
-        ox: ox_settings,
-    };
+    let settings = daemon_settings(&ox, master_password, &data_dir)?;
     let listener_dir = settings.listener_dir();
     let stop = shutdown.child_token();
     let daemon = Daemon::start_ox(settings, stop.clone()).await?;
@@ -333,78 +348,90 @@ fn batches() -> Vec<Batch> {
         )
     };
     vec![
-        Batch {
-            title: "initial sync",
-            fix: None,
-            files: vec![
-                group(1, "staff", &["akoch", "bweber", "cschulz"]),
-                user(1, "akoch", "Anna", "Koch-Şahin", 10, "premium", &["staff"]),
-                user(
-                    2,
-                    "bweber",
-                    "Ben",
-                    "Weber",
-                    10,
-                    "webmail_plus",
-                    &["staff", "project"],
-                ),
-                user(3, "cschulz", "Clara", "Schulz", 10, "groupware", &["staff"]),
-                user(4, "dkaya", "Deniz", "Kaya", 20, "premium", &["project"]),
-                group(2, "project", &["bweber", "dkaya"]),
-                resource(10),
-                profile(&["webmail", "contacts"]),
-                context(10, "10240"),
-                context(20, "5120"),
-            ],
-        },
-        Batch {
-            title: "changes: a rename, a move to context 20, a changed profile, a moved resource",
-            // OX refuses renames at its default configuration.
-            fix: Some(("USERNAME_CHANGEABLE", "true")),
-            files: vec![
-                user(
-                    3,
-                    "cschulz2",
-                    "Clara",
-                    "Schulz-Berg",
-                    10,
-                    "groupware",
-                    &["staff"],
-                ),
-                // UDM's referential integrity updates the group with the renamed member's DN.
-                group(1, "staff", &["akoch", "bweber", "cschulz2"]),
-                user(
-                    2,
-                    "bweber",
-                    "Ben",
-                    "Weber",
-                    20,
-                    "webmail_plus",
-                    &["staff", "project"],
-                ),
-                profile(&["webmail", "contacts", "calendar"]),
-                resource(20),
-            ],
-        },
-        Batch {
-            title: "deletions",
-            fix: None,
-            files: vec![
-                listener_file(
-                    format!("uid=dkaya,cn=users,{DOMAIN}"),
-                    "c41e7a90-3d2b-103f-9b0c-000000000104",
-                    "users/user",
-                    Value::Null,
-                ),
-                listener_file(
-                    format!("cn=project,cn=groups,{DOMAIN}"),
-                    "e90a1c33-5f7b-103f-8d8e-000000000202",
-                    "groups/group",
-                    Value::Null,
-                ),
-            ],
-        },
+        initial_sync(&profile, &resource),
+        changes(&profile, &resource),
+        deletions(),
     ]
+}
+
+fn initial_sync(profile: &dyn Fn(&[&str]) -> Value, resource: &dyn Fn(i32) -> Value) -> Batch {
+    Batch {
+        title: "initial sync",
+        fix: None,
+        files: vec![
+            group(1, "staff", &["akoch", "bweber", "cschulz"]),
+            user(1, "akoch", "Anna", "Koch-Şahin", 10, "premium", &["staff"]),
+            user(
+                2,
+                "bweber",
+                "Ben",
+                "Weber",
+                10,
+                "webmail_plus",
+                &["staff", "project"],
+            ),
+            user(3, "cschulz", "Clara", "Schulz", 10, "groupware", &["staff"]),
+            user(4, "dkaya", "Deniz", "Kaya", 20, "premium", &["project"]),
+            group(2, "project", &["bweber", "dkaya"]),
+            resource(10),
+            profile(&["webmail", "contacts"]),
+            context(10, "10240"),
+            context(20, "5120"),
+        ],
+    }
+}
+
+fn changes(profile: &dyn Fn(&[&str]) -> Value, resource: &dyn Fn(i32) -> Value) -> Batch {
+    Batch {
+        title: "changes: a rename, a move to context 20, a changed profile, a moved resource",
+        // OX refuses renames at its default configuration.
+        fix: Some(("USERNAME_CHANGEABLE", "true")),
+        files: vec![
+            user(
+                3,
+                "cschulz2",
+                "Clara",
+                "Schulz-Berg",
+                10,
+                "groupware",
+                &["staff"],
+            ),
+            // UDM's referential integrity updates the group with the renamed member's DN.
+            group(1, "staff", &["akoch", "bweber", "cschulz2"]),
+            user(
+                2,
+                "bweber",
+                "Ben",
+                "Weber",
+                20,
+                "webmail_plus",
+                &["staff", "project"],
+            ),
+            profile(&["webmail", "contacts", "calendar"]),
+            resource(20),
+        ],
+    }
+}
+
+fn deletions() -> Batch {
+    Batch {
+        title: "deletions",
+        fix: None,
+        files: vec![
+            listener_file(
+                format!("uid=dkaya,cn=users,{DOMAIN}"),
+                "c41e7a90-3d2b-103f-9b0c-000000000104",
+                "users/user",
+                Value::Null,
+            ),
+            listener_file(
+                format!("cn=project,cn=groups,{DOMAIN}"),
+                "e90a1c33-5f7b-103f-8d8e-000000000202",
+                "groups/group",
+                Value::Null,
+            ),
+        ],
+    }
 }
 
 /// Prints the OX state as tables: contexts, then users, groups and resources per context.

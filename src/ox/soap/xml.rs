@@ -216,32 +216,18 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 let content = t
                     .xml_content()
                     .map_err(|e| XmlError::Syntax(e.to_string()))?;
-                match stack.last_mut() {
-                    Some(top) => top.text.push_str(&content),
-                    None if content.trim().is_empty() => {}
-                    None => return Err(XmlError::Syntax("text outside the root element".into())),
-                }
+                push_text(&mut stack, &content, "text")?;
             }
             Event::CData(c) => {
                 let content = c
                     .xml_content()
                     .map_err(|e| XmlError::Syntax(e.to_string()))?;
-                match stack.last_mut() {
-                    Some(top) => top.text.push_str(&content),
-                    None => return Err(XmlError::Syntax("CDATA outside the root element".into())),
-                }
+                push_text(&mut stack, &content, "CDATA")?;
             }
             Event::GeneralRef(r) => {
                 let mut tmp = [0u8; 4];
                 let piece = resolve_reference(&r, &mut tmp)?;
-                match stack.last_mut() {
-                    Some(top) => top.text.push_str(piece),
-                    None => {
-                        return Err(XmlError::Syntax(
-                            "reference outside the root element".into(),
-                        ))
-                    }
-                }
+                push_text(&mut stack, piece, "reference")?;
             }
             Event::DocType(_) => return Err(XmlError::DocType),
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
@@ -249,6 +235,16 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
         }
     }
     root.ok_or(XmlError::Empty)
+}
+
+/// Appends text to the open element; outside the root only whitespace is allowed.
+fn push_text(stack: &mut [Element], content: &str, what: &str) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(top) => top.text.push_str(content),
+        None if what == "text" && content.trim().is_empty() => {}
+        None => return Err(XmlError::Syntax(format!("{what} outside the root element"))),
+    }
+    Ok(())
 }
 
 /// The text of a character or predefined entity reference; a character XML 1.0 forbids is
