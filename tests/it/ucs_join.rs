@@ -592,3 +592,56 @@ fn the_unjoin_script_changes_nothing_in_the_domain_and_says_what_it_leaves() {
         "status entry removed"
     );
 }
+
+/// SHA-256 over the files the join script registers (relative path, NUL, content, NUL; sorted).
+fn registered_files_digest() -> String {
+    use sha2::{Digest, Sha256};
+    let ucs = repo().join("ucs");
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&ucs)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .filter(|p| {
+            let relative = p.strip_prefix(&ucs).unwrap().to_string_lossy().into_owned();
+            (relative.starts_with("ldap/") && relative.ends_with(".schema"))
+                || (relative.starts_with("udm/") && relative.ends_with(".py"))
+                || relative.ends_with(".mo")
+        })
+        .collect();
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(
+            file.strip_prefix(&ucs)
+                .unwrap()
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        hasher.update([0]);
+        hasher.update(std::fs::read(&file).unwrap());
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn the_package_version_is_bumped_whenever_a_registered_file_changes() {
+    // UCS keeps a registered object unless its package version grows: a changed schema, module,
+    // hook, syntax or catalog without a new PACKAGE_VERSION would never reach a domain.
+    let inst = std::fs::read_to_string(repo().join("appcenter/inst")).unwrap();
+    let recorded = inst
+        .lines()
+        .find_map(|l| l.strip_prefix("# Registered files of this PACKAGE_VERSION: sha256 "))
+        .expect("appcenter/inst records the digest of the registered files");
+    let actual = registered_files_digest();
+    assert_eq!(
+        recorded, actual,
+        "a file under ucs/ldap or ucs/udm changed: raise PACKAGE_VERSION in appcenter/inst and \
+         record the new digest there: # Registered files of this PACKAGE_VERSION: sha256 {actual}"
+    );
+}
