@@ -496,6 +496,23 @@ fn where_ucs_defines_the_mail_attributes_the_extra_schema_is_not_registered() {
 }
 
 #[test]
+fn when_the_schema_cannot_be_read_the_join_stops_before_registering_anything() {
+    let domain = Domain::new("domaincontroller_master");
+    let mut ucr = domain.read("ucr.json");
+    ucr["ldap_down"] = json!("yes");
+    domain.write("ucr.json", &ucr);
+    let output = domain.join();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("cannot read the LDAP server's schema"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(domain.read("registry.json"), json!({}));
+    assert_eq!(domain.joinstatus(), "");
+}
+
+#[test]
 fn on_a_backup_node_referential_integrity_is_left_to_the_primary_with_a_hint() {
     let domain = Domain::new("domaincontroller_backup");
     let output = domain.join();

@@ -113,7 +113,8 @@ class object(univention.admin.handlers.simpleLdap):
         users, groups = split_members(self.oldattr.get(MEMBER_ATTRIBUTE, []) if self.exists() else [])
         self["users"] = users
         self["groups"] = groups
-        self.save()
+        if self.exists():
+            self.save()  # the members read from LDAP are the unchanged state
 
     def _ldap_modlist(self):
         ml = super(object, self)._ldap_modlist()
