@@ -515,6 +515,10 @@ fn when_the_schema_cannot_be_read_the_join_stops_before_registering_anything() {
 #[test]
 fn on_a_backup_node_referential_integrity_is_left_to_the_primary_with_a_hint() {
     let domain = Domain::new("domaincontroller_backup");
+    // Also: without UCR ox/context/id the default context is DEFAULT_CONTEXT's initial 10.
+    let mut ucr = domain.read("ucr.json");
+    ucr.as_object_mut().unwrap().remove("ox/context/id");
+    domain.write("ucr.json", &ucr);
     let output = domain.join();
     assert!(output.status.success(), "{}", text(&output));
     assert!(
@@ -523,6 +527,12 @@ fn on_a_backup_node_referential_integrity_is_left_to_the_primary_with_a_hint() {
         text(&output)
     );
     assert!(domain.read("ucr.json").get("ldap/refint").is_none());
+    let attributes = domain.objects("settings/extended_attribute");
+    let container = format!("cn=open-xchange,cn=custom attributes,cn=univention,{BASE}");
+    assert_eq!(
+        attributes[&format!("cn=oxContextUser,{container}")]["default"],
+        json!(["10"])
+    );
     assert!(!domain.changes().iter().any(|c| c["tool"] == "systemctl"));
 }
 
