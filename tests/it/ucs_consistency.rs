@@ -410,3 +410,90 @@ fn the_listener_file_fixtures_carry_only_defined_properties() {
         }
     }
 }
+
+/// Object class name -> (MUST, MAY) of `ucs/ldap/oxforucs.schema`.
+fn schema_classes() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
+    let schema = std::fs::read_to_string(repo().join("ucs/ldap/oxforucs.schema")).unwrap();
+    let class = Regex::new(r"(?s)objectclass \( \S+ NAME '([^']+)'(.*?)\n\n").unwrap();
+    let list = |body: &str, keyword: &str| -> BTreeSet<String> {
+        let pattern = Regex::new(&format!(r"(?s){keyword} \(([^)]*)\)")).unwrap();
+        pattern
+            .captures(body)
+            .map(|c| {
+                c[1].split('$')
+                    .map(|a| a.trim().to_owned())
+                    .filter(|a| !a.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    class
+        .captures_iter(&format!("{schema}\n\n"))
+        .map(|c| (c[1].to_owned(), (list(&c[2], "MUST"), list(&c[2], "MAY"))))
+        .collect()
+}
+
+#[test]
+fn the_modules_and_extended_attributes_fit_the_schema_syntax_and_hooks() {
+    let described = describe();
+    let classes = schema_classes();
+    assert_eq!(classes.len(), 15, "{:?}", classes.keys());
+    let allowed = |class: &str| -> BTreeSet<String> {
+        let (must, may) = classes
+            .get(class)
+            .unwrap_or_else(|| panic!("no class {class}"));
+        must.union(may).cloned().collect()
+    };
+
+    // Modules: every mapped attribute is allowed, every MUST attribute has a required property.
+    for (module, definition) in described["modules"].as_object().unwrap() {
+        let mut may_use = BTreeSet::new();
+        let mut must = BTreeSet::new();
+        for class in definition["objectClasses"].as_array().unwrap() {
+            may_use.extend(allowed(class.as_str().unwrap()));
+            must.extend(classes[class.as_str().unwrap()].0.clone());
+        }
+        let mut required = BTreeSet::new();
+        for (prop, property) in definition["properties"].as_object().unwrap() {
+            let ldap = property["ldap"].as_str().unwrap();
+            assert!(
+                may_use.contains(ldap),
+                "{module}: {prop} -> {ldap} not in its classes"
+            );
+            if property["required"] == true {
+                required.insert(ldap.to_owned());
+            }
+        }
+        assert!(
+            must.is_subset(&required),
+            "{module}: MUST {must:?}, required properties give {required:?}"
+        );
+    }
+
+    // Extended attributes: class and attribute of the schema, a syntax and hook that exist.
+    let syntax_file = std::fs::read_to_string(repo().join("ucs/udm/syntax/50_ox.py")).unwrap();
+    let ucs_syntaxes = ["string", "OkOrNot", "emailAddress", "ldapDn"];
+    for attribute in described["extended_attributes"].as_array().unwrap() {
+        let name = attribute["name"].as_str().unwrap();
+        let class = attribute["objectClass"].as_str().unwrap();
+        let ldap = attribute["ldapMapping"].as_str().unwrap();
+        assert!(
+            allowed(class).contains(ldap),
+            "{name}: {ldap} not allowed by {class}"
+        );
+        let syntax = attribute["syntax"].as_str().unwrap();
+        assert!(
+            ucs_syntaxes.contains(&syntax) || syntax_file.contains(&format!("class {syntax}(")),
+            "{name}: unknown syntax {syntax}"
+        );
+        let hook = attribute["hook"].as_str().unwrap_or_default();
+        if !hook.is_empty() {
+            let file = repo().join(format!("ucs/udm/hooks/{hook}.py"));
+            let source = std::fs::read_to_string(&file).unwrap_or_default();
+            assert!(
+                source.contains(&format!("class {hook}(simpleHook)")),
+                "{name}: hook {hook}"
+            );
+        }
+    }
+}
