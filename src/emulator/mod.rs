@@ -3,7 +3,8 @@
 //! `/webservices/<Service>` (and their WSDL at `?wsdl`), keeps contexts, users, groups,
 //! resources and secondary accounts in memory, and answers like OX: same wire format, same
 //! fault texts, same ids and uniqueness rules (`shared/design/ox-soap.md`). It is not a mock:
-//! what OX rejects, it rejects.
+//! it behaves like OX with OX's default configuration (properties switch OX's rules, as in
+//! OX's own files), and what OX rejects, it rejects.
 //!
 //! In-process use (tests):
 //! ```no_run
@@ -20,7 +21,9 @@
 //!
 //! Control endpoints (also for out-of-process use): `GET /emulator/state` (the
 //! [`StateSnapshot`] as JSON), `POST /emulator/reset`, `GET|POST /emulator/faults`
-//! ([`FaultConfig`]), `GET /emulator/calls` (per-operation counters). See `docs/ox-emulator.md`.
+//! ([`FaultConfig`]), `GET /emulator/calls` (per-operation counters), `GET|POST
+//! /emulator/properties` (OX's configuration properties, [`OxOptions`]). See
+//! `docs/ox-emulator.md`.
 
 mod dispatch;
 mod faults;
@@ -56,7 +59,8 @@ pub use state::{ContextSnapshot, ObjectRef, StateSnapshot, UserSnapshot};
 for OXContextService, OXUserService, OXGroupService, OXResourceService, OXUserCopyService, \
 OXSecondaryAccountService.\n\
 Control: GET /emulator/state (JSON snapshot), POST /emulator/reset, GET|POST /emulator/faults \
-(latency, fault injection, down; JSON), GET /emulator/calls (per-operation counters).\n\
+(latency, fault injection, down; JSON), GET /emulator/calls (per-operation counters), \
+GET|POST /emulator/properties (OX configuration properties; JSON).\n\
 Details: docs/ox-emulator.md"
 )]
 pub struct EmulatorArgs {
