@@ -452,4 +452,55 @@ mod tests {
         assert!(!invalid.is_retryable());
         assert!(invalid.is_conflict());
     }
+
+    #[test]
+    fn configuration_refusals_name_the_property_and_the_ucs_alternative() {
+        let refusal = |op, text| OxError::from_fault(op, fault(FaultKind::InvalidData, text));
+        let cases = [
+            (
+                "OXUserService.change",
+                "Changing username is disabled!",
+                "USERNAME_CHANGEABLE=true",
+            ),
+            (
+                "OXUserService.change",
+                "primary mail must not be changed",
+                "PRIMARY_MAIL_UNCHANGEABLE=false",
+            ),
+            (
+                "OXUserService.create",
+                "The displayname is already used",
+                "enforceUniqueDisplayName=false",
+            ),
+            (
+                "OXGroupService.create",
+                "Illegal chars: \"ü\"",
+                "CHECK_GROUP_UID_FOR_NOT_ALLOWED_CHARS",
+            ),
+            (
+                "OXResourceService.create",
+                "Illegal chars: \"ü\"",
+                "CHECK_RES_UID_FOR_NOT_ALLOWED_CHARS",
+            ),
+            (
+                "OXUserService.create",
+                "Illegal chars: \"ü\"",
+                "CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS",
+            ),
+        ];
+        for (op, text, property) in cases {
+            let err = refusal(op, text);
+            let shown = err.to_string();
+            assert!(shown.contains(text) && shown.contains(property), "{shown}");
+            assert!(shown.contains("queue retry"), "{shown}");
+        }
+        assert_eq!(
+            refusal(
+                "OXUserService.create",
+                "User x already exists in this context"
+            )
+            .configuration_hint(),
+            None
+        );
+    }
 }
