@@ -628,9 +628,11 @@ async fn skip(common: &Common, id: String, reason: Option<String>, by: String) -
         }
     }
     println!(
-        "The change was not applied to OX. To apply it after all: mv {} {}",
-        done.moved_to.display(),
-        common.data_dir.join("listener").join(&done.file).display()
+        "The change was not applied to OX. To apply it after all: ox-connector queue requeue {}",
+        done.moved_to
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     );
     0
 }
