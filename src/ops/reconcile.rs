@@ -533,7 +533,15 @@ fn user_diffs(
     ox: &User,
     servers: &MailServers,
 ) -> Option<String> {
-    let wanted = p.mapping.map(object, servers, true);
+    let mut wanted = p.mapping.map(object, servers, true);
+    if wanted.get("display_name").is_none_or(|v| v == "") {
+        // Applying gives such a user UDM's default display name; expect the same.
+        let name = ox.name.clone().unwrap_or_default();
+        wanted.insert(
+            "display_name".into(),
+            Value::String(user::default_display_name(object, &name)),
+        );
+    }
     let have = serde_json::to_value(ox).unwrap_or(Value::Null);
     let text = |v: Option<&Value>| -> String {
         match v {

@@ -40,6 +40,24 @@ use super::{deleted, group, random_password, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "users/user";
 
+/// The display name OX gets when UCS has none: UDM's own default, "<firstname> <lastname>",
+/// else the OX name. (Reconcile expects the same, so such users show no false drift.)
+pub fn default_display_name(object: &Properties, name: &str) -> String {
+    let composed = [
+        udm::text(object, "firstname"),
+        udm::text(object, "lastname"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    if composed.is_empty() {
+        name.to_owned()
+    } else {
+        composed
+    }
+}
+
 /// The user's OX context: `None` without `oxContext`; an error naming the value when it is
 /// there but no OX context id (a whole number from 1 to 2147483647), so that the change blocks
 /// with the reason instead of being dropped.
@@ -181,21 +199,10 @@ fn build(
     let mut fields = p.mapping.map(object, &servers, !creating);
     let primary = udm::text(object, "mailPrimaryAddress");
     if fields.get("display_name").is_none_or(|v| v == "") {
-        // UDM's own default for displayName: "<firstname> <lastname>".
-        let composed = [
-            udm::text(object, "firstname"),
-            udm::text(object, "lastname"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-        let display = if composed.is_empty() {
-            name.to_owned()
-        } else {
-            composed
-        };
-        fields.insert("display_name".into(), json!(display));
+        fields.insert(
+            "display_name".into(),
+            json!(default_display_name(object, name)),
+        );
     }
     fields.insert("name".into(), json!(name));
     fields.insert("aliases".into(), json!(aliases(object)));

@@ -564,3 +564,34 @@ fn the_documentation_points_only_to_files_in_the_repository() {
     }
     assert!(missing.is_empty(), "{missing:#?}");
 }
+
+/// Issue #17 item 7: a user without a display name in UCS gets UDM's default in OX, and
+/// reconcile expects that default instead of reporting drift it cannot repair.
+#[tokio::test]
+async fn reconcile_reports_no_drift_for_users_without_a_ucs_display_name() {
+    let mut t = OxEnv::start().await;
+    t.write(context("ctx-10", 10, None));
+    let mut anna = user(
+        "u-anna",
+        "anna",
+        10,
+        json!({"firstname": "Alice", "lastname": "Archer"}),
+    );
+    anna["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("displayName");
+    t.write(anna);
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    assert_eq!(
+        t.ox_user(10, "anna").data.display_name.as_deref(),
+        Some("Alice Archer")
+    );
+    let report = cli::run(&dir, &["reconcile"]).await;
+    assert_eq!(report.code, 0, "{}{}", report.stdout, report.stderr);
+    assert!(report.stdout.contains("0 differences"), "{}", report.stdout);
+    daemon.stop().await;
+}
