@@ -65,6 +65,9 @@ pub struct StatusReport {
     pub oldest_pending: Option<String>,
     /// Files in `listener/broken/` (without their `.error.txt`).
     pub quarantined: Vec<String>,
+    /// Changes applied in the last minute (the pace for the ETA).
+    #[serde(default)]
+    pub applied_last_minute: u64,
 }
 
 /// The endpoint file's content.
@@ -176,6 +179,7 @@ async fn status(State(state): State<AdminState>) -> Json<StatusReport> {
         pending_files: pending.len(),
         oldest_pending: pending.first().map(|f| f.name.to_string()),
         quarantined,
+        applied_last_minute: crate::telemetry::progress::applied_last_minute(),
     })
 }
 

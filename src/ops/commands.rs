@@ -43,9 +43,19 @@ pub struct QueueArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
-    /// One screen: is the daemon running, what waits, what blocks and why, quarantined files.
+    /// One screen: is the daemon running, what waits, what blocks and why, quarantined files;
+    /// during a backlog the pace of the last minute and an estimate of the time left.
     /// Exit code 0 all well, 1 blocked or not ready, 2 not running.
     Status(Common),
+    /// The status screen, refreshed every --interval until Ctrl-C, with a progress bar of what
+    /// was applied since the watch started.
+    Watch {
+        #[command(flatten)]
+        common: Common,
+        /// How often to refresh.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
     /// The waiting changes in the order they will be applied.
     List {
         #[command(flatten)]
@@ -177,6 +187,7 @@ fn failed(error: &AdminClientError) -> i32 {
 pub async fn queue(args: QueueArgs) -> i32 {
     match args.command {
         QueueCommand::Status(common) => status(&common).await,
+        QueueCommand::Watch { common, interval } => watch(&common, interval).await,
         QueueCommand::List { common, limit } => {
             let result = async {
                 client(&common, Duration::from_secs(30))?
@@ -376,6 +387,9 @@ async fn status(common: &Common) -> i32 {
                 }
             }
             print_queue_line(&listener, status.pending_files, list.as_ref());
+            if let Some(line) = progress_line(status.pending_files, status.applied_last_minute) {
+                println!("{line}");
+            }
             print_blocked(d);
             if let Some(list) = list.as_ref().filter(|l| !l.items.is_empty()) {
                 println!("Next:");
@@ -419,6 +433,80 @@ async fn status(common: &Common) -> i32 {
             );
             NOT_RUNNING
         }
+    }
+}
+
+/// `Progress: 2100 applied in the last minute (35.0/s); 4286 wait, about 2 min left.` while
+/// files wait; `None` for an empty queue.
+fn progress_line(pending: usize, applied_last_minute: u64) -> Option<String> {
+    if pending == 0 {
+        return None;
+    }
+    let rate = applied_last_minute as f64 / 60.0;
+    Some(
+        match crate::telemetry::progress::eta(pending as u64, applied_last_minute) {
+            Some(eta) => format!(
+                "Progress: {applied_last_minute} applied in the last minute ({rate:.1}/s); {pending} \
+                 wait, about {} left.",
+                human(eta)
+            ),
+            None => format!(
+                "Progress: nothing applied in the last minute; {pending} wait (no estimate)."
+            ),
+        },
+    )
+}
+
+/// A text progress bar of `done` out of `total`, e.g. `[#########...........]  45 %`.
+fn progress_bar(done: usize, total: usize) -> String {
+    const WIDTH: usize = 30;
+    let share = if total == 0 {
+        1.0
+    } else {
+        (done as f64 / total as f64).clamp(0.0, 1.0)
+    };
+    let filled = (share * WIDTH as f64).round() as usize;
+    format!(
+        "[{}{}] {:>3.0} %",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        share * 100.0
+    )
+}
+
+/// `queue watch`: the status screen again every `interval`, with a bar of what was applied
+/// since the watch started, until Ctrl-C. On a terminal the screen is redrawn in place.
+async fn watch(common: &Common, interval: Duration) -> i32 {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
+    let listener = common.data_dir.join("listener");
+    let count = || {
+        crate::listener::scan(&listener)
+            .map(|f| f.len())
+            .unwrap_or(0)
+    };
+    let first = count();
+    loop {
+        if terminal {
+            // Clear the screen and go home: redraw in place.
+            print!("\x1b[2J\x1b[H");
+        }
+        let code = status(common).await;
+        let now = count();
+        if first > 0 {
+            println!(
+                "Since the watch started: {} {} of {first} applied.",
+                progress_bar(first.saturating_sub(now), first),
+                first.saturating_sub(now)
+            );
+        }
+        if code == NOT_RUNNING {
+            return code;
+        }
+        if !terminal {
+            println!("---");
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -790,6 +878,20 @@ pub async fn state(args: StateArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_shows_the_pace_and_the_time_left() {
+        assert_eq!(progress_line(0, 100), None);
+        assert_eq!(
+            progress_line(4286, 2100).unwrap(),
+            "Progress: 2100 applied in the last minute (35.0/s); 4286 wait, about 2 min left."
+        );
+        assert!(progress_line(5, 0).unwrap().contains("no estimate"));
+        assert_eq!(
+            progress_bar(15, 30),
+            "[###############...............]  50 %"
+        );
+    }
 
     #[test]
     fn a_store_without_space_is_not_told_to_drain_by_itself() {

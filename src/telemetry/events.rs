@@ -177,6 +177,7 @@ impl MessageApplied<'_> {
         };
         counter!(m::FILES_APPLIED, "object_type" => object_type.clone(), "operation" => operation, "outcome" => outcome)
             .increment(1);
+        super::progress::record_applied();
         histogram!(m::APPLY_DURATION, "object_type" => object_type, "operation" => operation)
             .record(self.elapsed.as_secs_f64());
         match self.ignored {

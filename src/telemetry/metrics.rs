@@ -142,8 +142,21 @@ fn describe() {
     describe_gauge!(QUEUE_FULL, "1 while the JetStream queue is full.");
     describe_gauge!(QUARANTINED_FILES, "Files in listener/broken/.");
     describe_gauge!(NATS_CONNECTED, "1 while connected to NATS.");
+    describe_gauge!(
+        APPLY_RATE,
+        "Changes applied per second, over the last minute."
+    );
+    describe_gauge!(
+        QUEUE_ETA,
+        "Expected seconds until the waiting listener files are applied at the last minute's pace; -1 without a pace."
+    );
     describe_counter!(NATS_RECONNECTS, "Reconnects to NATS since the start.");
 }
+
+/// Changes applied per second over the last minute.
+pub const APPLY_RATE: &str = "ox_connector_queue_apply_rate_changes_per_second";
+/// Expected seconds until the waiting listener files are applied at that pace (absent without one).
+pub const QUEUE_ETA: &str = "ox_connector_queue_eta_seconds";
 
 /// What is measured at scrape time.
 #[derive(Debug, Clone, Default)]
@@ -172,6 +185,10 @@ pub fn render(handle: &PrometheusHandle, scrape: &Scrape) -> String {
     gauge!(QUEUE_FULL).set(flag(scrape.queue_full));
     gauge!(QUARANTINED_FILES).set(scrape.quarantined as f64);
     gauge!(NATS_CONNECTED).set(flag(scrape.nats_connected));
+    let applied = super::progress::applied_last_minute();
+    gauge!(APPLY_RATE).set(applied as f64 / 60.0);
+    let eta = super::progress::eta(scrape.queue_depth as u64, applied);
+    gauge!(QUEUE_ETA).set(eta.map_or(-1.0, |d| d.as_secs_f64()));
     counter!(NATS_RECONNECTS).absolute(scrape.nats_reconnects);
     handle.run_upkeep();
     handle.render()

@@ -4,6 +4,7 @@
 pub mod events;
 pub mod json;
 pub mod metrics;
+pub mod progress;
 #[cfg(test)]
 pub(crate) mod sink;
 

@@ -595,3 +595,46 @@ async fn reconcile_reports_no_drift_for_users_without_a_ucs_display_name() {
     assert!(report.stdout.contains("0 differences"), "{}", report.stdout);
     daemon.stop().await;
 }
+
+/// Issue #17 item 4: during a backlog `queue status` shows the pace of the last minute and the
+/// time left, and `/metrics` carries the same numbers.
+#[tokio::test]
+async fn a_backlog_shows_its_pace_and_the_time_left() {
+    let mut t = OxEnv::start().await;
+    t.write(context("ctx-10", 10, None));
+    for n in 0..3 {
+        t.write(user(&format!("u-{n}"), &format!("user{n}"), 10, json!({})));
+    }
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    refuse_user_creation(&t);
+    let blocked = t.write(user("u-x", "userx", 10, json!({})));
+    t.write(user("u-y", "usery", 10, json!({})));
+    wait_for("the queue to block", WAIT, || {
+        t.blocked()["file"] == blocked.as_str()
+    })
+    .await;
+    let status = cli::run(&dir, &["queue", "status"]).await;
+    assert!(
+        status
+            .stdout
+            .contains("Progress: 4 applied in the last minute (0.1/s); 2 wait, about 30 s left."),
+        "{}",
+        status.stdout
+    );
+    let metrics = cli::metrics(&dir).await;
+    let rate = cli::metric(
+        &metrics,
+        "ox_connector_queue_apply_rate_changes_per_second",
+        &[],
+    );
+    assert!((rate - 4.0 / 60.0).abs() < 1e-6, "{rate}");
+    assert_eq!(
+        cli::metric(&metrics, "ox_connector_queue_eta_seconds", &[]),
+        30.0
+    );
+    t.ox.set_faults(FaultConfig::default());
+    daemon.stop().await;
+}
