@@ -94,8 +94,21 @@ async fn metrics_handler(State(state): State<AdminState>) -> Result<Response, Op
         Ok(mut stream) => stream.info().await.ok().map(|i| i.state.messages),
         Err(_) => None,
     };
+    let subscriber_queues = match &state.dispatch {
+        Some(dispatch) => dispatch
+            .list()
+            .await
+            .map(|all| {
+                all.into_iter()
+                    .map(|(subscription, status)| (subscription.name, status.queued))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let now = chrono::Utc::now();
     let scrape = Scrape {
+        subscriber_queues,
         queue_depth: crate::listener::scan(&ops.listener_dir)
             .map(|f| f.len())
             .unwrap_or_default(),

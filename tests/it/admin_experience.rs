@@ -638,3 +638,57 @@ async fn a_backlog_shows_its_pace_and_the_time_left() {
     t.ox.set_faults(FaultConfig::default());
     daemon.stop().await;
 }
+
+/// Issue #17 item 5 (monitoring): the dashboard and the alert rules under docs/monitoring/ use
+/// only metrics a running daemon exports; build info, process metrics and the counters that
+/// start at 0 are there from the start.
+#[tokio::test]
+async fn the_shipped_dashboard_and_alerts_use_only_exported_metrics() {
+    let mut t = OxEnv::start().await;
+    let daemon = t.daemon().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    let fresh = cli::metrics(&dir).await;
+    for name in [
+        "ox_connector_build_info{version=",
+        "ox_connector_files_seen_total 0",
+        "ox_connector_files_quarantined_total 0",
+        "ox_connector_admin_actions_total{action=\"skip\"} 0",
+        "process_resident_memory_bytes",
+        "ox_connector_subscriber_queue_messages{subscription=\"ox-connector\"}",
+    ] {
+        assert!(fresh.contains(name), "{name} missing:\n{fresh}");
+    }
+    // Events that make the labelled counters and histograms appear.
+    t.ox.set_faults(FaultConfig {
+        rules: vec![FaultRule {
+            service: Some("OXContextService".into()),
+            count: Some(1),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    t.write(context("ctx-10", 10, None));
+    t.write(user("u-a", "a", 10, json!({})));
+    t.settle().await;
+    let exported = cli::metrics(&dir).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/monitoring");
+    let name = regex::Regex::new(r"\b(ox_connector_[a-z_]+|process_[a-z_]+)").unwrap();
+    let mut unknown = Vec::new();
+    for file in ["alerts.yml", "grafana-dashboard.json"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let used: std::collections::BTreeSet<&str> =
+            name.find_iter(&text).map(|m| m.as_str()).collect();
+        assert!(used.len() >= 5, "{file} names hardly any metric");
+        for metric in used {
+            if !exported
+                .lines()
+                .any(|l| !l.starts_with('#') && l.starts_with(metric))
+            {
+                unknown.push(format!("{file}: {metric}"));
+            }
+        }
+    }
+    assert!(unknown.is_empty(), "{unknown:#?}\n{exported}");
+    daemon.stop().await;
+}
