@@ -393,8 +393,8 @@ async fn status(common: &Common) -> i32 {
             print_blocked(d);
             if let Some(list) = list.as_ref().filter(|l| !l.items.is_empty()) {
                 println!("Next:");
-                for item in &list.items {
-                    println!("  {}", item_line(item));
+                for line in items_table(&list.items, false).lines() {
+                    println!("  {line}");
                 }
             }
             print_side_folders(&quarantined, &skipped);
@@ -596,18 +596,36 @@ fn print_side_folders(quarantined: &[String], skipped: &[String]) {
     }
 }
 
-fn item_line(item: &queue::QueueItem) -> String {
-    let what = match &item.error {
-        Some(error) => error.clone(),
-        None => format!("{} {} {}", item.object_type, item.operation, item.dn),
-    };
-    format!(
-        "{:>4}  {:<14}  {}  {}",
-        item.position,
-        item.state.label(),
-        item.file.as_deref().unwrap_or("(no file)"),
-        what
-    )
+/// The items as aligned columns (`#`, state, file, what), one line each, through comfy-table:
+/// a row without a file (`(no file)`) lines up like the others.
+fn items_table(items: &[queue::QueueItem], header: bool) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+    if header {
+        table.set_header(["#", "STATE", "FILE", "WHAT"]);
+    }
+    for item in items {
+        let what = match &item.error {
+            Some(error) => error.clone(),
+            None => format!("{} {} {}", item.object_type, item.operation, item.dn),
+        };
+        table.add_row([
+            item.position.to_string(),
+            item.state.label().to_owned(),
+            item.file.clone().unwrap_or_else(|| "(no file)".into()),
+            what,
+        ]);
+    }
+    if let Some(position) = table.column_mut(0) {
+        position.set_cell_alignment(comfy_table::CellAlignment::Right);
+    }
+    table
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn print_list(list: &QueueList) {
@@ -619,10 +637,7 @@ fn print_list(list: &QueueList) {
         println!("Nothing waits.");
         return;
     }
-    println!("{:>4}  {:<14}  {:<31}  WHAT", "#", "STATE", "FILE");
-    for item in &list.items {
-        println!("{}", item_line(item));
-    }
+    println!("{}", items_table(&list.items, true));
     if list.truncated {
         println!("… more (use --limit).");
     }
@@ -878,6 +893,37 @@ pub async fn state(args: StateArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_without_a_file_lines_up_with_the_others() {
+        let item = |position, file: Option<&str>, state| queue::QueueItem {
+            position,
+            sequence: None,
+            file: file.map(str::to_owned),
+            object_type: "users/user".into(),
+            operation: "modify".into(),
+            dn: "uid=a".into(),
+            entry_uuid: "u".into(),
+            state,
+            error: None,
+        };
+        let text = items_table(
+            &[
+                item(
+                    1,
+                    Some("2025-01-01-00-00-00-000001.json"),
+                    queue::ItemState::Blocked,
+                ),
+                item(12, None, queue::ItemState::FileRemoved),
+            ],
+            true,
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let what = |line: &str| line.find("users/user").or_else(|| line.find("WHAT"));
+        assert_eq!(what(lines[0]), what(lines[1]), "{text}");
+        assert_eq!(what(lines[1]), what(lines[2]), "{text}");
+    }
 
     #[test]
     fn progress_shows_the_pace_and_the_time_left() {
