@@ -47,9 +47,13 @@ pub enum AppError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Locked(#[from] crate::data_lock::LockError),
+    #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedError),
     #[error("cannot connect to NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
+    #[error("cannot use NATS at {url}: {reason}")]
+    ServerTooOld { url: String, reason: String },
     #[error("cannot open the admin API on {addr}: {source}")]
     Admin {
         addr: std::net::SocketAddr,
@@ -80,6 +84,8 @@ pub struct Daemon {
     status: StatusBoard,
     wake: Arc<Notify>,
     retry_now: Arc<Notify>,
+    /// Held until the daemon is gone: one daemon per data directory.
+    _lock: crate::data_lock::DataDirLock,
 }
 
 impl Daemon {
@@ -150,6 +156,8 @@ impl Daemon {
             std::fs::create_dir_all(&dir)
                 .map_err(|source| AppError::DataDir { path: dir, source })?;
         }
+        // Before anything else: a second daemon on this data directory must touch nothing.
+        let lock = crate::data_lock::DataDirLock::acquire(&settings.data_dir)?;
         let status = StatusBoard::new(Some(settings.status_file()));
         let admin_error = |source| AppError::Admin {
             addr: settings.admin_listen,
@@ -161,7 +169,7 @@ impl Daemon {
             .map_err(admin_error)?;
 
         let (url, nats_task, identities) = match &settings.nats {
-            NatsTarget::External { url } => (url.clone(), None, None),
+            NatsTarget::External { url, .. } => (url.clone(), None, None),
             NatsTarget::Embedded(options) => {
                 let identities_error = |source| AppError::DataDir {
                     path: settings.data_dir.join(identity::FILE),
@@ -179,8 +187,12 @@ impl Daemon {
                 let server = NatsServer::start(options.clone()).await?;
                 let url = server.url().to_owned();
                 let stop = CancellationToken::new();
-                let task =
-                    tokio::spawn(supervise_nats(server, options.binary.clone(), stop.clone()));
+                let task = tokio::spawn(supervise_nats(
+                    server,
+                    options.binary.clone(),
+                    status.clone(),
+                    stop.clone(),
+                ));
                 (url, Some((stop, task)), Some((identities, options.dir)))
             }
         };
@@ -204,9 +216,16 @@ impl Daemon {
         .await?;
         let js = jetstream::new(client.clone());
         let incoming = until_ready(&shutdown, || {
-            queue::setup_incoming(&js, settings.queue_limits)
+            queue::setup_incoming(&js, settings.queue_limits, settings.replicas())
         })
         .await?;
+        // Connected by now (the client only knows the server's version once it is).
+        queue::check_server_version(&client.server_info().version).map_err(|reason| {
+            AppError::ServerTooOld {
+                url: url.clone(),
+                reason,
+            }
+        })?;
         let auth = identities.map(|(identities, nats_dir)| Auth {
             identities,
             nats_dir,
@@ -227,6 +246,10 @@ impl Daemon {
             dispatch.ensure_registered(ox_subscription(&settings))
         })
         .await?;
+        match queue::pause::paused(&js, queue::OX_SUBSCRIBER).await {
+            Ok(paused) => status.set_paused(paused),
+            Err(e) => tracing::debug!(error = %e, "Cannot tell whether the queue is paused."),
+        }
         let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
 
         let wake = Arc::new(Notify::new());
@@ -326,6 +349,7 @@ impl Daemon {
             status,
             wake,
             retry_now,
+            _lock: lock,
         })
     }
 
@@ -439,7 +463,12 @@ async fn connect(
                 }
             }
         })
-        .connect(url)
+        .connect(
+            crate::config::nats_servers(url).map_err(|reason| AppError::Connect {
+                url: url.to_owned(),
+                reason,
+            })?,
+        )
         .await
         .map_err(|e| AppError::Connect {
             url: url.to_owned(),
@@ -574,12 +603,18 @@ async fn consume_until_stopped<A: Applier>(
     }
 }
 
-/// Keeps the embedded nats-server running: restarts it if it dies, stops it on `stop`.
+/// Keeps the embedded nats-server running: restarts it if it dies, stops it on `stop`. Watches
+/// the free space of its store: a full file system is reported, and once space is back the
+/// server is restarted so that it writes again ([`queue::storage`]).
 async fn supervise_nats(
     mut server: NatsServer,
     binary: Option<std::path::PathBuf>,
+    status: StatusBoard,
     stop: CancellationToken,
 ) {
+    let mut space = queue::storage::SpaceWatch::default();
+    let mut check = tokio::time::interval(queue::storage::CHECK_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => {
@@ -588,16 +623,58 @@ async fn supervise_nats(
             }
             status = server.exited() => {
                 tracing::error!(status = %status, "The embedded nats-server exited; restarting it.");
-                while let Err(e) = server.restart(binary.clone()).await {
-                    tracing::error!(error = %e, "Cannot restart the embedded nats-server; retrying.");
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                if !restart_nats(&mut server, &binary, false, &stop).await {
+                    return;
+                }
+            }
+            _ = check.tick() => {
+                let Ok(free) = queue::storage::free_bytes(server.dir()) else { continue };
+                match space.observe(free) {
+                    Some(queue::storage::SpaceChange::RanFull { free }) => {
+                        let reason = queue::storage::full_reason(server.dir(), free);
+                        tracing::error!("The queue takes no changes: {reason}.");
+                        status.set_queue_full(reason);
                     }
+                    Some(queue::storage::SpaceChange::Returned { free }) => {
+                        tracing::info!(
+                            free,
+                            "Space returned on the file system of the NATS store; restarting the \
+                             embedded nats-server so that it writes again."
+                        );
+                        if !restart_nats(&mut server, &binary, true, &stop).await {
+                            return;
+                        }
+                        status.clear_queue_full();
+                    }
+                    None => {}
                 }
             }
         }
     }
+}
+
+/// Restarts the embedded server (stopping it gracefully first if `graceful`), retrying every
+/// 5 s; `false` if `stop` came first.
+async fn restart_nats(
+    server: &mut NatsServer,
+    binary: &Option<std::path::PathBuf>,
+    graceful: bool,
+    stop: &CancellationToken,
+) -> bool {
+    let mut result = if graceful {
+        server.restart_gracefully(binary.clone()).await
+    } else {
+        server.restart(binary.clone()).await
+    };
+    while let Err(e) = result {
+        tracing::error!(error = %e, "Cannot restart the embedded nats-server; retrying.");
+        tokio::select! {
+            () = stop.cancelled() => return false,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        result = server.restart(binary.clone()).await;
+    }
+    true
 }
 
 /// Hands validated listener files to the publish pipeline and reports the queue's state.

@@ -119,6 +119,15 @@ pub enum EmbeddedError {
         log: PathBuf,
         tail: String,
     },
+    #[error(
+        "the nats-server (pid {pid}) on the store {store} belongs to the running ox-connector \
+         (pid {owner}); stop that daemon first"
+    )]
+    InUse {
+        pid: i32,
+        owner: i32,
+        store: PathBuf,
+    },
     #[error("nats-server did not start listening within {0:?}")]
     Timeout(Duration),
 }
@@ -143,7 +152,7 @@ impl NatsServer {
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let pid_file = dir.join("nats-server.pid");
-        stop_leftover(&pid_file).await;
+        stop_leftover(&pid_file).await?;
 
         let ports_dir = dir.join("ports");
         let _ = std::fs::remove_dir_all(&ports_dir);
@@ -271,6 +280,22 @@ impl NatsServer {
         }
     }
 
+    /// Stops the server gracefully and starts it again on the same port and store: it opens its
+    /// store afresh (see [`super::storage`]).
+    pub async fn restart_gracefully(
+        &mut self,
+        binary: Option<PathBuf>,
+    ) -> Result<(), EmbeddedError> {
+        let running = Self {
+            child: self.child.take(),
+            url: self.url.clone(),
+            port: self.port,
+            dir: self.dir.clone(),
+        };
+        running.stop().await;
+        self.restart(binary).await
+    }
+
     /// Starts the server again on the same port and store (after [`kill`](Self::kill) or a crash).
     pub async fn restart(&mut self, binary: Option<PathBuf>) -> Result<(), EmbeddedError> {
         self.kill().await;
@@ -332,19 +357,47 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// Stops a server that an earlier, killed daemon left running on this store.
-async fn stop_leftover(pid_file: &Path) {
+/// The parent of process `pid` and its command line, if it is alive.
+fn parent_of(pid: i32) -> Option<(i32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "<pid> (<comm>) <state> <ppid> …"; the command may contain spaces and parentheses.
+    let ppid: i32 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+    Some((ppid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+}
+
+/// Stops a server that an earlier, killed daemon left running on this store — only if no live
+/// ox-connector owns it (its parent; a server whose daemon died belongs to init or a
+/// subreaper). The data directory's lock keeps a second daemon from getting here; this guards
+/// the store against anything else that starts a server on it.
+async fn stop_leftover(pid_file: &Path) -> Result<(), EmbeddedError> {
     let Some(pid) = std::fs::read_to_string(pid_file)
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
     else {
-        return;
+        return Ok(());
     };
     let is_nats = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|cmd| String::from_utf8_lossy(&cmd).contains("nats-server"))
         .unwrap_or(false);
     if !is_nats {
-        return;
+        return Ok(());
+    }
+    if let Some((owner, command)) = parent_of(pid) {
+        let own = i32::try_from(std::process::id()).unwrap_or_default();
+        if owner != own && command.contains("ox-connector") {
+            return Err(EmbeddedError::InUse {
+                pid,
+                owner,
+                store: pid_file.parent().unwrap_or(pid_file).to_owned(),
+            });
+        }
     }
     tracing::warn!(pid, "Stopping a nats-server left behind by an earlier run.");
     let pid = Pid::from_raw(pid);
@@ -354,6 +407,7 @@ async fn stop_leftover(pid_file: &Path) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = kill(pid, Signal::SIGKILL);
+    Ok(())
 }
 
 #[cfg(test)]
