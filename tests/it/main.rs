@@ -3,6 +3,7 @@
 mod admin;
 mod appcenter_files;
 mod bad_input;
+mod cluster;
 mod concurrency;
 mod daemon_binary;
 mod disk_full;
