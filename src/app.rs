@@ -49,6 +49,8 @@ pub enum AppError {
     #[error(transparent)]
     Locked(#[from] crate::data_lock::LockError),
     #[error(transparent)]
+    NoSpace(#[from] queue::storage::BudgetError),
+    #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedError),
     #[error("cannot connect to NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
@@ -142,7 +144,7 @@ impl Daemon {
     /// Starts every step; `ops_applier` is filled by `make_applier` when it makes the OX
     /// applier, which the admin operations (reconcile, state import) then use.
     async fn start_inner<A, F, Fut>(
-        settings: Settings,
+        mut settings: Settings,
         make_applier: F,
         ops_applier: Arc<OnceLock<OxApplier>>,
         shutdown: CancellationToken,
@@ -168,6 +170,9 @@ impl Daemon {
             .await
             .map_err(admin_error)?;
 
+        if let NatsTarget::Embedded(options) = &settings.nats {
+            settings.queue_limits = fit_the_store(&options.dir, settings.queue_limits)?;
+        }
         let (url, nats_task, identities) = match &settings.nats {
             NatsTarget::External { url, .. } => (url.clone(), None, None),
             NatsTarget::Embedded(options) => {
@@ -421,6 +426,32 @@ impl Daemon {
             let _ = task.await;
         }
     }
+}
+
+/// Gives the embedded server's store as much as its disk allows and returns the queue limits
+/// that fit it (lowered with a warning, or refused: [`queue::storage::fit`]).
+fn fit_the_store(
+    store: &std::path::Path,
+    limits: queue::QueueLimits,
+) -> Result<queue::QueueLimits, AppError> {
+    let budget = queue::storage::fit(store, limits)?;
+    if let Some(asked) = budget.lowered_from {
+        tracing::warn!(
+            asked,
+            lowered = budget.limits.max_bytes,
+            store = %store.display(),
+            max_store = budget.max_store,
+            "The queue limit does not fit the disk of the NATS store; lowered it. Free space \
+             there, or set OX_CONNECTOR_QUEUE_MAX_BYTES to at most the lowered value."
+        );
+    }
+    queue::embedded::write_store_limit(store, budget.max_store).map_err(|source| {
+        AppError::DataDir {
+            path: store.to_owned(),
+            source,
+        }
+    })?;
+    Ok(budget.limits)
 }
 
 /// Runs the daemon with the OX applier until `shutdown` is cancelled.

@@ -79,6 +79,17 @@ fn write_auth(dir: &Path, users: &[NatsUser]) -> std::io::Result<()> {
     crate::atomic_file::write_with_mode(&dir.join("auth.conf"), text.as_bytes(), Some(0o600))
 }
 
+/// The JetStream settings the daemon decides (included into the `jetstream` block).
+const STORE_LIMIT_FILE: &str = "jetstream.conf";
+
+/// Sets how much the embedded server's JetStream store may take (`max_file_store`), from the
+/// next start of the server on (see [`super::storage::fit`]).
+pub fn write_store_limit(dir: &Path, max_store: i64) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let text = format!("# Written by ox-connector at every start.\nmax_file_store: {max_store}\n");
+    crate::atomic_file::write(&dir.join(STORE_LIMIT_FILE), text.as_bytes())
+}
+
 fn json_string(value: &str) -> String {
     serde_json::Value::String(value.to_owned()).to_string()
 }
@@ -98,7 +109,8 @@ pub fn reload_users(dir: &Path, users: &[NatsUser]) -> std::io::Result<()> {
 pub enum EmbeddedError {
     #[error(
         "the nats-server binary was not found (looked for {wanted:?} in PATH and {extra}); \
-         install it with `apt-get install nats-server`, or set NATS_URL to use a running server"
+         install a current one (2.11 or newer) with scripts/setup, or name it with NATS_SERVER_BIN, or \
+         set NATS_URL to use a running server"
     )]
     BinaryMissing { wanted: String, extra: String },
     #[error("cannot prepare {path}: {source}")]
@@ -171,12 +183,16 @@ impl NatsServer {
              pid_file: {pid}\n\
              ports_file_dir: {ports}\n\
              include \"auth.conf\"\n\
-             jetstream {{\n  store_dir: {store}\n}}\n",
+             jetstream {{\n  store_dir: {store}\n  include \"jetstream.conf\"\n}}\n",
             pid = quote(&pid_file),
             ports = quote(&ports_dir),
             store = quote(&dir),
         );
         crate::atomic_file::write(&config, text.as_bytes()).map_err(io(&config))?;
+        let store_limit = dir.join(STORE_LIMIT_FILE);
+        if !store_limit.exists() {
+            crate::atomic_file::write(&store_limit, b"").map_err(io(&store_limit))?;
+        }
         let auth = dir.join("auth.conf");
         match &options.users {
             Some(users) => write_auth(&dir, users).map_err(io(&auth))?,
@@ -424,10 +440,7 @@ mod tests {
         })
         .await
         .unwrap_err();
-        assert!(
-            err.to_string().contains("apt-get install nats-server"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("scripts/setup"), "{err}");
     }
 
     #[tokio::test]

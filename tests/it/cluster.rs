@@ -309,7 +309,17 @@ async fn failover(run: Failover) {
         first.push(call.file.clone());
     }
     let expected: Vec<String> = (1..=run.changes).map(files::name).collect();
-    assert_eq!(first, expected, "every change, once, in file order");
+    if let Some(i) = (0..expected.len()).find(|&i| first.get(i) != expected.get(i)) {
+        let around = |v: &[String]| v[i.saturating_sub(3)..(i + 4).min(v.len())].to_vec();
+        panic!(
+            "{} of {} changes applied; the first out of file order at position {i}: applied \
+             {:?}, expected {:?}",
+            first.len(),
+            expected.len(),
+            around(&first),
+            around(&expected)
+        );
+    }
     eprintln!(
         "cluster: {} changes, {again} applied again after the failover; {leader} killed after \
          {applied_at_kill} applies, stall {stall:?}, {new_leader} took over",
