@@ -18,3 +18,7 @@ mod scenarios;
 mod state_store;
 mod support;
 mod trigger;
+mod ucs_consistency;
+mod ucs_join;
+mod ucs_schema;
+mod ucs_udm;
