@@ -168,7 +168,9 @@ impl Daemon {
         let token = admin::ensure_token(&settings.data_dir).map_err(admin_error)?;
         let admin_listener = tokio::net::TcpListener::bind(settings.admin_listen)
             .await
+            .and_then(tokio::net::TcpListener::into_std)
             .map_err(admin_error)?;
+        let starting = Starting::serve(&admin_listener).map_err(admin_error)?;
 
         if let NatsTarget::Embedded(options) = &settings.nats {
             settings.queue_limits = fit_the_store(&options.dir, settings.queue_limits)?;
@@ -220,7 +222,7 @@ impl Daemon {
         )
         .await?;
         let js = jetstream::new(client.clone());
-        let incoming = until_ready(&shutdown, || {
+        let incoming = until_ready(&shutdown, &starting, || {
             queue::setup_incoming(&js, settings.queue_limits, settings.replicas())
         })
         .await?;
@@ -237,7 +239,7 @@ impl Daemon {
             nats_url: url.clone(),
         });
         // Like the stream above: a nats-server that is (re)starting is waited for.
-        let dispatch = until_ready(&shutdown, || {
+        let dispatch = until_ready(&shutdown, &starting, || {
             Dispatch::start(
                 js.clone(),
                 incoming.clone(),
@@ -247,7 +249,7 @@ impl Daemon {
             )
         })
         .await?;
-        until_ready(&shutdown, || {
+        until_ready(&shutdown, &starting, || {
             dispatch.ensure_registered(ox_subscription(&settings))
         })
         .await?;
@@ -291,6 +293,9 @@ impl Daemon {
             retry_now.clone(),
             consumer_stop.clone(),
         ));
+        starting.done().await;
+        let admin_listener =
+            tokio::net::TcpListener::from_std(admin_listener).map_err(admin_error)?;
         let admin_stop = CancellationToken::new();
         let ops = Arc::new(Ops {
             data_dir: settings.data_dir.clone(),
@@ -507,8 +512,80 @@ async fn connect(
         })
 }
 
-/// Retries `step` every 2 s while NATS is not ready yet, until it succeeds or `shutdown`.
-async fn until_ready<T, E, F, Fut>(shutdown: &CancellationToken, mut step: F) -> Result<T, AppError>
+/// While the daemon starts, `GET /health` on the admin port answers 503 with what the daemon
+/// waits for (JetStream not ready, and why) instead of not at all; the full admin API takes the
+/// port over once the daemon is ready.
+struct Starting {
+    waiting: Arc<std::sync::Mutex<String>>,
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Starting {
+    fn serve(listener: &std::net::TcpListener) -> std::io::Result<Self> {
+        let early = tokio::net::TcpListener::from_std(listener.try_clone()?)?;
+        let waiting = Arc::new(std::sync::Mutex::new("connecting to NATS".to_owned()));
+        let health = {
+            let waiting = waiting.clone();
+            move || {
+                let text = crate::locks::lock(&waiting).clone();
+                async move {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        format!("starting: {text}\n"),
+                    )
+                }
+            }
+        };
+        let router = axum::Router::new().route("/health", axum::routing::get(health));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let _ = axum::serve(early, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+            }
+        });
+        Ok(Self {
+            waiting,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    fn waiting_for(&self, reason: String) {
+        *crate::locks::lock(&self.waiting) = reason;
+    }
+
+    /// Hands the port over (a connection kept open by a client is cut after 2 s).
+    async fn done(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Retries `step` every 2 s while NATS is not ready yet, until it succeeds or `shutdown`; what
+/// it waits for is shown by `/health` meanwhile.
+async fn until_ready<T, E, F, Fut>(
+    shutdown: &CancellationToken,
+    starting: &Starting,
+    mut step: F,
+) -> Result<T, AppError>
 where
     E: std::fmt::Display,
     F: FnMut() -> Fut,
@@ -520,6 +597,7 @@ where
             Ok(value) => return Ok(value),
             Err(e) => {
                 attempts += 1;
+                starting.waiting_for(format!("JetStream is not ready ({attempts} attempts): {e}"));
                 if attempts == 1 || attempts % 30 == 0 {
                     tracing::warn!(error = %e, attempts, "JetStream is not ready; retrying.");
                 }

@@ -177,7 +177,7 @@ async fn leaders_of(
     js: &async_nats::jetstream::Context,
     stream: &str,
     consumer: &str,
-) -> (String, String) {
+) -> Option<(String, String)> {
     use async_nats::jetstream::consumer::pull::Config;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -188,13 +188,12 @@ async fn leaders_of(
             let consumer_leader = c.info().await.ok()?.cluster.as_ref()?.leader.clone()?;
             Some((stream_leader, consumer_leader))
         };
-        if let Some(leaders) = leaders.await {
-            return leaders;
+        if let Ok(Some(leaders)) = tokio::time::timeout(Duration::from_secs(5), leaders).await {
+            return Some(leaders);
         }
-        assert!(
-            Instant::now() < deadline,
-            "{stream} or {consumer} has no leader"
-        );
+        if Instant::now() > deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -215,6 +214,9 @@ async fn reliability_cluster_failover_with_thousands_of_changes() {
 }
 
 async fn failover(run: Failover) {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    }
     let mut cluster = Cluster::start().await;
     let mut env = TestEnv::start().await;
     env.settings.nats = NatsTarget::External {
@@ -234,6 +236,17 @@ async fn failover(run: Failover) {
         .unwrap();
     let js = async_nats::jetstream::new(client);
     assert_three_replicas(&js).await;
+    // Keeps every incoming message (interest retention) to tell, if the order breaks, whether
+    // it broke on the way into the queue.
+    let incoming = js.get_stream(ox_connector::queue::STREAM).await.unwrap();
+    incoming
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("audit".into()),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
 
     let dir = env.listener_dir();
     let writer = tokio::spawn({
@@ -250,7 +263,9 @@ async fn failover(run: Failover) {
     let stream = ox_connector::queue::subscriber_stream(ox_connector::queue::OX_SUBSCRIBER);
     wait_applied(&applier, run.changes as usize / 5, Duration::from_secs(120)).await;
     let subscriber = ox_connector::queue::OX_SUBSCRIBER;
-    let (stream_leader, leader) = leaders_of(&js, &stream, subscriber).await;
+    let (stream_leader, leader) = leaders_of(&js, &stream, subscriber)
+        .await
+        .expect("the OX queue and its consumer have leaders");
     let victim = cluster.index_of(&leader);
     let killed_at = Instant::now();
     let applied_at_kill = applier.applied().len();
@@ -276,7 +291,9 @@ async fn failover(run: Failover) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     stall = stall.max(last_change.elapsed());
-    let (_, new_leader) = leaders_of(&js, &stream, subscriber).await;
+    let new_leader = leaders_of(&js, &stream, subscriber)
+        .await
+        .map_or("(not known yet)".to_owned(), |(_, consumer)| consumer);
     eprintln!("cluster: {new_leader} leads the OX consumer now; the longest stall was {stall:?}");
 
     cluster.restart(victim);
@@ -311,6 +328,25 @@ async fn failover(run: Failover) {
     let expected: Vec<String> = (1..=run.changes).map(files::name).collect();
     if let Some(i) = (0..expected.len()).find(|&i| first.get(i) != expected.get(i)) {
         let around = |v: &[String]| v[i.saturating_sub(3)..(i + 4).min(v.len())].to_vec();
+        let mut incoming_order = Vec::new();
+        for sequence in 1.. {
+            let Ok(raw) = incoming.get_raw_message(sequence).await else {
+                break;
+            };
+            let file = raw
+                .headers
+                .get(ox_connector::message::HEADER_SOURCE_FILE)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            incoming_order.push(file);
+        }
+        let incoming_break = (1..incoming_order.len())
+            .find(|&j| incoming_order[j] < incoming_order[j - 1])
+            .map(|j| around_at(&incoming_order, j));
+        eprintln!(
+            "cluster: incoming stream order ({} messages), first break: {incoming_break:?}",
+            incoming_order.len()
+        );
         panic!(
             "{} of {} changes applied; the first out of file order at position {i}: applied \
              {:?}, expected {:?}",
@@ -325,6 +361,10 @@ async fn failover(run: Failover) {
          {applied_at_kill} applies, stall {stall:?}, {new_leader} took over",
         run.changes
     );
+}
+
+fn around_at(v: &[String], i: usize) -> Vec<String> {
+    v[i.saturating_sub(3)..(i + 4).min(v.len())].to_vec()
 }
 
 /// Every stream and bucket the daemon created is kept on three servers.

@@ -939,3 +939,68 @@ async fn a_paused_queue_applies_nothing_until_resumed_even_across_a_restart() {
     assert!(!status.stdout.contains("PAUSED"), "{}", status.stdout);
     daemon.stop().await;
 }
+
+/// Issue #16 item 2: while the daemon waits for JetStream at start (here a nats-server without
+/// JetStream), `/health` on its admin port answers with what it waits for instead of not at all.
+#[tokio::test]
+async fn health_answers_with_the_reason_while_the_daemon_waits_for_jetstream() {
+    let mut env = TestEnv::start().await;
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let nats_port = free_port();
+    let _plain_nats = tokio::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &nats_port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    env.settings.nats = ox_connector::config::NatsTarget::External {
+        url: format!("nats://127.0.0.1:{nats_port}"),
+        replicas: 1,
+    };
+    let admin_port = free_port();
+    env.settings.admin_listen = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    let token = tokio_util::sync::CancellationToken::new();
+    let starting = tokio::spawn(ox_connector::app::Daemon::start(
+        env.settings.clone(),
+        RecordingApplier::new(env.listener_dir()),
+        token.clone(),
+    ));
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + T;
+    let answer = loop {
+        let response = http
+            .get(format!("http://127.0.0.1:{admin_port}/health"))
+            .send()
+            .await;
+        if let Ok(response) = response {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            if text.contains("JetStream") {
+                break (status, text);
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer from /health"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(answer.0, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        answer.1.starts_with("starting: JetStream is not ready"),
+        "{}",
+        answer.1
+    );
+    token.cancel();
+    assert!(
+        starting.await.unwrap().is_err(),
+        "stopped before it was ready"
+    );
+}
