@@ -12,6 +12,7 @@ mod host_loop;
 mod host_loop_ox;
 mod hostile_ox;
 mod ops;
+mod ox_rules;
 mod pipeline;
 mod reliability;
 mod scenarios;

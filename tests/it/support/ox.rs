@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ox_connector::app::Daemon;
 use ox_connector::emulator::{
-    Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot, UserSnapshot,
+    Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot, UserSnapshot, ADMIN_GUIDE_PROPERTIES,
 };
 use ox_connector::ox::soap::{Credentials, OxClient};
 use serde_json::{json, Value};
@@ -25,11 +25,22 @@ pub struct OxEnv {
 }
 
 impl OxEnv {
+    /// The emulator with exactly the OX properties docs/operations.md tells admins to set.
     pub async fn start() -> Self {
+        let config = EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+            .with_properties(&ADMIN_GUIDE_PROPERTIES)
+            .expect("known properties");
+        Self::start_with(config).await
+    }
+
+    /// The emulator at OX's default configuration.
+    pub async fn start_at_ox_defaults() -> Self {
+        Self::start_with(EmulatorConfig::new(MASTER, MASTER_PASSWORD)).await
+    }
+
+    pub async fn start_with(config: EmulatorConfig) -> Self {
         let mut env = TestEnv::start().await;
-        let ox = Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
-            .await
-            .unwrap();
+        let ox = Emulator::start(config).await.unwrap();
         env.settings.ox.soap_server = ox.base_url();
         env.settings.ox.master_admin = MASTER.into();
         env.settings.ox.master_password = Some(ox_connector::provision::settings::Secret::new(
