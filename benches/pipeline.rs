@@ -625,6 +625,7 @@ fn bench_settings(
         nats_url: None,
         nats_server_bin: None,
         nats_port,
+        nats_replicas: 1,
         rescan_interval: Duration::from_secs(2),
         broken_grace: Duration::from_secs(60),
         batch_settle: Duration::from_millis(200),

@@ -47,9 +47,15 @@ pub enum AppError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Locked(#[from] crate::data_lock::LockError),
+    #[error(transparent)]
+    NoSpace(#[from] queue::storage::BudgetError),
+    #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedError),
     #[error("cannot connect to NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
+    #[error("cannot use NATS at {url}: {reason}")]
+    ServerTooOld { url: String, reason: String },
     #[error(
         "cannot open the admin API on {addr} (--admin-listen, OX_CONNECTOR_ADMIN_LISTEN): {source}"
     )]
@@ -82,6 +88,8 @@ pub struct Daemon {
     status: StatusBoard,
     wake: Arc<Notify>,
     retry_now: Arc<Notify>,
+    /// Held until the daemon is gone: one daemon per data directory.
+    _lock: crate::data_lock::DataDirLock,
 }
 
 impl Daemon {
@@ -138,7 +146,7 @@ impl Daemon {
     /// Starts every step; `ops_applier` is filled by `make_applier` when it makes the OX
     /// applier, which the admin operations (reconcile, state import) then use.
     async fn start_inner<A, F, Fut>(
-        settings: Settings,
+        mut settings: Settings,
         make_applier: F,
         ops_applier: Arc<OnceLock<OxApplier>>,
         shutdown: CancellationToken,
@@ -152,6 +160,8 @@ impl Daemon {
             std::fs::create_dir_all(&dir)
                 .map_err(|source| AppError::DataDir { path: dir, source })?;
         }
+        // Before anything else: a second daemon on this data directory must touch nothing.
+        let lock = crate::data_lock::DataDirLock::acquire(&settings.data_dir)?;
         let status = StatusBoard::new(Some(settings.status_file()));
         let admin_error = |source| AppError::Admin {
             addr: settings.admin_listen,
@@ -160,10 +170,15 @@ impl Daemon {
         let token = admin::ensure_token(&settings.data_dir).map_err(admin_error)?;
         let admin_listener = tokio::net::TcpListener::bind(settings.admin_listen)
             .await
+            .and_then(tokio::net::TcpListener::into_std)
             .map_err(admin_error)?;
+        let starting = Starting::serve(&admin_listener).map_err(admin_error)?;
 
+        if let NatsTarget::Embedded(options) = &settings.nats {
+            settings.queue_limits = fit_the_store(&options.dir, settings.queue_limits)?;
+        }
         let (url, nats_task, identities) = match &settings.nats {
-            NatsTarget::External { url } => (url.clone(), None, None),
+            NatsTarget::External { url, .. } => (url.clone(), None, None),
             NatsTarget::Embedded(options) => {
                 let identities_error = |source| AppError::DataDir {
                     path: settings.data_dir.join(identity::FILE),
@@ -181,8 +196,12 @@ impl Daemon {
                 let server = NatsServer::start(options.clone()).await?;
                 let url = server.url().to_owned();
                 let stop = CancellationToken::new();
-                let task =
-                    tokio::spawn(supervise_nats(server, options.binary.clone(), stop.clone()));
+                let task = tokio::spawn(supervise_nats(
+                    server,
+                    options.binary.clone(),
+                    status.clone(),
+                    stop.clone(),
+                ));
                 (url, Some((stop, task)), Some((identities, options.dir)))
             }
         };
@@ -205,17 +224,24 @@ impl Daemon {
         )
         .await?;
         let js = jetstream::new(client.clone());
-        let incoming = until_ready(&shutdown, || {
-            queue::setup_incoming(&js, settings.queue_limits)
+        let incoming = until_ready(&shutdown, &starting, || {
+            queue::setup_incoming(&js, settings.queue_limits, settings.replicas())
         })
         .await?;
+        // Connected by now (the client only knows the server's version once it is).
+        queue::check_server_version(&client.server_info().version).map_err(|reason| {
+            AppError::ServerTooOld {
+                url: url.clone(),
+                reason,
+            }
+        })?;
         let auth = identities.map(|(identities, nats_dir)| Auth {
             identities,
             nats_dir,
             nats_url: url.clone(),
         });
         // Like the stream above: a nats-server that is (re)starting is waited for.
-        let dispatch = until_ready(&shutdown, || {
+        let dispatch = until_ready(&shutdown, &starting, || {
             Dispatch::start(
                 js.clone(),
                 incoming.clone(),
@@ -225,10 +251,14 @@ impl Daemon {
             )
         })
         .await?;
-        until_ready(&shutdown, || {
+        until_ready(&shutdown, &starting, || {
             dispatch.ensure_registered(ox_subscription(&settings))
         })
         .await?;
+        match queue::pause::paused(&js, queue::OX_SUBSCRIBER).await {
+            Ok(paused) => status.set_paused(paused),
+            Err(e) => tracing::debug!(error = %e, "Cannot tell whether the queue is paused."),
+        }
         let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
 
         let wake = Arc::new(Notify::new());
@@ -265,6 +295,9 @@ impl Daemon {
             retry_now.clone(),
             consumer_stop.clone(),
         ));
+        starting.done().await;
+        let admin_listener =
+            tokio::net::TcpListener::from_std(admin_listener).map_err(admin_error)?;
         let admin_stop = CancellationToken::new();
         let ops = Arc::new(Ops {
             data_dir: settings.data_dir.clone(),
@@ -332,6 +365,7 @@ impl Daemon {
             status,
             wake,
             retry_now,
+            _lock: lock,
         })
     }
 
@@ -405,6 +439,32 @@ impl Daemon {
     }
 }
 
+/// Gives the embedded server's store as much as its disk allows and returns the queue limits
+/// that fit it (lowered with a warning, or refused: [`queue::storage::fit`]).
+fn fit_the_store(
+    store: &std::path::Path,
+    limits: queue::QueueLimits,
+) -> Result<queue::QueueLimits, AppError> {
+    let budget = queue::storage::fit(store, limits)?;
+    if let Some(asked) = budget.lowered_from {
+        tracing::warn!(
+            asked,
+            lowered = budget.limits.max_bytes,
+            store = %store.display(),
+            max_store = budget.max_store,
+            "The queue limit does not fit the disk of the NATS store; lowered it. Free space \
+             there, or set OX_CONNECTOR_QUEUE_MAX_BYTES to at most the lowered value."
+        );
+    }
+    queue::embedded::write_store_limit(store, budget.max_store).map_err(|source| {
+        AppError::DataDir {
+            path: store.to_owned(),
+            source,
+        }
+    })?;
+    Ok(budget.limits)
+}
+
 /// Runs the daemon with the OX applier until `shutdown` is cancelled.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), AppError> {
     Daemon::start_ox(settings, shutdown).await?.wait().await
@@ -445,7 +505,12 @@ async fn connect(
                 }
             }
         })
-        .connect(url)
+        .connect(
+            crate::config::nats_servers(url).map_err(|reason| AppError::Connect {
+                url: url.to_owned(),
+                reason,
+            })?,
+        )
         .await
         .map_err(|e| AppError::Connect {
             url: url.to_owned(),
@@ -453,8 +518,80 @@ async fn connect(
         })
 }
 
-/// Retries `step` every 2 s while NATS is not ready yet, until it succeeds or `shutdown`.
-async fn until_ready<T, E, F, Fut>(shutdown: &CancellationToken, mut step: F) -> Result<T, AppError>
+/// While the daemon starts, `GET /health` on the admin port answers 503 with what the daemon
+/// waits for (JetStream not ready, and why) instead of not at all; the full admin API takes the
+/// port over once the daemon is ready.
+struct Starting {
+    waiting: Arc<std::sync::Mutex<String>>,
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Starting {
+    fn serve(listener: &std::net::TcpListener) -> std::io::Result<Self> {
+        let early = tokio::net::TcpListener::from_std(listener.try_clone()?)?;
+        let waiting = Arc::new(std::sync::Mutex::new("connecting to NATS".to_owned()));
+        let health = {
+            let waiting = waiting.clone();
+            move || {
+                let text = crate::locks::lock(&waiting).clone();
+                async move {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        format!("starting: {text}\n"),
+                    )
+                }
+            }
+        };
+        let router = axum::Router::new().route("/health", axum::routing::get(health));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let _ = axum::serve(early, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+            }
+        });
+        Ok(Self {
+            waiting,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    fn waiting_for(&self, reason: String) {
+        *crate::locks::lock(&self.waiting) = reason;
+    }
+
+    /// Hands the port over (a connection kept open by a client is cut after 2 s).
+    async fn done(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Retries `step` every 2 s while NATS is not ready yet, until it succeeds or `shutdown`; what
+/// it waits for is shown by `/health` meanwhile.
+async fn until_ready<T, E, F, Fut>(
+    shutdown: &CancellationToken,
+    starting: &Starting,
+    mut step: F,
+) -> Result<T, AppError>
 where
     E: std::fmt::Display,
     F: FnMut() -> Fut,
@@ -466,6 +603,7 @@ where
             Ok(value) => return Ok(value),
             Err(e) => {
                 attempts += 1;
+                starting.waiting_for(format!("JetStream is not ready ({attempts} attempts): {e}"));
                 if attempts == 1 || attempts % 30 == 0 {
                     tracing::warn!(error = %e, attempts, "JetStream is not ready; retrying.");
                 }
@@ -580,12 +718,18 @@ async fn consume_until_stopped<A: Applier>(
     }
 }
 
-/// Keeps the embedded nats-server running: restarts it if it dies, stops it on `stop`.
+/// Keeps the embedded nats-server running: restarts it if it dies, stops it on `stop`. Watches
+/// the free space of its store: a full file system is reported, and once space is back the
+/// server is restarted so that it writes again ([`queue::storage`]).
 async fn supervise_nats(
     mut server: NatsServer,
     binary: Option<std::path::PathBuf>,
+    status: StatusBoard,
     stop: CancellationToken,
 ) {
+    let mut space = queue::storage::SpaceWatch::default();
+    let mut check = tokio::time::interval(queue::storage::CHECK_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => {
@@ -594,16 +738,58 @@ async fn supervise_nats(
             }
             status = server.exited() => {
                 tracing::error!(status = %status, "The embedded nats-server exited; restarting it.");
-                while let Err(e) = server.restart(binary.clone()).await {
-                    tracing::error!(error = %e, "Cannot restart the embedded nats-server; retrying.");
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                if !restart_nats(&mut server, &binary, false, &stop).await {
+                    return;
+                }
+            }
+            _ = check.tick() => {
+                let Ok(free) = queue::storage::free_bytes(server.dir()) else { continue };
+                match space.observe(free) {
+                    Some(queue::storage::SpaceChange::RanFull { free }) => {
+                        let reason = queue::storage::full_reason(server.dir(), free);
+                        tracing::error!("The queue takes no changes: {reason}.");
+                        status.set_queue_full(reason);
                     }
+                    Some(queue::storage::SpaceChange::Returned { free }) => {
+                        tracing::info!(
+                            free,
+                            "Space returned on the file system of the NATS store; restarting the \
+                             embedded nats-server so that it writes again."
+                        );
+                        if !restart_nats(&mut server, &binary, true, &stop).await {
+                            return;
+                        }
+                        status.clear_queue_full();
+                    }
+                    None => {}
                 }
             }
         }
     }
+}
+
+/// Restarts the embedded server (stopping it gracefully first if `graceful`), retrying every
+/// 5 s; `false` if `stop` came first.
+async fn restart_nats(
+    server: &mut NatsServer,
+    binary: &Option<std::path::PathBuf>,
+    graceful: bool,
+    stop: &CancellationToken,
+) -> bool {
+    let mut result = if graceful {
+        server.restart_gracefully(binary.clone()).await
+    } else {
+        server.restart(binary.clone()).await
+    };
+    while let Err(e) = result {
+        tracing::error!(error = %e, "Cannot restart the embedded nats-server; retrying.");
+        tokio::select! {
+            () = stop.cancelled() => return false,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        result = server.restart(binary.clone()).await;
+    }
+    true
 }
 
 /// Hands validated listener files to the publish pipeline and reports the queue's state.

@@ -71,10 +71,17 @@ pub struct RunArgs {
     #[arg(long, env = "OX_CONNECTOR_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 
-    /// URL of the NATS server to use. Unset or empty: start an embedded nats-server with its
-    /// JetStream store under <data-dir>/nats/, on 127.0.0.1.
+    /// URL of the NATS server to use, or the URLs of several servers of one cluster separated by
+    /// commas. Unset or empty: start an embedded nats-server with its JetStream store under
+    /// <data-dir>/nats/, on 127.0.0.1.
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
+
+    /// Copies of every stream and key-value bucket the daemon creates, kept on as many servers
+    /// of a JetStream cluster (3 survives the loss of one server). Only with NATS_URL: the
+    /// embedded server keeps one.
+    #[arg(long, env = "NATS_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
 
     /// The nats-server binary for the embedded server (default: searched in PATH and /usr/sbin).
     #[arg(long, env = "NATS_SERVER_BIN")]
@@ -204,6 +211,7 @@ impl From<RunArgs> for RawSettings {
             nats_url: args.nats_url,
             nats_server_bin: args.nats_server_bin,
             nats_port: args.nats_port,
+            nats_replicas: args.replicas,
             rescan_interval: args.rescan_interval,
             broken_grace: args.broken_grace,
             batch_settle: args.batch_settle,

@@ -19,8 +19,10 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/univention-appcenter/apps/ox-connec
 /// Where the NATS server comes from.
 #[derive(Debug, Clone)]
 pub enum NatsTarget {
-    /// Use a running server.
-    External { url: String },
+    /// Use a running server, or a cluster: `url` may list several servers, separated by commas.
+    /// Every stream and bucket the daemon creates gets `replicas` copies (a JetStream cluster
+    /// keeps them on as many servers).
+    External { url: String, replicas: usize },
     /// Start `nats-server` as a child process.
     Embedded(EmbeddedOptions),
 }
@@ -28,6 +30,27 @@ pub enum NatsTarget {
 /// Most messages the OX subscriber holds at once (delivered, not yet acknowledged), when it
 /// applies several at the same time: enough to find independent changes further down the queue.
 pub const MAX_IN_FLIGHT: usize = 256;
+
+/// The servers of a NATS URL setting: one URL, or several separated by commas (the servers of
+/// one cluster; the client connects to any of them and moves on when one goes).
+pub fn nats_servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .map(|server| {
+            server
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|e| format!("{server:?} is not a NATS server URL: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|servers| {
+            if servers.is_empty() {
+                Err("names no server".to_owned())
+            } else {
+                Ok(servers)
+            }
+        })
+}
 
 /// Validated daemon settings.
 #[derive(Debug, Clone)]
@@ -65,6 +88,7 @@ pub struct RawSettings {
     pub nats_url: Option<String>,
     pub nats_server_bin: Option<PathBuf>,
     pub nats_port: u16,
+    pub nats_replicas: usize,
     pub rescan_interval: Duration,
     pub broken_grace: Duration,
     pub batch_settle: Duration,
@@ -116,15 +140,38 @@ impl Settings {
             max_messages: limit("--queue-max-messages", raw.queue_max_messages)?,
             max_bytes: limit("--queue-max-bytes", raw.queue_max_bytes)?,
         };
-        let nats = match raw.nats_url.filter(|url| !url.trim().is_empty()) {
-            Some(url) => NatsTarget::External { url },
-            None => NatsTarget::Embedded(EmbeddedOptions {
-                binary: raw.nats_server_bin.filter(|p| !p.as_os_str().is_empty()),
-                dir: raw.data_dir.join("nats"),
-                port: raw.nats_port,
-                users: None,
-            }),
-        };
+        if !(1..=5).contains(&raw.nats_replicas) {
+            return Err(error(
+                "--replicas (NATS_REPLICAS)",
+                "must be between 1 and 5",
+            ));
+        }
+        let nats =
+            match raw.nats_url.filter(|url| !url.trim().is_empty()) {
+                Some(url) => {
+                    if let Err(reason) = nats_servers(&url) {
+                        return Err(SettingError {
+                            name: "--nats-url (NATS_URL)",
+                            reason,
+                        });
+                    }
+                    NatsTarget::External {
+                        url,
+                        replicas: raw.nats_replicas,
+                    }
+                }
+                None if raw.nats_replicas > 1 => return Err(error(
+                    "--replicas (NATS_REPLICAS)",
+                    "the embedded nats-server keeps one copy of everything; more replicas need \
+                     NATS_URL pointing at a JetStream cluster",
+                )),
+                None => NatsTarget::Embedded(EmbeddedOptions {
+                    binary: raw.nats_server_bin.filter(|p| !p.as_os_str().is_empty()),
+                    dir: raw.data_dir.join("nats"),
+                    port: raw.nats_port,
+                    users: None,
+                }),
+            };
         let ox = ox_settings(raw.ox, &raw.data_dir)?;
         Ok(Self {
             ox,
@@ -140,6 +187,14 @@ impl Settings {
             admin_listen: raw.admin_listen,
             reconcile_interval: Some(raw.reconcile_interval).filter(|d| !d.is_zero()),
         })
+    }
+
+    /// The replicas of every stream and bucket the daemon creates (1 with the embedded server).
+    pub fn replicas(&self) -> usize {
+        match &self.nats {
+            NatsTarget::External { replicas, .. } => *replicas,
+            NatsTarget::Embedded(_) => 1,
+        }
     }
 
     /// `<data-dir>/listener`: the queue folder the App Center fills.
@@ -233,6 +288,7 @@ mod tests {
             nats_url: None,
             nats_server_bin: None,
             nats_port: 0,
+            nats_replicas: 1,
             rescan_interval: Duration::from_secs(2),
             broken_grace: Duration::from_secs(60),
             batch_settle: Duration::from_millis(200),
@@ -266,7 +322,48 @@ mod tests {
             ..raw()
         })
         .unwrap();
-        assert!(matches!(settings.nats, NatsTarget::External { url } if url == "nats://nats:4222"));
+        assert!(
+            matches!(settings.nats, NatsTarget::External { url, replicas: 1 } if url == "nats://nats:4222")
+        );
+    }
+
+    #[test]
+    fn nats_url_may_list_the_servers_of_a_cluster() {
+        let servers = nats_servers("nats://a:4222, nats://b:4222,nats://c:4222").unwrap();
+        assert_eq!(servers.len(), 3);
+        let err = Settings::from_raw(RawSettings {
+            nats_url: Some("nats://a:4222,http://b".into()),
+            ..raw()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("\"http://b\""), "{err}");
+    }
+
+    #[test]
+    fn replicas_need_a_cluster() {
+        let settings = Settings::from_raw(RawSettings {
+            nats_url: Some("nats://a:4222,nats://b:4222,nats://c:4222".into()),
+            nats_replicas: 3,
+            ..raw()
+        })
+        .unwrap();
+        assert!(matches!(
+            settings.nats,
+            NatsTarget::External { replicas: 3, .. }
+        ));
+        let err = Settings::from_raw(RawSettings {
+            nats_replicas: 3,
+            ..raw()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("NATS_URL"), "{err}");
+        let err = Settings::from_raw(RawSettings {
+            nats_url: Some("nats://a:4222".into()),
+            nats_replicas: 0,
+            ..raw()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("setting --replicas"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! operations on it (queue management, reconcile, state import), [`status`] holds what an admin needs to see, [`telemetry`] the logs and metrics,
 //! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`], [`workload`]
 //! synthetic change streams for the benchmarks and the reliability suite; [`locks`] locks a
-//! mutex another task may have poisoned.
+//! mutex another task may have poisoned; [`data_lock`] keeps one daemon per data directory.
 //! [`trigger`] is `ox-connector trigger`, the App Center's `listener_trigger`: it wakes the
 //! daemon and tells the UCS host, by its exit code, when the listener files it saw are applied.
 
@@ -29,6 +29,7 @@ pub mod apply;
 pub mod atomic_file;
 pub mod cli;
 pub mod config;
+pub mod data_lock;
 pub mod demo;
 pub mod dispatch;
 pub mod done;

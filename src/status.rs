@@ -32,6 +32,9 @@ pub struct DaemonStatus {
     pub also_blocked_files: Vec<String>,
     /// Set while the JetStream queue refuses new messages because it is full.
     pub queue_full: Option<QueueFull>,
+    /// Set while OX provisioning is paused (`ox-connector queue pause`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<crate::queue::pause::Paused>,
 }
 
 /// The head of the queue cannot be applied.
@@ -92,6 +95,7 @@ impl StatusBoard {
             also_blocked: 0,
             also_blocked_files: Vec::new(),
             queue_full: None,
+            paused: None,
         };
         let board = Self {
             inner: Arc::new(Inner {
@@ -171,6 +175,13 @@ impl StatusBoard {
                     reason,
                 })
             });
+        }
+    }
+
+    /// Records whether OX provisioning is paused, and until when.
+    pub fn set_paused(&self, paused: Option<crate::queue::pause::Paused>) {
+        if self.inner.tx.borrow().paused != paused {
+            self.update(|s| s.paused = paused);
         }
     }
 

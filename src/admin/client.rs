@@ -168,6 +168,11 @@ impl AdminClient {
     }
 
     /// Asks the daemon to retry a failing change now.
+    /// `POST path` without a body, ignoring the answer's body.
+    pub async fn post_empty(&self, path: &str) -> Result<(), AdminClientError> {
+        self.send(self.http.post(self.url(path))).await.map(drop)
+    }
+
     pub async fn retry(&self) -> Result<(), AdminClientError> {
         self.send(self.http.post(self.url("/queue/retry")))
             .await

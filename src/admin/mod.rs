@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod ops;
+pub mod pause;
 pub mod subscriptions;
 
 use std::net::SocketAddr;
@@ -91,6 +92,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/queue/pick-up", post(pick_up))
         .route("/queue/retry", post(retry))
         .merge(subscriptions::routes())
+        .merge(pause::routes())
         .merge(operations)
         .merge(reads)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -12,10 +12,6 @@
 //! everything up to `start_after`, the current state of every object in the subscriber's topics
 //! whose last change is at or before `start_after` is sent as `snapshot` messages (dependencies
 //! first), then the live messages follow: no gap and no duplicate at the seam.
-//!
-//! Every 10 s the dispatch also releases any consumer — the state keeper's, a dispatcher's, a
-//! subscriber's own — that nats-server keeps waiting for a message it lost after it was killed
-//! ([`crate::queue::vanished`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -92,8 +88,6 @@ pub struct Dispatch {
     running: Mutex<BTreeMap<String, Running>>,
     statuses: Arc<Mutex<BTreeMap<String, SubscriberStatus>>>,
     keeper: Mutex<Option<Running>>,
-    /// Releases consumers waiting for a message nats-server lost ([`release_vanished`]).
-    vanished: Mutex<Option<Running>>,
     /// Realm and topic patterns of every subscription, for [`Dispatch::is_wanted`].
     wanted: Mutex<BTreeMap<String, (String, TopicMatcher)>>,
 }
@@ -145,15 +139,11 @@ impl Dispatch {
                 stop: keeper_stop,
                 task: keeper_task,
             })),
-            vanished: Mutex::default(),
             wanted: Mutex::default(),
         });
         for subscription in subscriptions {
             this.spawn(subscription);
         }
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(release_vanished(Arc::downgrade(&this), stop.clone()));
-        *this.vanished.lock().unwrap_or_else(|p| p.into_inner()) = Some(Running { stop, task });
         Ok(this)
     }
 
@@ -321,10 +311,8 @@ impl Dispatch {
         {
             r.task.abort();
         }
-        for helper in [&self.keeper, &self.vanished] {
-            if let Some(helper) = &*helper.lock().unwrap_or_else(|p| p.into_inner()) {
-                helper.task.abort();
-            }
+        if let Some(keeper) = &*self.keeper.lock().unwrap_or_else(|p| p.into_inner()) {
+            keeper.task.abort();
         }
     }
 
@@ -335,15 +323,10 @@ impl Dispatch {
                 .into_values()
                 .collect();
         let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let vanished = self
-            .vanished
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        for r in running.iter().chain(keeper.iter()).chain(vanished.iter()) {
+        for r in running.iter().chain(keeper.iter()) {
             r.stop.cancel();
         }
-        for r in running.into_iter().chain(keeper).chain(vanished) {
+        for r in running.into_iter().chain(keeper) {
             let _ = r.task.await;
         }
     }
@@ -416,54 +399,6 @@ impl Dispatch {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name, Running { stop, task });
-    }
-}
-
-/// How often the consumers are looked at for a message in flight that nats-server lost.
-const VANISHED_CHECK: Duration = Duration::from_secs(10);
-
-/// Every [`VANISHED_CHECK`], releases the state keeper's, each dispatcher's and each
-/// subscriber's consumer if nats-server keeps it waiting for a message it no longer has
-/// ([`queue::vanished`]). Ends with `stop` or when the dispatch is gone.
-async fn release_vanished(dispatch: std::sync::Weak<Dispatch>, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(VANISHED_CHECK) => {}
-        }
-        let Some(dispatch) = dispatch.upgrade() else {
-            return;
-        };
-        let names: Vec<String> = dispatch
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        let mut consumers = vec![(queue::STREAM.to_owned(), queue::STATE_KEEPER.to_owned())];
-        for name in names {
-            consumers.push((queue::STREAM.to_owned(), queue::dispatcher_consumer(&name)));
-            consumers.push((queue::subscriber_stream(&name), name));
-        }
-        for (stream, consumer) in consumers {
-            if stop.is_cancelled() {
-                return;
-            }
-            match queue::vanished::release_vanished(&dispatch.js, &stream, &consumer).await {
-                Ok(Some(sequence)) => tracing::warn!(
-                    stream,
-                    consumer,
-                    sequence,
-                    "nats-server kept a consumer waiting for a message it no longer has (it was \
-                     killed, see queue::vanished); acknowledged that message so the queue moves on."
-                ),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(stream, consumer, error = %e, "Cannot look for a lost message in flight.")
-                }
-            }
-        }
     }
 }
 

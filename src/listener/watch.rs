@@ -135,6 +135,24 @@ fn watch_events(settings: &WatchSettings, wake: Arc<Notify>) -> Option<notify::R
     }
 }
 
+/// Lists the folder so that no file is missing before the newest one listed.
+///
+/// A directory listing may skip entries created while it runs (readdir gives no promise about
+/// them), so one listing can show a file and miss older ones the converter wrote just before it
+/// (found by the cluster failover test: files queued as 1676, 1678, 1680, 1677, 1679). A file the
+/// first listing shows existed before the second one started, and so did every file the
+/// converter named before it (it writes them in name order): the second listing shows them all.
+/// Its files named after the first listing's newest wait for the next pass.
+fn scan_settled(dir: &std::path::Path) -> std::io::Result<Vec<QueuedFile>> {
+    let first = scan(dir)?;
+    let Some(newest) = first.last().map(|f| f.name.clone()) else {
+        return Ok(first);
+    };
+    let mut second = scan(dir)?;
+    second.retain(|f| f.name <= newest);
+    Ok(second)
+}
+
 #[derive(Default)]
 struct PassState {
     /// Files already handed to the sink (pruned to what is still on disk at each pass).
@@ -154,7 +172,7 @@ impl PassState {
         sink: &mut S,
         shutdown: &CancellationToken,
     ) {
-        let files = match scan(&settings.dir) {
+        let files = match scan_settled(&settings.dir) {
             Ok(files) => {
                 self.scan_failed = false;
                 files

@@ -93,6 +93,26 @@ pub enum QueueCommand {
         #[arg(long, env = "USER", default_value_t = who_runs_this(), hide = true)]
         by: String,
     },
+    /// Pause OX provisioning (e.g. during OX maintenance) without stopping the daemon: changes
+    /// being applied finish, the rest waits in the queue until `queue resume` (or --for ends).
+    Pause {
+        #[command(flatten)]
+        common: Common,
+        /// End the pause by itself after this long (e.g. 30min, 2h); default: until resumed.
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Who pauses (kept in the log).
+        #[arg(long, env = "USER", default_value_t = who_runs_this())]
+        by: String,
+    },
+    /// End a pause: OX provisioning goes on where it stopped.
+    Resume {
+        #[command(flatten)]
+        common: Common,
+        /// Who resumes (kept in the log).
+        #[arg(long, env = "USER", default_value_t = who_runs_this())]
+        by: String,
+    },
     /// Put a skipped file (listener/skipped/NAME) or a fixed quarantined one
     /// (listener/broken/NAME) back into the queue; it is applied again.
     #[command(alias = "requeue-broken")]
@@ -252,6 +272,12 @@ pub async fn queue(args: QueueArgs) -> i32 {
                 Err(e) => failed(&e),
             }
         }
+        QueueCommand::Pause {
+            common,
+            duration,
+            by,
+        } => pause(&common, duration, by).await,
+        QueueCommand::Resume { common, by } => resume(&common, by).await,
         QueueCommand::Requeue { common, name, by } => {
             let request = RequeueRequest { name, by };
             let result = async {
@@ -287,6 +313,65 @@ fn queue_full_advice(reason: &str) -> &'static str {
          or lower OX_CONNECTOR_QUEUE_MAX_BYTES. Listener files wait on disk; nothing is lost."
     } else {
         "  Listener files wait on disk; nothing is lost. It drains as changes are applied."
+    }
+}
+
+/// `queue pause`: asks the daemon to pause OX provisioning.
+async fn pause(common: &Common, duration: Option<Duration>, by: String) -> i32 {
+    let request = crate::admin::pause::PauseRequest {
+        seconds: duration.map(|d| d.as_secs().max(1)),
+    };
+    let result = async {
+        client(common, Duration::from_secs(10))?
+            .by(by)
+            .post_json::<_, crate::queue::pause::Paused>("/queue/pause", &request)
+            .await
+    }
+    .await;
+    match result {
+        Ok(paused) if common.json => {
+            print_json(&paused);
+            0
+        }
+        Ok(paused) => {
+            println!("{}", paused_line(&paused));
+            println!("Changes wait in the queue meanwhile. Resume with: ox-connector queue resume");
+            0
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+/// `queue resume`: asks the daemon to end a pause.
+async fn resume(common: &Common, by: String) -> i32 {
+    let result = async {
+        client(common, Duration::from_secs(10))?
+            .by(by)
+            .post_empty("/queue/resume")
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) if common.json => {
+            print_json(&serde_json::json!({"paused": false}));
+            0
+        }
+        Ok(()) => {
+            println!("OX provisioning goes on. See: ox-connector queue status");
+            0
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+fn paused_line(paused: &crate::queue::pause::Paused) -> String {
+    match paused.until {
+        Some(until) => format!(
+            "PAUSED: OX provisioning is paused until {} (in {}).",
+            time(until),
+            human((until - Utc::now()).to_std().unwrap_or_default())
+        ),
+        None => "PAUSED: OX provisioning is paused until `ox-connector queue resume`.".to_owned(),
     }
 }
 
@@ -534,6 +619,13 @@ fn print_blocked(d: &DaemonStatus) {
 /// What `queue status` says about a blocked queue or a full one.
 fn blocked_lines(d: &DaemonStatus) -> Vec<String> {
     let mut lines = Vec::new();
+    if let Some(paused) = d
+        .paused
+        .as_ref()
+        .filter(|p| p.until.is_none_or(|u| u > Utc::now()))
+    {
+        lines.push(paused_line(paused));
+    }
     if let Some(b) = &d.blocked {
         lines.push(format!(
             "BLOCKED since {} ({}), {} so far:",
@@ -980,6 +1072,7 @@ mod tests {
             also_blocked: 0,
             also_blocked_files: Vec::new(),
             queue_full: None,
+            paused: None,
         };
         let lines = blocked_lines(&status);
         assert!(lines[0].starts_with("BLOCKED since"), "{lines:?}");

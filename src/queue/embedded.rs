@@ -79,6 +79,17 @@ fn write_auth(dir: &Path, users: &[NatsUser]) -> std::io::Result<()> {
     crate::atomic_file::write_with_mode(&dir.join("auth.conf"), text.as_bytes(), Some(0o600))
 }
 
+/// The JetStream settings the daemon decides (included into the `jetstream` block).
+const STORE_LIMIT_FILE: &str = "jetstream.conf";
+
+/// Sets how much the embedded server's JetStream store may take (`max_file_store`), from the
+/// next start of the server on (see [`super::storage::fit`]).
+pub fn write_store_limit(dir: &Path, max_store: i64) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let text = format!("# Written by ox-connector at every start.\nmax_file_store: {max_store}\n");
+    crate::atomic_file::write(&dir.join(STORE_LIMIT_FILE), text.as_bytes())
+}
+
 fn json_string(value: &str) -> String {
     serde_json::Value::String(value.to_owned()).to_string()
 }
@@ -98,7 +109,8 @@ pub fn reload_users(dir: &Path, users: &[NatsUser]) -> std::io::Result<()> {
 pub enum EmbeddedError {
     #[error(
         "the nats-server binary was not found (looked for {wanted:?} in PATH and {extra}); \
-         install it with `apt-get install nats-server`, or set NATS_URL to use a running server"
+         install a current one (2.11 or newer) with scripts/setup, or name it with NATS_SERVER_BIN, or \
+         set NATS_URL to use a running server"
     )]
     BinaryMissing { wanted: String, extra: String },
     #[error("cannot prepare {path}: {source}")]
@@ -118,6 +130,15 @@ pub enum EmbeddedError {
         status: String,
         log: PathBuf,
         tail: String,
+    },
+    #[error(
+        "the nats-server (pid {pid}) on the store {store} belongs to the running ox-connector \
+         (pid {owner}); stop that daemon first"
+    )]
+    InUse {
+        pid: i32,
+        owner: i32,
+        store: PathBuf,
     },
     #[error("nats-server did not start listening within {0:?}")]
     Timeout(Duration),
@@ -143,7 +164,7 @@ impl NatsServer {
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let pid_file = dir.join("nats-server.pid");
-        stop_leftover(&pid_file).await;
+        stop_leftover(&pid_file).await?;
 
         let ports_dir = dir.join("ports");
         let _ = std::fs::remove_dir_all(&ports_dir);
@@ -162,12 +183,16 @@ impl NatsServer {
              pid_file: {pid}\n\
              ports_file_dir: {ports}\n\
              include \"auth.conf\"\n\
-             jetstream {{\n  store_dir: {store}\n}}\n",
+             jetstream {{\n  store_dir: {store}\n  include \"jetstream.conf\"\n}}\n",
             pid = quote(&pid_file),
             ports = quote(&ports_dir),
             store = quote(&dir),
         );
         crate::atomic_file::write(&config, text.as_bytes()).map_err(io(&config))?;
+        let store_limit = dir.join(STORE_LIMIT_FILE);
+        if !store_limit.exists() {
+            crate::atomic_file::write(&store_limit, b"").map_err(io(&store_limit))?;
+        }
         let auth = dir.join("auth.conf");
         match &options.users {
             Some(users) => write_auth(&dir, users).map_err(io(&auth))?,
@@ -271,6 +296,22 @@ impl NatsServer {
         }
     }
 
+    /// Stops the server gracefully and starts it again on the same port and store: it opens its
+    /// store afresh (see [`super::storage`]).
+    pub async fn restart_gracefully(
+        &mut self,
+        binary: Option<PathBuf>,
+    ) -> Result<(), EmbeddedError> {
+        let running = Self {
+            child: self.child.take(),
+            url: self.url.clone(),
+            port: self.port,
+            dir: self.dir.clone(),
+        };
+        running.stop().await;
+        self.restart(binary).await
+    }
+
     /// Starts the server again on the same port and store (after [`kill`](Self::kill) or a crash).
     pub async fn restart(&mut self, binary: Option<PathBuf>) -> Result<(), EmbeddedError> {
         self.kill().await;
@@ -332,19 +373,47 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// Stops a server that an earlier, killed daemon left running on this store.
-async fn stop_leftover(pid_file: &Path) {
+/// The parent of process `pid` and its command line, if it is alive.
+fn parent_of(pid: i32) -> Option<(i32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "<pid> (<comm>) <state> <ppid> …"; the command may contain spaces and parentheses.
+    let ppid: i32 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+    Some((ppid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+}
+
+/// Stops a server that an earlier, killed daemon left running on this store — only if no live
+/// ox-connector owns it (its parent; a server whose daemon died belongs to init or a
+/// subreaper). The data directory's lock keeps a second daemon from getting here; this guards
+/// the store against anything else that starts a server on it.
+async fn stop_leftover(pid_file: &Path) -> Result<(), EmbeddedError> {
     let Some(pid) = std::fs::read_to_string(pid_file)
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
     else {
-        return;
+        return Ok(());
     };
     let is_nats = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|cmd| String::from_utf8_lossy(&cmd).contains("nats-server"))
         .unwrap_or(false);
     if !is_nats {
-        return;
+        return Ok(());
+    }
+    if let Some((owner, command)) = parent_of(pid) {
+        let own = i32::try_from(std::process::id()).unwrap_or_default();
+        if owner != own && command.contains("ox-connector") {
+            return Err(EmbeddedError::InUse {
+                pid,
+                owner,
+                store: pid_file.parent().unwrap_or(pid_file).to_owned(),
+            });
+        }
     }
     tracing::warn!(pid, "Stopping a nats-server left behind by an earlier run.");
     let pid = Pid::from_raw(pid);
@@ -354,6 +423,7 @@ async fn stop_leftover(pid_file: &Path) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = kill(pid, Signal::SIGKILL);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -370,10 +440,7 @@ mod tests {
         })
         .await
         .unwrap_err();
-        assert!(
-            err.to_string().contains("apt-get install nats-server"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("scripts/setup"), "{err}");
     }
 
     #[tokio::test]

@@ -1,10 +1,7 @@
-//! Key-value buckets on JetStream, opened in a way that works with every nats-server ≥ 2.9.
+//! Key-value buckets on JetStream, through async-nats' own key-value API.
 //!
-//! `async_nats`' `create_key_value` first asks the server for its account info in a format that
-//! nats-server 2.9 (Debian 12's package) does not answer, so the bucket's stream is created here
-//! with the same settings the client would use (`KV_<bucket>` on `$KV.<bucket>.>`, one value
-//! per key, roll-ups allowed, deletes denied, direct get, discard new) and then opened as a
-//! bucket.
+//! Every bucket keeps one value per key in file storage, with as many replicas as the
+//! provisioning queue ([`super::replicas`], set by `--replicas`).
 
 use async_nats::jetstream::{self, kv, stream};
 
@@ -15,7 +12,7 @@ pub struct BucketError {
     pub reason: String,
 }
 
-/// Opens bucket `name`, creating it if needed.
+/// Opens bucket `name`, creating it if needed, or bringing its description and replicas in line.
 pub async fn open_bucket(
     js: &jetstream::Context,
     name: &str,
@@ -25,25 +22,30 @@ pub async fn open_bucket(
         bucket: name.to_owned(),
         reason,
     };
-    if js.get_stream(format!("KV_{name}")).await.is_err() {
-        let config = stream::Config {
-            name: format!("KV_{name}"),
-            description: Some(description.to_owned()),
-            subjects: vec![format!("$KV.{name}.>")],
-            max_messages_per_subject: 1,
-            storage: stream::StorageType::File,
-            num_replicas: 1,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: stream::DiscardPolicy::New,
-            ..Default::default()
-        };
-        js.get_or_create_stream(config)
+    let replicas = super::replicas(js)
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    let config = kv::Config {
+        bucket: name.to_owned(),
+        description: description.to_owned(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    if let Ok(store) = js.get_key_value(name).await {
+        let info = js
+            .get_stream(format!("KV_{name}"))
             .await
-            .map_err(|e| error(e.to_string()))?;
+            .map_err(|e| error(e.to_string()))?
+            .cached_info()
+            .config
+            .clone();
+        if info.num_replicas == replicas && info.description.as_deref() == Some(description) {
+            return Ok(store);
+        }
     }
-    js.get_key_value(name)
+    js.create_or_update_key_value(config)
         .await
         .map_err(|e| error(e.to_string()))
 }

@@ -12,16 +12,14 @@
 //!   (strict order), no `max_deliver` (never skips on its own). Work-queue retention, bounded,
 //!   discard new: a full queue holds its dispatcher back, and only it.
 //! - every stream has a duplicate window for `Nats-Msg-Id`, so a re-publish is not stored twice.
-//!
-//! [`vanished`] releases a consumer that nats-server 2.9 keeps waiting for a message it no
-//! longer has (after it was killed).
 
 pub mod consume;
 pub mod embedded;
 pub mod kv;
 pub mod order;
+pub mod pause;
 pub mod publish;
-pub mod vanished;
+pub mod storage;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -39,6 +37,31 @@ pub const OX_SUBSCRIBER: &str = "ox-connector";
 pub const STATE_KEEPER: &str = "state-keeper";
 /// How long the server remembers message ids for de-duplication.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// The oldest nats-server the daemon works with: consumer pause (`queue pause`), and a stream
+/// that comes back from a SIGKILL without a consumer waiting for a message it lost, came in 2.11.
+pub const MINIMUM_SERVER_VERSION: (u64, u64, u64) = (2, 11, 0);
+
+/// Refuses a nats-server older than [`MINIMUM_SERVER_VERSION`] (`version` as its INFO gives it,
+/// e.g. `2.15.1` or `2.12.0-beta.1`).
+pub fn check_server_version(version: &str) -> Result<(), String> {
+    let (major, minor, patch) = MINIMUM_SERVER_VERSION;
+    let minimum = format!("{major}.{minor}.{patch}");
+    let release = version.split(['-', '+']).next().unwrap_or_default();
+    let numbers: Vec<u64> = release
+        .split('.')
+        .map(|n| n.parse().unwrap_or(0))
+        .chain(std::iter::repeat(0))
+        .take(3)
+        .collect();
+    if (numbers[0], numbers[1], numbers[2]) < MINIMUM_SERVER_VERSION {
+        return Err(format!(
+            "nats-server {version} is too old: ox-connector needs {minimum} or newer (scripts/setup \
+             installs a current one; the Docker image ships one)"
+        ));
+    }
+    Ok(())
+}
 
 /// Bounds of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -79,15 +102,33 @@ impl SetupError {
     }
 }
 
-/// The incoming stream's configuration.
-pub fn incoming_stream_config(limits: QueueLimits) -> stream::Config {
+/// The incoming stream's configuration, with `replicas` copies of every message (1 on a single
+/// server; 3 or 5 on a JetStream cluster).
+pub fn incoming_stream_config(limits: QueueLimits, replicas: usize) -> stream::Config {
     queue_stream_config(
         STREAM.to_owned(),
         "UCS provisioning messages, as published".to_owned(),
         crate::message::SUBJECT_PREFIX,
         stream::RetentionPolicy::Interest,
         limits,
+        replicas,
     )
+}
+
+/// The number of replicas of everything the daemon creates: those of the incoming stream, which
+/// the daemon creates first with `--replicas` (1 while it does not exist).
+pub async fn replicas(js: &jetstream::Context) -> Result<usize, SetupError> {
+    match js.get_stream(STREAM).await {
+        Ok(stream) => Ok(stream.cached_info().config.num_replicas.max(1)),
+        Err(e) => match e.kind() {
+            jetstream::context::GetStreamErrorKind::JetStream(js_error)
+                if js_error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+            {
+                Ok(1)
+            }
+            _ => Err(SetupError::stream(STREAM, e)),
+        },
+    }
 }
 
 /// A queue stream: file storage, bounded, discard new, duplicate window, direct gets.
@@ -97,6 +138,7 @@ fn queue_stream_config(
     subject_prefix: &str,
     retention: stream::RetentionPolicy,
     limits: QueueLimits,
+    replicas: usize,
 ) -> stream::Config {
     stream::Config {
         name,
@@ -108,7 +150,7 @@ fn queue_stream_config(
         max_bytes: limits.max_bytes,
         discard: stream::DiscardPolicy::New,
         duplicate_window: DUPLICATE_WINDOW,
-        num_replicas: 1,
+        num_replicas: replicas.max(1),
         allow_direct: true,
         ..Default::default()
     }
@@ -130,13 +172,18 @@ pub fn subscriber_subject(name: &str, realm: &str, topic: &str) -> String {
 }
 
 /// The configuration of subscriber `name`'s stream.
-pub fn subscriber_stream_config(name: &str, limits: QueueLimits) -> stream::Config {
+pub fn subscriber_stream_config(
+    name: &str,
+    limits: QueueLimits,
+    replicas: usize,
+) -> stream::Config {
     queue_stream_config(
         subscriber_stream(name),
         format!("the provisioning queue of subscriber {name}"),
         &subscriber_subject_prefix(name),
         stream::RetentionPolicy::WorkQueue,
         limits,
+        replicas,
     )
 }
 
@@ -208,13 +255,15 @@ pub fn state_keeper_consumer_config(timing: ConsumerTiming) -> consumer::pull::C
     }
 }
 
-/// Creates the incoming stream, or brings an existing one in line with the code's definition.
-/// A stream of an earlier layout (other retention) is recreated if it is empty.
+/// Creates the incoming stream, or brings an existing one in line with the code's definition
+/// (limits, replicas). A stream of an earlier layout (other retention) is recreated if it is
+/// empty.
 pub async fn setup_incoming(
     js: &jetstream::Context,
     limits: QueueLimits,
+    replicas: usize,
 ) -> Result<stream::Stream, SetupError> {
-    let wanted = incoming_stream_config(limits);
+    let wanted = incoming_stream_config(limits, replicas);
     ensure_stream(js, wanted).await
 }
 
@@ -257,6 +306,7 @@ pub async fn ensure_stream(
     if current.max_messages != wanted.max_messages
         || current.max_bytes != wanted.max_bytes
         || current.subjects != wanted.subjects
+        || current.num_replicas != wanted.num_replicas
     {
         js.update_stream(wanted)
             .await
@@ -512,14 +562,16 @@ fn next_of(
     })
 }
 
-/// Creates subscriber `name`'s stream and its own consumer.
+/// Creates subscriber `name`'s stream (with the replicas of the incoming stream) and its own
+/// consumer.
 pub async fn setup_subscriber(
     js: &jetstream::Context,
     name: &str,
     limits: QueueLimits,
     timing: ConsumerTiming,
 ) -> Result<consumer::PullConsumer, SetupError> {
-    let stream = ensure_stream(js, subscriber_stream_config(name, limits)).await?;
+    let replicas = replicas(js).await?;
+    let stream = ensure_stream(js, subscriber_stream_config(name, limits, replicas)).await?;
     ensure_consumer(&stream, subscriber_consumer_config(name, timing, 1)).await
 }
 
@@ -542,6 +594,16 @@ pub async fn recreate_subscriber_consumer(
         .get_stream(&stream_name)
         .await
         .map_err(|e| SetupError::stream(&stream_name, e))?;
+    // A paused queue stays paused (`queue pause`).
+    let pause_until = match stream.get_consumer::<consumer::pull::Config>(name).await {
+        Ok(mut old) => old
+            .info()
+            .await
+            .ok()
+            .filter(|info| info.paused)
+            .and_then(|info| info.config.pause_until),
+        Err(_) => None,
+    };
     if let Err(e) = stream.delete_consumer(name).await {
         let missing = matches!(
             e.kind(),
@@ -553,8 +615,27 @@ pub async fn recreate_subscriber_consumer(
         }
     }
     stream
-        .create_consumer(subscriber_consumer_config(name, timing, max_in_flight))
+        .create_consumer(consumer::pull::Config {
+            pause_until,
+            ..subscriber_consumer_config(name, timing, max_in_flight)
+        })
         .await
         .map_err(|e| SetupError::consumer(name, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_older_than_the_minimum_are_refused_naming_both_versions() {
+        let err = check_server_version("2.9.10").unwrap_err();
+        assert!(err.contains("2.9.10") && err.contains("2.11.0"), "{err}");
+        assert!(check_server_version("2.10.22").is_err());
+        assert!(check_server_version("2.11.0").is_ok());
+        assert!(check_server_version("2.15.1").is_ok());
+        assert!(check_server_version("2.12.0-beta.1").is_ok());
+        assert!(check_server_version("3.0.0").is_ok());
+    }
 }

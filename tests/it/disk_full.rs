@@ -173,3 +173,65 @@ async fn a_full_data_disk_is_reported_loses_nothing_and_recovers_when_space_retu
     token.cancel();
     daemon.wait().await.expect("the daemon stops");
 }
+
+/// Issue #16, item 2: JetStream reserves a stream's whole byte limit; on a small disk the 1 GiB
+/// default did not fit and the daemon retried for ever. It now lowers the limits to fit (and
+/// works), or refuses at once naming the free and the needed space and the setting.
+#[tokio::test]
+async fn queue_limits_are_fitted_to_a_small_disk_or_refused_with_what_to_do() {
+    let (Some(small), Some(tiny)) = (Tmpfs::mount("24m"), Tmpfs::mount("6m")) else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root); small disks are not tested");
+        return;
+    };
+    let mut ox = OxEnv::start().await;
+    let embedded = |data: &Path| {
+        NatsTarget::Embedded(EmbeddedOptions {
+            binary: None,
+            dir: data.join("nats"),
+            port: 0,
+            users: None,
+        })
+    };
+    ox.env.settings.queue_limits.max_bytes = 1024 * 1024 * 1024;
+
+    let data = tiny.path().join("data");
+    ox.env.settings.data_dir = data.clone();
+    ox.env.settings.ox.credentials_file = data.join("secrets/contexts.json");
+    ox.env.settings.nats = embedded(&data);
+    let refused = Daemon::start_ox(ox.env.settings.clone(), CancellationToken::new())
+        .await
+        .err()
+        .expect("a disk too small is refused")
+        .to_string();
+    for needed in [
+        "bytes free",
+        "need at least",
+        "OX_CONNECTOR_QUEUE_MAX_BYTES",
+    ] {
+        assert!(refused.contains(needed), "{refused}");
+    }
+
+    let data = small.path().join("data");
+    ox.env.settings.data_dir = data.clone();
+    ox.env.settings.ox.credentials_file = data.join("secrets/contexts.json");
+    ox.env.settings.nats = embedded(&data);
+    let token = CancellationToken::new();
+    let daemon = tokio::time::timeout(T, Daemon::start_ox(ox.env.settings.clone(), token.clone()))
+        .await
+        .expect("the daemon starts on a small disk")
+        .expect("the daemon starts on a small disk");
+    let listener = data.join("listener");
+    files::write(&listener, &files::name(1), &context("ctx-10", 10, None));
+    files::write(
+        &listener,
+        &files::name(2),
+        &user("u-0", "anna", 10, json!({})),
+    );
+    wait_for("the changes applied", T, || {
+        files::listener_files(&listener).is_empty()
+    })
+    .await;
+    assert!(ox.state().context(10).unwrap().user("anna").is_some());
+    token.cancel();
+    daemon.wait().await.expect("the daemon stops");
+}

@@ -480,7 +480,7 @@ async fn a_dispatcher_restarted_with_messages_in_flight_keeps_the_incoming_order
     let timing = ConsumerTiming {
         ack_wait: Duration::from_secs(60),
     };
-    let incoming = queue::setup_incoming(&js, limits).await.unwrap();
+    let incoming = queue::setup_incoming(&js, limits, 1).await.unwrap();
     queue::setup_subscriber(&js, "people", limits, timing)
         .await
         .unwrap();

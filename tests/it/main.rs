@@ -4,6 +4,7 @@ mod admin;
 mod admin_experience;
 mod appcenter_files;
 mod bad_input;
+mod cluster;
 mod concurrency;
 mod daemon_binary;
 mod disk_full;

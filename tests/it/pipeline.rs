@@ -403,7 +403,7 @@ async fn the_publish_pipeline_keeps_file_order_through_failures_and_duplicates()
         max_messages: 5,
         max_bytes: 1024 * 1024,
     };
-    let stream = ox_connector::queue::setup_incoming(&js, limits)
+    let stream = ox_connector::queue::setup_incoming(&js, limits, 1)
         .await
         .unwrap();
     // A consumer's interest keeps the messages (interest retention drops what nobody wants).
@@ -517,7 +517,7 @@ async fn the_publish_pipeline_gives_up_on_unanswered_pub_acks_together() {
         max_messages: 10_000,
         max_bytes: 64 * 1024 * 1024,
     };
-    let stream = ox_connector::queue::setup_incoming(&js, limits)
+    let stream = ox_connector::queue::setup_incoming(&js, limits, 1)
         .await
         .unwrap();
     ox_connector::queue::ensure_consumer(
@@ -761,17 +761,18 @@ async fn next_within(
     request.next().await.map(|m| m.unwrap())
 }
 
-/// Found by the kill -9 suite (a dispatcher that stopped for good, "deleted message" in the
-/// nats-server log): nats-server 2.9 can come back from a SIGKILL with a consumer whose message in
-/// flight the stream no longer has, and then delivers nothing else. The test rebuilds that state
-/// the way the kill leaves it — the stream's removal on disk, the consumer's older position — by
-/// putting back the consumer's state file from before the acknowledgement.
+/// Found by the kill -9 suite on nats-server 2.9 (a dispatcher that stopped for good, "deleted
+/// message" in the nats-server log): it could come back from a SIGKILL with a consumer whose
+/// message in flight the stream no longer had, and then delivered nothing else (the daemon
+/// acknowledged that message on the consumer's behalf then). The test rebuilds that state the way
+/// the kill leaves it — the stream's removal on disk, the consumer's older position — by putting
+/// back the consumer's state file from before the acknowledgement, and shows that the supported
+/// nats-server moves on by itself.
 #[tokio::test]
-async fn a_consumer_kept_waiting_for_a_message_nats_lost_is_released() {
+async fn a_consumer_whose_message_in_flight_nats_lost_moves_on_by_itself() {
     use async_nats::jetstream::{consumer, stream};
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    use ox_connector::queue::vanished::release_vanished;
 
     let mut env = TestEnv::start().await;
     let js = env.jetstream().await;
@@ -786,15 +787,15 @@ async fn a_consumer_kept_waiting_for_a_message_nats_lost_is_released() {
         })
         .await
         .unwrap();
-    let config = |name: &str| consumer::pull::Config {
+    let config = |name: &str, in_flight| consumer::pull::Config {
         durable_name: Some(name.into()),
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: Duration::from_secs(1),
-        max_ack_pending: 1,
+        max_ack_pending: in_flight,
         ..Default::default()
     };
-    let a: consumer::PullConsumer = queue.create_consumer(config("a")).await.unwrap();
-    let _b: consumer::PullConsumer = queue.create_consumer(config("b")).await.unwrap();
+    let a: consumer::PullConsumer = queue.create_consumer(config("a", 1)).await.unwrap();
+    let b: consumer::PullConsumer = queue.create_consumer(config("b", 2)).await.unwrap();
     for i in 1..=4 {
         js.publish(format!("lost.{i}"), "x".into())
             .await
@@ -810,17 +811,19 @@ async fn a_consumer_kept_waiting_for_a_message_nats_lost_is_released() {
         .await
         .unwrap();
     let second = next_within(&a, wait).await.unwrap();
-    // An ordinary message in flight is left alone.
-    assert_eq!(release_vanished(&js, "LOST", "a").await.unwrap(), None);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let state_file = env.nats.dir().join("jetstream/$G/streams/LOST/obs/a/o.dat");
     let before_ack = std::fs::read(&state_file).unwrap();
     second.double_ack().await.unwrap();
     // b takes message 2 but not 1: 2 leaves the stream, 1 stays (2 is removed in the middle).
-    js.client()
-        .request("$JS.ACK.LOST.b.1.2.1.0.0", "+ACK".into())
-        .await
-        .unwrap();
+    let _first_of_b = next_within(&b, wait).await.unwrap();
+    let second_of_b = next_within(&b, wait).await.unwrap();
+    assert_eq!(second_of_b.subject.as_str(), "lost.2");
+    second_of_b.double_ack().await.unwrap();
+    assert!(
+        queue.get_raw_message(2).await.is_err(),
+        "message 2 left the stream"
+    );
     // Stop (the removal is written), then give the consumer its position from before the ack.
     let pid: i32 = std::fs::read_to_string(env.nats.dir().join("nats-server.pid"))
         .unwrap()
@@ -840,14 +843,164 @@ async fn a_consumer_kept_waiting_for_a_message_nats_lost_is_released() {
 
     let js = env.jetstream().await;
     let queue = js.get_stream("LOST").await.unwrap();
-    let a: consumer::PullConsumer = queue.get_consumer("a").await.unwrap();
-    let stuck = next_within(&a, Duration::from_secs(3)).await.is_none();
-    let released = release_vanished(&js, "LOST", "a").await.unwrap();
-    if stuck {
-        assert_eq!(released, Some(2), "message 2 was the one in flight");
-    }
-    let next = next_within(&a, Duration::from_secs(5))
+    let mut a: consumer::PullConsumer = queue.get_consumer("a").await.unwrap();
+    let info = a.info().await.unwrap();
+    assert_eq!(
+        (
+            info.delivered.stream_sequence,
+            info.ack_floor.stream_sequence
+        ),
+        (2, 1),
+        "the consumer came back with message 2 in flight, which the stream no longer has"
+    );
+    let next = next_within(&a, Duration::from_secs(10))
         .await
-        .expect("the consumer moves on");
+        .expect("the consumer moves on by itself");
     assert_eq!(next.subject.as_str(), "lost.3");
+}
+
+/// How many messages wait in the OX subscriber's queue.
+async fn ox_queue_messages(env: &TestEnv) -> u64 {
+    let js = env.jetstream().await;
+    let mut stream = js
+        .get_stream(ox_connector::queue::subscriber_stream(
+            ox_connector::queue::OX_SUBSCRIBER,
+        ))
+        .await
+        .unwrap();
+    stream.info().await.unwrap().state.messages
+}
+
+/// `queue pause` holds OX provisioning on the server (JetStream consumer pause) while changes
+/// keep arriving; `queue status` says so; the pause outlives a restart of the daemon (which
+/// creates its consumer afresh); `queue resume` applies what waited, in order.
+#[tokio::test]
+async fn a_paused_queue_applies_nothing_until_resumed_even_across_a_restart() {
+    use crate::support::cli;
+    let env = TestEnv::start().await;
+    let data = env.data.path().to_owned();
+    let applier = RecordingApplier::new(env.listener_dir());
+    let daemon = env.daemon(applier.clone()).await;
+    files::write_users(&env.listener_dir(), 1..=2);
+    wait_for("the first changes applied", T, || {
+        env.queued_files().is_empty()
+    })
+    .await;
+    cli::wait_for_api(&data).await;
+
+    let paused = cli::run(&data, &["queue", "pause"]).await;
+    assert_eq!(paused.code, 0, "{}{}", paused.stdout, paused.stderr);
+    assert!(paused.stdout.contains("PAUSED"), "{}", paused.stdout);
+    files::write_users(&env.listener_dir(), 3..=8);
+    let mut queued = 0;
+    let deadline = tokio::time::Instant::now() + T;
+    while queued < 6 {
+        assert!(tokio::time::Instant::now() < deadline, "not queued");
+        queued = ox_queue_messages(&env).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = cli::run(&data, &["queue", "status"]).await;
+    assert!(
+        status
+            .stdout
+            .contains("OX provisioning is paused until `ox-connector queue resume`"),
+        "{}",
+        status.stdout
+    );
+    assert_eq!(
+        status_file(&data)["paused"]["until"],
+        serde_json::Value::Null
+    );
+
+    daemon.stop().await;
+    let daemon = env.daemon(applier.clone()).await;
+    cli::wait_for_api(&data).await;
+    let status = cli::run(&data, &["queue", "status", "--json"]).await;
+    assert!(
+        status.json()["status"]["daemon"]["paused"].is_object(),
+        "{}",
+        status.stdout
+    );
+    // A restarted daemon takes nothing from a paused queue (its consumer asks every few
+    // seconds; give it two rounds).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ox_queue_messages(&env).await, 6, "nothing was taken");
+    assert_eq!(applier.applied().len(), 2, "nothing applied while paused");
+
+    let resumed = cli::run(&data, &["queue", "resume"]).await;
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    wait_for("the waiting changes applied", T, || {
+        env.queued_files().is_empty()
+    })
+    .await;
+    let expected: Vec<String> = (1..=8).map(files::name).collect();
+    assert_eq!(applier.applied(), expected, "in order");
+    let status = cli::run(&data, &["queue", "status"]).await;
+    assert!(!status.stdout.contains("PAUSED"), "{}", status.stdout);
+    daemon.stop().await;
+}
+
+/// Issue #16 item 2: while the daemon waits for JetStream at start (here a nats-server without
+/// JetStream), `/health` on its admin port answers with what it waits for instead of not at all.
+#[tokio::test]
+async fn health_answers_with_the_reason_while_the_daemon_waits_for_jetstream() {
+    let mut env = TestEnv::start().await;
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let nats_port = free_port();
+    let _plain_nats = tokio::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &nats_port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    env.settings.nats = ox_connector::config::NatsTarget::External {
+        url: format!("nats://127.0.0.1:{nats_port}"),
+        replicas: 1,
+    };
+    let admin_port = free_port();
+    env.settings.admin_listen = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    let token = tokio_util::sync::CancellationToken::new();
+    let starting = tokio::spawn(ox_connector::app::Daemon::start(
+        env.settings.clone(),
+        RecordingApplier::new(env.listener_dir()),
+        token.clone(),
+    ));
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + T;
+    let answer = loop {
+        let response = http
+            .get(format!("http://127.0.0.1:{admin_port}/health"))
+            .send()
+            .await;
+        if let Ok(response) = response {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            if text.contains("JetStream") {
+                break (status, text);
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer from /health"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(answer.0, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        answer.1.starts_with("starting: JetStream is not ready"),
+        "{}",
+        answer.1
+    );
+    token.cancel();
+    assert!(
+        starting.await.unwrap().is_err(),
+        "stopped before it was ready"
+    );
 }

@@ -12,7 +12,12 @@
 //! back (no change applied out of order). Checked at the end: no listener file is left, none
 //! was quarantined, and the emulator's state equals the state computed from the changes.
 //!
-//! The short run (20 kills) is part of `cargo nextest run`; the long one (100 kills) is ignored
+//! Beside it two probes of issue #16 with a daemon on its own (embedded) nats-server: the
+//! nats-server SIGKILLed during a backlog (the queue must be exactly empty afterwards), and
+//! second daemons started on the same data directory (they must exit at once and change
+//! nothing).
+//!
+//! The short runs are part of `cargo nextest run`; the long ones (100 kills, …) are ignored
 //! by default: `cargo nextest run --test it --run-ignored only reliability` (docs/performance.md).
 //! `RELIABILITY_SEED=<n>` runs either with another seed (the changes and the chaos schedule);
 //! `RELIABILITY_KEEP=<dir>` keeps the daemon's log, its status file, the nats-server's log and
@@ -569,4 +574,276 @@ async fn chaos(mut run: Run) {
         diff.len(),
         &diff[..diff.len().min(20)]
     );
+}
+
+/// A daemon of its own nats-server (embedded) on a temp data dir, with a recording applier.
+async fn embedded_daemon(
+    env: &TestEnv,
+    applier: &crate::support::RecordingApplier,
+) -> (
+    ox_connector::app::Daemon,
+    tokio_util::sync::CancellationToken,
+) {
+    let token = tokio_util::sync::CancellationToken::new();
+    let daemon = embedded_daemon_result(env, applier, token.clone())
+        .await
+        .expect("the daemon starts");
+    (daemon, token)
+}
+
+/// Every change applied, the first time while its file was still there.
+fn assert_all_applied_once_with_their_files(
+    applier: &crate::support::RecordingApplier,
+    changes: u32,
+) -> usize {
+    let mut first = BTreeSet::new();
+    let mut again = 0;
+    for call in applier.calls().into_iter().filter(|c| c.succeeded) {
+        if !first.insert(call.file.clone()) {
+            again += 1;
+            continue;
+        }
+        assert!(
+            call.file_existed,
+            "{} was deleted before it was applied",
+            call.file
+        );
+    }
+    let expected: BTreeSet<String> = (1..=changes).map(files::name).collect();
+    assert_eq!(first, expected, "every change applied");
+    again
+}
+
+/// Waits until the daemon's admin API reports an empty JetStream queue (what `queue status`
+/// shows as "N on the JetStream queue").
+async fn wait_for_an_empty_queue(data: &Path) {
+    let client =
+        ox_connector::admin::client::AdminClient::from_data_dir(data, Duration::from_secs(10))
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = client
+            .get_json::<ox_connector::ops::queue::QueueList>("/queue?limit=5")
+            .await;
+        match list {
+            Ok(list) if list.queued_messages == 0 => return,
+            other => assert!(
+                Instant::now() < deadline,
+                "the JetStream queue stays non-empty after every file was applied: {:?}",
+                other.map(|l| l.queued_messages)
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct NatsKills {
+    changes: u32,
+    kills: usize,
+    seed: u64,
+}
+
+#[tokio::test]
+async fn the_embedded_nats_server_killed_during_a_backlog_leaves_an_exact_queue() {
+    nats_kills(NatsKills {
+        changes: 600,
+        kills: 3,
+        seed: 5,
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "long: a few minutes; run with --run-ignored only"]
+async fn reliability_long_the_embedded_nats_server_killed_again_and_again() {
+    nats_kills(NatsKills {
+        changes: 4000,
+        kills: 20,
+        seed: 13,
+    })
+    .await;
+}
+
+/// Issue #16, item 3: SIGKILL of the embedded nats-server (which the daemon restarts) during a
+/// backlog. Afterwards no message may stay on the queue below its consumer's ack floor: the
+/// queue is exactly empty once every file is applied.
+async fn nats_kills(run: NatsKills) {
+    use nix::sys::signal::{kill, Signal};
+    let env = TestEnv::start().await;
+    let data = env.data.path().to_owned();
+    let applier = crate::support::RecordingApplier::new(env.listener_dir());
+    let (daemon, token) = embedded_daemon(&env, &applier).await;
+    let dir = env.listener_dir();
+    let mut rng = StdRng::seed_from_u64(run.seed);
+    let writer = tokio::spawn({
+        let dir = dir.clone();
+        async move {
+            for start in (1..=run.changes).step_by(40) {
+                files::write_users(&dir, start..(start + 40).min(run.changes + 1));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    let pid_file = data.join("nats/nats-server.pid");
+    let read_pid =
+        || -> Option<i32> { std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok() };
+    for k in 0..run.kills {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..900))).await;
+        let pid = read_pid().expect("the embedded nats-server's pid");
+        kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+        // The daemon starts it again (a new pid).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while read_pid().is_none_or(|p| p == pid) {
+            assert!(
+                Instant::now() < deadline,
+                "kill {k}: nats-server not restarted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    writer.await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !files::listener_files(&dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{} listener files left",
+            files::listener_files(&dir).len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for_an_empty_queue(&data).await;
+    token.cancel();
+    daemon.wait().await.expect("the daemon stops");
+    let again = assert_all_applied_once_with_their_files(&applier, run.changes);
+    eprintln!(
+        "reliability: {} changes, nats-server SIGKILLed {} times, {again} applied again, queue empty",
+        run.changes, run.kills
+    );
+}
+
+struct SecondDaemons {
+    changes: u32,
+    attempts: usize,
+    seed: u64,
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_the_same_data_dir_exits_at_once_and_touches_nothing() {
+    second_daemons(SecondDaemons {
+        changes: 400,
+        attempts: 4,
+        seed: 3,
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "long: a few minutes; run with --run-ignored only"]
+async fn reliability_long_second_daemons_at_random_moments() {
+    second_daemons(SecondDaemons {
+        changes: 3000,
+        attempts: 30,
+        seed: 17,
+    })
+    .await;
+}
+
+/// Issue #16, item 1: second daemons started on the data directory of a running one at random
+/// moments of a backlog — in this process and as the real binary — exit at once naming the
+/// running one's pid, and change nothing: the running daemon's nats-server and admin endpoint
+/// stay, nothing is applied twice.
+async fn second_daemons(run: SecondDaemons) {
+    let env = TestEnv::start().await;
+    let data = env.data.path().to_owned();
+    let applier = crate::support::RecordingApplier::new(env.listener_dir());
+    let (daemon, token) = embedded_daemon(&env, &applier).await;
+    crate::support::cli::wait_for_api(&data).await;
+    let endpoint = std::fs::read(data.join("run/admin.json")).unwrap();
+    let nats_pid = std::fs::read_to_string(data.join("nats/nats-server.pid")).unwrap();
+    let dir = env.listener_dir();
+    let mut rng = StdRng::seed_from_u64(run.seed);
+    let writer = tokio::spawn({
+        let dir = dir.clone();
+        async move {
+            for start in (1..=run.changes).step_by(40) {
+                files::write_users(&dir, start..(start + 40).min(run.changes + 1));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    let me = format!("(pid {})", std::process::id());
+    for attempt in 0..run.attempts {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(50..500))).await;
+        if attempt % 2 == 0 {
+            let second = crate::support::RecordingApplier::new(env.listener_dir());
+            let started = Instant::now();
+            let stop = tokio_util::sync::CancellationToken::new();
+            let err = match embedded_daemon_result(&env, &second, stop).await {
+                Ok(_) => panic!("a second daemon started on one data directory"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(&me), "{err}");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "took {:?}",
+                started.elapsed()
+            );
+            assert!(second.calls().is_empty());
+        } else {
+            let output = tokio::time::timeout(
+                Duration::from_secs(10),
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))
+                    .arg("run")
+                    .arg("--data-dir")
+                    .arg(&data)
+                    .args(["--admin-listen", "127.0.0.1:0"])
+                    .env_remove("NATS_URL")
+                    .env("OX_SOAP_SERVER", "http://127.0.0.1:9")
+                    .output(),
+            )
+            .await
+            .expect("the second daemon exits at once")
+            .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success());
+            assert!(stderr.contains(&me), "{stderr}");
+        }
+        assert_eq!(
+            std::fs::read(data.join("run/admin.json")).unwrap(),
+            endpoint
+        );
+        assert_eq!(
+            std::fs::read_to_string(data.join("nats/nats-server.pid")).unwrap(),
+            nats_pid,
+            "the running daemon's nats-server was left alone"
+        );
+    }
+    writer.await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !files::listener_files(&dir).is_empty() {
+        assert!(Instant::now() < deadline, "files left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for_an_empty_queue(&data).await;
+    token.cancel();
+    daemon.wait().await.expect("the daemon stops");
+    let again = assert_all_applied_once_with_their_files(&applier, run.changes);
+    assert_eq!(again, 0, "nothing applied twice");
+}
+
+async fn embedded_daemon_result(
+    env: &TestEnv,
+    applier: &crate::support::RecordingApplier,
+    token: tokio_util::sync::CancellationToken,
+) -> Result<ox_connector::app::Daemon, ox_connector::app::AppError> {
+    let mut settings = env.settings.clone();
+    settings.nats = ox_connector::config::NatsTarget::Embedded(
+        ox_connector::queue::embedded::EmbeddedOptions {
+            binary: None,
+            dir: env.data.path().join("nats"),
+            port: 0,
+            users: None,
+        },
+    );
+    ox_connector::app::Daemon::start(settings, applier.clone(), token).await
 }

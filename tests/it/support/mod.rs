@@ -56,6 +56,7 @@ impl TestEnv {
             data_dir: data.path().to_owned(),
             nats: NatsTarget::External {
                 url: nats.url().to_owned(),
+                replicas: 1,
             },
             rescan_interval: Duration::from_millis(200),
             broken_grace: Duration::from_secs(1),
