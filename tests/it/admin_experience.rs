@@ -692,3 +692,30 @@ async fn the_shipped_dashboard_and_alerts_use_only_exported_metrics() {
     assert!(unknown.is_empty(), "{unknown:#?}\n{exported}");
     daemon.stop().await;
 }
+
+/// Issue #17 item 6: `--data-dir` is taken after a subscriptions action too, and a port clash
+/// of the admin API names the setting to change.
+#[test]
+fn the_data_dir_goes_anywhere_and_an_admin_port_clash_names_its_setting() {
+    let data = tempfile::tempdir().unwrap();
+    let output = binary()
+        .args(["subscriptions", "list", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    assert!(stderr.contains("not running"), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = binary()
+        .args(["run", "--data-dir"])
+        .arg(data.path())
+        .args(["--admin-listen", &taken.local_addr().unwrap().to_string()])
+        .env("OX_SOAP_SERVER", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--admin-listen"), "{stderr}");
+}
