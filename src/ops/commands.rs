@@ -308,7 +308,10 @@ pub async fn queue(args: QueueArgs) -> i32 {
 /// What to do about a full queue. A JetStream store without disk space (error 10047) does not
 /// drain by applying changes: the disk has to get space first.
 fn queue_full_advice(reason: &str) -> &'static str {
-    if reason.contains("insufficient storage") || reason.contains("10047") {
+    if ["insufficient storage", "10047", "no space left"]
+        .iter()
+        .any(|sign| reason.contains(sign))
+    {
         "  The disk of the JetStream store (<data-dir>/nats) has no space left: free space there, \
          or lower OX_CONNECTOR_QUEUE_MAX_BYTES. Listener files wait on disk; nothing is lost."
     } else {
@@ -1040,6 +1043,8 @@ mod tests {
             disk.contains("free space") && !disk.contains("It drains"),
             "{disk}"
         );
+        let full = queue_full_advice("no space left on the file system of the NATS store");
+        assert!(!full.contains("It drains"), "{full}");
         let limit = queue_full_advice("publish failed: maximum messages exceeded (code 503)");
         assert!(limit.contains("It drains"), "{limit}");
     }
