@@ -707,6 +707,14 @@ async fn repair(
         _ => 3,
     };
     targets.sort_by_key(|(_, s)| rank(&s.object_type));
+    // A context OX lost blocks every waiting change of it; its repair is applied now instead
+    // of being queued behind the very changes it unblocks.
+    let lost_contexts: std::collections::HashSet<&str> = report
+        .drift
+        .iter()
+        .filter(|d| d.kind == DriftKind::MissingInOx && d.object == "context")
+        .filter_map(|d| d.entry_uuid.as_deref())
+        .collect();
     let publisher = Publisher::new(ops.js.clone());
     for (uuid, state) in &targets {
         if state.object_type == group::TOPIC {
@@ -742,6 +750,24 @@ async fn repair(
             },
             source: None,
         };
+        if lost_contexts.contains(uuid) {
+            if let Some(applier) = ops.ox.get() {
+                use crate::apply::Applier;
+                applier.apply(&message).await.map_err(|e| {
+                    OpsError::Unavailable(format!(
+                        "cannot re-create the lost context {}: {}",
+                        state.dn, e.message
+                    ))
+                })?;
+                tracing::info!(
+                    dn = %state.dn,
+                    entry_uuid = %uuid,
+                    "Re-created a context OX had lost, at once (the waiting changes of it depend on it)."
+                );
+                crate::queue::consume::retry_all_now(&ops.retry_now);
+                continue;
+            }
+        }
         publisher
             .publish(&message)
             .await

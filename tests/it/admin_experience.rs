@@ -719,3 +719,38 @@ fn the_data_dir_goes_anywhere_and_an_admin_port_clash_names_its_setting() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--admin-listen"), "{stderr}");
 }
+
+/// Issue #17 item 7: `reconcile --apply` re-creates a context OX lost at once, so the waiting
+/// change of that context that blocks the queue goes through (it is not queued behind it).
+#[tokio::test]
+async fn a_lost_context_is_repaired_before_the_changes_that_wait_for_it() {
+    let mut t = OxEnv::start().await;
+    t.write(context("ctx-10", 10, None));
+    t.write(user("u-anna", "anna", 10, json!({})));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+    t.ox_client()
+        .delete_context(&ox_connector::ox::soap::Context::with_id(10))
+        .await
+        .unwrap();
+    let change = t.write(user("u-anna", "anna", 10, json!({"lastname": "Changed"})));
+    wait_for("the change to block on the lost context", WAIT, || {
+        t.blocked()["file"] == change.as_str()
+    })
+    .await;
+    let repair = cli::run(&dir, &["reconcile", "--apply"]).await;
+    assert!(
+        repair.stdout.contains("missing in OX"),
+        "{}{}",
+        repair.stdout,
+        repair.stderr
+    );
+    wait_for("the waiting change applied", WAIT, || {
+        t.env.queued_files().is_empty()
+    })
+    .await;
+    assert!(t.state().context(10).is_some());
+    daemon.stop().await;
+}
