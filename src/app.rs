@@ -220,6 +220,7 @@ impl Daemon {
                 settings.consumer_timing(),
                 settings.queue_limits,
                 auth.clone(),
+                batch_ranks(),
             )
         })
         .await?;
@@ -246,7 +247,8 @@ impl Daemon {
         let listener_task = tokio::spawn({
             let (settings, wake, stop) = (settings.watch(), wake.clone(), listener_stop.clone());
             async move {
-                if let Err(e) = watch::run(settings, sink, wake, stop).await {
+                let ranks = batch_ranks();
+                if let Err(e) = watch::run(settings, ranks, sink, wake, stop).await {
                     tracing::error!(error = %e, "The listener folder watcher stopped.");
                 }
             }
@@ -472,21 +474,17 @@ where
     }
 }
 
-/// The OX subscriber's subscription: the six modules of the App Center app.
+/// The batch order of listener files: the OX object kinds' ranks.
+fn batch_ranks() -> crate::listener::batch::Ranks {
+    crate::listener::batch::Ranks::new(crate::provision::kind::batch_ranks())
+}
+
+/// The OX subscriber's subscription: the modules of the object kinds it provisions.
 fn ox_subscription(settings: &Settings) -> SubscriptionRequest {
     SubscriptionRequest {
         name: queue::OX_SUBSCRIBER.into(),
         realm: crate::message::REALM_UDM.into(),
-        topics: [
-            "oxmail/oxcontext",
-            "oxmail/accessprofile",
-            "users/user",
-            "groups/group",
-            "oxmail/functional_account",
-            "oxresources/oxresources",
-        ]
-        .map(String::from)
-        .to_vec(),
+        topics: crate::provision::kind::ox_topics(),
         prefill: false,
         redact: None,
         max_messages: Some(settings.queue_limits.max_messages),

@@ -35,6 +35,7 @@ use super::state_keeper;
 use super::subscription::{
     PrefillStatus, Registry, Subscription, SubscriptionError, SubscriptionRequest, TopicMatcher,
 };
+use crate::listener::batch::Ranks;
 use crate::message::{Operation, ProvisioningMessage};
 use crate::queue::publish::{PublishError, Publisher};
 use crate::queue::{self, ConsumerTiming, QueueLimits};
@@ -96,6 +97,8 @@ pub struct Dispatch {
     vanished: Mutex<Option<Running>>,
     /// Realm and topic patterns of every subscription, for [`Dispatch::is_wanted`].
     wanted: Mutex<BTreeMap<String, (String, TopicMatcher)>>,
+    /// The order of object types in a prefill (dependencies first).
+    ranks: Ranks,
 }
 
 impl Dispatch {
@@ -106,6 +109,7 @@ impl Dispatch {
         timing: ConsumerTiming,
         default_limits: QueueLimits,
         auth: Option<Auth>,
+        ranks: Ranks,
     ) -> Result<Arc<Self>, DispatchError> {
         let registry = Registry::open(&js).await?;
         let state = state_keeper::open(&js).await.map_err(DispatchError::Nats)?;
@@ -147,6 +151,7 @@ impl Dispatch {
             })),
             vanished: Mutex::default(),
             wanted: Mutex::default(),
+            ranks,
         });
         for subscription in subscriptions {
             this.spawn(subscription);
@@ -381,6 +386,7 @@ impl Dispatch {
             state: self.state.clone(),
             statuses: self.statuses.clone(),
             publisher: Publisher::new(self.js.clone()),
+            ranks: self.ranks.clone(),
         };
         let name = subscription.name.clone();
         let task = tokio::spawn({
@@ -529,6 +535,7 @@ struct Worker {
     state: kv::Store,
     statuses: Arc<Mutex<BTreeMap<String, SubscriberStatus>>>,
     publisher: Publisher,
+    ranks: Ranks,
 }
 
 impl Worker {
@@ -654,7 +661,7 @@ impl Worker {
             .into_iter()
             .filter(|e| e.seq <= subscription.start_after && matcher.matches(&e.message.topic))
             .collect();
-        entries.sort_by_key(|e| (crate::listener::batch::rank(&e.message.topic, false), e.seq));
+        entries.sort_by_key(|e| (self.ranks.rank(&e.message.topic, false), e.seq));
         let count = entries.len();
         for entry in entries {
             let mut message = entry.message;

@@ -1,8 +1,9 @@
 //! ④ Provisioning: turns provisioning messages into OX SOAP calls ([`OxApplier`]).
 //!
 //! One file per OX object kind — [`context`], [`user`] (with the attribute mapping in
-//! [`user_mapping`]), [`group`], [`resource`], [`access_profile`], [`functional_account`] —
-//! each with an `apply` that decides, from the message and the remembered state
+//! [`user_mapping`]), [`group`], [`resource`], [`access_profile`], [`functional_account`],
+//! listed once in [`kind::KINDS`] — each owning its topic, batch rank, ordering keys and an
+//! `apply` that decides, from the message and the remembered state
 //! ([`state::StateStore`]), whether the object is created, changed, moved or deleted in OX.
 //!
 //! Rules shared by all kinds (`docs/provisioning.md`):
@@ -20,6 +21,7 @@ pub mod context;
 pub mod credentials;
 pub mod functional_account;
 pub mod group;
+pub mod kind;
 pub mod resource;
 pub mod scope;
 pub mod settings;
@@ -155,15 +157,11 @@ impl Provisioner {
                 )));
             }
         }
-        match message.topic.as_str() {
-            context::TOPIC => context::apply(self, message, previous).await,
-            user::TOPIC => user::apply(self, message, previous).await,
-            group::TOPIC => group::apply(self, message, previous).await,
-            resource::TOPIC => resource::apply(self, message, previous).await,
-            access_profile::TOPIC => access_profile::apply(self, message, previous).await,
-            functional_account::TOPIC => functional_account::apply(self, message, previous).await,
-            other => Ok(Outcome::Ignored(format!(
-                "{other} objects are not provisioned to OX"
+        match kind::of_topic(&message.topic) {
+            Some(kind) => kind.apply(self, message, previous).await,
+            None => Ok(Outcome::Ignored(format!(
+                "{} objects are not provisioned to OX",
+                message.topic
             ))),
         }
     }

@@ -45,6 +45,8 @@ enum Resource {
     Uuid(Arc<str>),
     Dn(Arc<str>),
     Context(i32),
+    Name(crate::apply::NameSpace, Arc<str>),
+    GroupInContext(Arc<str>, i32),
     ContextNames,
 }
 
@@ -66,6 +68,11 @@ fn resource(key: &ScopeKey) -> (Resource, Hold) {
         ScopeKey::SharedDn(dn) => (Resource::Dn(dn.clone()), Hold::Part),
         ScopeKey::ReadsDn(dn) => (Resource::Dn(dn.clone()), Hold::Read),
         ScopeKey::Context(id) => (Resource::Context(*id), Hold::Exclusive),
+        ScopeKey::InContext(id) => (Resource::Context(*id), Hold::Part),
+        ScopeKey::Name(space, value) => (Resource::Name(*space, value.clone()), Hold::Exclusive),
+        ScopeKey::GroupInContext(dn, id) => {
+            (Resource::GroupInContext(dn.clone(), *id), Hold::Exclusive)
+        }
         ScopeKey::ContextNames => (Resource::ContextNames, Hold::Exclusive),
     }
 }

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use ox_connector::app::Daemon;
 use ox_connector::apply::{Applier, ApplyError, Outcome, Scope};
 use ox_connector::emulator::FaultConfig;
-use ox_connector::listener::batch::rank;
+use ox_connector::listener::batch::Ranks;
 use ox_connector::message::ProvisioningMessage;
-use ox_connector::provision::OxApplier;
+use ox_connector::provision::{kind, OxApplier};
 use ox_connector::workload::{Change, ObjectKind, Workload, WorkloadConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -70,10 +70,14 @@ impl Applier for Timed {
 /// The files were all in the folder at the daemon's first look: one batch, queued by type
 /// first, then by name (`ox_connector::listener::batch`, the original connector's order).
 fn stream_order(changes: &[Change]) -> Vec<Change> {
+    let ranks = Ranks::new(kind::batch_ranks());
     let mut ordered = changes.to_vec();
     ordered.sort_by_key(|c| {
         let module = c.content["udm_object_type"].as_str().unwrap_or_default();
-        (rank(module, c.content["object"].is_null()), c.file.clone())
+        (
+            ranks.rank(module, c.content["object"].is_null()),
+            c.file.clone(),
+        )
     });
     ordered
 }
