@@ -1,12 +1,12 @@
-//! Concurrent application of independent OX contexts keeps every order that matters.
+//! Concurrent application keeps every order that matters.
 //!
 //! A mixed stream of changes (contexts, users, groups, resources; creates, modifies, moves,
 //! deletes; `ox_connector::workload`) is applied by the daemon with the OX applier against the
 //! emulator (2 ms per SOAP call, so applies overlap), with `--apply-concurrency 8`. Every apply
 //! is timed. What each change touches is worked out here from the changes alone, independently
-//! of the daemon's own scopes: its object, and the OX contexts of the object before and after
-//! the change (a group: the contexts of its old and new members); a context change touches
-//! everything. Then for every two changes that share something, the earlier one (in stream
+//! of the daemon's own scopes: its object; a context change touches everything in the OX
+//! contexts it changes and every other context change; a group change touches its old and new
+//! members (the workload's names are unique per object, so no two objects share one). Then for every two changes that share something, the earlier one (in stream
 //! order: the files form one batch, queued by type, then by name) must have finished before the later one started — and the run must actually have
 //! applied changes at the same time, and end in the expected OX state.
 
@@ -85,14 +85,27 @@ fn stream_order(changes: &[Change]) -> Vec<Change> {
 /// What a change touches, worked out from the stream alone.
 #[derive(Debug)]
 struct Touches {
+    /// The OX contexts it is in (before and after).
     contexts: BTreeSet<i32>,
-    /// A context change: context names are unique across OX, so context changes share them.
+    /// A context change: it touches everything in its contexts, and context names are unique
+    /// across OX, so context changes share them.
     context_names: bool,
+    /// A user's DN, or a group's old and new members.
+    members: BTreeSet<String>,
+    group: bool,
 }
 
 impl Touches {
     fn shares_with(&self, other: &Touches) -> bool {
-        (self.context_names && other.context_names) || !self.contexts.is_disjoint(&other.contexts)
+        let contexts = !self.contexts.is_disjoint(&other.contexts);
+        match (self.context_names, other.context_names) {
+            (true, true) => true,
+            (true, false) | (false, true) => contexts,
+            // A group and its old or new member.
+            (false, false) => {
+                self.group != other.group && !self.members.is_disjoint(&other.members)
+            }
+        }
     }
 }
 
@@ -120,9 +133,11 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
     let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // The id of each context, by DN (a deletion carries no object).
     let mut context_ids: BTreeMap<String, i32> = BTreeMap::new();
-    let in_contexts = |contexts: BTreeSet<i32>| Touches {
+    let in_contexts = |contexts: BTreeSet<i32>, members: BTreeSet<String>, group| Touches {
         contexts,
         context_names: false,
+        members,
+        group,
     };
     changes
         .iter()
@@ -143,6 +158,8 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
                     Touches {
                         contexts,
                         context_names: true,
+                        members: BTreeSet::new(),
+                        group: false,
                     }
                 }
                 ObjectKind::User | ObjectKind::Resource => {
@@ -151,13 +168,13 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
                     match context_of(&change.content) {
                         Some(context) => {
                             contexts.insert(context);
-                            where_is.insert(dn, context);
+                            where_is.insert(dn.clone(), context);
                         }
                         None => {
                             where_is.remove(&dn);
                         }
                     }
-                    in_contexts(contexts)
+                    in_contexts(contexts, BTreeSet::from([dn]), false)
                 }
                 ObjectKind::Group => {
                     let new = texts(&change.content, "users");
@@ -167,6 +184,8 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
                             .chain(&new)
                             .filter_map(|member| where_is.get(member).copied())
                             .collect(),
+                        old.iter().chain(&new).cloned().collect(),
+                        true,
                     )
                 }
             }
@@ -175,7 +194,7 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn independent_contexts_run_together_and_every_shared_thing_keeps_its_order() {
+async fn independent_changes_run_together_and_every_shared_thing_keeps_its_order() {
     let ox_env = OxEnv::start().await;
     ox_env.ox.set_faults(FaultConfig {
         latency_ms: 2,
@@ -271,7 +290,7 @@ async fn independent_contexts_run_together_and_every_shared_thing_keeps_its_orde
     );
     assert!(
         overlapping > 100,
-        "changes of independent contexts were hardly applied at the same time ({overlapping} \
+        "independent changes were hardly applied at the same time ({overlapping} \
          overlapping pairs)"
     );
 }

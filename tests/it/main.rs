@@ -14,6 +14,7 @@ mod ops;
 mod pipeline;
 mod reliability;
 mod scenarios;
+mod scope_keys;
 mod state_store;
 mod support;
 mod trigger;
