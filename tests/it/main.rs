@@ -5,6 +5,7 @@ mod appcenter_files;
 mod bad_input;
 mod concurrency;
 mod daemon_binary;
+mod differential;
 mod disk_full;
 mod dispatch;
 mod host_loop;

@@ -26,10 +26,13 @@ pub struct OxEnv {
 
 impl OxEnv {
     pub async fn start() -> Self {
+        Self::start_with(EmulatorConfig::new(MASTER, MASTER_PASSWORD)).await
+    }
+
+    /// With the emulator started from `config` (its master login must be [`MASTER`]).
+    pub async fn start_with(config: EmulatorConfig) -> Self {
         let mut env = TestEnv::start().await;
-        let ox = Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
-            .await
-            .unwrap();
+        let ox = Emulator::start(config).await.unwrap();
         env.settings.ox.soap_server = ox.base_url();
         env.settings.ox.master_admin = MASTER.into();
         env.settings.ox.master_password = Some(ox_connector::provision::settings::Secret::new(
