@@ -101,12 +101,15 @@ impl Daemon {
         shutdown: CancellationToken,
     ) -> Result<Self, AppError> {
         let (ox, data_dir) = (settings.ox.clone(), settings.data_dir.clone());
+        // With one change after the other there is nothing to limit.
+        let limiter = (settings.apply_concurrency > 1)
+            .then(|| crate::ox::limit::Limiter::new(settings.apply_concurrency));
         let ops_applier = Arc::new(OnceLock::new());
         let stash = ops_applier.clone();
         Self::start_inner(
             settings,
             |js| async move {
-                let applier = OxApplier::open(ox, &data_dir, &js)
+                let applier = OxApplier::open_limited(ox, limiter, &data_dir, &js)
                     .await
                     .map_err(|e| e.to_string())?;
                 crate::ops::import::import_at_first_start(&applier, &data_dir).await;
@@ -229,6 +232,9 @@ impl Daemon {
         })
         .await?;
         let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
+        if let Some(limiter) = ops_applier.get().and_then(|a| a.provisioner().ox.limiter()) {
+            status.show_ox_calls(limiter.clone());
+        }
 
         let wake = Arc::new(Notify::new());
         let retry_now = Arc::new(Notify::new());

@@ -200,6 +200,16 @@ impl OxApplier {
         data_dir: &std::path::Path,
         js: &jetstream::Context,
     ) -> Result<Self, ProvisionError> {
+        Self::open_limited(settings, None, data_dir, js).await
+    }
+
+    /// Like [`OxApplier::open`], with the SOAP calls in flight limited by `limiter`.
+    pub async fn open_limited(
+        settings: OxSettings,
+        limiter: Option<crate::ox::limit::Limiter>,
+        data_dir: &std::path::Path,
+        js: &jetstream::Context,
+    ) -> Result<Self, ProvisionError> {
         let access_profiles_file = data_dir.join(access_profile::FILE_NAME);
         let mapping_file = data_dir.join(user_mapping::FILE_NAME);
         let mapping =
@@ -221,10 +231,13 @@ impl OxApplier {
             .get(MASTER)?
             .map(|login| Credentials::new(login.adminuser, login.adminpass))
             .unwrap_or_else(|| Credentials::new(settings.master_admin.clone(), ""));
-        let ox = OxClient::builder(settings.soap_server.clone())
+        let mut ox = OxClient::builder(settings.soap_server.clone())
             .timeout(settings.soap_timeout)
-            .master(master)
-            .build()?;
+            .master(master);
+        if let Some(limiter) = limiter {
+            ox = ox.limiter(limiter);
+        }
+        let ox = ox.build()?;
         let profiles = AccessProfiles::load(access_profiles_file.clone()).map_err(|source| {
             ProvisionError::Io {
                 path: access_profiles_file,
