@@ -33,6 +33,10 @@ pub struct ApplyError {
     pub message: String,
     /// The kind of OX fault behind the error (`invalid_data`, `connect`, …), for logs.
     pub ox_fault: Option<&'static str>,
+    /// The target refused because a name is still taken: a change applied before it may free
+    /// the name, so it is tried again as soon as such a change finished (not only after the
+    /// retry delay).
+    pub name_taken: bool,
 }
 
 /// Whether waiting can help, or an admin has to act.
@@ -51,6 +55,7 @@ impl ApplyError {
             kind: ApplyErrorKind::Transient,
             message: message.into(),
             ox_fault: None,
+            name_taken: false,
         }
     }
 
@@ -59,6 +64,15 @@ impl ApplyError {
             kind: ApplyErrorKind::Rejected,
             message: message.into(),
             ox_fault: None,
+            name_taken: false,
+        }
+    }
+
+    /// Refused because a name (login, mail address, …) is still taken.
+    pub fn name_taken(message: impl Into<String>) -> Self {
+        Self {
+            name_taken: true,
+            ..Self::rejected(message)
         }
     }
 }

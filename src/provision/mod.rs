@@ -86,8 +86,10 @@ impl From<ProvisionError> for ApplyError {
         } else {
             ApplyError::rejected(error.to_string())
         };
+        let name_taken = matches!(&error, ProvisionError::Ox(e) if e.is_conflict());
         ApplyError {
             ox_fault,
+            name_taken,
             ..applied
         }
     }

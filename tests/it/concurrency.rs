@@ -294,3 +294,65 @@ async fn independent_changes_run_together_and_every_shared_thing_keeps_its_order
          overlapping pairs)"
     );
 }
+
+/// Fails the change of `b` as "name taken" until the change of `a` (slow) was applied.
+struct HeldName {
+    freed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Applier for HeldName {
+    async fn apply(&self, message: &ProvisioningMessage) -> Result<Outcome, ApplyError> {
+        use std::sync::atomic::Ordering;
+        if message.object_id == "a" {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.freed.store(true, Ordering::SeqCst);
+            return Ok(Outcome::Applied);
+        }
+        if self.freed.load(Ordering::SeqCst) {
+            Ok(Outcome::Applied)
+        } else {
+            Err(ApplyError::name_taken(
+                "User anna already exists in this context",
+            ))
+        }
+    }
+
+    async fn scope(&self, message: &ProvisioningMessage) -> Scope {
+        let key = ox_connector::apply::ScopeKey::Object(message.object_id.as_str().into());
+        Scope::Keys(BTreeSet::from([key]))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_refused_for_a_taken_name_is_retried_as_soon_as_an_earlier_change_finished() {
+    let env = crate::support::TestEnv::start().await;
+    let mut settings = env.settings.clone();
+    settings.retry_delay = Duration::from_secs(120);
+    let dir = env.listener_dir();
+    crate::support::files::write(
+        &dir,
+        &crate::support::files::name(1),
+        &crate::support::files::user("a", "anna"),
+    );
+    crate::support::files::write(
+        &dir,
+        &crate::support::files::name(2),
+        &crate::support::files::user("b", "anna2"),
+    );
+    let token = CancellationToken::new();
+    let freed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let daemon = Daemon::start_with(
+        settings,
+        move |_| async move { Ok(HeldName { freed }) },
+        token.clone(),
+    )
+    .await
+    .unwrap();
+    // Far less than the retry delay.
+    wait_for("both changes applied", Duration::from_secs(20), || {
+        env.queued_files().is_empty()
+    })
+    .await;
+    token.cancel();
+    daemon.wait().await.unwrap();
+}
