@@ -22,6 +22,7 @@
 //! [`StateSnapshot`] as JSON), `POST /emulator/reset`, `GET|POST /emulator/faults`
 //! ([`FaultConfig`]), `GET /emulator/calls` (per-operation counters). See `docs/ox-emulator.md`.
 
+mod capacity;
 mod faults;
 mod http;
 mod soap;
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::locks::lock;
 use crate::ox::soap::Credentials;
 
+pub use capacity::CapacityConfig;
 pub use faults::{Failure, FaultConfig, FaultRule};
 pub use http::CallStats;
 pub use state::{ContextSnapshot, ObjectRef, OxOptions, StateSnapshot, UserSnapshot};
@@ -90,6 +92,13 @@ pub struct EmulatorArgs {
     /// Accept any characters in user names (OX `CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS=false`).
     #[arg(long)]
     pub allow_any_user_name: bool,
+    /// Work on at most N SOAP calls at once (OX's worker threads); calls beyond queue.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Refuse a SOAP call with HTTP 503 while N calls are in the server (worked on or queued):
+    /// an overloaded OX.
+    #[arg(long, value_name = "N")]
+    pub overload_beyond: Option<usize>,
 }
 
 /// How to start an emulator in-process. `Debug` redacts the master password.
@@ -104,6 +113,8 @@ pub struct EmulatorConfig {
     pub faults: FaultConfig,
     /// Leave unset fields out of answers instead of writing nil elements.
     pub lean: bool,
+    /// Workers and overload limit (unlimited by default).
+    pub capacity: CapacityConfig,
 }
 
 impl EmulatorConfig {
@@ -116,6 +127,7 @@ impl EmulatorConfig {
             options: OxOptions::default(),
             faults: FaultConfig::default(),
             lean: false,
+            capacity: CapacityConfig::default(),
         }
     }
 }
@@ -145,6 +157,10 @@ impl From<&EmulatorArgs> for EmulatorConfig {
             },
             faults,
             lean: args.lean,
+            capacity: CapacityConfig {
+                workers: args.workers,
+                overload_beyond: args.overload_beyond,
+            },
         }
     }
 }
@@ -166,6 +182,8 @@ impl fmt::Debug for EmulatorArgs {
             .field("lowercase_names", &self.lowercase_names)
             .field("master_override", &self.master_override)
             .field("allow_any_user_name", &self.allow_any_user_name)
+            .field("workers", &self.workers)
+            .field("overload_beyond", &self.overload_beyond)
             .finish()
     }
 }
@@ -179,6 +197,7 @@ impl fmt::Debug for EmulatorConfig {
             .field("options", &self.options)
             .field("faults", &self.faults)
             .field("lean", &self.lean)
+            .field("capacity", &self.capacity)
             .finish()
     }
 }
@@ -196,6 +215,7 @@ impl Emulator {
             state::OxState::new(master, config.options),
             config.faults,
             !config.lean,
+            config.capacity,
         ));
         // No Nagle stalls: small SOAP answers must leave at once. Keep-alive is hyper's default.
         let listener = listener.tap_io(|tcp| {
@@ -325,6 +345,8 @@ mod tests {
             lowercase_names: false,
             master_override: false,
             allow_any_user_name: false,
+            workers: None,
+            overload_beyond: None,
         };
         assert!(!format!("{args:?}").contains("s3cret"));
         assert_eq!(EmulatorConfig::from(&args).master_password, "s3cret");

@@ -356,3 +356,52 @@ async fn a_change_refused_for_a_taken_name_is_retried_as_soon_as_an_earlier_chan
     token.cancel();
     daemon.wait().await.unwrap();
 }
+
+/// An overloaded OX (HTTP 503 beyond 4 calls at once, 4 workers at 5 ms) loses no change: the
+/// adaptive limit backs off, the refused calls are retried, and OX ends in the expected state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_ox_loses_no_change_and_the_limit_backs_off() {
+    use ox_connector::emulator::{CapacityConfig, EmulatorConfig};
+    let mut config = EmulatorConfig::new(
+        crate::support::ox::MASTER,
+        crate::support::ox::MASTER_PASSWORD,
+    );
+    config.faults.latency_ms = 5;
+    config.capacity = CapacityConfig {
+        workers: Some(4),
+        overload_beyond: Some(4),
+    };
+    let mut env = OxEnv::start_with(config).await;
+    env.env.settings.apply_concurrency = 16;
+    let workload = Workload::generate(WorkloadConfig {
+        changes: 400,
+        contexts: 1,
+        seed: 11,
+        group_replacements: 0.0,
+    });
+    workload.write_all(&env.env.listener_dir()).unwrap();
+    let daemon = env.daemon().await;
+    wait_for(
+        "every listener file applied",
+        Duration::from_secs(240),
+        || env.env.queued_files().is_empty(),
+    )
+    .await;
+    let status = daemon.daemon.status().get();
+    daemon.stop().await;
+    let differences = workload.expected.diff(&env.ox.state());
+    assert!(
+        differences.is_empty(),
+        "{:?}",
+        &differences[..differences.len().min(10)]
+    );
+    let refused: u64 = env.ox.calls().values().map(|c| c.faults).sum();
+    assert!(
+        refused > 0,
+        "the emulator was not overloaded; the test proves nothing"
+    );
+    let calls = status
+        .ox_calls
+        .expect("the status shows the calls towards OX");
+    assert!(calls.limit < 16, "the limit backed off: {calls:?}");
+}
