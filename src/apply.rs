@@ -85,9 +85,9 @@ pub enum ScopeKey {
     /// The message's own object, by its DN (lower case): members and group memberships are
     /// given as DNs, and a DN can pass from one object to another (deleted, then created again).
     Dn(Arc<str>),
-    /// A part of the object at this DN (lower case) that belongs to one context, such as a
-    /// user's membership in a group that spans contexts: several messages may change their
-    /// parts at once, but not while another holds [`ScopeKey::Dn`] of the object.
+    /// A part of the object at this DN (lower case), such as a user's membership in a group:
+    /// several messages may change their parts at once, but not while another holds
+    /// [`ScopeKey::Dn`] of the object.
     SharedDn(Arc<str>),
     /// Another object the message reads (a group's member): not while a message holding its
     /// [`ScopeKey::Dn`] changes it.
