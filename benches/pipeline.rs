@@ -45,7 +45,9 @@ use ox_connector::apply::{Applier, ApplyError, Outcome, Scope};
 use ox_connector::cli::OxArgs;
 use ox_connector::config::{RawSettings, Settings};
 use ox_connector::dispatch::identity::{self, Identity, Role};
-use ox_connector::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Failure, FaultConfig};
+use ox_connector::emulator::{
+    Emulator, EmulatorConfig, EmulatorHandle, Failure, FaultConfig, ADMIN_GUIDE_PROPERTIES,
+};
 use ox_connector::message::ProvisioningMessage;
 use ox_connector::provision::OxApplier;
 use ox_connector::workload::{ChangeKind, ObjectKind, Workload, WorkloadConfig};
@@ -403,9 +405,13 @@ impl Child {
 }
 
 async fn emulator(latency_ms: u64) -> EmulatorHandle {
-    let ox = Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
-        .await
-        .expect("the emulator starts");
+    let ox = Emulator::start(
+        EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+            .with_properties(&ADMIN_GUIDE_PROPERTIES)
+            .expect("known properties"),
+    )
+    .await
+    .expect("the emulator starts");
     ox.set_faults(FaultConfig {
         latency_ms,
         ..FaultConfig::default()

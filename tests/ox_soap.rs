@@ -4,13 +4,19 @@
 //!   sent to the emulator gets the documented answer, and every answer file parses in the client;
 //! - `round_trips`: client ↔ emulator for every operation, faults, special characters and
 //!   credentials in the wrong place;
+//! - `rules`: OX's business rules at OX's defaults and with their properties switched;
+//! - `connect`: connection errors carry their cause (DNS, TLS, refused);
 //! - `wire`: what the emulator accepts and rejects on the wire, WSDL, control endpoints, fault
 //!   injection, the `ox-emulator` command.
 
+#[path = "ox_soap/connect.rs"]
+mod connect;
 #[path = "ox_soap/examples.rs"]
 mod examples;
 #[path = "ox_soap/round_trips.rs"]
 mod round_trips;
+#[path = "ox_soap/rules.rs"]
+mod rules;
 #[path = "ox_soap/support.rs"]
 mod support;
 #[path = "ox_soap/wire.rs"]

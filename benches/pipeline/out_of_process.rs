@@ -52,7 +52,9 @@ impl EmulatorProcess {
                 "--master-password",
                 MASTER_PASSWORD,
             ])
-            .args(["--latency-ms", &s.latency_ms.to_string()]);
+            .args(["--latency-ms", &s.latency_ms.to_string()])
+            // Renames need it, as docs/operations.md tells admins to set.
+            .args(["--ox-property", "USERNAME_CHANGEABLE=true"]);
         if let Some(n) = s.workers {
             command.args(["--workers", &n.to_string()]);
         }

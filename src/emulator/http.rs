@@ -110,6 +110,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/emulator/reset", post(reset))
         .route("/emulator/faults", get(get_faults).post(set_faults))
         .route("/emulator/calls", get(calls))
+        .route(
+            "/emulator/properties",
+            get(get_properties).post(set_properties),
+        )
         .with_state(shared)
 }
 
@@ -206,7 +210,7 @@ async fn soap_call(
         }
         (Ok(request), _) => {
             let mut state = lock(&shared.state);
-            soap::dispatch(&mut state, service, &request)
+            super::dispatch::dispatch(&mut state, service, &request)
         }
     };
     match result {
@@ -261,4 +265,34 @@ async fn set_faults(
 
 async fn calls(State(shared): State<Arc<Shared>>) -> Json<BTreeMap<String, CallStats>> {
     Json(lock(&shared.calls).clone())
+}
+
+/// `{"USERNAME_CHANGEABLE": false, …}`: every OX property the emulator knows.
+async fn get_properties(State(shared): State<Arc<Shared>>) -> Json<BTreeMap<String, bool>> {
+    let state = lock(&shared.state);
+    let properties = state.options().to_properties().into_iter();
+    Json(properties.map(|(n, v)| (n.to_string(), v)).collect())
+}
+
+/// Sets the properties of a JSON object (`true`/`false` or their strings); 422 names a
+/// property that is unknown or cannot change.
+async fn set_properties(
+    State(shared): State<Arc<Shared>>,
+    Json(properties): Json<BTreeMap<String, serde_json::Value>>,
+) -> Response {
+    let values: Vec<(String, String)> = properties
+        .into_iter()
+        .map(|(name, value)| match value {
+            serde_json::Value::String(text) => (name, text),
+            other => (name, other.to_string()),
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    match lock(&shared.state).set_properties(&pairs) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => (StatusCode::UNPROCESSABLE_ENTITY, error.to_string()).into_response(),
+    }
 }

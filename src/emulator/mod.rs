@@ -3,7 +3,8 @@
 //! `/webservices/<Service>` (and their WSDL at `?wsdl`), keeps contexts, users, groups,
 //! resources and secondary accounts in memory, and answers like OX: same wire format, same
 //! fault texts, same ids and uniqueness rules (`shared/design/ox-soap.md`). It is not a mock:
-//! what OX rejects, it rejects.
+//! it behaves like OX with OX's default configuration (properties switch OX's rules, as in
+//! OX's own files), and what OX rejects, it rejects.
 //!
 //! In-process use (tests):
 //! ```no_run
@@ -20,11 +21,15 @@
 //!
 //! Control endpoints (also for out-of-process use): `GET /emulator/state` (the
 //! [`StateSnapshot`] as JSON), `POST /emulator/reset`, `GET|POST /emulator/faults`
-//! ([`FaultConfig`]), `GET /emulator/calls` (per-operation counters). See `docs/ox-emulator.md`.
+//! ([`FaultConfig`]), `GET /emulator/calls` (per-operation counters), `GET|POST
+//! /emulator/properties` (OX's configuration properties, [`OxOptions`]). See
+//! `docs/ox-emulator.md`.
 
 mod capacity;
+mod dispatch;
 mod faults;
 mod http;
+mod properties;
 mod soap;
 mod state;
 
@@ -44,7 +49,10 @@ use crate::ox::soap::Credentials;
 pub use capacity::CapacityConfig;
 pub use faults::{Failure, FaultConfig, FaultRule};
 pub use http::CallStats;
-pub use state::{ContextSnapshot, ObjectRef, OxOptions, StateSnapshot, UserSnapshot};
+pub use properties::{
+    OxOptions, PropertyError, ADMIN_GUIDE_PROPERTIES, PROPERTIES, UCS_APP_PROPERTIES,
+};
+pub use state::{ContextSnapshot, ObjectRef, StateSnapshot, UserSnapshot};
 
 /// Flags of `ox-connector ox-emulator`. `Debug` redacts the master password.
 #[derive(Args)]
@@ -53,7 +61,8 @@ pub use state::{ContextSnapshot, ObjectRef, OxOptions, StateSnapshot, UserSnapsh
 for OXContextService, OXUserService, OXGroupService, OXResourceService, OXUserCopyService, \
 OXSecondaryAccountService.\n\
 Control: GET /emulator/state (JSON snapshot), POST /emulator/reset, GET|POST /emulator/faults \
-(latency, fault injection, down; JSON), GET /emulator/calls (per-operation counters).\n\
+(latency, fault injection, down; JSON), GET /emulator/calls (per-operation counters), \
+GET|POST /emulator/properties (OX configuration properties; JSON).\n\
 Details: docs/ox-emulator.md"
 )]
 pub struct EmulatorArgs {
@@ -79,17 +88,22 @@ pub struct EmulatorArgs {
     /// Leave unset fields out of answers instead of writing `xsi:nil` elements like OX.
     #[arg(long)]
     pub lean: bool,
-    /// Allow two users with the same display name (OX
-    /// `com.openexchange.user.enforceUniqueDisplayName=false`).
+    /// Set an OX configuration property, as in OX's property files (repeatable), e.g.
+    /// `USERNAME_CHANGEABLE=true`, `PRIMARY_MAIL_UNCHANGEABLE=true`,
+    /// `com.openexchange.user.enforceUniqueDisplayName=false`. Without any, the emulator
+    /// behaves like OX with its default configuration. Known: see docs/ox-emulator.md.
+    #[arg(long = "ox-property", value_name = "NAME=VALUE", value_parser = properties::parse_assignment)]
+    pub ox_properties: Vec<(String, String)>,
+    /// Alias of `--ox-property com.openexchange.user.enforceUniqueDisplayName=false`.
     #[arg(long)]
     pub allow_duplicate_display_names: bool,
-    /// Lower-case user and group names and logins (OX `AUTO_TO_LOWERCASE_UID=true`).
+    /// Alias of `--ox-property AUTO_TO_LOWERCASE_UID=true`.
     #[arg(long)]
     pub lowercase_names: bool,
-    /// Accept the master admin's credentials for context-admin calls (OX master override).
+    /// Alias of `--ox-property MASTER_ACCOUNT_OVERRIDE=true`.
     #[arg(long)]
     pub master_override: bool,
-    /// Accept any characters in user names (OX `CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS=false`).
+    /// Alias of `--ox-property CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS=false`.
     #[arg(long)]
     pub allow_any_user_name: bool,
     /// Work on at most N SOAP calls at once (OX's worker threads); calls beyond queue.
@@ -130,10 +144,24 @@ impl EmulatorConfig {
             capacity: CapacityConfig::default(),
         }
     }
+
+    /// Sets one OX configuration property (e.g. `USERNAME_CHANGEABLE`, `true`).
+    pub fn with_property(mut self, name: &str, value: &str) -> Result<Self, PropertyError> {
+        self.options.set(name, value)?;
+        Ok(self)
+    }
+
+    /// Sets several OX configuration properties, e.g. [`ADMIN_GUIDE_PROPERTIES`].
+    pub fn with_properties(mut self, properties: &[(&str, &str)]) -> Result<Self, PropertyError> {
+        self.options.set_all(properties.iter().copied())?;
+        Ok(self)
+    }
 }
 
-impl From<&EmulatorArgs> for EmulatorConfig {
-    fn from(args: &EmulatorArgs) -> Self {
+impl TryFrom<&EmulatorArgs> for EmulatorConfig {
+    type Error = PropertyError;
+
+    fn try_from(args: &EmulatorArgs) -> Result<Self, PropertyError> {
         let mut faults = FaultConfig {
             latency_ms: args.latency_ms,
             latency_jitter_ms: args.latency_jitter_ms,
@@ -145,23 +173,43 @@ impl From<&EmulatorArgs> for EmulatorConfig {
                 ..FaultRule::default()
             });
         }
-        EmulatorConfig {
+        let mut options = OxOptions::default();
+        let aliases = [
+            (
+                args.allow_duplicate_display_names,
+                PROPERTIES[0].name,
+                "false",
+            ),
+            (args.lowercase_names, "AUTO_TO_LOWERCASE_UID", "true"),
+            (args.master_override, "MASTER_ACCOUNT_OVERRIDE", "true"),
+            (
+                args.allow_any_user_name,
+                "CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS",
+                "false",
+            ),
+        ];
+        let aliased = aliases
+            .iter()
+            .filter(|(on, _, _)| *on)
+            .map(|(_, name, value)| (*name, *value));
+        options.set_all(aliased)?;
+        let explicit = args
+            .ox_properties
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()));
+        options.set_all(explicit)?;
+        Ok(EmulatorConfig {
             listen: args.listen,
             master_admin: args.master_admin.clone(),
             master_password: args.master_password.clone(),
-            options: OxOptions {
-                unique_display_names: !args.allow_duplicate_display_names,
-                lowercase_names: args.lowercase_names,
-                master_override: args.master_override,
-                check_user_names: !args.allow_any_user_name,
-            },
+            options,
             faults,
             lean: args.lean,
             capacity: CapacityConfig {
                 workers: args.workers,
                 overload_beyond: args.overload_beyond,
             },
-        }
+        })
     }
 }
 
@@ -175,6 +223,7 @@ impl fmt::Debug for EmulatorArgs {
             .field("latency_jitter_ms", &self.latency_jitter_ms)
             .field("fail_fraction", &self.fail_fraction)
             .field("lean", &self.lean)
+            .field("ox_properties", &self.ox_properties)
             .field(
                 "allow_duplicate_display_names",
                 &self.allow_duplicate_display_names,
@@ -282,6 +331,17 @@ impl EmulatorHandle {
         lock(&self.shared.faults).clone()
     }
 
+    /// Changes OX configuration properties of the running emulator (as an admin who edits
+    /// OX's property files and restarts OX); a reset restores the start-up values.
+    pub fn set_properties(&self, properties: &[(&str, &str)]) -> Result<(), PropertyError> {
+        lock(&self.shared.state).set_properties(properties)
+    }
+
+    /// The current OX configuration.
+    pub fn options(&self) -> OxOptions {
+        lock(&self.shared.state).options().clone()
+    }
+
     /// Calls and faults per `Service.operation` since start or reset.
     pub fn calls(&self) -> BTreeMap<String, CallStats> {
         lock(&self.shared.calls).clone()
@@ -306,9 +366,17 @@ impl Drop for EmulatorHandle {
 
 /// Runs the emulator until `shutdown` is cancelled or Ctrl-C.
 pub async fn run(args: EmulatorArgs, shutdown: CancellationToken) -> std::io::Result<()> {
-    let handle = Emulator::start(EmulatorConfig::from(&args)).await?;
+    let config = EmulatorConfig::try_from(&args)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let changed: Vec<String> = changed_properties(&config.options);
+    let handle = Emulator::start(config).await?;
     // The address goes to stdout so that scripts can start it on port 0 and read the port.
     println!("OX emulator listening on {}", handle.base_url());
+    if changed.is_empty() {
+        println!("OX configuration: OX's defaults");
+    } else {
+        println!("OX configuration: OX's defaults and {}", changed.join(", "));
+    }
     tracing::info!(addr = %handle.addr(), "OX emulator started.");
     let ctrl_c = async {
         // Without a signal handler, run until `shutdown` instead of stopping at once.
@@ -323,6 +391,17 @@ pub async fn run(args: EmulatorArgs, shutdown: CancellationToken) -> std::io::Re
     handle.stop().await;
     tracing::info!("OX emulator stopped.");
     Ok(())
+}
+
+/// `NAME=VALUE` of every property that differs from OX's default.
+pub fn changed_properties(options: &OxOptions) -> Vec<String> {
+    let defaults = OxOptions::default().to_properties();
+    options
+        .to_properties()
+        .into_iter()
+        .filter(|p| !defaults.contains(p))
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -341,7 +420,8 @@ mod tests {
             latency_jitter_ms: 0,
             fail_fraction: 0.0,
             lean: false,
-            allow_duplicate_display_names: false,
+            ox_properties: vec![("USERNAME_CHANGEABLE".into(), "true".into())],
+            allow_duplicate_display_names: true,
             lowercase_names: false,
             master_override: false,
             allow_any_user_name: false,
@@ -349,6 +429,15 @@ mod tests {
             overload_beyond: None,
         };
         assert!(!format!("{args:?}").contains("s3cret"));
-        assert_eq!(EmulatorConfig::from(&args).master_password, "s3cret");
+        let config = EmulatorConfig::try_from(&args).unwrap();
+        assert_eq!(config.master_password, "s3cret");
+        assert!(config.options.username_changeable && !config.options.unique_display_names);
+        assert_eq!(
+            changed_properties(&config.options),
+            [
+                "com.openexchange.user.enforceUniqueDisplayName=false",
+                "USERNAME_CHANGEABLE=true"
+            ]
+        );
     }
 }

@@ -300,7 +300,9 @@ fn build(
     }
     if creating {
         fields.insert("password".into(), json!(random_password(32)));
-        fields.insert("language".into(), json!(p.settings.language));
+        let language = super::user_mapping::ox_language(&p.settings.language)
+            .map_err(ProvisionError::Invalid)?;
+        fields.insert("language".into(), json!(language));
         fields.insert("timezone".into(), json!(p.settings.timezone));
         if let Some(primary) = &primary {
             fields.insert("defaultSenderAddress".into(), json!(primary));

@@ -327,6 +327,21 @@ impl UserMapping {
     }
 }
 
+/// `OX_LANGUAGE` as OX takes it: OX refuses a language without an underscore
+/// (`Language must contain an underscore, e.g. en_US.`), so such a setting is refused here,
+/// before anything is sent.
+pub fn ox_language(setting: &str) -> Result<&str, String> {
+    let language = setting.trim();
+    if language.contains('_') {
+        Ok(language)
+    } else {
+        Err(format!(
+            "OX_LANGUAGE {setting:?} is not a locale like de_DE or en_US; OX refuses a language \
+             without an underscore. Fix the app setting, then `queue retry`"
+        ))
+    }
+}
+
 /// `OX_IMAP_SERVER` and `OX_SMTP_SERVER`.
 #[derive(Debug, Clone)]
 pub struct MailServers {
@@ -381,6 +396,13 @@ mod tests {
 
     fn object(value: Value) -> Properties {
         value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn languages_without_an_underscore_are_refused_before_calling_ox() {
+        assert_eq!(ox_language(" de_DE "), Ok("de_DE"));
+        let refused = ox_language("de").unwrap_err();
+        assert!(refused.contains("OX_LANGUAGE \"de\""), "{refused}");
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub fn ox_error_label(error: &OxError) -> &'static str {
         OxErrorKind::NotSoap => "not_soap",
         OxErrorKind::Decode => "decode",
         OxErrorKind::Config => "config",
+        OxErrorKind::InvalidValue => "invalid_value",
     }
 }
 

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ox_connector::emulator::{EmulatorConfig, FaultConfig, StateSnapshot};
+use ox_connector::emulator::{EmulatorConfig, FaultConfig, StateSnapshot, ADMIN_GUIDE_PROPERTIES};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -471,7 +471,10 @@ impl OxState {
 /// ms, random) and returns the final OX state. The files arrive in chunks, as the listener
 /// writes them while the daemon works.
 async fn apply(stream: &Stream, concurrency: usize, jitter: u64) -> OxState {
-    let mut config = EmulatorConfig::new(MASTER, MASTER_PASSWORD);
+    // Renames need USERNAME_CHANGEABLE=true, as docs/operations.md tells admins to set.
+    let mut config = EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+        .with_properties(&ADMIN_GUIDE_PROPERTIES)
+        .expect("known properties");
     config.faults = FaultConfig {
         latency_jitter_ms: jitter,
         ..FaultConfig::default()

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use ox_connector::emulator::{Emulator, EmulatorConfig, FaultConfig, FaultRule};
+use ox_connector::emulator::{
+    Emulator, EmulatorConfig, FaultConfig, FaultRule, ADMIN_GUIDE_PROPERTIES,
+};
 use ox_connector::ox::soap::{Context, Credentials, Group, Resource, User};
 use serde_json::{json, Value};
 
@@ -361,9 +363,13 @@ async fn metrics_count_applied_files_ox_faults_and_retries() {
 
 #[tokio::test]
 async fn json_logs_have_stable_keys_and_never_contain_a_secret() {
-    let ox = Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
-        .await
-        .unwrap();
+    let ox = Emulator::start(
+        EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+            .with_properties(&ADMIN_GUIDE_PROPERTIES)
+            .expect("known properties"),
+    )
+    .await
+    .unwrap();
     let data = tempfile::tempdir().unwrap();
     let listener = data.path().join("listener");
     files::write(&listener, &files::name(1), &context("ctx-10", 10, None));

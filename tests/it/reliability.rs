@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use ox_connector::emulator::{
     Emulator, EmulatorConfig, EmulatorHandle, Failure, FaultConfig, FaultRule,
+    ADMIN_GUIDE_PROPERTIES,
 };
 use ox_connector::workload::{Change, ChangeKind, ObjectKind, Workload, WorkloadConfig};
 use rand::rngs::StdRng;
@@ -369,9 +370,13 @@ async fn chaos(mut run: Run) {
     let started = Instant::now();
     let mut env = TestEnv::start().await;
     let ox = Arc::new(
-        Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
-            .await
-            .unwrap(),
+        Emulator::start(
+            EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+                .with_properties(&ADMIN_GUIDE_PROPERTIES)
+                .expect("known properties"),
+        )
+        .await
+        .unwrap(),
     );
     let _keep = KeepOnFailure {
         data: env.data.path().to_owned(),

@@ -18,6 +18,14 @@ pub async fn env() -> Env {
     env_with(EmulatorConfig::new(MASTER, MASTER_PASSWORD)).await
 }
 
+/// An emulator with the OX properties docs/operations.md tells admins to set.
+pub async fn env_admin_guide() -> Env {
+    let config = EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+        .with_properties(&ox_connector::emulator::ADMIN_GUIDE_PROPERTIES)
+        .expect("known properties");
+    env_with(config).await
+}
+
 pub async fn env_with(config: EmulatorConfig) -> Env {
     let ox = Emulator::start(config).await.expect("emulator starts");
     let client = OxClient::builder(ox.base_url())

@@ -582,6 +582,7 @@ fn ox_emulator_help_explains_every_switch() {
         "--latency-jitter-ms",
         "--fail-fraction",
         "--lean",
+        "--ox-property",
         "--allow-duplicate-display-names",
         "--lowercase-names",
         "--master-override",

@@ -114,6 +114,7 @@ impl OxClient {
         let op = request.operation;
         let operation = format!("{}.{}", service.name(), op);
         let url = format!("{}/webservices/{}", self.inner.base, service.name());
+        check_characters(&operation, &request)?;
         let body = request.finish();
         if self.inner.log_envelopes && tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(operation = %operation, envelope = %redact_passwords(&body), "Sending OX SOAP request.");
@@ -298,6 +299,25 @@ async fn read_body(
     Ok(body)
 }
 
+/// Refuses a request with a character XML 1.0 forbids in a field that must not change
+/// silently, and warns about descriptive fields it was dropped from (`xml_chars`).
+fn check_characters(operation: &str, request: &Request) -> Result<(), OxError> {
+    if let Some(field) = request.refused_field() {
+        return Err(OxError::new(
+            OxErrorKind::InvalidValue,
+            operation,
+            format!(
+                "the value of {field} contains a character XML 1.0 forbids (a control \
+                 character such as U+0001); OX cannot receive it. Remove it from the UDM object"
+            ),
+        ));
+    }
+    for field in request.dropped_fields() {
+        tracing::warn!(operation, field = %field, "Dropped characters XML 1.0 forbids from a text field before sending it to OX.");
+    }
+    Ok(())
+}
+
 /// Sorts reqwest errors into connect / timeout / transport (as onvif-rs does).
 fn classify_reqwest_error(operation: &str, error: reqwest::Error) -> OxError {
     let kind = if error.is_timeout() {
@@ -309,8 +329,27 @@ fn classify_reqwest_error(operation: &str, error: reqwest::Error) -> OxError {
     } else {
         OxErrorKind::Transport
     };
-    let detail = error.to_string();
+    let detail = cause_chain(&error);
     OxError::new(kind, operation, detail).with_source(error)
+}
+
+/// `error` and its `source()`s joined with ": ", each level once: reqwest's own text ("error
+/// sending request for url …") says nothing about the cause, the levels below do (DNS, TLS,
+/// connection refused). A level whose text the previous one already contains is left out.
+pub(crate) fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut last = text.clone();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !message.is_empty() && !last.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        last = message;
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ pub(crate) struct Request {
 impl Request {
     pub(crate) fn new(service: Service, operation: &'static str) -> Request {
         let prefixes = Prefixes::CLIENT;
-        let mut w = XmlWriter::new(prefixes, false);
+        let mut w = XmlWriter::guarded(prefixes, false);
         w.raw(&format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope{}><soapenv:Body>",
             prefixes.declarations(&ENVELOPE_NAMESPACES)
@@ -99,6 +99,17 @@ impl Request {
     /// `<tns:auth><cred:login/><cred:password/></tns:auth>`.
     pub(crate) fn auth(&mut self, credentials: &Credentials) -> &mut Request {
         self.object("auth", credentials)
+    }
+
+    /// The first field (as `usrdata/sur_name`) with a character XML 1.0 forbids that may not
+    /// be dropped; such a request must not be sent.
+    pub(crate) fn refused_field(&self) -> Option<&str> {
+        self.w.guard().and_then(|g| g.refused.as_deref())
+    }
+
+    /// Descriptive fields whose forbidden characters were dropped.
+    pub(crate) fn dropped_fields(&self) -> &[String] {
+        self.w.guard().map_or(&[], |g| g.dropped.as_slice())
     }
 
     pub(crate) fn finish(mut self) -> String {
@@ -284,5 +295,109 @@ mod tests {
         assert_eq!(err.kind(), OxErrorKind::Http(502));
         let err = read_response("op", Service::User, "create", 200, html, false).unwrap_err();
         assert_eq!(err.kind(), OxErrorKind::NotSoap);
+    }
+
+    /// `xs:string` fields of the WSDL complex type `name`.
+    fn string_fields(wsdl: &str, name: &str) -> Vec<String> {
+        let start = wsdl
+            .find(&format!("<xsd:complexType name=\"{name}\">"))
+            .unwrap();
+        let end = start + wsdl[start..].find("</xsd:complexType>").unwrap();
+        wsdl[start..end]
+            .lines()
+            .filter(|l| l.contains("type=\"xsd:string\""))
+            .map(|l| {
+                let i = l.find("name=\"").unwrap() + 6;
+                l[i..i + l[i..].find('"').unwrap()].to_string()
+            })
+            .collect()
+    }
+
+    /// Writes `object` with `field` set to a value with U+0001 (a string, else a one-element
+    /// array) and returns the request.
+    fn request_with<T: SoapObject + serde::de::DeserializeOwned>(
+        service: Service,
+        op: &'static str,
+        child: &str,
+        field: &str,
+    ) -> Request {
+        let bad = "a\u{1}b\u{FFFF}c";
+        let object: T = serde_json::from_value(serde_json::json!({ field: bad }))
+            .or_else(|_| serde_json::from_value(serde_json::json!({ field: [bad] })))
+            .unwrap_or_else(|e| panic!("{field}: {e}"));
+        let mut request = Request::new(service, op);
+        request.object(child, &object);
+        request
+    }
+
+    #[test]
+    fn no_string_field_of_any_object_kind_sends_a_character_xml_forbids() {
+        use super::super::types::{AccountDataOnCreate, Context, Group, Resource, User};
+        use super::super::xml_chars::may_drop_illegal;
+        let user_wsdl = include_str!("../../emulator/wsdl/OXUserService.wsdl");
+        let account_wsdl = include_str!("../../emulator/wsdl/OXSecondaryAccountService.wsdl");
+        type Build = fn(&str) -> Request;
+        let kinds: [(&str, &str, Build); 5] = [
+            (user_wsdl, "User", |f| {
+                request_with::<User>(Service::User, "change", "usrdata", f)
+            }),
+            (user_wsdl, "Context", |f| {
+                request_with::<Context>(Service::Context, "change", "ctx", f)
+            }),
+            (user_wsdl, "Group", |f| {
+                request_with::<Group>(Service::Group, "change", "grp", f)
+            }),
+            (user_wsdl, "Resource", |f| {
+                request_with::<Resource>(Service::Resource, "change", "res", f)
+            }),
+            (account_wsdl, "AccountDataOnCreate", |f| {
+                request_with::<AccountDataOnCreate>(
+                    Service::SecondaryAccount,
+                    "create",
+                    "accountDataOnCreate",
+                    f,
+                )
+            }),
+        ];
+        let mut checked = 0;
+        for (wsdl, kind, build) in kinds {
+            for field in string_fields(wsdl, kind) {
+                let request = build(&field);
+                let (dropped, refused) = (
+                    request.dropped_fields().to_vec(),
+                    request.refused_field().map(str::to_string),
+                );
+                let body = request.finish();
+                xml::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{kind}.{field}: {e}"));
+                if may_drop_illegal(&field) {
+                    assert_eq!(refused, None, "{kind}.{field}");
+                    assert!(
+                        dropped.iter().any(|d| d.ends_with(&format!("/{field}"))),
+                        "{kind}.{field}"
+                    );
+                    assert!(body.contains(">abc<"), "{kind}.{field}: {body}");
+                } else {
+                    assert!(
+                        refused.is_some_and(|r| r.ends_with(&format!("/{field}"))),
+                        "{kind}.{field}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 140, "{checked} fields");
+        // Credentials and user attributes refuse too.
+        let mut request = Request::new(Service::User, "getData");
+        request.auth(&Credentials::new("oxadmin\u{1}", "pw"));
+        assert_eq!(request.refused_field(), Some("getData/auth/login"));
+        let mut attributes = super::super::types::StringMapMap::default();
+        attributes.set("config", "key", "v\u{2}");
+        let user = super::super::types::User {
+            user_attributes: Some(attributes),
+            ..Default::default()
+        };
+        let mut request = Request::new(Service::User, "change");
+        request.object("usrdata", &user);
+        assert!(request.refused_field().is_some());
     }
 }

@@ -185,6 +185,9 @@ pub enum OxErrorKind {
     Fault(FaultKind),
     /// The client was configured wrongly (bad server URL, TLS setup).
     Config,
+    /// The request was not sent: a field has a character XML 1.0 forbids (OX would refuse the
+    /// request as not well-formed). The detail names the field.
+    InvalidValue,
 }
 
 /// An error of one OX SOAP call (boxed: results stay small on the happy path).
@@ -263,7 +266,10 @@ impl OxError {
             OxErrorKind::Connect | OxErrorKind::Timeout | OxErrorKind::Transport => true,
             OxErrorKind::Http(status) => status >= 500 || status == 429,
             OxErrorKind::Fault(kind) => kind.is_retryable(),
-            OxErrorKind::NotSoap | OxErrorKind::Decode | OxErrorKind::Config => false,
+            OxErrorKind::NotSoap
+            | OxErrorKind::Decode
+            | OxErrorKind::Config
+            | OxErrorKind::InvalidValue => false,
         }
     }
 
@@ -281,6 +287,61 @@ impl OxError {
     pub fn is_auth(&self) -> bool {
         self.inner.kind == OxErrorKind::Fault(FaultKind::InvalidCredentials)
     }
+
+    /// For a refusal that comes from OX's configuration: the OX property that switches it and
+    /// what to do on the UCS side instead. Part of [`fmt::Display`].
+    pub fn configuration_hint(&self) -> Option<&'static str> {
+        let fault = self.inner.fault.as_ref()?;
+        configuration_hint(self.inner.operation.as_str(), &fault.message)
+    }
+}
+
+/// The OX property behind a configuration refusal (`docs/operations.md`, "OX refuses a
+/// change"), and the UCS-side alternative.
+fn configuration_hint(operation: &str, message: &str) -> Option<&'static str> {
+    let service = operation.split('.').next().unwrap_or_default();
+    let hint = match message {
+        "Changing username is disabled!" => {
+            "OX refuses to rename users: set USERNAME_CHANGEABLE=true in OX's \
+             AdminUser.properties and restart OX, then `queue retry`; or skip the change and \
+             keep the UCS username (new installations can set OX_USER_IDENTIFIER=entryUUID, \
+             whose OX names never change)"
+        }
+        "primary mail must not be changed" => {
+            "OX refuses to change primary mail addresses: set PRIMARY_MAIL_UNCHANGEABLE=false \
+             (OX's shipped value) in OX's AdminUser.properties and restart OX, then `queue \
+             retry`; or keep mailPrimaryAddress in UCS and add the new address as \
+             mailAlternativeAddress"
+        }
+        "The displayname is already used" => {
+            "OX refuses a display name another user has: set \
+             com.openexchange.user.enforceUniqueDisplayName=false in OX's user.properties (an \
+             OX Connector prerequisite) and restart OX, then `queue retry`; or give the user a \
+             unique display name in UCS"
+        }
+        m if m.starts_with("Illegal chars: ") => match service {
+            "OXGroupService" => {
+                "OX refuses characters in group names: set \
+                 CHECK_GROUP_UID_FOR_NOT_ALLOWED_CHARS=false in OX's Group.properties and \
+                 restart OX, then `queue retry`; or rename the group in UCS (new installations \
+                 can set OX_GROUP_IDENTIFIER=entryUUID)"
+            }
+            "OXResourceService" => {
+                "OX refuses characters in resource names: set \
+                 CHECK_RES_UID_FOR_NOT_ALLOWED_CHARS=false in OX's Resource.properties and \
+                 restart OX, then `queue retry`; or recreate the resource in UCS with an ASCII \
+                 name"
+            }
+            _ => {
+                "OX refuses characters in user names: set \
+                 CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS=false in OX's AdminUser.properties and \
+                 restart OX, then `queue retry`; or use an ASCII username in UCS (new \
+                 installations can set OX_USER_IDENTIFIER=entryUUID)"
+            }
+        },
+        _ => return None,
+    };
+    Some(hint)
 }
 
 impl fmt::Display for OxError {
@@ -292,7 +353,11 @@ impl fmt::Display for OxError {
         };
         match (&self.inner.kind, &self.inner.fault) {
             (OxErrorKind::Fault(_), Some(fault)) => {
-                write!(f, "{op}: {} fault: {}", fault.kind.as_str(), fault.message)
+                write!(f, "{op}: {} fault: {}", fault.kind.as_str(), fault.message)?;
+                match configuration_hint(op, &fault.message) {
+                    Some(hint) => write!(f, " ({hint})"),
+                    None => Ok(()),
+                }
             }
             (OxErrorKind::Connect, _) => {
                 write!(f, "{op}: cannot connect to OX: {}", self.inner.detail)
@@ -321,6 +386,7 @@ impl fmt::Display for OxError {
             (OxErrorKind::Config, _) => {
                 write!(f, "{op}: invalid configuration: {}", self.inner.detail)
             }
+            (OxErrorKind::InvalidValue, _) => write!(f, "{op}: not sent: {}", self.inner.detail),
             (OxErrorKind::Fault(kind), None) => write!(f, "{op}: {} fault", kind.as_str()),
         }
     }
@@ -385,5 +451,56 @@ mod tests {
             OxError::from_fault("op", fault(FaultKind::InvalidData, "Group already exists!"));
         assert!(!invalid.is_retryable());
         assert!(invalid.is_conflict());
+    }
+
+    #[test]
+    fn configuration_refusals_name_the_property_and_the_ucs_alternative() {
+        let refusal = |op, text| OxError::from_fault(op, fault(FaultKind::InvalidData, text));
+        let cases = [
+            (
+                "OXUserService.change",
+                "Changing username is disabled!",
+                "USERNAME_CHANGEABLE=true",
+            ),
+            (
+                "OXUserService.change",
+                "primary mail must not be changed",
+                "PRIMARY_MAIL_UNCHANGEABLE=false",
+            ),
+            (
+                "OXUserService.create",
+                "The displayname is already used",
+                "enforceUniqueDisplayName=false",
+            ),
+            (
+                "OXGroupService.create",
+                "Illegal chars: \"ü\"",
+                "CHECK_GROUP_UID_FOR_NOT_ALLOWED_CHARS",
+            ),
+            (
+                "OXResourceService.create",
+                "Illegal chars: \"ü\"",
+                "CHECK_RES_UID_FOR_NOT_ALLOWED_CHARS",
+            ),
+            (
+                "OXUserService.create",
+                "Illegal chars: \"ü\"",
+                "CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS",
+            ),
+        ];
+        for (op, text, property) in cases {
+            let err = refusal(op, text);
+            let shown = err.to_string();
+            assert!(shown.contains(text) && shown.contains(property), "{shown}");
+            assert!(shown.contains("queue retry"), "{shown}");
+        }
+        assert_eq!(
+            refusal(
+                "OXUserService.create",
+                "User x already exists in this context"
+            )
+            .configuration_hint(),
+            None
+        );
     }
 }

@@ -24,7 +24,8 @@
 //!
 //! # Errors
 //! [`OxError::kind`] is [`OxErrorKind`]: `Connect`, `Timeout`, `Transport`, `Http(status)`,
-//! `NotSoap`, `Decode`, `Fault(FaultKind)`, `Config`. [`OxError::is_retryable`] says whether a
+//! `NotSoap`, `Decode`, `Fault(FaultKind)`, `Config`, `InvalidValue` (a value with a character
+//! XML 1.0 forbids, never sent; see [`xml_chars`]). [`OxError::is_retryable`] says whether a
 //! bounded retry can help; [`OxError::is_not_found`] / [`OxError::is_conflict`] /
 //! [`OxError::is_auth`] classify faults by detail element and text (`ox-soap.md` §8.2);
 //! [`OxError::fault_text`] is the fault string without `; exceptionId …`.
@@ -48,6 +49,7 @@ mod secondary_account_service;
 pub mod types;
 mod user_service;
 pub mod xml;
+pub mod xml_chars;
 
 pub use client::{normalize_server_url, OxClient, OxClientBuilder, DEFAULT_TIMEOUT};
 pub use envelope::Service;

@@ -13,6 +13,8 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{QName, ResolveResult};
 use quick_xml::NsReader;
 
+use super::xml_chars::{first_illegal, illegal_char_message, is_xml_char, Guard};
+
 /// Namespace URIs of the OX admin SOAP API (`ox-soap.md` §2).
 pub mod uri {
     /// SOAP 1.1 envelope.
@@ -135,6 +137,9 @@ impl Element {
 pub enum XmlError {
     #[error("document is not UTF-8")]
     NotUtf8,
+    /// A character XML 1.0 forbids, in the text or by reference (Woodstox's wording).
+    #[error("{0}")]
+    IllegalChar(String),
     #[error("{0}")]
     Syntax(String),
     #[error("document has no root element")]
@@ -165,6 +170,9 @@ pub const MAX_ELEMENTS: usize = 200_000;
 /// [`MAX_DEPTH`] or with more than [`MAX_ELEMENTS`] elements.
 pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(bytes).map_err(|_| XmlError::NotUtf8)?;
+    if let Some((c, row, col)) = first_illegal(text) {
+        return Err(XmlError::IllegalChar(illegal_char_message(c, row, col)));
+    }
     let mut reader = NsReader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
@@ -208,42 +216,18 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 let content = t
                     .xml_content()
                     .map_err(|e| XmlError::Syntax(e.to_string()))?;
-                match stack.last_mut() {
-                    Some(top) => top.text.push_str(&content),
-                    None if content.trim().is_empty() => {}
-                    None => return Err(XmlError::Syntax("text outside the root element".into())),
-                }
+                push_text(&mut stack, &content, "text")?;
             }
             Event::CData(c) => {
                 let content = c
                     .xml_content()
                     .map_err(|e| XmlError::Syntax(e.to_string()))?;
-                match stack.last_mut() {
-                    Some(top) => top.text.push_str(&content),
-                    None => return Err(XmlError::Syntax("CDATA outside the root element".into())),
-                }
+                push_text(&mut stack, &content, "CDATA")?;
             }
             Event::GeneralRef(r) => {
-                let resolved_char = r
-                    .resolve_char_ref()
-                    .map_err(|e| XmlError::Syntax(e.to_string()))?;
                 let mut tmp = [0u8; 4];
-                let piece: &str = match resolved_char {
-                    Some(c) => c.encode_utf8(&mut tmp),
-                    None => {
-                        let name = r.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
-                        resolve_predefined_entity(&name)
-                            .ok_or_else(|| XmlError::UnknownEntity(name.into_owned()))?
-                    }
-                };
-                match stack.last_mut() {
-                    Some(top) => top.text.push_str(piece),
-                    None => {
-                        return Err(XmlError::Syntax(
-                            "reference outside the root element".into(),
-                        ))
-                    }
-                }
+                let piece = resolve_reference(&r, &mut tmp)?;
+                push_text(&mut stack, piece, "reference")?;
             }
             Event::DocType(_) => return Err(XmlError::DocType),
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
@@ -251,6 +235,39 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
         }
     }
     root.ok_or(XmlError::Empty)
+}
+
+/// Appends text to the open element; outside the root only whitespace is allowed.
+fn push_text(stack: &mut [Element], content: &str, what: &str) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(top) => top.text.push_str(content),
+        None if what == "text" && content.trim().is_empty() => {}
+        None => return Err(XmlError::Syntax(format!("{what} outside the root element"))),
+    }
+    Ok(())
+}
+
+/// The text of a character or predefined entity reference; a character XML 1.0 forbids is
+/// refused like a raw one.
+fn resolve_reference<'b>(
+    r: &'b quick_xml::events::BytesRef<'_>,
+    tmp: &'b mut [u8; 4],
+) -> Result<&'b str, XmlError> {
+    let resolved_char = r
+        .resolve_char_ref()
+        .map_err(|e| XmlError::Syntax(e.to_string()))?;
+    match resolved_char {
+        Some(c) if !is_xml_char(c) => Err(XmlError::IllegalChar(format!(
+            "Illegal character entity: expansion character (code 0x{:x})",
+            u32::from(c)
+        ))),
+        Some(c) => Ok(c.encode_utf8(tmp)),
+        None => {
+            let name = r.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+            resolve_predefined_entity(&name)
+                .ok_or_else(|| XmlError::UnknownEntity(name.into_owned()))
+        }
+    }
 }
 
 fn close_element(stack: &mut [Element], root: &mut Option<Element>, mut element: Element) {
@@ -407,6 +424,8 @@ impl Prefixes {
 pub struct XmlWriter {
     buf: String,
     prefixes: Prefixes,
+    /// Set for requests of the client: keeps characters XML 1.0 forbids out of the document.
+    guard: Option<Guard>,
     /// Write `<x xsi:nil="true"/>` for unset nillable fields, as the OX server does.
     pub nil_for_none: bool,
 }
@@ -416,8 +435,23 @@ impl XmlWriter {
         XmlWriter {
             buf: String::with_capacity(1024),
             prefixes,
+            guard: None,
             nil_for_none,
         }
+    }
+
+    /// A writer that never writes a character XML 1.0 forbids: it drops them from descriptive
+    /// fields and notes the first other field that has one ([`XmlWriter::guard`]).
+    pub fn guarded(prefixes: Prefixes, nil_for_none: bool) -> XmlWriter {
+        XmlWriter {
+            guard: Some(Guard::default()),
+            ..XmlWriter::new(prefixes, nil_for_none)
+        }
+    }
+
+    /// What the guard noted (guarded writers only).
+    pub fn guard(&self) -> Option<&Guard> {
+        self.guard.as_ref()
     }
 
     fn name(&mut self, ns: Ns, local: &str) {
@@ -431,6 +465,9 @@ impl XmlWriter {
 
     /// `<p:local` + `extra` (raw attributes, already escaped) + `>`.
     pub fn open_with(&mut self, ns: Ns, local: &str, extra: &str) {
+        if let Some(guard) = &mut self.guard {
+            guard.enter(local);
+        }
         self.buf.push('<');
         self.name(ns, local);
         self.buf.push_str(extra);
@@ -442,6 +479,9 @@ impl XmlWriter {
     }
 
     pub fn close(&mut self, ns: Ns, local: &str) {
+        if let Some(guard) = &mut self.guard {
+            guard.leave();
+        }
         self.buf.push_str("</");
         self.name(ns, local);
         self.buf.push('>');
@@ -449,8 +489,12 @@ impl XmlWriter {
 
     /// `<p:local>escaped text</p:local>`.
     pub fn leaf(&mut self, ns: Ns, local: &str, text: &str) {
+        let text = match &mut self.guard {
+            Some(guard) => guard.clean(local, text),
+            None => std::borrow::Cow::Borrowed(text),
+        };
         self.open(ns, local);
-        self.buf.push_str(&escape(text));
+        self.buf.push_str(&escape(text.as_ref()));
         self.close(ns, local);
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ox_connector::app::Daemon;
 use ox_connector::emulator::{
-    Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot, UserSnapshot,
+    Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot, UserSnapshot, ADMIN_GUIDE_PROPERTIES,
 };
 use ox_connector::ox::soap::{Credentials, OxClient};
 use serde_json::{json, Value};
@@ -25,7 +25,16 @@ pub struct OxEnv {
 }
 
 impl OxEnv {
+    /// The emulator with exactly the OX properties docs/operations.md tells admins to set.
     pub async fn start() -> Self {
+        let config = EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+            .with_properties(&ADMIN_GUIDE_PROPERTIES)
+            .expect("known properties");
+        Self::start_with(config).await
+    }
+
+    /// The emulator at OX's default configuration.
+    pub async fn start_at_ox_defaults() -> Self {
         Self::start_with(EmulatorConfig::new(MASTER, MASTER_PASSWORD)).await
     }
 

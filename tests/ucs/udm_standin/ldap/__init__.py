@@ -1,0 +1,1 @@
+"""Stand-in of python-ldap (tests only): the ``ldap.filter`` module."""

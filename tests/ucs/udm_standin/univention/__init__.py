@@ -1,0 +1,1 @@
+"""Stand-in of the ``univention`` namespace (tests only); see ../README.md."""
