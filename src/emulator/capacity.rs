@@ -39,18 +39,19 @@ pub(crate) struct Capacity {
 #[derive(Debug)]
 pub(crate) struct Overloaded;
 
-/// One call's place in the server: a worker (if workers are limited); dropped when the answer
-/// is ready.
+/// One call's place in the server: counted while it is inside, and its worker (if workers
+/// are limited); dropped when the answer is ready.
 pub(crate) struct Slot {
-    /// Held, not read: the worker is free again when the slot is dropped.
-    #[allow(dead_code)]
-    worker: Option<OwnedSemaphorePermit>,
-    inside: Arc<AtomicUsize>,
+    _inside: Inside,
+    _worker: Option<OwnedSemaphorePermit>,
 }
 
-impl Drop for Slot {
+/// Counts one call as inside the server until dropped.
+struct Inside(Arc<AtomicUsize>);
+
+impl Drop for Inside {
     fn drop(&mut self) {
-        self.inside.fetch_sub(1, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -66,11 +67,8 @@ impl Capacity {
     /// Admits one call: refused if the server is overloaded, else it waits for a worker.
     pub(crate) async fn enter(&self) -> Result<Slot, Overloaded> {
         let before = self.inside.fetch_add(1, Ordering::SeqCst);
-        // Counted first, so that a refused call does not count when it is dropped.
-        let slot = Slot {
-            worker: None,
-            inside: self.inside.clone(),
-        };
+        // Counted first, and uncounted when dropped, also when refused.
+        let inside = Inside(self.inside.clone());
         if self
             .config
             .overload_beyond
@@ -78,19 +76,21 @@ impl Capacity {
         {
             return Err(Overloaded);
         }
-        let Some(workers) = &self.workers else {
-            return Ok(slot);
+        let worker = match &self.workers {
+            // Never closed: the semaphore lives as long as the server.
+            Some(workers) => Some(
+                workers
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Overloaded)?,
+            ),
+            None => None,
         };
-        let mut slot = slot;
-        // Never closed: the semaphore lives as long as the server.
-        slot.worker = Some(
-            workers
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Overloaded)?,
-        );
-        Ok(slot)
+        Ok(Slot {
+            _inside: inside,
+            _worker: worker,
+        })
     }
 }
 
