@@ -24,8 +24,8 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
+use crate::support::files;
 use crate::support::ox::{self, OxEnv, MASTER, MASTER_PASSWORD};
-use crate::support::{files, wait_for};
 
 const CONTEXT: i32 = 10;
 
@@ -490,12 +490,19 @@ async fn apply(stream: &Stream, concurrency: usize, jitter: u64) -> OxState {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    wait_for(
-        "every listener file applied",
-        Duration::from_secs(120),
-        || env.env.queued_files().is_empty(),
-    )
-    .await;
+    // Generous: one change after the other in a debug build on a loaded machine is slow.
+    let changes = u32::try_from(stream.files.len()).unwrap_or(u32::MAX);
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(60)
+        + Duration::from_millis(100) * changes;
+    while !env.env.queued_files().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "concurrency {concurrency}: not every listener file was applied; blocked: {}",
+            env.blocked()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let state = OxState::of(&env.state());
     daemon.stop().await;
     state
