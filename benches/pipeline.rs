@@ -16,11 +16,16 @@
 //!   is the expected one.
 //! - `idle`: RSS and CPU of the idle daemon binary and of its nats-server.
 //! - `growth`: ingest and end to end (default concurrency) at 1k, 10k and 100k changes.
+//! - `oop`: out of process, as an admin runs it (`pipeline/out_of_process.rs`): the daemon binary with
+//!   its embedded nats-server and the emulator binary as another process, files already in the
+//!   folder, time until the folder is empty; one context with 2,000 user creates and 1,000 mixed
+//!   changes at 5 ms (one by one and concurrent), 50 ms and 0 ms, with 8 emulator workers at
+//!   20 ms (the adaptive limit over time), with overload faults; 10 contexts × 500 creates.
 //!
-//! Arguments (after `--`): any of `ingest e2e idle growth` to choose (default: all), `--quick`
+//! Arguments (after `--`): any of `ingest e2e idle growth oop` to choose (default: all), `--quick`
 //! for small sizes (a smoke run), `--skip-0ms` / `--skip-5ms` to leave out one
 //! latency of `e2e`, `--concurrency N` for the concurrency compared with 1 and used by `growth`
-//! (default: 8, the daemon's default).
+//! (default: 16, the daemon's default).
 //!
 //! `RUST_LOG` (e.g. `RUST_LOG=info`) prints the log of the in-process daemon (`e2e`, `growth`)
 //! to stderr.
@@ -57,7 +62,10 @@ const MASTER: &str = "oxadminmaster";
 const MASTER_PASSWORD: &str = "bench-Master-Pw1";
 const DAEMON: &str = env!("CARGO_BIN_EXE_ox-connector");
 /// The default of `--apply-concurrency`.
-const DEFAULT_CONCURRENCY: usize = 8;
+const DEFAULT_CONCURRENCY: usize = 16;
+
+#[path = "pipeline/out_of_process.rs"]
+mod out_of_process;
 
 #[tokio::main]
 async fn main() {
@@ -242,6 +250,59 @@ async fn main() {
             &rows,
         );
         results.insert("end_to_end".into(), Value::Array(all));
+    }
+
+    if run("oop") {
+        let mut rows = Vec::new();
+        let mut all = Vec::new();
+        for scenario in out_of_process::scenarios(quick, concurrency) {
+            let result = out_of_process::run(&scenario).await;
+            let number = |key: &str, digits: usize| {
+                result[key]
+                    .as_f64()
+                    .map_or("-".to_owned(), |v| format!("{v:.digits$}"))
+            };
+            let limits = result["limit_over_time"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|s| s[1].as_u64())
+                        .map(|l| l.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            rows.push(vec![
+                scenario.name.to_owned(),
+                result["changes"].to_string(),
+                scenario.concurrency.to_string(),
+                number("seconds_until_empty", 1),
+                number("objects_per_s", 0),
+                number("sequential_limit_per_s", 0),
+                number("soap_calls_per_change", 2),
+                number("faults_per_change", 3),
+                result["files_left"].to_string(),
+                limits,
+            ]);
+            all.push(result);
+        }
+        print_table(
+            "Out of process: daemon and emulator binaries, files in the folder → folder empty",
+            &[
+                "scenario",
+                "changes",
+                "--apply-concurrency",
+                "s",
+                "objects/s",
+                "sequential limit/s",
+                "SOAP calls/change",
+                "faults/change",
+                "files left",
+                "limit each second",
+            ],
+            &rows,
+        );
+        results.insert("out_of_process".into(), Value::Array(all));
     }
 
     let out = target_dir().join("bench-results.json");

@@ -111,12 +111,15 @@ impl Daemon {
         shutdown: CancellationToken,
     ) -> Result<Self, AppError> {
         let (ox, data_dir) = (settings.ox.clone(), settings.data_dir.clone());
+        // With one change after the other there is nothing to limit.
+        let limiter = (settings.apply_concurrency > 1)
+            .then(|| crate::ox::limit::Limiter::new(settings.apply_concurrency));
         let ops_applier = Arc::new(OnceLock::new());
         let stash = ops_applier.clone();
         Self::start_inner(
             settings,
             |js| async move {
-                let applier = OxApplier::open(ox, &data_dir, &js)
+                let applier = OxApplier::open_limited(ox, limiter, &data_dir, &js)
                     .await
                     .map_err(|e| e.to_string())?;
                 crate::ops::import::import_at_first_start(&applier, &data_dir).await;
@@ -248,6 +251,7 @@ impl Daemon {
                 settings.consumer_timing(),
                 settings.queue_limits,
                 auth.clone(),
+                batch_ranks(),
             )
         })
         .await?;
@@ -260,6 +264,9 @@ impl Daemon {
             Err(e) => tracing::debug!(error = %e, "Cannot tell whether the queue is paused."),
         }
         let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
+        if let Some(limiter) = ops_applier.get().and_then(|a| a.provisioner().ox.limiter()) {
+            status.show_ox_calls(limiter.clone());
+        }
 
         let wake = Arc::new(Notify::new());
         let retry_now = Arc::new(Notify::new());
@@ -278,7 +285,8 @@ impl Daemon {
         let listener_task = tokio::spawn({
             let (settings, wake, stop) = (settings.watch(), wake.clone(), listener_stop.clone());
             async move {
-                if let Err(e) = watch::run(settings, sink, wake, stop).await {
+                let ranks = batch_ranks();
+                if let Err(e) = watch::run(settings, ranks, sink, wake, stop).await {
                     tracing::error!(error = %e, "The listener folder watcher stopped.");
                 }
             }
@@ -616,21 +624,17 @@ where
     }
 }
 
-/// The OX subscriber's subscription: the six modules of the App Center app.
+/// The batch order of listener files: the OX object kinds' ranks.
+fn batch_ranks() -> crate::listener::batch::Ranks {
+    crate::listener::batch::Ranks::new(crate::provision::kind::batch_ranks())
+}
+
+/// The OX subscriber's subscription: the modules of the object kinds it provisions.
 fn ox_subscription(settings: &Settings) -> SubscriptionRequest {
     SubscriptionRequest {
         name: queue::OX_SUBSCRIBER.into(),
         realm: crate::message::REALM_UDM.into(),
-        topics: [
-            "oxmail/oxcontext",
-            "oxmail/accessprofile",
-            "users/user",
-            "groups/group",
-            "oxmail/functional_account",
-            "oxresources/oxresources",
-        ]
-        .map(String::from)
-        .to_vec(),
+        topics: crate::provision::kind::ox_topics(),
         prefill: false,
         redact: None,
         max_messages: Some(settings.queue_limits.max_messages),

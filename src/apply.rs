@@ -33,6 +33,10 @@ pub struct ApplyError {
     pub message: String,
     /// The kind of OX fault behind the error (`invalid_data`, `connect`, …), for logs.
     pub ox_fault: Option<&'static str>,
+    /// The target refused because a name is still taken: a change applied before it may free
+    /// the name, so it is tried again as soon as such a change finished (not only after the
+    /// retry delay).
+    pub name_taken: bool,
 }
 
 /// Whether waiting can help, or an admin has to act.
@@ -51,6 +55,7 @@ impl ApplyError {
             kind: ApplyErrorKind::Transient,
             message: message.into(),
             ox_fault: None,
+            name_taken: false,
         }
     }
 
@@ -59,6 +64,15 @@ impl ApplyError {
             kind: ApplyErrorKind::Rejected,
             message: message.into(),
             ox_fault: None,
+            name_taken: false,
+        }
+    }
+
+    /// Refused because a name (login, mail address, …) is still taken.
+    pub fn name_taken(message: impl Into<String>) -> Self {
+        Self {
+            name_taken: true,
+            ..Self::rejected(message)
         }
     }
 }
@@ -71,17 +85,39 @@ pub enum ScopeKey {
     /// The message's own object, by its DN (lower case): members and group memberships are
     /// given as DNs, and a DN can pass from one object to another (deleted, then created again).
     Dn(Arc<str>),
-    /// A part of the object at this DN (lower case) that belongs to one context, such as a
-    /// user's membership in a group that spans contexts: several messages may change their
-    /// parts at once, but not while another holds [`ScopeKey::Dn`] of the object.
+    /// A part of the object at this DN (lower case), such as a user's membership in a group:
+    /// several messages may change their parts at once, but not while another holds
+    /// [`ScopeKey::Dn`] of the object.
     SharedDn(Arc<str>),
     /// Another object the message reads (a group's member): not while a message holding its
     /// [`ScopeKey::Dn`] changes it.
     ReadsDn(Arc<str>),
-    /// An OX context and everything in it (names are unique per context).
+    /// An OX context and everything in it: held by a change of the context itself.
     Context(i32),
+    /// Something in an OX context (a user, group or resource there): such changes run side by
+    /// side, but not while the context itself changes ([`ScopeKey::Context`]).
+    InContext(i32),
+    /// An OX-unique name held or given up (old and new values, lower case). Kept per name, not
+    /// per context: coarser than OX's rule (most names are unique per context), never finer.
+    Name(NameSpace, Arc<str>),
+    /// The OX group of the group at this DN (lower case) in one context: changed by a member
+    /// user that is created, moved or deleted there (it re-applies or empties that group).
+    GroupInContext(Arc<str>, i32),
     /// The names of all OX contexts, unique across OX: held by every context change.
     ContextNames,
+}
+
+/// Which OX-unique names a [`ScopeKey::Name`] is among.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NameSpace {
+    /// A user's login name.
+    Login,
+    /// A user's display name.
+    DisplayName,
+    /// A mail address: a user's primary address or alias, a resource's address.
+    Mail,
+    GroupName,
+    ResourceName,
 }
 
 impl ScopeKey {
@@ -100,13 +136,28 @@ impl ScopeKey {
         Self::ReadsDn(dn.to_lowercase().into())
     }
 
+    /// The name `value` among `space`.
+    pub fn name(space: NameSpace, value: &str) -> Self {
+        Self::Name(space, value.to_lowercase().into())
+    }
+
+    /// The OX group of the group at `dn` in `context`.
+    pub fn group_in_context(dn: &str, context: i32) -> Self {
+        Self::GroupInContext(dn.to_lowercase().into(), context)
+    }
+
     /// The object this key says the message changes (whose later readers inherit the scope of
     /// the change), if any.
     pub fn changed_object(&self) -> Option<ObjectRef<'_>> {
         match self {
             Self::Object(uuid) => Some(ObjectRef::Uuid(uuid)),
             Self::Dn(dn) | Self::SharedDn(dn) => Some(ObjectRef::Dn(dn)),
-            Self::ReadsDn(_) | Self::Context(_) | Self::ContextNames => None,
+            Self::ReadsDn(_)
+            | Self::Context(_)
+            | Self::InContext(_)
+            | Self::Name(..)
+            | Self::GroupInContext(..)
+            | Self::ContextNames => None,
         }
     }
 
@@ -115,7 +166,12 @@ impl ScopeKey {
         match self {
             Self::Object(uuid) => Some(ObjectRef::Uuid(uuid)),
             Self::Dn(dn) | Self::ReadsDn(dn) => Some(ObjectRef::Dn(dn)),
-            Self::SharedDn(_) | Self::Context(_) | Self::ContextNames => None,
+            Self::SharedDn(_)
+            | Self::Context(_)
+            | Self::InContext(_)
+            | Self::Name(..)
+            | Self::GroupInContext(..)
+            | Self::ContextNames => None,
         }
     }
 }
@@ -152,6 +208,11 @@ impl Scope {
                     ScopeKey::SharedDn(dn) | ScopeKey::ReadsDn(dn) => {
                         large.contains(&ScopeKey::Dn(dn.clone()))
                     }
+                    ScopeKey::Context(id) => {
+                        large.contains(key) || large.contains(&ScopeKey::InContext(*id))
+                    }
+                    // Things in a context exclude only the context's own changes.
+                    ScopeKey::InContext(id) => large.contains(&ScopeKey::Context(*id)),
                     _ => large.contains(key),
                 })
             }

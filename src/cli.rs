@@ -116,10 +116,12 @@ pub struct RunArgs {
     #[arg(long, env = "OX_CONNECTOR_ACK_WAIT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub ack_wait: Duration,
 
-    /// Most changes applied to OX at the same time. Only changes that touch nothing in common
-    /// run together (users, groups and resources of different OX contexts); every object's
-    /// changes, and moves and context deletions, keep their order. 1: one after the other.
-    #[arg(long, env = "OX_CONNECTOR_APPLY_CONCURRENCY", default_value_t = 8)]
+    /// Most changes applied to OX at the same time, and the bound of the adaptive limit of
+    /// SOAP calls at once (it grows while OX answers as fast as ever and backs off when OX
+    /// slows down or faults). Only changes that touch nothing in common run together (no
+    /// shared object, OX name, group membership or context change); every object's changes
+    /// keep their order. 1: one after the other, in queue order.
+    #[arg(long, env = "OX_CONNECTOR_APPLY_CONCURRENCY", default_value_t = 16)]
     pub apply_concurrency: usize,
 
     /// Most messages the JetStream queue holds; when full, listener files wait on disk.

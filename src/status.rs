@@ -6,11 +6,13 @@
 //! blocks, retries or unblocks and when the queue fills or drains — not per applied message.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+
+use crate::ox::limit::Limiter;
 
 /// File name of the status mirror inside the data directory.
 pub const STATUS_FILE: &str = "status.json";
@@ -35,6 +37,22 @@ pub struct DaemonStatus {
     /// Set while OX provisioning is paused (`ox-connector queue pause`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<crate::queue::pause::Paused>,
+    /// The calls towards OX, read when the status is: the adaptive limit of calls at once, the
+    /// calls in flight and the latency floor (`crate::ox::limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ox_calls: Option<OxCalls>,
+}
+
+/// The calls towards OX at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OxCalls {
+    /// Calls allowed at once now.
+    pub limit: usize,
+    /// The most the limit may grow to (`--apply-concurrency`).
+    pub max: usize,
+    pub in_flight: usize,
+    /// The shortest call seen lately, in microseconds; absent before the first call.
+    pub latency_floor_us: Option<u64>,
 }
 
 /// The head of the queue cannot be applied.
@@ -73,6 +91,8 @@ struct Inner {
     /// Whether the last write of the status file failed (so that a full disk is reported once
     /// per episode, not at every update).
     write_failing: std::sync::atomic::AtomicBool,
+    /// The limiter of the calls towards OX, once the OX client exists.
+    ox_calls: OnceLock<Limiter>,
 }
 
 /// How often a running daemon rewrites its status file even when nothing changed: `updated`
@@ -96,6 +116,7 @@ impl StatusBoard {
             also_blocked_files: Vec::new(),
             queue_full: None,
             paused: None,
+            ox_calls: None,
         };
         let board = Self {
             inner: Arc::new(Inner {
@@ -103,6 +124,7 @@ impl StatusBoard {
                 file,
                 blocked: Default::default(),
                 write_failing: Default::default(),
+                ox_calls: OnceLock::new(),
             }),
         };
         board.persist();
@@ -110,7 +132,24 @@ impl StatusBoard {
     }
 
     pub fn get(&self) -> DaemonStatus {
-        self.inner.tx.borrow().clone()
+        let mut status = self.inner.tx.borrow().clone();
+        if let Some(limiter) = self.inner.ox_calls.get() {
+            let now = limiter.snapshot();
+            status.ox_calls = Some(OxCalls {
+                limit: now.limit,
+                max: now.max,
+                in_flight: now.in_flight,
+                latency_floor_us: now
+                    .floor
+                    .map(|f| u64::try_from(f.as_micros()).unwrap_or(u64::MAX)),
+            });
+        }
+        status
+    }
+
+    /// Shows the calls towards OX that `limiter` limits (set once).
+    pub fn show_ox_calls(&self, limiter: Limiter) {
+        let _ = self.inner.ox_calls.set(limiter);
     }
 
     pub fn subscribe(&self) -> watch::Receiver<DaemonStatus> {

@@ -126,6 +126,7 @@ async fn metrics_handler(State(state): State<AdminState>) -> Result<Response, Op
             .connects
             .load(std::sync::atomic::Ordering::Relaxed)
             .saturating_sub(1),
+        ox_calls: status.ox_calls,
     };
     let text = crate::telemetry::metrics::render(handle, &scrape);
     Ok((

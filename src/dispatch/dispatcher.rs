@@ -31,6 +31,7 @@ use super::state_keeper;
 use super::subscription::{
     PrefillStatus, Registry, Subscription, SubscriptionError, SubscriptionRequest, TopicMatcher,
 };
+use crate::listener::batch::Ranks;
 use crate::message::{Operation, ProvisioningMessage};
 use crate::queue::publish::{PublishError, Publisher};
 use crate::queue::{self, ConsumerTiming, QueueLimits};
@@ -90,6 +91,8 @@ pub struct Dispatch {
     keeper: Mutex<Option<Running>>,
     /// Realm and topic patterns of every subscription, for [`Dispatch::is_wanted`].
     wanted: Mutex<BTreeMap<String, (String, TopicMatcher)>>,
+    /// The order of object types in a prefill (dependencies first).
+    ranks: Ranks,
 }
 
 impl Dispatch {
@@ -100,6 +103,7 @@ impl Dispatch {
         timing: ConsumerTiming,
         default_limits: QueueLimits,
         auth: Option<Auth>,
+        ranks: Ranks,
     ) -> Result<Arc<Self>, DispatchError> {
         let registry = Registry::open(&js).await?;
         let state = state_keeper::open(&js).await.map_err(DispatchError::Nats)?;
@@ -140,6 +144,7 @@ impl Dispatch {
                 task: keeper_task,
             })),
             wanted: Mutex::default(),
+            ranks,
         });
         for subscription in subscriptions {
             this.spawn(subscription);
@@ -364,6 +369,7 @@ impl Dispatch {
             state: self.state.clone(),
             statuses: self.statuses.clone(),
             publisher: Publisher::new(self.js.clone()),
+            ranks: self.ranks.clone(),
         };
         let name = subscription.name.clone();
         let task = tokio::spawn({
@@ -464,6 +470,7 @@ struct Worker {
     state: kv::Store,
     statuses: Arc<Mutex<BTreeMap<String, SubscriberStatus>>>,
     publisher: Publisher,
+    ranks: Ranks,
 }
 
 impl Worker {
@@ -589,7 +596,7 @@ impl Worker {
             .into_iter()
             .filter(|e| e.seq <= subscription.start_after && matcher.matches(&e.message.topic))
             .collect();
-        entries.sort_by_key(|e| (crate::listener::batch::rank(&e.message.topic, false), e.seq));
+        entries.sort_by_key(|e| (self.ranks.rank(&e.message.topic, false), e.seq));
         let count = entries.len();
         for entry in entries {
             let mut message = entry.message;

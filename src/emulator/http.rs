@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::locks::lock;
 use crate::ox::soap::Service;
 
+use super::capacity::{Capacity, CapacityConfig};
 use super::faults::{Failure, FaultConfig};
 use super::soap::{self, SoapError};
 use super::state::{OxState, StateSnapshot};
@@ -36,18 +37,26 @@ pub(crate) struct Shared {
     pub(crate) calls: Mutex<BTreeMap<String, CallStats>>,
     /// Write nil elements for unset fields, as OX does (off = "lean" answers).
     pub(crate) nil_for_none: bool,
+    /// Workers and overload limit of the emulated server.
+    capacity: Capacity,
     exception_base: i32,
     exception_counter: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(state: OxState, faults: FaultConfig, nil_for_none: bool) -> Shared {
+    pub(crate) fn new(
+        state: OxState,
+        faults: FaultConfig,
+        nil_for_none: bool,
+        capacity: CapacityConfig,
+    ) -> Shared {
         Shared {
             state: Mutex::new(state),
             initial_faults: faults.clone(),
             faults: Mutex::new(faults),
             calls: Mutex::new(BTreeMap::new()),
             nil_for_none,
+            capacity: Capacity::new(capacity),
             exception_base: rand::random::<i32>(),
             exception_counter: AtomicU64::new(1),
         }
@@ -152,6 +161,12 @@ async fn soap_call(
     let op = parsed
         .as_ref()
         .map_or("?".to_string(), |p| p.operation().to_string());
+    let key = format!("{}.{op}", service.name());
+    // Held until the answer is ready: the latency and the state change use a worker.
+    let Ok(_slot) = shared.capacity.enter().await else {
+        shared.count(key, true);
+        return overloaded();
+    };
     let (latency, injected) = {
         let mut faults = lock(&shared.faults);
         (faults.latency(), faults.decide(service.name(), &op))
@@ -159,7 +174,6 @@ async fn soap_call(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let key = format!("{}.{op}", service.name());
     match injected {
         Some(Failure::Http { status }) => {
             shared.count(key, true);
@@ -213,6 +227,19 @@ async fn soap_call(
             xml_response(StatusCode::INTERNAL_SERVER_ERROR, body)
         }
     }
+}
+
+/// What the servlet container in front of an overloaded OX answers.
+fn overloaded() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html")),
+            (header::RETRY_AFTER, HeaderValue::from_static("1")),
+        ],
+        "<html><body><h1>503 Service Unavailable</h1>Too many requests in progress.</body></html>",
+    )
+        .into_response()
 }
 
 async fn state(State(shared): State<Arc<Shared>>) -> Json<StateSnapshot> {

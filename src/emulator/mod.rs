@@ -25,6 +25,7 @@
 //! /emulator/properties` (OX's configuration properties, [`OxOptions`]). See
 //! `docs/ox-emulator.md`.
 
+mod capacity;
 mod dispatch;
 mod faults;
 mod http;
@@ -45,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use crate::locks::lock;
 use crate::ox::soap::Credentials;
 
+pub use capacity::CapacityConfig;
 pub use faults::{Failure, FaultConfig, FaultRule};
 pub use http::CallStats;
 pub use properties::{
@@ -108,6 +110,13 @@ pub struct EmulatorArgs {
     /// Alias of `--ox-property CHECK_USER_UID_FOR_NOT_ALLOWED_CHARS=false`.
     #[arg(long)]
     pub allow_any_user_name: bool,
+    /// Work on at most N SOAP calls at once (OX's worker threads); calls beyond queue.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Refuse a SOAP call with HTTP 503 while N calls are in the server (worked on or queued):
+    /// an overloaded OX.
+    #[arg(long, value_name = "N")]
+    pub overload_beyond: Option<usize>,
 }
 
 /// How to start an emulator in-process. `Debug` redacts the master password.
@@ -122,6 +131,8 @@ pub struct EmulatorConfig {
     pub faults: FaultConfig,
     /// Leave unset fields out of answers instead of writing nil elements.
     pub lean: bool,
+    /// Workers and overload limit (unlimited by default).
+    pub capacity: CapacityConfig,
 }
 
 impl EmulatorConfig {
@@ -134,6 +145,7 @@ impl EmulatorConfig {
             options: OxOptions::default(),
             faults: FaultConfig::default(),
             lean: false,
+            capacity: CapacityConfig::default(),
         }
     }
 
@@ -197,6 +209,10 @@ impl TryFrom<&EmulatorArgs> for EmulatorConfig {
             options,
             faults,
             lean: args.lean,
+            capacity: CapacityConfig {
+                workers: args.workers,
+                overload_beyond: args.overload_beyond,
+            },
         })
     }
 }
@@ -219,6 +235,8 @@ impl fmt::Debug for EmulatorArgs {
             .field("lowercase_names", &self.lowercase_names)
             .field("master_override", &self.master_override)
             .field("allow_any_user_name", &self.allow_any_user_name)
+            .field("workers", &self.workers)
+            .field("overload_beyond", &self.overload_beyond)
             .finish()
     }
 }
@@ -232,6 +250,7 @@ impl fmt::Debug for EmulatorConfig {
             .field("options", &self.options)
             .field("faults", &self.faults)
             .field("lean", &self.lean)
+            .field("capacity", &self.capacity)
             .finish()
     }
 }
@@ -249,6 +268,7 @@ impl Emulator {
             state::OxState::new(master, config.options),
             config.faults,
             !config.lean,
+            config.capacity,
         ));
         // No Nagle stalls: small SOAP answers must leave at once. Keep-alive is hyper's default.
         let listener = listener.tap_io(|tcp| {
@@ -421,6 +441,8 @@ mod tests {
             lowercase_names: false,
             master_override: false,
             allow_any_user_name: false,
+            workers: None,
+            overload_beyond: None,
         };
         assert!(!format!("{args:?}").contains("s3cret"));
         let config = EmulatorConfig::try_from(&args).unwrap();

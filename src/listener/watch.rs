@@ -76,8 +76,10 @@ pub trait Sink: Send {
 }
 
 /// Watches the listener folder until `shutdown` is cancelled. `wake` asks for a pass now.
+/// `ranks` orders each batch (see [`batch`]).
 pub async fn run<S: Sink>(
     settings: WatchSettings,
+    ranks: batch::Ranks,
     mut sink: S,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
@@ -85,7 +87,10 @@ pub async fn run<S: Sink>(
     std::fs::create_dir_all(&settings.dir)?;
     // Kept alive for as long as the loop runs: dropping it stops the events.
     let _watcher = watch_events(&settings, wake.clone());
-    let mut state = PassState::default();
+    let mut state = PassState {
+        ranks,
+        ..PassState::default()
+    };
     loop {
         state.pass(&settings, &mut sink, &shutdown).await;
         if let Err(SinkError::Later { unstored, .. }) = sink.flush().await {
@@ -163,6 +168,8 @@ struct PassState {
     scan_failed: bool,
     /// Whether the last quarantine failed (a full disk: reported once per episode).
     quarantine_failed: bool,
+    /// The order of the object types in a batch.
+    ranks: batch::Ranks,
 }
 
 impl PassState {
@@ -198,7 +205,7 @@ impl PassState {
             .filter(|file| !self.handed_on.contains(&file.name))
             .map(|file| match read_bounded(&file.path) {
                 Ok(raw) => {
-                    let rank = batch::rank_of(&raw);
+                    let rank = self.ranks.rank_of(&raw);
                     let keep = kept + raw.len() <= READ_AHEAD;
                     kept += if keep { raw.len() } else { 0 };
                     (rank, file, keep.then_some(raw))

@@ -478,6 +478,9 @@ async fn status(common: &Common) -> i32 {
             if let Some(line) = progress_line(status.pending_files, status.applied_last_minute) {
                 println!("{line}");
             }
+            if let Some(calls) = d.ox_calls {
+                println!("{}", ox_calls_line(&calls));
+            }
             print_blocked(d);
             if let Some(list) = list.as_ref().filter(|l| !l.items.is_empty()) {
                 println!("Next:");
@@ -611,6 +614,18 @@ fn print_queue_line(listener: &Path, pending: usize, list: Option<&QueueList>) {
         ),
         None => println!("Queue: empty (no listener file waits{on_queue})."),
     }
+}
+
+/// The adaptive limit of calls towards OX, for `queue status`.
+fn ox_calls_line(calls: &crate::status::OxCalls) -> String {
+    let floor = calls
+        .latency_floor_us
+        .map(|us| format!(", latency floor {:.1} ms", us as f64 / 1000.0))
+        .unwrap_or_default();
+    format!(
+        "OX calls: limit {} of {} at once, {} in flight{floor}.",
+        calls.limit, calls.max, calls.in_flight
+    )
 }
 
 fn print_blocked(d: &DaemonStatus) {
@@ -1078,6 +1093,7 @@ mod tests {
             also_blocked_files: Vec::new(),
             queue_full: None,
             paused: None,
+            ox_calls: None,
         };
         let lines = blocked_lines(&status);
         assert!(lines[0].starts_with("BLOCKED since"), "{lines:?}");

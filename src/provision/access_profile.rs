@@ -12,15 +12,59 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use crate::apply::Outcome;
+use futures::future::BoxFuture;
+
+use crate::apply::{Outcome, Scope};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::User;
 
-use super::state::{ObjectState, OxIds};
+use super::kind::{BatchRank, Kind};
+use super::state::{ObjectState, OxIds, StateError};
 use super::udm::{self, Properties};
 use super::{ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "oxmail/accessprofile";
+
+/// The `oxmail/accessprofile` kind.
+pub struct AccessProfileKind;
+
+impl Kind for AccessProfileKind {
+    fn topic(&self) -> &'static str {
+        TOPIC
+    }
+
+    fn wanted_by_ox(&self) -> bool {
+        true
+    }
+
+    fn rank(&self) -> BatchRank {
+        BatchRank::both(10)
+    }
+
+    fn docs(&self) -> &'static str {
+        "docs/ox/access-profile.md"
+    }
+
+    fn keys<'a>(
+        &'a self,
+        _p: &'a Provisioner,
+        message: &'a ProvisioningMessage,
+        previous: Option<&'a ObjectState>,
+    ) -> BoxFuture<'a, Result<Scope, StateError>> {
+        // Re-applied to users everywhere: applied alone.
+        let _ = (message, previous);
+        Box::pin(std::future::ready(Ok(Scope::Everything)))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        p: &'a Provisioner,
+        message: &'a ProvisioningMessage,
+        previous: Option<ObjectState>,
+    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>> {
+        Box::pin(apply(p, message, previous))
+    }
+}
 /// The profiles file in the data directory.
 pub const FILE_NAME: &str = "ModuleAccessDefinitions.properties";
 

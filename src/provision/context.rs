@@ -12,16 +12,62 @@
 //! `change` of name and quota (never `enabled`: a context an OX admin disabled stays disabled).
 //! Delete: `delete` (OX removes everything in the context) and its credentials are dropped.
 
-use crate::apply::Outcome;
+use futures::future::BoxFuture;
+
+use crate::apply::{Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::{Context, User};
 
 use super::credentials::AdminLogin;
-use super::state::{ObjectState, OxIds};
+use super::kind::{BatchRank, Kind};
+use super::state::{ObjectState, OxIds, StateError};
 use super::udm::{self, Properties};
 use super::{deleted, random_password, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "oxmail/oxcontext";
+
+/// The `oxmail/oxcontext` kind.
+pub struct ContextKind;
+
+impl Kind for ContextKind {
+    fn topic(&self) -> &'static str {
+        TOPIC
+    }
+
+    fn wanted_by_ox(&self) -> bool {
+        true
+    }
+
+    fn rank(&self) -> BatchRank {
+        BatchRank {
+            change: 0,
+            // After everything that might still move out of the context.
+            delete: 200,
+        }
+    }
+
+    fn docs(&self) -> &'static str {
+        "docs/ox/context.md"
+    }
+
+    fn keys<'a>(
+        &'a self,
+        _p: &'a Provisioner,
+        message: &'a ProvisioningMessage,
+        previous: Option<&'a ObjectState>,
+    ) -> BoxFuture<'a, Result<Scope, StateError>> {
+        Box::pin(std::future::ready(Ok(keys(message, previous))))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        p: &'a Provisioner,
+        message: &'a ProvisioningMessage,
+        previous: Option<ObjectState>,
+    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>> {
+        Box::pin(apply(p, message, previous))
+    }
+}
 
 pub async fn apply(
     p: &Provisioner,
@@ -32,6 +78,23 @@ pub async fn apply(
         None => delete(p, message, previous).await,
         Some(object) => upsert(p, message, object, previous).await,
     }
+}
+
+/// What a context change touches besides the context object itself (see [`super::scope`]):
+/// the context before and after (a deletion takes everything in it along) and the names of all
+/// contexts (unique across OX).
+fn keys(message: &ProvisioningMessage, previous: Option<&ObjectState>) -> Scope {
+    let ids = [
+        previous.and_then(|s| s.ox.context),
+        message.body.new.as_ref().and_then(context_id),
+    ];
+    let keys = ids
+        .into_iter()
+        .flatten()
+        .map(ScopeKey::Context)
+        .chain([ScopeKey::ContextNames])
+        .collect();
+    Scope::Keys(keys)
 }
 
 /// The context id of a context object.

@@ -14,15 +14,96 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::apply::Outcome;
+use futures::future::BoxFuture;
+
+use crate::apply::{NameSpace, Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::Group;
 
-use super::state::{ObjectState, OxIds, OxRef};
+use super::kind::{BatchRank, Kind};
+use super::scope::names;
+use super::state::{ObjectState, OxIds, OxRef, StateError};
 use super::udm::{self, Properties};
 use super::{deleted, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "groups/group";
+
+/// The `groups/group` kind.
+pub struct GroupKind;
+
+impl Kind for GroupKind {
+    fn topic(&self) -> &'static str {
+        TOPIC
+    }
+
+    fn wanted_by_ox(&self) -> bool {
+        true
+    }
+
+    fn rank(&self) -> BatchRank {
+        BatchRank::both(30)
+    }
+
+    fn docs(&self) -> &'static str {
+        "docs/ox/group.md"
+    }
+
+    fn keys<'a>(
+        &'a self,
+        p: &'a Provisioner,
+        message: &'a ProvisioningMessage,
+        previous: Option<&'a ObjectState>,
+    ) -> BoxFuture<'a, Result<Scope, StateError>> {
+        Box::pin(keys(p, message, previous))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        p: &'a Provisioner,
+        message: &'a ProvisioningMessage,
+        previous: Option<ObjectState>,
+    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>> {
+        Box::pin(apply(p, message, previous))
+    }
+}
+
+/// What a group change touches besides the group itself (see [`super::scope`]): its old and
+/// new name, its old and new members (read), and the contexts of its OX groups and members.
+async fn keys(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    previous: Option<&ObjectState>,
+) -> Result<Scope, StateError> {
+    let new = message.body.new.as_ref();
+    let old = previous.map(|s| &s.object);
+    let mut keys: BTreeSet<ScopeKey> = previous
+        .into_iter()
+        .flat_map(|s| s.ox.per_context.keys())
+        .map(|c| ScopeKey::InContext(*c))
+        .collect();
+    let group_names = [new, old]
+        .into_iter()
+        .flatten()
+        .filter_map(|o| group_name(p, &message.object_id, o));
+    keys.extend(names(NameSpace::GroupName, group_names));
+    let old_names = previous.into_iter().flat_map(|s| s.ox.per_context.values());
+    keys.extend(names(NameSpace::GroupName, old_names.map(|r| &r.name)));
+    let members: Vec<String> = [new, old]
+        .into_iter()
+        .flatten()
+        .flat_map(|o| udm::texts(o, "users"))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let states = p.state.get_many_by_dn(&members).await?;
+    for (dn, state) in members.iter().zip(states) {
+        keys.insert(ScopeKey::reads_dn(dn));
+        if let Some(context) = state.and_then(|(_, s)| s.ox.context) {
+            keys.insert(ScopeKey::InContext(context));
+        }
+    }
+    Ok(Scope::Keys(keys))
+}
 
 pub async fn apply(
     p: &Provisioner,

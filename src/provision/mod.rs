@@ -1,8 +1,9 @@
 //! ④ Provisioning: turns provisioning messages into OX SOAP calls ([`OxApplier`]).
 //!
 //! One file per OX object kind — [`context`], [`user`] (with the attribute mapping in
-//! [`user_mapping`]), [`group`], [`resource`], [`access_profile`], [`functional_account`] —
-//! each with an `apply` that decides, from the message and the remembered state
+//! [`user_mapping`]), [`group`], [`resource`], [`access_profile`], [`functional_account`],
+//! listed once in [`kind::KINDS`] — each owning its topic, batch rank, ordering keys and an
+//! `apply` that decides, from the message and the remembered state
 //! ([`state::StateStore`]), whether the object is created, changed, moved or deleted in OX.
 //!
 //! Rules shared by all kinds (`docs/provisioning.md`):
@@ -20,6 +21,7 @@ pub mod context;
 pub mod credentials;
 pub mod functional_account;
 pub mod group;
+pub mod kind;
 pub mod resource;
 pub mod scope;
 pub mod settings;
@@ -84,8 +86,10 @@ impl From<ProvisionError> for ApplyError {
         } else {
             ApplyError::rejected(crate::telemetry::error_chain(&error))
         };
+        let name_taken = matches!(&error, ProvisionError::Ox(e) if e.is_conflict());
         ApplyError {
             ox_fault,
+            name_taken,
             ..applied
         }
     }
@@ -155,15 +159,11 @@ impl Provisioner {
                 )));
             }
         }
-        match message.topic.as_str() {
-            context::TOPIC => context::apply(self, message, previous).await,
-            user::TOPIC => user::apply(self, message, previous).await,
-            group::TOPIC => group::apply(self, message, previous).await,
-            resource::TOPIC => resource::apply(self, message, previous).await,
-            access_profile::TOPIC => access_profile::apply(self, message, previous).await,
-            functional_account::TOPIC => functional_account::apply(self, message, previous).await,
-            other => Ok(Outcome::Ignored(format!(
-                "{other} objects are not provisioned to OX"
+        match kind::of_topic(&message.topic) {
+            Some(kind) => kind.apply(self, message, previous).await,
+            None => Ok(Outcome::Ignored(format!(
+                "{} objects are not provisioned to OX",
+                message.topic
             ))),
         }
     }
@@ -202,6 +202,16 @@ impl OxApplier {
         data_dir: &std::path::Path,
         js: &jetstream::Context,
     ) -> Result<Self, ProvisionError> {
+        Self::open_limited(settings, None, data_dir, js).await
+    }
+
+    /// Like [`OxApplier::open`], with the SOAP calls in flight limited by `limiter`.
+    pub async fn open_limited(
+        settings: OxSettings,
+        limiter: Option<crate::ox::limit::Limiter>,
+        data_dir: &std::path::Path,
+        js: &jetstream::Context,
+    ) -> Result<Self, ProvisionError> {
         let access_profiles_file = data_dir.join(access_profile::FILE_NAME);
         let mapping_file = data_dir.join(user_mapping::FILE_NAME);
         let mapping =
@@ -217,13 +227,16 @@ impl OxApplier {
                 .await?;
         }
         let (master_source, master_admin) = (credentials.clone(), settings.master_admin.clone());
-        let ox = OxClient::builder(settings.soap_server.clone())
+        let mut ox = OxClient::builder(settings.soap_server.clone())
             .timeout(settings.soap_timeout)
             .master_source(move || match master_source.master_login() {
                 Some(login) => Credentials::new(login.adminuser, login.adminpass),
                 None => Credentials::new(master_admin.clone(), ""),
-            })
-            .build()?;
+            });
+        if let Some(limiter) = limiter {
+            ox = ox.limiter(limiter);
+        }
+        let ox = ox.build()?;
         let profiles = AccessProfiles::load(access_profiles_file.clone()).map_err(|source| {
             ProvisionError::Io {
                 path: access_profiles_file,

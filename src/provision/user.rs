@@ -28,12 +28,16 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::apply::Outcome;
+use futures::future::BoxFuture;
+
+use crate::apply::{NameSpace, Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::{Credentials, User, UserModuleAccess};
 
 use super::access_profile::{Rights, RIGHTS};
-use super::state::{ObjectState, OxIds, OxRef};
+use super::kind::{BatchRank, Kind};
+use super::scope::{contexts_of, names};
+use super::state::{ObjectState, OxIds, OxRef, StateError};
 use super::udm::{self, Properties};
 use super::user_mapping::MailServers;
 use super::{deleted, group, random_password, ProvisionError, Provisioner};
@@ -72,6 +76,105 @@ fn context_of(object: &Properties) -> Result<Option<i32>, ProvisionError> {
              fix the user's OX context in UCS"
         ))),
     }
+}
+
+/// The `users/user` kind.
+pub struct UserKind;
+
+impl Kind for UserKind {
+    fn topic(&self) -> &'static str {
+        TOPIC
+    }
+
+    fn wanted_by_ox(&self) -> bool {
+        true
+    }
+
+    fn rank(&self) -> BatchRank {
+        BatchRank::both(20)
+    }
+
+    fn docs(&self) -> &'static str {
+        "docs/ox/user.md"
+    }
+
+    fn keys<'a>(
+        &'a self,
+        p: &'a Provisioner,
+        message: &'a ProvisioningMessage,
+        previous: Option<&'a ObjectState>,
+    ) -> BoxFuture<'a, Result<Scope, StateError>> {
+        Box::pin(keys(p, message, previous))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        p: &'a Provisioner,
+        message: &'a ProvisioningMessage,
+        previous: Option<ObjectState>,
+    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>> {
+        Box::pin(apply(p, message, previous))
+    }
+}
+
+/// What a user change touches besides the user itself (see [`super::scope`]).
+async fn keys(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    previous: Option<&ObjectState>,
+) -> Result<Scope, StateError> {
+    let new = message.body.new.as_ref();
+    let old = previous.map(|s| &s.object);
+    let contexts = contexts_of(previous, new, None);
+    let mut keys: BTreeSet<ScopeKey> = contexts.iter().map(|c| ScopeKey::InContext(*c)).collect();
+    for object in [new, old].into_iter().flatten() {
+        keys.extend(names_of(p, message, object));
+    }
+    let old_login = previous.and_then(|s| s.ox.object.as_ref()).map(|o| &o.name);
+    keys.extend(names(NameSpace::Login, old_login));
+    let groups = groups_of([new, old]);
+    keys.extend(groups.iter().map(|dn| ScopeKey::shared_dn(dn)));
+    // Only a create, a move and a delete re-apply or empty the user's OX groups.
+    let stays = previous.is_some_and(|s| {
+        s.groups_pending.is_empty()
+            && s.ox.context.is_some()
+            && s.ox.object.is_some()
+            && new.is_some_and(|o| udm::flag(o, "isOxUser"))
+            && contexts.len() == 1
+    });
+    if !stays {
+        let groups: Vec<String> = groups.into_iter().collect();
+        let states = p.state.get_many_by_dn(&groups).await?;
+        for (dn, state) in groups.iter().zip(states) {
+            // A group not known (yet) may be created before this change is applied.
+            if state.is_none_or(|(_, s)| udm::flag(&s.object, "isOxGroup")) {
+                keys.extend(contexts.iter().map(|c| ScopeKey::group_in_context(dn, *c)));
+            }
+        }
+    }
+    Ok(Scope::Keys(keys))
+}
+
+/// The OX-unique names the UDM user `object` has in OX: login, display name, primary address
+/// and aliases (as [`build`] makes them).
+fn names_of(p: &Provisioner, message: &ProvisioningMessage, object: &Properties) -> Vec<ScopeKey> {
+    let Ok(login) = ox_name(p, message, object) else {
+        // Cannot be applied either; its addresses still count.
+        return names(NameSpace::Mail, aliases(object)).collect();
+    };
+    let built = build(p, object, &login, false).ok();
+    let built = built.as_ref();
+    names(NameSpace::Login, [&login])
+        .chain(names(
+            NameSpace::DisplayName,
+            built.and_then(|u| u.display_name.as_ref()),
+        ))
+        .chain(names(
+            NameSpace::Mail,
+            built.and_then(|u| u.primary_email.as_ref()),
+        ))
+        .chain(names(NameSpace::Mail, aliases(object)))
+        .collect()
 }
 
 pub async fn apply(

@@ -5,9 +5,11 @@
 //! `max_ack_pending`). Each held message gets its [`Scope`](crate::apply::Scope) from the
 //! applier — the scopes of all messages delivered together are read at the same time, since
 //! reading them one by one took most of the consumer's time — and [`super::order`] decides
-//! which may be applied now: messages that touch nothing in common (users of different OX
-//! contexts) are applied at the same time, up to `concurrency` at once; the others in stream
-//! order. With `concurrency = 1` every message is applied alone, one after the other.
+//! which may be applied now: messages that touch nothing in common (users with names of their
+//! own, also in one OX context) are applied at the same time, up to `concurrency` at once; the
+//! others in stream order. With `concurrency = 1` every message is applied alone, one after the
+//! other. A message refused because a name is still taken ([`crate::apply::ApplyError::name_taken`]) is tried
+//! again as soon as an earlier message finished.
 //!
 //! For each message:
 //! 1. its listener file is gone (an admin removed it) → acknowledge and log it as skipped;
@@ -88,6 +90,9 @@ struct Shared<A> {
     status: StatusBoard,
     retry_now: Arc<Notify>,
     shutdown: CancellationToken,
+    /// The stream sequence of every change applied, as it finishes: a change refused because
+    /// a name is still taken is tried again once an earlier change finished.
+    finished: tokio::sync::broadcast::Sender<u64>,
 }
 
 /// A message the consumer holds.
@@ -117,6 +122,7 @@ pub async fn run<A: Applier>(
         status,
         retry_now,
         shutdown: shutdown.clone(),
+        finished: tokio::sync::broadcast::channel(max_held.max(16)).0,
     });
     let mut order: Order<Held> = Order::default();
     let mut running: JoinSet<u64> = JoinSet::new();
@@ -153,8 +159,12 @@ pub async fn run<A: Applier>(
             biased;
             () = shutdown.cancelled() => break Ok(()),
             Some(finished) = running.join_next() => match finished {
-                Ok(sequence) if scoping.is_some() => finished_meanwhile.push(sequence),
+                Ok(sequence) if scoping.is_some() => {
+                    let _ = shared.finished.send(sequence);
+                    finished_meanwhile.push(sequence);
+                }
                 Ok(sequence) => {
+                    let _ = shared.finished.send(sequence);
                     order.finish(sequence);
                 }
                 Err(e) => break Err(ConsumeError::ApplyTask(e.to_string())),
@@ -284,6 +294,7 @@ async fn handle<A: Applier>(
         status,
         retry_now,
         shutdown,
+        finished,
     } = shared;
     let progress_every = settings.progress_every();
     let mut attempts = 0u64;
@@ -296,6 +307,8 @@ async fn handle<A: Applier>(
             return;
         }
         attempts += 1;
+        // Before the attempt, so that a change finishing while it fails is not missed.
+        let finished_since = finished.subscribe();
         let started = std::time::Instant::now();
         let result = with_progress(&delivered, progress_every, applier.apply(message)).await;
         match result {
@@ -346,9 +359,11 @@ async fn handle<A: Applier>(
                     },
                 );
                 let wait = tokio::time::sleep(settings.retry_delay);
+                let freed = earlier_finished(finished_since, sequence, error.name_taken);
                 let waited = tokio::select! {
                     () = shutdown.cancelled() => false,
                     () = retry_now.notified() => true,
+                    () = freed => true,
                     () = with_progress(&delivered, progress_every, wait) => true,
                 };
                 if !waited {
@@ -357,6 +372,28 @@ async fn handle<A: Applier>(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Returns once a change before `sequence` finished, if `name_taken` (it may have freed the
+/// name); never otherwise.
+async fn earlier_finished(
+    mut finished: tokio::sync::broadcast::Receiver<u64>,
+    sequence: u64,
+    name_taken: bool,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    if !name_taken {
+        return std::future::pending().await;
+    }
+    loop {
+        match finished.recv().await {
+            Ok(other) if other < sequence => return,
+            Ok(_) => {}
+            // Missed some: one of them may have been earlier.
+            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => return std::future::pending().await,
         }
     }
 }

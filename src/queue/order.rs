@@ -45,6 +45,8 @@ enum Resource {
     Uuid(Arc<str>),
     Dn(Arc<str>),
     Context(i32),
+    Name(crate::apply::NameSpace, Arc<str>),
+    GroupInContext(Arc<str>, i32),
     ContextNames,
 }
 
@@ -66,6 +68,11 @@ fn resource(key: &ScopeKey) -> (Resource, Hold) {
         ScopeKey::SharedDn(dn) => (Resource::Dn(dn.clone()), Hold::Part),
         ScopeKey::ReadsDn(dn) => (Resource::Dn(dn.clone()), Hold::Read),
         ScopeKey::Context(id) => (Resource::Context(*id), Hold::Exclusive),
+        ScopeKey::InContext(id) => (Resource::Context(*id), Hold::Part),
+        ScopeKey::Name(space, value) => (Resource::Name(*space, value.clone()), Hold::Exclusive),
+        ScopeKey::GroupInContext(dn, id) => {
+            (Resource::GroupInContext(dn.clone(), *id), Hold::Exclusive)
+        }
         ScopeKey::ContextNames => (Resource::ContextNames, Hold::Exclusive),
     }
 }
@@ -439,6 +446,38 @@ mod tests {
     }
 
     #[test]
+    fn things_in_one_context_run_together_but_not_with_the_context_itself() {
+        let mut order = Order::default();
+        order.admit(1, keys(&[object("a"), ScopeKey::InContext(1)]), "a in 1");
+        order.admit(2, keys(&[object("b"), ScopeKey::InContext(1)]), "b in 1");
+        order.admit(3, keys(&[ScopeKey::Context(1)]), "context 1 changes");
+        order.admit(4, keys(&[object("c"), ScopeKey::InContext(1)]), "c in 1");
+        assert_eq!(ready(&mut order), ["a in 1", "b in 1"]);
+        order.finish(1);
+        assert!(ready(&mut order).is_empty());
+        order.finish(2);
+        assert_eq!(ready(&mut order), ["context 1 changes"]);
+        order.finish(3);
+        assert_eq!(ready(&mut order), ["c in 1"]);
+    }
+
+    #[test]
+    fn a_name_given_up_orders_the_change_that_takes_it() {
+        let mut order = Order::default();
+        let login = |name| ScopeKey::name(crate::apply::NameSpace::Login, name);
+        order.admit(
+            1,
+            keys(&[object("a"), login("anna"), login("anna2")]),
+            "a renames",
+        );
+        order.admit(2, keys(&[object("b"), login("anna")]), "b takes anna");
+        order.admit(3, keys(&[object("c"), login("carl")]), "c");
+        assert_eq!(ready(&mut order), ["a renames", "c"]);
+        order.finish(1);
+        assert_eq!(ready(&mut order), ["b takes anna"]);
+    }
+
+    #[test]
     fn ready_messages_come_in_stream_order() {
         let mut order = Order::default();
         order.admit(1, keys(&[ScopeKey::Context(1)]), "x1");
@@ -545,12 +584,16 @@ mod tests {
                         let mut keys = BTreeSet::new();
                         for _ in 0..rng.random_range(1..=4) {
                             let dn = dns[rng.random_range(0..dns.len())];
-                            keys.insert(match rng.random_range(0..6) {
+                            let context = rng.random_range(1..=3);
+                            keys.insert(match rng.random_range(0..9) {
                                 0 => ScopeKey::Object(dn.into()),
                                 1 => ScopeKey::dn(dn),
                                 2 => ScopeKey::shared_dn(dn),
                                 3 => ScopeKey::reads_dn(dn),
-                                4 => ScopeKey::Context(rng.random_range(1..=3)),
+                                4 => ScopeKey::Context(context),
+                                5 => ScopeKey::InContext(context),
+                                6 => ScopeKey::name(crate::apply::NameSpace::Login, dn),
+                                7 => ScopeKey::group_in_context(dn, context),
                                 _ => ScopeKey::ContextNames,
                             });
                         }

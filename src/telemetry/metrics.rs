@@ -63,6 +63,12 @@ pub const QUARANTINED_FILES: &str = "ox_connector_quarantined_files";
 pub const NATS_CONNECTED: &str = "ox_connector_nats_connected";
 /// Reconnects to NATS since the daemon started.
 pub const NATS_RECONNECTS: &str = "ox_connector_nats_reconnects_total";
+/// OX SOAP calls allowed at once now (the adaptive limit, `crate::ox::limit`).
+pub const OX_CALL_LIMIT: &str = "ox_connector_ox_call_limit";
+/// OX SOAP calls in flight now.
+pub const OX_CALLS_IN_FLIGHT: &str = "ox_connector_ox_calls_in_flight";
+/// The shortest OX SOAP call seen lately (the adaptive limit's latency floor).
+pub const OX_LATENCY_FLOOR: &str = "ox_connector_ox_latency_floor_seconds";
 
 /// Buckets of the apply and OX call histograms, in seconds.
 const DURATION_BUCKETS: &[f64] = &[
@@ -172,6 +178,15 @@ fn describe() {
         "Expected seconds until the waiting listener files are applied at the last minute's pace; -1 without a pace."
     );
     describe_counter!(NATS_RECONNECTS, "Reconnects to NATS since the start.");
+    describe_gauge!(
+        OX_CALL_LIMIT,
+        "OX SOAP calls allowed at once now (adaptive)."
+    );
+    describe_gauge!(OX_CALLS_IN_FLIGHT, "OX SOAP calls in flight now.");
+    describe_gauge!(
+        OX_LATENCY_FLOOR,
+        "The shortest OX SOAP call seen lately (the adaptive limit's floor)."
+    );
 }
 
 /// Changes applied per second over the last minute.
@@ -203,6 +218,8 @@ pub struct Scrape {
     pub quarantined: usize,
     pub nats_connected: bool,
     pub nats_reconnects: u64,
+    /// The calls towards OX, when they are limited adaptively.
+    pub ox_calls: Option<crate::status::OxCalls>,
 }
 
 /// Sets the scrape-time gauges and renders every metric in the Prometheus text format.
@@ -229,6 +246,13 @@ pub fn render(handle: &PrometheusHandle, scrape: &Scrape) -> String {
     gauge!(QUEUE_ETA).set(eta.map_or(-1.0, |d| d.as_secs_f64()));
     counter!(NATS_RECONNECTS).absolute(scrape.nats_reconnects);
     process_collector().collect();
+    if let Some(calls) = scrape.ox_calls {
+        gauge!(OX_CALL_LIMIT).set(calls.limit as f64);
+        gauge!(OX_CALLS_IN_FLIGHT).set(calls.in_flight as f64);
+        if let Some(floor) = calls.latency_floor_us {
+            gauge!(OX_LATENCY_FLOOR).set(floor as f64 / 1e6);
+        }
+    }
     handle.run_upkeep();
     handle.render()
 }

@@ -1,12 +1,12 @@
-//! Concurrent application of independent OX contexts keeps every order that matters.
+//! Concurrent application keeps every order that matters.
 //!
 //! A mixed stream of changes (contexts, users, groups, resources; creates, modifies, moves,
 //! deletes; `ox_connector::workload`) is applied by the daemon with the OX applier against the
 //! emulator (2 ms per SOAP call, so applies overlap), with `--apply-concurrency 8`. Every apply
 //! is timed. What each change touches is worked out here from the changes alone, independently
-//! of the daemon's own scopes: its object, and the OX contexts of the object before and after
-//! the change (a group: the contexts of its old and new members); a context change touches
-//! everything. Then for every two changes that share something, the earlier one (in stream
+//! of the daemon's own scopes: its object; a context change touches everything in the OX
+//! contexts it changes and every other context change; a group change touches its old and new
+//! members (the workload's names are unique per object, so no two objects share one). Then for every two changes that share something, the earlier one (in stream
 //! order: the files form one batch, queued by type, then by name) must have finished before the later one started — and the run must actually have
 //! applied changes at the same time, and end in the expected OX state.
 
@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use ox_connector::app::Daemon;
 use ox_connector::apply::{Applier, ApplyError, Outcome, Scope};
 use ox_connector::emulator::FaultConfig;
-use ox_connector::listener::batch::rank;
+use ox_connector::listener::batch::Ranks;
 use ox_connector::message::ProvisioningMessage;
-use ox_connector::provision::OxApplier;
+use ox_connector::provision::{kind, OxApplier};
 use ox_connector::workload::{Change, ObjectKind, Workload, WorkloadConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -70,10 +70,14 @@ impl Applier for Timed {
 /// The files were all in the folder at the daemon's first look: one batch, queued by type
 /// first, then by name (`ox_connector::listener::batch`, the original connector's order).
 fn stream_order(changes: &[Change]) -> Vec<Change> {
+    let ranks = Ranks::new(kind::batch_ranks());
     let mut ordered = changes.to_vec();
     ordered.sort_by_key(|c| {
         let module = c.content["udm_object_type"].as_str().unwrap_or_default();
-        (rank(module, c.content["object"].is_null()), c.file.clone())
+        (
+            ranks.rank(module, c.content["object"].is_null()),
+            c.file.clone(),
+        )
     });
     ordered
 }
@@ -81,14 +85,27 @@ fn stream_order(changes: &[Change]) -> Vec<Change> {
 /// What a change touches, worked out from the stream alone.
 #[derive(Debug)]
 struct Touches {
+    /// The OX contexts it is in (before and after).
     contexts: BTreeSet<i32>,
-    /// A context change: context names are unique across OX, so context changes share them.
+    /// A context change: it touches everything in its contexts, and context names are unique
+    /// across OX, so context changes share them.
     context_names: bool,
+    /// A user's DN, or a group's old and new members.
+    members: BTreeSet<String>,
+    group: bool,
 }
 
 impl Touches {
     fn shares_with(&self, other: &Touches) -> bool {
-        (self.context_names && other.context_names) || !self.contexts.is_disjoint(&other.contexts)
+        let contexts = !self.contexts.is_disjoint(&other.contexts);
+        match (self.context_names, other.context_names) {
+            (true, true) => true,
+            (true, false) | (false, true) => contexts,
+            // A group and its old or new member.
+            (false, false) => {
+                self.group != other.group && !self.members.is_disjoint(&other.members)
+            }
+        }
     }
 }
 
@@ -116,9 +133,11 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
     let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // The id of each context, by DN (a deletion carries no object).
     let mut context_ids: BTreeMap<String, i32> = BTreeMap::new();
-    let in_contexts = |contexts: BTreeSet<i32>| Touches {
+    let in_contexts = |contexts: BTreeSet<i32>, members: BTreeSet<String>, group| Touches {
         contexts,
         context_names: false,
+        members,
+        group,
     };
     changes
         .iter()
@@ -139,6 +158,8 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
                     Touches {
                         contexts,
                         context_names: true,
+                        members: BTreeSet::new(),
+                        group: false,
                     }
                 }
                 ObjectKind::User | ObjectKind::Resource => {
@@ -147,13 +168,13 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
                     match context_of(&change.content) {
                         Some(context) => {
                             contexts.insert(context);
-                            where_is.insert(dn, context);
+                            where_is.insert(dn.clone(), context);
                         }
                         None => {
                             where_is.remove(&dn);
                         }
                     }
-                    in_contexts(contexts)
+                    in_contexts(contexts, BTreeSet::from([dn]), false)
                 }
                 ObjectKind::Group => {
                     let new = texts(&change.content, "users");
@@ -163,6 +184,8 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
                             .chain(&new)
                             .filter_map(|member| where_is.get(member).copied())
                             .collect(),
+                        old.iter().chain(&new).cloned().collect(),
+                        true,
                     )
                 }
             }
@@ -171,7 +194,7 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn independent_contexts_run_together_and_every_shared_thing_keeps_its_order() {
+async fn independent_changes_run_together_and_every_shared_thing_keeps_its_order() {
     let ox_env = OxEnv::start().await;
     ox_env.ox.set_faults(FaultConfig {
         latency_ms: 2,
@@ -267,7 +290,120 @@ async fn independent_contexts_run_together_and_every_shared_thing_keeps_its_orde
     );
     assert!(
         overlapping > 100,
-        "changes of independent contexts were hardly applied at the same time ({overlapping} \
+        "independent changes were hardly applied at the same time ({overlapping} \
          overlapping pairs)"
     );
+}
+
+/// Fails the change of `b` as "name taken" until the change of `a` (slow) was applied.
+struct HeldName {
+    freed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Applier for HeldName {
+    async fn apply(&self, message: &ProvisioningMessage) -> Result<Outcome, ApplyError> {
+        use std::sync::atomic::Ordering;
+        if message.object_id == "a" {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.freed.store(true, Ordering::SeqCst);
+            return Ok(Outcome::Applied);
+        }
+        if self.freed.load(Ordering::SeqCst) {
+            Ok(Outcome::Applied)
+        } else {
+            Err(ApplyError::name_taken(
+                "User anna already exists in this context",
+            ))
+        }
+    }
+
+    async fn scope(&self, message: &ProvisioningMessage) -> Scope {
+        let key = ox_connector::apply::ScopeKey::Object(message.object_id.as_str().into());
+        Scope::Keys(BTreeSet::from([key]))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_refused_for_a_taken_name_is_retried_as_soon_as_an_earlier_change_finished() {
+    let env = crate::support::TestEnv::start().await;
+    let mut settings = env.settings.clone();
+    settings.retry_delay = Duration::from_secs(120);
+    let dir = env.listener_dir();
+    crate::support::files::write(
+        &dir,
+        &crate::support::files::name(1),
+        &crate::support::files::user("a", "anna"),
+    );
+    crate::support::files::write(
+        &dir,
+        &crate::support::files::name(2),
+        &crate::support::files::user("b", "anna2"),
+    );
+    let token = CancellationToken::new();
+    let freed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let daemon = Daemon::start_with(
+        settings,
+        move |_| async move { Ok(HeldName { freed }) },
+        token.clone(),
+    )
+    .await
+    .unwrap();
+    // Far less than the retry delay.
+    wait_for("both changes applied", Duration::from_secs(20), || {
+        env.queued_files().is_empty()
+    })
+    .await;
+    token.cancel();
+    daemon.wait().await.unwrap();
+}
+
+/// An overloaded OX (HTTP 503 beyond 4 calls at once, 4 workers at 5 ms) loses no change: the
+/// adaptive limit backs off, the refused calls are retried, and OX ends in the expected state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_ox_loses_no_change_and_the_limit_backs_off() {
+    use ox_connector::emulator::{CapacityConfig, EmulatorConfig, ADMIN_GUIDE_PROPERTIES};
+    let mut config = EmulatorConfig::new(
+        crate::support::ox::MASTER,
+        crate::support::ox::MASTER_PASSWORD,
+    )
+    .with_properties(&ADMIN_GUIDE_PROPERTIES)
+    .expect("known properties");
+    config.faults.latency_ms = 5;
+    config.capacity = CapacityConfig {
+        workers: Some(4),
+        overload_beyond: Some(4),
+    };
+    let mut env = OxEnv::start_with(config).await;
+    env.env.settings.apply_concurrency = 16;
+    let workload = Workload::generate(WorkloadConfig {
+        changes: 400,
+        contexts: 1,
+        seed: 11,
+        group_replacements: 0.0,
+    });
+    workload.write_all(&env.env.listener_dir()).unwrap();
+    let daemon = env.daemon().await;
+    wait_for(
+        "every listener file applied",
+        Duration::from_secs(240),
+        || env.env.queued_files().is_empty(),
+    )
+    .await;
+    let status = daemon.daemon.status().get();
+    daemon.stop().await;
+    let differences = workload.expected.diff(&env.ox.state());
+    assert!(
+        differences.is_empty(),
+        "{:?}",
+        &differences[..differences.len().min(10)]
+    );
+    let refused: u64 = env.ox.calls().values().map(|c| c.faults).sum();
+    assert!(
+        refused > 0,
+        "the emulator was not overloaded; the test proves nothing"
+    );
+    let calls = status
+        .ox_calls
+        .expect("the status shows the calls towards OX");
+    assert!(calls.limit < 16, "the limit backed off: {calls:?}");
 }

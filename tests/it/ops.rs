@@ -39,7 +39,14 @@ async fn a_blocked_queue_shows_the_ox_error_and_skipping_the_file_unblocks_it() 
     t.write(context("ctx-10", 10, None));
     t.write(user("u-anna", "anna", 10, json!({})));
     let carl = t.write(rejected_user("u-carl", "carl", "First anna"));
-    let bob = t.write(user("u-bob", "bob", 10, json!({})));
+    // bob takes an address carl holds, so it waits behind carl (a change that shares nothing
+    // with it would be applied past it).
+    let bob = t.write(user(
+        "u-bob",
+        "bob",
+        10,
+        json!({"mailAlternativeAddress": ["carl@example.org"]}),
+    ));
     let daemon = t.daemon().await;
     let dir = t.env.data.path().to_owned();
     cli::wait_for_api(&dir).await;

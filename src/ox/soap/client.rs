@@ -12,6 +12,7 @@ use super::answer::Answer;
 use super::envelope::{read_response, redact_passwords, Request, Service};
 use super::error::{OxError, OxErrorKind};
 use super::types::Credentials;
+use crate::ox::limit::Limiter;
 
 /// Default for [`OxClientBuilder::timeout`]: generous, OX context creation can take seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,6 +34,7 @@ struct Inner {
     master: Master,
     log_envelopes: bool,
     max_response_bytes: usize,
+    limiter: Option<Limiter>,
 }
 
 /// Where the master admin credentials come from: fixed, or asked for before every call (so an
@@ -61,6 +63,7 @@ pub struct OxClientBuilder {
     master: Master,
     log_envelopes: bool,
     max_response_bytes: usize,
+    limiter: Option<Limiter>,
 }
 
 impl OxClient {
@@ -74,12 +77,18 @@ impl OxClient {
             master: Master::Fixed(Credentials::default()),
             log_envelopes: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            limiter: None,
         }
     }
 
     /// The normalised base URL, e.g. `https://ox.example.org`.
     pub fn base_url(&self) -> &str {
         &self.inner.base
+    }
+
+    /// The limiter of the calls in flight, if the client has one.
+    pub fn limiter(&self) -> Option<&Limiter> {
+        self.inner.limiter.as_ref()
     }
 
     /// The master admin credentials (OXContextService and copyUser), as they are now.
@@ -130,6 +139,10 @@ impl OxClient {
         if self.inner.log_envelopes && tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(operation = %operation, envelope = %redact_passwords(&body), "Sending OX SOAP request.");
         }
+        let permit = match &self.inner.limiter {
+            Some(limiter) => Some(limiter.acquire().await),
+            None => None,
+        };
         let started = Instant::now();
         let exchanged = async {
             let response = self
@@ -154,6 +167,10 @@ impl OxClient {
             }
             read_response(&operation, service, op, status, &bytes, A::VOID)
         });
+        if let Some(permit) = permit {
+            let transient = result.as_ref().err().is_some_and(OxError::is_retryable);
+            permit.finish(started.elapsed(), transient);
+        }
         crate::telemetry::events::OxCallFinished {
             operation: &operation,
             elapsed: started.elapsed(),
@@ -206,6 +223,12 @@ impl OxClientBuilder {
         self
     }
 
+    /// Limits the calls in flight at once by `limiter` (shared by clones of the client).
+    pub fn limiter(mut self, limiter: Limiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
     pub fn build(self) -> Result<OxClient, OxError> {
         let base = normalize_server_url(&self.server)?;
         let http = reqwest::Client::builder()
@@ -224,6 +247,7 @@ impl OxClientBuilder {
                 master: self.master,
                 log_envelopes: self.log_envelopes,
                 max_response_bytes: self.max_response_bytes,
+                limiter: self.limiter,
             }),
         })
     }

@@ -38,6 +38,7 @@ impl OxEnv {
         Self::start_with(EmulatorConfig::new(MASTER, MASTER_PASSWORD)).await
     }
 
+    /// With the emulator started from `config` (its master login must be [`MASTER`]).
     pub async fn start_with(config: EmulatorConfig) -> Self {
         let mut env = TestEnv::start().await;
         let ox = Emulator::start(config).await.unwrap();

@@ -1,0 +1,177 @@
+//! The closed set of OX object kinds: one [`Kind`] per file of this module, listed once in
+//! [`KINDS`]. Everything else asks this registry — the watcher's batch order (through
+//! `app.rs`), the OX subscription's topics, the dispatch of a message to its handler, and what a
+//! change touches ([`super::scope`]).
+//!
+//! Each kind says, next to its provisioning code:
+//! - its UDM module (the message topic) and whether the OX subscriber wants it;
+//! - its rank in a batch (dependencies first);
+//! - what a change of it touches beyond its own object ([`Kind::keys`]);
+//! - how it is applied ([`Kind::apply`]);
+//! - its documentation page.
+//!
+//! Adding a kind: a new file `src/provision/<kind>.rs` with a unit struct implementing [`Kind`]
+//! and one line in [`KINDS`] (plus `pub mod <kind>;` in `mod.rs`); the compiler asks for every
+//! part, and the tests below check that the parts fit together (unique topic and rank, a docs
+//! page that exists and is linked from `docs/ox-provisioning.md`). See
+//! `docs/ox-provisioning.md`, "Adding an object kind".
+
+use futures::future::BoxFuture;
+
+use crate::apply::{Outcome, Scope};
+use crate::message::ProvisioningMessage;
+
+use super::state::{ObjectState, StateError};
+use super::{
+    access_profile, context, functional_account, group, resource, user, ProvisionError, Provisioner,
+};
+
+/// Every OX object kind, in batch order. The one line to add a kind.
+pub static KINDS: &[&dyn Kind] = &[
+    &context::ContextKind,
+    &access_profile::AccessProfileKind,
+    &user::UserKind,
+    &group::GroupKind,
+    &functional_account::FunctionalAccountKind,
+    &resource::ResourceKind,
+];
+
+/// Where a listener file of a kind goes in its batch; lower goes first. Types without a kind
+/// rank at `crate::listener::batch::UNKNOWN_RANK` (100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRank {
+    pub change: u8,
+    pub delete: u8,
+}
+
+impl BatchRank {
+    /// The same rank for changes and deletions.
+    pub const fn both(rank: u8) -> Self {
+        Self {
+            change: rank,
+            delete: rank,
+        }
+    }
+}
+
+/// Everything about one OX object kind.
+pub trait Kind: Send + Sync {
+    /// The UDM module, which is the message topic (`users/user`).
+    fn topic(&self) -> &'static str;
+
+    /// Whether the OX subscriber's queue takes messages of this kind.
+    fn wanted_by_ox(&self) -> bool;
+
+    /// Its place in a batch of listener files.
+    fn rank(&self) -> BatchRank;
+
+    /// The page in `docs/` that describes how the kind is provisioned.
+    fn docs(&self) -> &'static str;
+
+    /// What applying `message` touches besides the object itself (entry UUID, DN, old DN:
+    /// [`super::scope`] adds those), given the object's `previous` state. Return
+    /// [`Scope::Everything`] when the kind cannot tell.
+    fn keys<'a>(
+        &'a self,
+        p: &'a Provisioner,
+        message: &'a ProvisioningMessage,
+        previous: Option<&'a ObjectState>,
+    ) -> BoxFuture<'a, Result<Scope, StateError>>;
+
+    /// Applies `message` to OX, given the object's `previous` state.
+    fn apply<'a>(
+        &'a self,
+        p: &'a Provisioner,
+        message: &'a ProvisioningMessage,
+        previous: Option<ObjectState>,
+    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>>;
+}
+
+/// The kind whose topic is `topic`; `None` for modules that are not provisioned to OX.
+pub fn of_topic(topic: &str) -> Option<&'static dyn Kind> {
+    KINDS.iter().copied().find(|kind| kind.topic() == topic)
+}
+
+/// The topics the OX subscriber wants.
+pub fn ox_topics() -> Vec<String> {
+    KINDS
+        .iter()
+        .filter(|kind| kind.wanted_by_ox())
+        .map(|kind| kind.topic().to_owned())
+        .collect()
+}
+
+/// `(topic, rank of a change, rank of a deletion)` of every kind, for the batch order.
+pub fn batch_ranks() -> impl Iterator<Item = (&'static str, u8, u8)> {
+    KINDS.iter().map(|kind| {
+        let rank = kind.rank();
+        (kind.topic(), rank.change, rank.delete)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+    use crate::listener::batch::UNKNOWN_RANK;
+
+    #[test]
+    fn every_kind_has_a_unique_topic_that_names_a_udm_module() {
+        let topics: BTreeSet<&str> = KINDS.iter().map(|k| k.topic()).collect();
+        assert_eq!(topics.len(), KINDS.len(), "two kinds share a topic");
+        for topic in topics {
+            let (flavour, name) = topic.split_once('/').expect("flavour/name");
+            assert!(!flavour.is_empty() && !name.is_empty(), "{topic}");
+            assert!(std::ptr::eq(
+                of_topic(topic).expect("found by topic").topic(),
+                topic
+            ));
+        }
+        assert!(of_topic("computers/linux").is_none());
+    }
+
+    #[test]
+    fn every_kind_has_its_own_rank_before_unknown_types_and_the_batch_order_is_kept() {
+        let changes: Vec<u8> = KINDS.iter().map(|k| k.rank().change).collect();
+        assert!(
+            changes.windows(2).all(|w| w[0] < w[1]),
+            "KINDS lists the kinds in batch order, each with its own rank: {changes:?}"
+        );
+        assert!(changes.iter().all(|r| *r < UNKNOWN_RANK));
+        for kind in KINDS {
+            let delete = kind.rank().delete;
+            assert!(
+                delete == kind.rank().change || delete > UNKNOWN_RANK,
+                "{}: a deletion ranked apart goes after unknown types",
+                kind.topic()
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_has_a_docs_page_linked_from_the_provisioning_page() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let index = std::fs::read_to_string(root.join("docs/ox-provisioning.md")).unwrap();
+        for kind in KINDS {
+            let page = kind.docs();
+            assert!(
+                root.join(page).is_file(),
+                "{}: {page} is missing",
+                kind.topic()
+            );
+            let link = page.trim_start_matches("docs/");
+            let row = format!("| `{}` | [{link}]({link}) |", kind.topic());
+            assert!(
+                index.contains(&row),
+                "docs/ox-provisioning.md lacks the row {row}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_ox_subscriber_wants_every_kind_it_provisions() {
+        assert_eq!(ox_topics().len(), KINDS.len());
+    }
+}
