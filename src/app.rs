@@ -56,7 +56,9 @@ pub enum AppError {
     Connect { url: String, reason: String },
     #[error("cannot use NATS at {url}: {reason}")]
     ServerTooOld { url: String, reason: String },
-    #[error("cannot open the admin API on {addr}: {source}")]
+    #[error(
+        "cannot open the admin API on {addr} (--admin-listen, OX_CONNECTOR_ADMIN_LISTEN): {source}"
+    )]
     Admin {
         addr: std::net::SocketAddr,
         #[source]
@@ -307,6 +309,8 @@ impl Daemon {
             retry_now: retry_now.clone(),
             metrics: crate::telemetry::metrics::install(),
             probe: OxProbe::new(&settings.ox.soap_server),
+            login: Default::default(),
+            listener_check: Default::default(),
             ox: ops_applier,
             open_reads: settings.admin_listen.ip().is_loopback(),
         });
@@ -322,6 +326,7 @@ impl Daemon {
             };
             let (data_dir, stop) = (settings.data_dir.clone(), admin_stop.clone());
             let reconcile_interval = settings.reconcile_interval;
+            let heartbeat = status.clone();
             async move {
                 // The periodic reconcile only reads and reports; it stops with the admin API.
                 let periodic = async {
@@ -336,7 +341,8 @@ impl Daemon {
                         tracing::error!(error = %e, "The admin API stopped.");
                     }
                 };
-                tokio::join!(serve, periodic);
+                // The status file's heartbeat also stops with the admin API.
+                tokio::join!(serve, periodic, heartbeat.beat(stop.clone()));
             }
         });
         tracing::info!(
@@ -799,6 +805,19 @@ impl PublishSink {
     /// Reports what the pipeline confirmed; a failure becomes [`SinkError::Later`] naming the
     /// files to offer again.
     fn report(&mut self, confirmed: Confirmed) -> Result<(), SinkError> {
+        let duplicates: Vec<String> = confirmed
+            .stored
+            .iter()
+            .filter(|stored| stored.published.duplicate)
+            .filter_map(|stored| stored.message.source_file().map(str::to_owned))
+            .collect();
+        if !duplicates.is_empty() {
+            events::FilesAlreadyQueued {
+                count: duplicates.len(),
+                files: &duplicates[..duplicates.len().min(5)],
+            }
+            .emit();
+        }
         for stored in &confirmed.stored {
             if std::mem::take(&mut self.failing) && self.status.get().queue_full.is_some() {
                 events::QueueDrained.emit();

@@ -54,8 +54,8 @@ pub enum Command {
     /// token); 7 another trigger held the lock for the whole wait; 2 invalid command line or
     /// environment value; 1 unexpected error. See docs/trigger.md.
     Trigger(crate::trigger::TriggerArgs),
-    /// Queue management (talks to the running daemon): status, list, show, skip, retry,
-    /// requeue-broken.
+    /// Queue management (talks to the running daemon): status, watch, list, show, skip, retry,
+    /// requeue.
     Queue(crate::ops::commands::QueueArgs),
     /// Compare the state store with what OX holds; report the differences, or repair them
     /// with --apply.

@@ -245,8 +245,16 @@ pub fn ox_settings(args: OxArgs, data_dir: &std::path::Path) -> Result<OxSetting
             reason: format!("{text:?} is not a context id (a whole number)"),
         })?,
     };
+    let soap_server = or(args.ox_soap_server, defaults::SOAP_SERVER);
+    // Checked here, before anything starts (nats-server included), not at the first OX call.
+    if let Err(e) = crate::ox::soap::normalize_server_url(&soap_server) {
+        return Err(SettingError {
+            name: "OX_SOAP_SERVER",
+            reason: crate::telemetry::error_chain(&e),
+        });
+    }
     Ok(OxSettings {
-        soap_server: or(args.ox_soap_server, defaults::SOAP_SERVER),
+        soap_server,
         master_admin: or(args.ox_master_admin, defaults::MASTER_ADMIN),
         master_password: set(args.ox_master_password).map(Secret::new),
         default_context,

@@ -1,6 +1,8 @@
 //! The `ox-connector` binary: parses the command line, sets up logging, runs the subcommand.
 //! `anyhow` is used here only, at the edge.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::Parser;
 use ox_connector::cli::{Cli, Command};
@@ -14,8 +16,14 @@ use tokio_util::sync::CancellationToken;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Demo(_) | Command::OxEmulator(_)
+    ) {
+        die_quietly_on_a_closed_pipe();
+    }
     // The demo prints its own progress; only problems are logged.
     let filter = match cli.command {
         Command::Demo(_) | Command::Queue(_) | Command::Reconcile(_) | Command::State(_) => "warn",
@@ -25,12 +33,12 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(ox_connector::shutdown::cancel_on_signal(shutdown.clone()));
     let result = match cli.command {
-        Command::Run(args) => {
-            let settings = Settings::from_raw((*args).into())?;
-            ox_connector::app::run(settings, shutdown)
+        Command::Run(args) => match Settings::from_raw((*args).into()) {
+            Ok(settings) => ox_connector::app::run(settings, shutdown)
                 .await
-                .context("the daemon failed")
-        }
+                .context("the daemon failed"),
+            Err(e) => Err(e.into()),
+        },
         Command::Subscriptions(args) => ox_connector::dispatch::command::run(args)
             .await
             .context("the subscriptions command failed"),
@@ -54,8 +62,31 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::State(args) => std::process::exit(ox_connector::ops::commands::state(args).await),
     };
-    if let Err(e) = &result {
-        tracing::error!(error.message = %e, error.cause_chain = ?e, "ox-connector stopped with an error.");
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // Said once, in the log format chosen (JSON stays JSON), with the whole cause chain;
+        // not again as `Error: …` (with a backtrace under RUST_BACKTRACE) by the runtime.
+        Err(e) => {
+            let causes: Vec<String> = e.chain().map(ToString::to_string).collect();
+            tracing::error!(
+                error = %ox_connector::telemetry::error_chain(e.as_ref()),
+                cause_chain = %ox_connector::telemetry::List(&causes),
+                "ox-connector stopped with an error."
+            );
+            ExitCode::FAILURE
+        }
     }
-    result
+}
+
+/// Commands that print for a reader (`queue status | head`) end quietly when the reader is
+/// gone, like every Unix tool, instead of panicking in `println!` with exit code 101. The
+/// daemon keeps Rust's default (SIGPIPE ignored): its sockets report EPIPE as an error.
+fn die_quietly_on_a_closed_pipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: installs the default disposition, no handler code runs; changing a signal's
+    // disposition is thread-safe, and nothing in this process relies on SIGPIPE being ignored
+    // for these short-lived commands.
+    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        tracing::debug!(error = %e, "Cannot restore the default SIGPIPE disposition.");
+    }
 }

@@ -3,8 +3,10 @@
 //! The envelope keeps the fields of the Nubus provisioning model (`realm`, `topic`,
 //! `publisher_name`, `ts`, `body.old`/`body.new`) so that a Nubus-style subscriber can read it,
 //! and adds what that model lacks: a schema number, a deterministic `id` (also the
-//! `Nats-Msg-Id`, so a re-publish is de-duplicated by the server), the operation, the entry UUID
-//! and the listener file it came from. `docs/provisioning-messages.md` documents the format.
+//! `Nats-Msg-Id`, so a re-publish is de-duplicated by the server; a file put back from
+//! `skipped/` or `broken/` adds its requeue generation, so it is published again), the
+//! operation, the entry UUID and the listener file it came from. `docs/queue.md` documents the
+//! format.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -74,7 +76,8 @@ pub struct Source {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProvisioningMessage {
     pub schema: u32,
-    /// Deterministic id: UUIDv5 of the file name and content digest. Also the `Nats-Msg-Id`.
+    /// Deterministic id: UUIDv5 of the file name, content digest and requeue generation. Also
+    /// the `Nats-Msg-Id`.
     pub id: Uuid,
     pub realm: String,
     /// The UDM module, e.g. `users/user`.
@@ -100,7 +103,13 @@ impl ProvisioningMessage {
     /// Builds the message for a validated listener file.
     pub fn from_listener_file(file: &ListenerFile) -> Self {
         let digest = sha256_hex(&file.raw);
-        let id = Uuid::new_v5(&ID_NAMESPACE, format!("{}\n{digest}", file.name).as_bytes());
+        let id = match &file.requeue_generation {
+            None => Uuid::new_v5(&ID_NAMESPACE, format!("{}\n{digest}", file.name).as_bytes()),
+            Some(generation) => Uuid::new_v5(
+                &ID_NAMESPACE,
+                format!("{}\n{digest}\nrequeued {generation}", file.name).as_bytes(),
+            ),
+        };
         let ts = ListenerFileName::new(&file.name)
             .and_then(|n| n.timestamp())
             .unwrap_or_else(Utc::now);
@@ -187,6 +196,18 @@ mod tests {
         assert_eq!(a.id, again.id);
         assert_ne!(a.id, other_name.id);
         assert_ne!(a.id, other_content.id);
+    }
+
+    #[test]
+    fn a_requeued_file_gets_a_new_id_per_generation() {
+        let mut f = file("2025-01-01-00-00-00-000001.json", USER);
+        let first = ProvisioningMessage::from_listener_file(&f).id;
+        f.requeue_generation = Some("1".into());
+        let requeued = ProvisioningMessage::from_listener_file(&f).id;
+        f.requeue_generation = Some("2".into());
+        let again = ProvisioningMessage::from_listener_file(&f).id;
+        assert_ne!(first, requeued);
+        assert_ne!(requeued, again);
     }
 
     #[test]

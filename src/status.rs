@@ -27,6 +27,9 @@ pub struct DaemonStatus {
     /// same time).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub also_blocked: usize,
+    /// The listener files of those other failing messages (`queue list` marks them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_blocked_files: Vec<String>,
     /// Set while the JetStream queue refuses new messages because it is full.
     pub queue_full: Option<QueueFull>,
     /// Set while OX provisioning is paused (`ox-connector queue pause`).
@@ -67,7 +70,14 @@ struct Inner {
     file: Option<PathBuf>,
     /// Every failing message by stream sequence; the first is shown as `blocked`.
     blocked: std::sync::Mutex<std::collections::BTreeMap<u64, Blocked>>,
+    /// Whether the last write of the status file failed (so that a full disk is reported once
+    /// per episode, not at every update).
+    write_failing: std::sync::atomic::AtomicBool,
 }
+
+/// How often a running daemon rewrites its status file even when nothing changed: `updated`
+/// is its heartbeat, so after a crash `queue status` tells when it was last alive.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
@@ -83,6 +93,7 @@ impl StatusBoard {
             updated: now,
             blocked: None,
             also_blocked: 0,
+            also_blocked_files: Vec::new(),
             queue_full: None,
             paused: None,
         };
@@ -91,6 +102,7 @@ impl StatusBoard {
                 tx: watch::Sender::new(status),
                 file,
                 blocked: Default::default(),
+                write_failing: Default::default(),
             }),
         };
         board.persist();
@@ -133,10 +145,26 @@ impl StatusBoard {
     fn show_blocked(&self, all: &std::collections::BTreeMap<u64, Blocked>) {
         let first = all.values().next().cloned();
         let others = all.len().saturating_sub(1);
+        let other_files = all
+            .values()
+            .skip(1)
+            .filter_map(|b| b.file.clone())
+            .collect();
         self.update(|s| {
             s.blocked = first;
             s.also_blocked = others;
+            s.also_blocked_files = other_files;
         });
+    }
+
+    /// Rewrites the status file every [`HEARTBEAT`] until `stop`.
+    pub async fn beat(&self, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(HEARTBEAT) => self.update(|_| {}),
+            }
+        }
     }
 
     pub fn set_queue_full(&self, reason: String) {
@@ -182,8 +210,27 @@ impl StatusBoard {
                 return;
             }
         };
-        if let Err(e) = crate::atomic_file::write(file, &json) {
-            tracing::warn!(file = %file.display(), error = %e, "Cannot write the daemon status file.");
+        use std::sync::atomic::Ordering;
+        match crate::atomic_file::write(file, &json) {
+            Ok(()) => {
+                if self.inner.write_failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(file = %file.display(), "The daemon status file is written again.");
+                }
+            }
+            Err(e) => {
+                if !self.inner.write_failing.swap(true, Ordering::Relaxed) {
+                    let fix = if e.raw_os_error() == Some(libc::ENOSPC) {
+                        "; the file system of the data directory is full: free space there"
+                    } else {
+                        ""
+                    };
+                    tracing::error!(
+                        file = %file.display(),
+                        error = %e,
+                        "Cannot write the daemon status file; `queue status` shows an old status until it can{fix}.",
+                    );
+                }
+            }
         }
     }
 }
@@ -191,6 +238,28 @@ impl StatusBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_running_daemon_rewrites_its_status_file_as_a_heartbeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(STATUS_FILE);
+        let board = StatusBoard::new(Some(file.clone()));
+        let read =
+            || -> DaemonStatus { serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap() };
+        let first = read().updated;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let beating = tokio::spawn({
+            let (board, stop) = (board.clone(), stop.clone());
+            async move { board.beat(stop).await }
+        });
+        tokio::time::sleep(HEARTBEAT + std::time::Duration::from_millis(10)).await;
+        // The paused clock does not move chrono's: wait for the wall clock to tick.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        tokio::time::sleep(HEARTBEAT).await;
+        assert!(read().updated > first);
+        stop.cancel();
+        beating.await.unwrap();
+    }
 
     #[test]
     fn the_status_file_follows_blocking_and_unblocking() {
@@ -238,6 +307,7 @@ mod tests {
         let status = board.get();
         assert_eq!(status.blocked.unwrap().file.as_deref(), Some("older"));
         assert_eq!(status.also_blocked, 1);
+        assert_eq!(status.also_blocked_files.len(), 1);
         board.clear_blocked(4);
         let status = board.get();
         assert_eq!(status.blocked.unwrap().file.as_deref(), Some("later"));

@@ -5,7 +5,7 @@
 //! exist, after taking its own snapshot of `listener/*.json`. Exit code 0 makes the host delete
 //! every file of that snapshot that is still there, so **0 must mean "every file present at the
 //! start is done"**; any other code keeps the files and the host runs the trigger again ≈5 s
-//! later (`appcenter-contract.md` §5).
+//! later (docs/trigger.md).
 //!
 //! What this module owns:
 //! - the snapshot, taken like the host's (`*.json` directly in `listener/`, no dot-names). A
@@ -371,9 +371,9 @@ impl Progress {
                     if let Some(file) = &blocked.file {
                         let _ = write!(
                             line,
-                            ". The daemon retries it; if the change can never be applied, \
-                             remove it: rm {}",
-                            listener_dir.join(file).display()
+                            ". The daemon retries it; see ox-connector queue status. If the \
+                             change can never be applied, skip it (kept in listener/skipped/ with \
+                             a note): univention-app shell ox-connector ox-connector queue skip {file}"
                         );
                     }
                     problems.push(line);
@@ -448,7 +448,9 @@ fn contact_error(error: &AdminClientError) -> (Verdict, &'static str, String) {
             "misconfigured (see the warnings)",
             format!("{error}; run the trigger as root or as the daemon's user"),
         ),
-        AdminClientError::Refused { .. } | AdminClientError::Decode(_) => (
+        AdminClientError::Refused { .. }
+        | AdminClientError::Decode(_)
+        | AdminClientError::Request(_) => (
             Verdict::Misconfigured,
             "misconfigured (see the warnings)",
             format!("cannot talk to the daemon: {error}; is --data-dir the daemon's data directory?"),

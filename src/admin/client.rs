@@ -26,6 +26,21 @@ pub enum AdminClientError {
     Refused { status: u16, body: String },
     #[error("unexpected answer from the daemon: {0}")]
     Decode(String),
+    /// The request could not be made (not a sign that the daemon is down).
+    #[error("cannot send the request to the daemon: {0}")]
+    Request(String),
+}
+
+impl AdminClientError {
+    /// A failed `send`: nothing answering is [`AdminClientError::NotRunning`]; anything else
+    /// keeps its cause.
+    fn unsent(base: &str, error: reqwest::Error) -> Self {
+        if error.is_connect() || error.is_timeout() {
+            Self::NotRunning(base.to_owned())
+        } else {
+            Self::Request(crate::telemetry::error_chain(&error))
+        }
+    }
 }
 
 /// Talks to the daemon whose data directory is given.
@@ -80,7 +95,13 @@ impl AdminClient {
 
     /// Names the admin behind the requests (logged by the daemon).
     pub fn by(mut self, who: impl Into<String>) -> Self {
-        self.by = Some(who.into());
+        // One line: a header value cannot hold a line break.
+        let who: String = who
+            .into()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.by = Some(who);
         self
     }
 
@@ -122,7 +143,7 @@ impl AdminClient {
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|_| AdminClientError::NotRunning(self.base.clone()))?;
+            .map_err(|e| AdminClientError::unsent(&self.base, e))?;
         let status = response.status().as_u16();
         let body = response
             .json()
@@ -203,12 +224,15 @@ impl AdminClient {
     ) -> Result<reqwest::Response, AdminClientError> {
         let mut request = request.bearer_auth(&self.token);
         if let Some(by) = &self.by {
-            request = request.header(HEADER_BY, by);
+            // From bytes: a name like "Jürgen" is not visible ASCII, which `&str` would demand.
+            if let Ok(value) = reqwest::header::HeaderValue::from_bytes(by.as_bytes()) {
+                request = request.header(HEADER_BY, value);
+            }
         }
         let response = request
             .send()
             .await
-            .map_err(|_| AdminClientError::NotRunning(self.base.clone()))?;
+            .map_err(|e| AdminClientError::unsent(&self.base, e))?;
         let status = response.status();
         if status.is_success() {
             Ok(response)

@@ -66,6 +66,9 @@ pub struct StatusReport {
     pub oldest_pending: Option<String>,
     /// Files in `listener/broken/` (without their `.error.txt`).
     pub quarantined: Vec<String>,
+    /// Changes applied in the last minute (the pace for the ETA).
+    #[serde(default)]
+    pub applied_last_minute: u64,
 }
 
 /// The endpoint file's content.
@@ -178,6 +181,7 @@ async fn status(State(state): State<AdminState>) -> Json<StatusReport> {
         pending_files: pending.len(),
         oldest_pending: pending.first().map(|f| f.name.to_string()),
         quarantined,
+        applied_last_minute: crate::telemetry::progress::applied_last_minute(),
     })
 }
 
@@ -189,8 +193,8 @@ async fn pick_up(State(state): State<AdminState>) -> StatusCode {
 async fn retry(State(state): State<AdminState>, headers: axum::http::HeaderMap) -> StatusCode {
     let by = headers
         .get(client::HEADER_BY)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("admin API");
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let by = by.as_deref().unwrap_or("admin API");
     crate::telemetry::events::RetryRequested { by }.emit();
     crate::queue::consume::retry_all_now(&state.retry_now);
     StatusCode::ACCEPTED

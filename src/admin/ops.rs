@@ -7,7 +7,7 @@
 //! | `GET /queue?limit=N` | yes | [`QueueList`]: the waiting changes in order |
 //! | `GET /queue/items/{id}` | yes | [`ItemDetail`]: one file (name, entry UUID or `blocked`), secrets redacted |
 //! | `POST /queue/skip` | yes | [`SkipRequest`] → [`SkipResult`] |
-//! | `POST /queue/requeue-broken` | yes | [`RequeueRequest`] → [`RequeueResult`] |
+//! | `POST /queue/requeue` (old name `/queue/requeue-broken`) | yes | [`RequeueRequest`] → [`RequeueResult`] |
 //! | `POST /reconcile` | yes | [`ReconcileRequest`] → [`ReconcileReport`] |
 //! | `POST /state/import` | yes | [`ImportRequest`] → [`ImportReport`] |
 //!
@@ -42,6 +42,7 @@ pub fn routes() -> (Router<AdminState>, Router<AdminState>) {
         .route("/queue", get(list_handler))
         .route("/queue/items/{id}", get(show_handler))
         .route("/queue/skip", post(skip_handler))
+        .route("/queue/requeue", post(requeue_handler))
         .route("/queue/requeue-broken", post(requeue_handler))
         .route("/reconcile", post(reconcile_handler))
         .route("/state/import", post(import_handler));
@@ -93,8 +94,21 @@ async fn metrics_handler(State(state): State<AdminState>) -> Result<Response, Op
         Ok(mut stream) => stream.info().await.ok().map(|i| i.state.messages),
         Err(_) => None,
     };
+    let subscriber_queues = match &state.dispatch {
+        Some(dispatch) => dispatch
+            .list()
+            .await
+            .map(|all| {
+                all.into_iter()
+                    .map(|(subscription, status)| (subscription.name, status.queued))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let now = chrono::Utc::now();
     let scrape = Scrape {
+        subscriber_queues,
         queue_depth: crate::listener::scan(&ops.listener_dir)
             .map(|f| f.len())
             .unwrap_or_default(),
@@ -158,7 +172,7 @@ async fn requeue_handler(
     Json(request): Json<RequeueRequest>,
 ) -> Result<Json<RequeueResult>, OpsError> {
     let ops = ops(&state)?;
-    queue::requeue_broken(&ops, &request).map(Json)
+    queue::requeue(&ops, &request).map(Json)
 }
 
 async fn reconcile_handler(

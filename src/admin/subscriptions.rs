@@ -84,6 +84,20 @@ async fn remove(State(state): State<AdminState>, Path(name): Path<String>) -> Re
     let Some(dispatch) = &state.dispatch else {
         return unavailable();
     };
+    // A name is 1–64 of a-z, 0-9, - and _ (as when registering); anything else, such as
+    // `../../etc`, is a bad request, not a failure to look it up.
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("{name:?} is not a subscription name (1–64 characters of a-z, 0-9, - and _)\n"),
+        )
+            .into_response();
+    }
     if name == crate::queue::OX_SUBSCRIBER {
         return (
             StatusCode::BAD_REQUEST,

@@ -13,8 +13,8 @@ use crate::config::DEFAULT_DATA_DIR;
 /// Flags of `ox-connector subscriptions`.
 #[derive(Debug, Args)]
 pub struct SubscriptionsArgs {
-    /// The daemon's data directory.
-    #[arg(long, env = "OX_CONNECTOR_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    /// The daemon's data directory (also accepted after the action, like every command's).
+    #[arg(long, global = true, env = "OX_CONNECTOR_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Print JSON instead of text.
     #[arg(long, global = true)]

@@ -68,6 +68,10 @@ pub struct EmulatorArgs {
     /// printed on stdout).
     #[arg(long)]
     pub listen: SocketAddr,
+    /// Listen on an address that is not loopback although the control endpoints
+    /// (/emulator/state, /reset, /faults) have no authentication.
+    #[arg(long)]
+    pub allow_remote: bool,
     /// Login of the OX master admin (credentials of OXContextService and copyUser).
     #[arg(long)]
     pub master_admin: String,
@@ -346,6 +350,17 @@ impl Drop for EmulatorHandle {
 
 /// Runs the emulator until `shutdown` is cancelled or Ctrl-C.
 pub async fn run(args: EmulatorArgs, shutdown: CancellationToken) -> std::io::Result<()> {
+    if !args.listen.ip().is_loopback() && !args.allow_remote {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "--listen {}: not a loopback address, and the emulator's control endpoints have \
+                 no authentication (anyone who reaches it can read and reset its state); use \
+                 127.0.0.1, or add --allow-remote",
+                args.listen
+            ),
+        ));
+    }
     let config = EmulatorConfig::try_from(&args)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let changed: Vec<String> = changed_properties(&config.options);
@@ -394,6 +409,7 @@ mod tests {
         assert!(!format!("{config:?}").contains("s3cret"));
         let args = EmulatorArgs {
             listen: config.listen,
+            allow_remote: false,
             master_admin: "oxadminmaster".into(),
             master_password: "s3cret".into(),
             latency_ms: 0,

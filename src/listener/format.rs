@@ -24,6 +24,9 @@ pub struct ListenerFile {
     pub options: Option<Vec<String>>,
     /// The exact bytes read, so the message id can be derived from them.
     pub raw: Vec<u8>,
+    /// The requeue generation when the file came back from `skipped/` or `broken/`
+    /// ([`super::requeue`]); part of the message id, so the re-queued file is published again.
+    pub requeue_generation: Option<String>,
 }
 
 /// Why a listener file could not be used. Every variant names the file.
@@ -202,6 +205,7 @@ impl ListenerFile {
             object,
             options,
             raw,
+            requeue_generation: None,
         })
     }
 

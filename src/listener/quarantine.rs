@@ -39,7 +39,8 @@ pub fn quarantine(
          ox-connector could not use this listener file for {grace} s and moved it out of the\n\
          queue ({listener}) so that the changes after it are not held up. Nothing was sent to OX\n\
          for it. If the change is still needed, fix the file and move it back:\n\
-         \n    mv {target} {listener}/{name}\n\
+         \n    ox-connector queue requeue {target_name}\n\
+         \nor by hand: mv {target} {listener}/{name}\n\
          \n\
          or re-provision the object from UCS (for example by changing it in the directory).\n",
         now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -49,7 +50,11 @@ pub fn quarantine(
     );
     crate::atomic_file::write(&sidecar, text.as_bytes())?;
     match std::fs::rename(path, &target) {
-        Ok(()) => Ok(Some(target)),
+        Ok(()) => {
+            // It may hold password hashes: readable by root only, like the rest of the secrets.
+            restrict(&target)?;
+            Ok(Some(target))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // Best effort: an explanation of a file that is not there would only confuse.
             let _ = std::fs::remove_file(&sidecar);
@@ -57,6 +62,16 @@ pub fn quarantine(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Makes a set-aside listener file readable and writable by its owner only (mode 0600),
+/// without following a symbolic link.
+pub fn restrict(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// `broken/<name>`, or `broken/<name>.<n>` if an earlier file of that name is already there.
@@ -92,6 +107,9 @@ mod tests {
         .unwrap();
         assert!(why.contains("reason: invalid JSON"), "{why}");
         assert!(why.contains("mv "), "{why}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&moved).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "quarantined files are for root only");
 
         // A second file of the same name does not overwrite the first.
         std::fs::write(&file, "[").unwrap();

@@ -13,7 +13,7 @@ use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Timelike, Utc};
 /// A file name that looks like a listener file: `YYYY-MM-DD-HH-MM-SS[-ffffff].json`.
 ///
 /// Names without microseconds are accepted because admins write them by hand to re-provision
-/// an object (`appcenter-contract.md` §10).
+/// an object (docs/queue.md §1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListenerFileName(String);
 
@@ -80,7 +80,11 @@ pub fn is_listener_file_name(name: &str) -> bool {
             && fraction.len() <= 7
             && fraction[0] == b'-'
             && fraction[1..].iter().all(u8::is_ascii_digit));
-    seconds_ok && fraction_ok
+    // A real date and time: `2026-13-45-99-99-99` has the shape but names no moment, and its
+    // place in the order (and its age) would be made up.
+    seconds_ok
+        && fraction_ok
+        && NaiveDateTime::parse_from_str(&stem[..19], "%Y-%m-%d-%H-%M-%S").is_ok()
 }
 
 /// One queued listener file found by [`scan`].
@@ -166,6 +170,9 @@ mod tests {
             "2025-03-07 14-02-09.json",
             "x2025-03-07-14-02-09.json",
             ".json",
+            "2026-13-45-99-99-99-000000.json",
+            "2025-02-30-10-00-00.json",
+            "2025-03-07-24-00-00.json",
         ] {
             assert!(!is_listener_file_name(name), "{name}");
         }

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch;
 use super::format::read_bounded;
 use super::quarantine::quarantine;
+use super::requeue;
 use super::scan::{scan, QueuedFile};
 use super::{ListenerFile, ListenerFileName};
 use crate::telemetry::events;
@@ -160,6 +161,8 @@ struct PassState {
     failing: HashMap<ListenerFileName, Instant>,
     /// Whether the last listing of the folder failed (to log that once).
     scan_failed: bool,
+    /// Whether the last quarantine failed (a full disk: reported once per episode).
+    quarantine_failed: bool,
 }
 
 impl PassState {
@@ -184,6 +187,7 @@ impl PassState {
         let present: HashSet<&ListenerFileName> = files.iter().map(|f| &f.name).collect();
         self.handed_on.retain(|name| present.contains(name));
         self.failing.retain(|name, _| present.contains(name));
+        self.adopt_moved_back(settings, &files);
 
         // This pass's batch: the files not handed on yet, dependencies first (see `batch`). Each
         // is read to learn its type; what was read is kept for parsing it, up to READ_AHEAD
@@ -228,7 +232,11 @@ impl PassState {
                     None => ListenerFile::read(&file.path),
                 };
                 match parsed {
-                    Ok(parsed) => Ok(parsed),
+                    Ok(mut parsed) => {
+                        parsed.requeue_generation =
+                            requeue::generation(&settings.dir, file.name.as_str());
+                        Ok(parsed)
+                    }
                     Err(e) if e.is_not_found() => continue,
                     Err(e) => Err(e.to_string()),
                 }
@@ -271,6 +279,33 @@ impl PassState {
         }
     }
 
+    /// New files that an admin moved back from `skipped/` or `broken/` by hand get a new
+    /// requeue generation, so they are published again instead of dropped as duplicates.
+    fn adopt_moved_back(&mut self, settings: &WatchSettings, files: &[QueuedFile]) {
+        let new_names: HashSet<&str> = files
+            .iter()
+            .filter(|f| !self.handed_on.contains(&f.name))
+            .map(|f| f.name.as_str())
+            .collect();
+        match requeue::adopt_moved_back(&settings.dir, &new_names) {
+            Ok(adopted) => {
+                for moved in adopted {
+                    events::FileMovedBack {
+                        file: &moved.name,
+                        from: moved.from,
+                    }
+                    .emit();
+                }
+            }
+            Err(e) => tracing::error!(
+                dir = %settings.dir.display(),
+                error = %e,
+                "Cannot record a listener file moved back into the queue; it may be taken for a duplicate."
+            ),
+        }
+        requeue::prune(&settings.dir);
+    }
+
     /// Files the sink took but did not store: they are offered again on the next pass.
     fn take_back(&mut self, unstored: &[String]) {
         for name in unstored {
@@ -284,6 +319,7 @@ impl PassState {
         match quarantine(&settings.dir, &file.path, reason, settings.broken_grace) {
             Ok(Some(moved_to)) => {
                 self.failing.remove(&file.name);
+                self.quarantine_failed = false;
                 events::FileQuarantined {
                     file: file.name.as_str(),
                     error: reason,
@@ -294,11 +330,65 @@ impl PassState {
             Ok(None) => {
                 self.failing.remove(&file.name);
             }
-            Err(error) => events::FileQuarantineError {
-                file: file.name.as_str(),
-                error: &error,
+            Err(error) => {
+                if !std::mem::replace(&mut self.quarantine_failed, true) {
+                    events::FileQuarantineError {
+                        file: file.name.as_str(),
+                        dir: &settings.dir,
+                        error: &error,
+                    }
+                    .emit()
+                }
             }
-            .emit(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+    use crate::telemetry::sink::Sink as LogSink;
+
+    struct Accepting;
+
+    impl Sink for Accepting {
+        async fn accept(&mut self, _file: ListenerFile) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    /// Issue #16 item 8: a quarantine that keeps failing (a full disk) is reported once, not at
+    /// every rescan.
+    #[tokio::test]
+    async fn a_failing_quarantine_is_reported_once_per_episode() {
+        let dir = tempfile::tempdir().unwrap();
+        // `broken` is a file, so `broken/` cannot be made: every quarantine fails.
+        std::fs::write(dir.path().join("broken"), "").unwrap();
+        std::fs::write(dir.path().join("2025-01-01-00-00-00-000001.json"), "{").unwrap();
+        let settings = WatchSettings {
+            dir: dir.path().to_owned(),
+            rescan_interval: Duration::from_secs(1),
+            broken_grace: Duration::ZERO,
+            batch_settle: Duration::ZERO,
+        };
+        let log = LogSink::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(move || writer.clone()));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut state = PassState::default();
+        let stop = CancellationToken::new();
+        for _ in 0..3 {
+            state.pass(&settings, &mut Accepting, &stop).await;
+        }
+        let text = log.text();
+        assert_eq!(
+            text.matches("Cannot quarantine a broken listener file")
+                .count(),
+            1,
+            "{text}"
+        );
     }
 }

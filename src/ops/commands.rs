@@ -43,9 +43,19 @@ pub struct QueueArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
-    /// One screen: is the daemon running, what waits, what blocks and why, quarantined files.
+    /// One screen: is the daemon running, what waits, what blocks and why, quarantined files;
+    /// during a backlog the pace of the last minute and an estimate of the time left.
     /// Exit code 0 all well, 1 blocked or not ready, 2 not running.
     Status(Common),
+    /// The status screen, refreshed every --interval until Ctrl-C, with a progress bar of what
+    /// was applied since the watch started.
+    Watch {
+        #[command(flatten)]
+        common: Common,
+        /// How often to refresh.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
     /// The waiting changes in the order they will be applied.
     List {
         #[command(flatten)]
@@ -73,14 +83,14 @@ pub enum QueueCommand {
         #[arg(long)]
         reason: Option<String>,
         /// Who skips (kept in the sidecar file and the log).
-        #[arg(long, env = "USER", default_value = "unknown")]
+        #[arg(long, env = "USER", default_value_t = who_runs_this())]
         by: String,
     },
     /// Retry the failing change now instead of waiting for the next attempt.
     Retry {
         #[command(flatten)]
         common: Common,
-        #[arg(long, env = "USER", default_value = "unknown", hide = true)]
+        #[arg(long, env = "USER", default_value_t = who_runs_this(), hide = true)]
         by: String,
     },
     /// Pause OX provisioning (e.g. during OX maintenance) without stopping the daemon: changes
@@ -92,7 +102,7 @@ pub enum QueueCommand {
         #[arg(long = "for", value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
         /// Who pauses (kept in the log).
-        #[arg(long, env = "USER", default_value = "unknown")]
+        #[arg(long, env = "USER", default_value_t = who_runs_this())]
         by: String,
     },
     /// End a pause: OX provisioning goes on where it stopped.
@@ -100,16 +110,18 @@ pub enum QueueCommand {
         #[command(flatten)]
         common: Common,
         /// Who resumes (kept in the log).
-        #[arg(long, env = "USER", default_value = "unknown")]
+        #[arg(long, env = "USER", default_value_t = who_runs_this())]
         by: String,
     },
-    /// Put a quarantined file back into the queue after fixing it (listener/broken/NAME).
-    RequeueBroken {
+    /// Put a skipped file (listener/skipped/NAME) or a fixed quarantined one
+    /// (listener/broken/NAME) back into the queue; it is applied again.
+    #[command(alias = "requeue-broken")]
+    Requeue {
         #[command(flatten)]
         common: Common,
-        /// The file name in listener/broken/.
+        /// The file name in listener/skipped/ or listener/broken/.
         name: String,
-        #[arg(long, env = "USER", default_value = "unknown", hide = true)]
+        #[arg(long, env = "USER", default_value_t = who_runs_this(), hide = true)]
         by: String,
     },
 }
@@ -155,6 +167,21 @@ pub enum StateCommand {
 
 const NOT_RUNNING: i32 = 2;
 
+/// Who runs the command when `USER` is not set (a root shell in the container has none):
+/// `SUDO_USER` or `LOGNAME`, else the name of the user id, else `uid N`.
+fn who_runs_this() -> String {
+    ["SUDO_USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|user| user.name)
+        })
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
+}
+
 fn client(common: &Common, timeout: Duration) -> Result<AdminClient, AdminClientError> {
     AdminClient::from_data_dir(&common.data_dir, timeout)
 }
@@ -180,6 +207,7 @@ fn failed(error: &AdminClientError) -> i32 {
 pub async fn queue(args: QueueArgs) -> i32 {
     match args.command {
         QueueCommand::Status(common) => status(&common).await,
+        QueueCommand::Watch { common, interval } => watch(&common, interval).await,
         QueueCommand::List { common, limit } => {
             let result = async {
                 client(&common, Duration::from_secs(30))?
@@ -250,11 +278,11 @@ pub async fn queue(args: QueueArgs) -> i32 {
             by,
         } => pause(&common, duration, by).await,
         QueueCommand::Resume { common, by } => resume(&common, by).await,
-        QueueCommand::RequeueBroken { common, name, by } => {
+        QueueCommand::Requeue { common, name, by } => {
             let request = RequeueRequest { name, by };
             let result = async {
                 client(&common, Duration::from_secs(10))?
-                    .post_json::<_, RequeueResult>("/queue/requeue-broken", &request)
+                    .post_json::<_, RequeueResult>("/queue/requeue", &request)
                     .await
             }
             .await;
@@ -274,6 +302,20 @@ pub async fn queue(args: QueueArgs) -> i32 {
                 Err(e) => failed(&e),
             }
         }
+    }
+}
+
+/// What to do about a full queue. A JetStream store without disk space (error 10047) does not
+/// drain by applying changes: the disk has to get space first.
+fn queue_full_advice(reason: &str) -> &'static str {
+    if ["insufficient storage", "10047", "no space left"]
+        .iter()
+        .any(|sign| reason.contains(sign))
+    {
+        "  The disk of the JetStream store (<data-dir>/nats) has no space left: free space there, \
+         or lower OX_CONNECTOR_QUEUE_MAX_BYTES. Listener files wait on disk; nothing is lost."
+    } else {
+        "  Listener files wait on disk; nothing is lost. It drains as changes are applied."
     }
 }
 
@@ -426,18 +468,21 @@ async fn status(common: &Common) -> i32 {
                 since(d.started)
             );
             if ready.ready {
-                println!("Ready: yes (NATS connected, OX answers, the queue moves).");
+                println!("Ready: yes (NATS connected, OX answers and takes the master login, listener/ writable, the queue moves).");
             } else {
                 for check in ready.checks.iter().filter(|c| !c.ok) {
                     println!("NOT READY: {}: {}", check.name, check.detail);
                 }
             }
             print_queue_line(&listener, status.pending_files, list.as_ref());
+            if let Some(line) = progress_line(status.pending_files, status.applied_last_minute) {
+                println!("{line}");
+            }
             print_blocked(d);
             if let Some(list) = list.as_ref().filter(|l| !l.items.is_empty()) {
                 println!("Next:");
-                for item in &list.items {
-                    println!("  {}", item_line(item));
+                for line in items_table(&list.items, false).lines() {
+                    println!("  {line}");
                 }
             }
             print_side_folders(&quarantined, &skipped);
@@ -476,6 +521,80 @@ async fn status(common: &Common) -> i32 {
             );
             NOT_RUNNING
         }
+    }
+}
+
+/// `Progress: 2100 applied in the last minute (35.0/s); 4286 wait, about 2 min left.` while
+/// files wait; `None` for an empty queue.
+fn progress_line(pending: usize, applied_last_minute: u64) -> Option<String> {
+    if pending == 0 {
+        return None;
+    }
+    let rate = applied_last_minute as f64 / 60.0;
+    Some(
+        match crate::telemetry::progress::eta(pending as u64, applied_last_minute) {
+            Some(eta) => format!(
+                "Progress: {applied_last_minute} applied in the last minute ({rate:.1}/s); {pending} \
+                 wait, about {} left.",
+                human(eta)
+            ),
+            None => format!(
+                "Progress: nothing applied in the last minute; {pending} wait (no estimate)."
+            ),
+        },
+    )
+}
+
+/// A text progress bar of `done` out of `total`, e.g. `[#########...........]  45 %`.
+fn progress_bar(done: usize, total: usize) -> String {
+    const WIDTH: usize = 30;
+    let share = if total == 0 {
+        1.0
+    } else {
+        (done as f64 / total as f64).clamp(0.0, 1.0)
+    };
+    let filled = (share * WIDTH as f64).round() as usize;
+    format!(
+        "[{}{}] {:>3.0} %",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        share * 100.0
+    )
+}
+
+/// `queue watch`: the status screen again every `interval`, with a bar of what was applied
+/// since the watch started, until Ctrl-C. On a terminal the screen is redrawn in place.
+async fn watch(common: &Common, interval: Duration) -> i32 {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
+    let listener = common.data_dir.join("listener");
+    let count = || {
+        crate::listener::scan(&listener)
+            .map(|f| f.len())
+            .unwrap_or(0)
+    };
+    let first = count();
+    loop {
+        if terminal {
+            // Clear the screen and go home: redraw in place.
+            print!("\x1b[2J\x1b[H");
+        }
+        let code = status(common).await;
+        let now = count();
+        if first > 0 {
+            println!(
+                "Since the watch started: {} {} of {first} applied.",
+                progress_bar(first.saturating_sub(now), first),
+                first.saturating_sub(now)
+            );
+        }
+        if code == NOT_RUNNING {
+            return code;
+        }
+        if !terminal {
+            println!("---");
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -551,10 +670,7 @@ fn blocked_lines(d: &DaemonStatus) -> Vec<String> {
             since(full.since),
             full.reason
         ));
-        lines.push(
-            "  Listener files wait on disk; nothing is lost. It drains as changes are applied."
-                .into(),
-        );
+        lines.push(queue_full_advice(&full.reason).into());
     }
     lines
 }
@@ -568,25 +684,43 @@ fn print_side_folders(quarantined: &[String], skipped: &[String]) {
             quarantined.len(),
             quarantined.join(", ")
         );
-        println!("  Why: listener/broken/<name>.error.txt. After fixing: ox-connector queue requeue-broken <name>");
+        println!("  Why: listener/broken/<name>.error.txt. After fixing: ox-connector queue requeue <name>");
     }
     if !skipped.is_empty() {
         println!("Skipped by an admin (listener/skipped/): {}", skipped.len());
     }
 }
 
-fn item_line(item: &queue::QueueItem) -> String {
-    let what = match &item.error {
-        Some(error) => error.clone(),
-        None => format!("{} {} {}", item.object_type, item.operation, item.dn),
-    };
-    format!(
-        "{:>4}  {:<14}  {}  {}",
-        item.position,
-        item.state.label(),
-        item.file.as_deref().unwrap_or("(no file)"),
-        what
-    )
+/// The items as aligned columns (`#`, state, file, what), one line each, through comfy-table:
+/// a row without a file (`(no file)`) lines up like the others.
+fn items_table(items: &[queue::QueueItem], header: bool) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+    if header {
+        table.set_header(["#", "STATE", "FILE", "WHAT"]);
+    }
+    for item in items {
+        let what = match &item.error {
+            Some(error) => error.clone(),
+            None => format!("{} {} {}", item.object_type, item.operation, item.dn),
+        };
+        table.add_row([
+            item.position.to_string(),
+            item.state.label().to_owned(),
+            item.file.clone().unwrap_or_else(|| "(no file)".into()),
+            what,
+        ]);
+    }
+    if let Some(position) = table.column_mut(0) {
+        position.set_cell_alignment(comfy_table::CellAlignment::Right);
+    }
+    table
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn print_list(list: &QueueList) {
@@ -598,10 +732,7 @@ fn print_list(list: &QueueList) {
         println!("Nothing waits.");
         return;
     }
-    println!("{:>4}  {:<14}  {:<31}  WHAT", "#", "STATE", "FILE");
-    for item in &list.items {
-        println!("{}", item_line(item));
-    }
+    println!("{}", items_table(&list.items, true));
     if list.truncated {
         println!("… more (use --limit).");
     }
@@ -695,9 +826,11 @@ async fn skip(common: &Common, id: String, reason: Option<String>, by: String) -
         }
     }
     println!(
-        "The change was not applied to OX. To apply it after all: mv {} {}",
-        done.moved_to.display(),
-        common.data_dir.join("listener").join(&done.file).display()
+        "The change was not applied to OX. To apply it after all: ox-connector queue requeue {}",
+        done.moved_to
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     );
     0
 }
@@ -857,6 +990,66 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_row_without_a_file_lines_up_with_the_others() {
+        let item = |position, file: Option<&str>, state| queue::QueueItem {
+            position,
+            sequence: None,
+            file: file.map(str::to_owned),
+            object_type: "users/user".into(),
+            operation: "modify".into(),
+            dn: "uid=a".into(),
+            entry_uuid: "u".into(),
+            state,
+            error: None,
+        };
+        let text = items_table(
+            &[
+                item(
+                    1,
+                    Some("2025-01-01-00-00-00-000001.json"),
+                    queue::ItemState::Blocked,
+                ),
+                item(12, None, queue::ItemState::FileRemoved),
+            ],
+            true,
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let what = |line: &str| line.find("users/user").or_else(|| line.find("WHAT"));
+        assert_eq!(what(lines[0]), what(lines[1]), "{text}");
+        assert_eq!(what(lines[1]), what(lines[2]), "{text}");
+    }
+
+    #[test]
+    fn progress_shows_the_pace_and_the_time_left() {
+        assert_eq!(progress_line(0, 100), None);
+        assert_eq!(
+            progress_line(4286, 2100).unwrap(),
+            "Progress: 2100 applied in the last minute (35.0/s); 4286 wait, about 2 min left."
+        );
+        assert!(progress_line(5, 0).unwrap().contains("no estimate"));
+        assert_eq!(
+            progress_bar(15, 30),
+            "[###############...............]  50 %"
+        );
+    }
+
+    #[test]
+    fn a_store_without_space_is_not_told_to_drain_by_itself() {
+        let disk = queue_full_advice(
+            "publish failed: insufficient storage resources available (code 503, error code 10047)",
+        );
+        assert!(
+            disk.contains("free space") && !disk.contains("It drains"),
+            "{disk}"
+        );
+        let full = queue_full_advice("no space left on the file system of the NATS store");
+        assert!(!full.contains("It drains"), "{full}");
+        let limit = queue_full_advice("publish failed: maximum messages exceeded (code 503)");
+        assert!(limit.contains("It drains"), "{limit}");
+    }
+
+    #[test]
     fn durations_read_like_an_admin_says_them() {
         assert_eq!(human(Duration::from_secs(5)), "5 s");
         assert_eq!(human(Duration::from_secs(125)), "2 min");
@@ -882,6 +1075,7 @@ mod tests {
                 attempts: 3,
             }),
             also_blocked: 0,
+            also_blocked_files: Vec::new(),
             queue_full: None,
             paused: None,
         };

@@ -43,6 +43,10 @@ pub struct Ops {
     pub ox: Arc<OnceLock<OxApplier>>,
     /// Probes whether OX answers, for `/ready`.
     pub probe: Option<ready::OxProbe>,
+    /// Whether the master login worked, for `/ready`.
+    pub login: ready::LoginCheck,
+    /// Whether `listener/` is writable, for `/ready`.
+    pub listener_check: ready::ListenerCheck,
     /// Whether `/metrics` and `/ready` are served without the token (the API is on loopback).
     pub open_reads: bool,
 }

@@ -9,8 +9,9 @@
 //!   (who, when, why, what) and wakes the consumer: a message whose file is gone is
 //!   acknowledged without being applied (`queue::consume`), so the head of a blocked queue is
 //!   released at once and a later one when its turn comes. Nothing is deleted.
-//! - **Requeue** moves a fixed file from `listener/broken/` back into `listener/` (after checking
-//!   that it is valid now); its `.error.txt` becomes `.requeued.txt`.
+//! - **Requeue** moves a skipped file, or a fixed one from `listener/broken/`, back into
+//!   `listener/` (after checking that it is valid now) with a new requeue generation, so it is
+//!   published again; its note becomes `.requeued.txt`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -22,12 +23,12 @@ use serde_json::Value;
 use super::redact::redacted;
 use super::{Ops, OpsError};
 use crate::listener::quarantine::BROKEN_DIR;
+use crate::listener::requeue::{self, base_name};
 use crate::listener::{is_listener_file_name, scan, ListenerFile, ListenerFileName};
 use crate::message::{Operation, ProvisioningMessage};
 use crate::status::Blocked;
 
-/// Sub-folder of the listener folder with the files an admin skipped.
-pub const SKIPPED_DIR: &str = "skipped";
+pub use crate::listener::requeue::SKIPPED_DIR;
 /// The id that names the item the queue is blocked on.
 pub const BLOCKED_ID: &str = "blocked";
 
@@ -37,6 +38,8 @@ pub const BLOCKED_ID: &str = "blocked";
 pub enum ItemState {
     /// At the head of the queue and failing.
     Blocked,
+    /// Failing too (applied at the same time as the head, and failing as well).
+    Failing,
     /// On the JetStream queue, waiting for its turn.
     Queued,
     /// On the queue, but its listener file is gone: it is skipped when its turn comes.
@@ -51,6 +54,7 @@ impl ItemState {
     pub fn label(self) -> &'static str {
         match self {
             ItemState::Blocked => "BLOCKED",
+            ItemState::Failing => "FAILING",
             ItemState::Queued => "queued",
             ItemState::FileRemoved => "file removed",
             ItemState::NotQueuedYet => "not queued yet",
@@ -144,10 +148,10 @@ pub struct SkipResult {
     pub was_blocked: bool,
 }
 
-/// `POST /queue/requeue-broken`.
+/// `POST /queue/requeue` (and its old name `/queue/requeue-broken`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequeueRequest {
-    /// The name in `listener/broken/`.
+    /// The name in `listener/skipped/` or `listener/broken/`.
     pub name: String,
     pub by: String,
 }
@@ -190,28 +194,32 @@ fn listener_files_in(dir: &Path) -> Vec<String> {
     names
 }
 
-/// `x.json` for `x.json` and `x.json.3` (a second file of the same name in quarantine).
-fn base_name(name: &str) -> &str {
-    match name.rsplit_once('.') {
-        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
-        _ => name,
-    }
-}
-
-/// Age of the oldest waiting listener file, by the time in its name.
+/// Age of the oldest waiting listener file: how long ago it was written (its modification
+/// time). Not the time in its name: that is the UCS host's local time, and a container whose
+/// time zone differs from the host's (no `/etc/localtime` copied in, or the host's zone changed
+/// since) would be off by the difference.
 pub fn oldest_age(listener_dir: &Path) -> Option<(String, std::time::Duration)> {
     let first = scan(listener_dir).ok()?.into_iter().next()?;
-    let age = first
-        .name
-        .timestamp()
-        .and_then(|t| (Utc::now() - t).to_std().ok())
+    let written = std::fs::symlink_metadata(&first.path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    let age = written
+        .or_else(|| {
+            first
+                .name
+                .timestamp()
+                .and_then(|t| (Utc::now() - t).to_std().ok())
+        })
         .unwrap_or_default();
     Some((first.name.to_string(), age))
 }
 
 /// The waiting changes in the order they will be applied, at most `limit`.
 pub async fn list(ops: &Ops, limit: usize) -> Result<QueueList, OpsError> {
-    let blocked_file = ops.status.get().blocked.and_then(|b| b.file);
+    let status = ops.status.get();
+    let blocked_file = status.blocked.and_then(|b| b.file);
+    let failing_too: HashSet<String> = status.also_blocked_files.into_iter().collect();
     let files = scan(&ops.listener_dir).map_err(OpsError::io("cannot list the listener folder"))?;
     let on_disk: HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
     let mut stream = ops
@@ -251,6 +259,7 @@ pub async fn list(ops: &Ops, limit: usize) -> Result<QueueList, OpsError> {
         let file = message.source_file().map(str::to_owned);
         let state = match &file {
             Some(f) if blocked_file.as_deref() == Some(f.as_str()) => ItemState::Blocked,
+            Some(f) if failing_too.contains(f) => ItemState::Failing,
             Some(f) if !on_disk.contains(f.as_str()) => ItemState::FileRemoved,
             _ => ItemState::Queued,
         };
@@ -395,7 +404,15 @@ pub async fn show(ops: &Ops, id: &str) -> Result<ItemDetail, OpsError> {
     let id = id.trim();
     let blocked = ops.status.get().blocked;
     let (location, file, path) = locate(ops, id, blocked.as_ref())?;
-    let bytes = std::fs::read(&path).map_err(OpsError::io(format!("{}", path.display())))?;
+    // Never follows a symbolic link and reads at most MAX_FILE_BYTES: a quarantined file is
+    // whatever was dropped into listener/, and this runs inside the daemon.
+    let bytes = crate::listener::read_bounded(&path).map_err(|e| {
+        if e.is_not_found() {
+            OpsError::NotFound(e.to_string())
+        } else {
+            OpsError::Invalid(format!("cannot show it: {e}"))
+        }
+    })?;
     let content: Option<Value> = serde_json::from_slice(&bytes).ok();
     let (invalid, entry_uuid) = match ListenerFile::parse(&path, file.clone(), bytes) {
         Ok(parsed) => (None, Some(parsed.entry_uuid)),
@@ -403,8 +420,8 @@ pub async fn show(ops: &Ops, id: &str) -> Result<ItemDetail, OpsError> {
     };
     let note = match location {
         Location::Pending => None,
-        Location::Broken => std::fs::read_to_string(sidecar(&path, "error.txt")).ok(),
-        Location::Skipped => std::fs::read_to_string(sidecar(&path, "skipped.txt")).ok(),
+        Location::Broken => read_note(&sidecar(&path, "error.txt")),
+        Location::Skipped => read_note(&sidecar(&path, "skipped.txt")),
     };
     let mut remembered = None;
     let mut other_pending = Vec::new();
@@ -435,6 +452,12 @@ pub async fn show(ops: &Ops, id: &str) -> Result<ItemDetail, OpsError> {
     })
 }
 
+/// A note beside a set-aside file, read like the file itself (no symbolic link, bounded).
+fn read_note(path: &Path) -> Option<String> {
+    let bytes = crate::listener::read_bounded(path).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 fn locate(
     ops: &Ops,
     id: &str,
@@ -454,7 +477,8 @@ fn locate(
             (Location::Skipped, ops.listener_dir.join(SKIPPED_DIR)),
         ] {
             let path = dir.join(id);
-            if path.is_file() {
+            // `symlink_metadata`: a symbolic link is found (and then refused), not followed.
+            if std::fs::symlink_metadata(&path).is_ok() {
                 return Ok((location, id.to_owned(), path));
             }
         }
@@ -492,6 +516,14 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
         .unwrap_or(first)
 }
 
+/// `text` on one line: control characters (newlines above all) become spaces, so a skip's
+/// `by` or `reason` cannot forge lines in its note.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// Skips a waiting change: moves its file to `listener/skipped/` and wakes the consumer.
 pub fn skip(ops: &Ops, request: &SkipRequest) -> Result<SkipResult, OpsError> {
     let (name, file) = resolve_pending(ops, &request.id)?;
@@ -506,8 +538,11 @@ pub fn skip(ops: &Ops, request: &SkipRequest) -> Result<SkipResult, OpsError> {
     let reason = request
         .reason
         .as_deref()
+        .map(one_line)
         .filter(|r| !r.trim().is_empty())
-        .unwrap_or("(no reason given)");
+        .unwrap_or_else(|| "(no reason given)".to_owned());
+    let reason = reason.as_str();
+    let by = one_line(&request.by);
     let mut text = format!(
         "file: {name}\n\
          skipped at: {now}\n\
@@ -517,7 +552,6 @@ pub fn skip(ops: &Ops, request: &SkipRequest) -> Result<SkipResult, OpsError> {
          entry UUID: {uuid}\n\
          operation: {op}\n",
         now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        by = request.by,
         object_type = file.udm_object_type,
         dn = file.dn,
         uuid = file.entry_uuid,
@@ -528,24 +562,22 @@ pub fn skip(ops: &Ops, request: &SkipRequest) -> Result<SkipResult, OpsError> {
             "the queue was blocked on it since {} after {} attempts: {}\n",
             b.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             b.attempts,
-            b.error
+            one_line(&b.error)
         ));
     }
     text.push_str(&format!(
         "\nox-connector did not apply this change to OX and will not. To apply it after all,\n\
-         move it back (a newer change of the same object applied meanwhile wins over it; then\n\
+         put it back (a newer change of the same object applied meanwhile wins over it; then\n\
          re-provision the object from UCS instead):\n\
-         \n    mv {target} {listener}/{name}\n",
+         \n    ox-connector queue requeue {stored}\n\
+         \nor by hand: mv {target} {listener}/{name}\n",
+        stored = target.file_name().unwrap_or_default().to_string_lossy(),
         target = target.display(),
         listener = ops.listener_dir.display(),
     ));
-    let target_name = target.file_name().unwrap_or_default().to_owned();
-    let note = sidecar(&dir.join(&target_name), "skipped.txt");
-    crate::atomic_file::write(&note, text.as_bytes())
-        .map_err(OpsError::io(format!("{}", note.display())))?;
+    // The file moves first and its note follows: a note without its file would be taken by
+    // the watcher for a file moved back by hand (`requeue::adopt_moved_back`).
     if let Err(e) = std::fs::rename(ops.listener_dir.join(&name), &target) {
-        // Best effort: the note must not describe a skip that did not happen.
-        let _ = std::fs::remove_file(&note);
         return Err(if e.kind() == std::io::ErrorKind::NotFound {
             OpsError::NotFound(format!("{name} is gone already (applied meanwhile?)"))
         } else {
@@ -555,12 +587,20 @@ pub fn skip(ops: &Ops, request: &SkipRequest) -> Result<SkipResult, OpsError> {
             }
         });
     }
+    if let Err(e) = crate::listener::quarantine::restrict(&target) {
+        tracing::warn!(file = %target.display(), error = %e, "Cannot make a skipped listener file readable by root only.");
+    }
+    let note = sidecar(&target, "skipped.txt");
+    if let Err(e) = crate::atomic_file::write(&note, text.as_bytes()) {
+        // The skip happened; only its explanation is missing. Say so rather than undo it.
+        tracing::error!(note = %note.display(), error = %e, "Cannot write the note of a skipped listener file.");
+    }
     crate::telemetry::events::FileSkippedByAdmin {
         file: &name,
         object_type: &file.udm_object_type,
         dn: &file.dn,
         entry_uuid: &file.entry_uuid,
-        by: &request.by,
+        by: &by,
         reason,
         moved_to: &target,
     }
@@ -577,27 +617,31 @@ pub fn skip(ops: &Ops, request: &SkipRequest) -> Result<SkipResult, OpsError> {
     })
 }
 
-/// Puts a fixed file from `listener/broken/` back into the queue.
-pub fn requeue_broken(ops: &Ops, request: &RequeueRequest) -> Result<RequeueResult, OpsError> {
+/// Puts a skipped or a (fixed) quarantined file back into the queue under its original name,
+/// with a new requeue generation so that it is published again ([`requeue`]).
+pub fn requeue(ops: &Ops, request: &RequeueRequest) -> Result<RequeueResult, OpsError> {
     let name = request.name.trim();
     if name.contains('/') || !is_listener_file_name(base_name(name)) {
         return Err(OpsError::Invalid(format!(
-            "{name:?} is not the name of a file in listener/broken/"
+            "{name:?} is not the name of a file in listener/skipped/ or listener/broken/"
         )));
     }
-    let broken = ops.listener_dir.join(BROKEN_DIR).join(name);
-    if !broken.is_file() {
-        return Err(OpsError::NotFound(format!(
-            "no file {name} in {}",
-            ops.listener_dir.join(BROKEN_DIR).display()
-        )));
-    }
-    let original = base_name(name).to_owned();
-    if let Err(e) = ListenerFile::read(&broken) {
+    let (from, note_suffix) = [(SKIPPED_DIR, ".skipped.txt"), (BROKEN_DIR, ".error.txt")]
+        .into_iter()
+        .find(|(dir, _)| ops.listener_dir.join(dir).join(name).is_file())
+        .ok_or_else(|| {
+            OpsError::NotFound(format!(
+                "no file {name} in {dir}/skipped/ or {dir}/broken/",
+                dir = ops.listener_dir.display()
+            ))
+        })?;
+    let stored = ops.listener_dir.join(from).join(name);
+    if let Err(e) = ListenerFile::read(&stored) {
         return Err(OpsError::Invalid(format!(
             "still not a valid listener file: {e}; fix it first"
         )));
     }
+    let original = base_name(name).to_owned();
     let target = ops.listener_dir.join(&original);
     if target.exists() {
         return Err(OpsError::Conflict(format!(
@@ -605,28 +649,18 @@ pub fn requeue_broken(ops: &Ops, request: &RequeueRequest) -> Result<RequeueResu
             target.display()
         )));
     }
-    std::fs::rename(&broken, &target).map_err(OpsError::io(format!("cannot move {name} back")))?;
-    let note = sidecar(&broken, "error.txt");
-    if let Ok(mut text) = std::fs::read_to_string(&note) {
-        text.push_str(&format!(
-            "\nput back into the queue at {} by {} as {}\n",
-            Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            request.by,
-            target.display()
-        ));
-        // Best effort: the explanation lives on as `.requeued.txt` (not listed as quarantined).
-        let _ = crate::atomic_file::write(&note, text.as_bytes())
-            .and_then(|()| std::fs::rename(&note, sidecar(&broken, "requeued.txt")));
-    }
-    crate::telemetry::events::BrokenFileRequeued {
+    let moved_to = requeue::requeue_from(&ops.listener_dir, &stored, note_suffix, &request.by)
+        .map_err(OpsError::io(format!("cannot move {name} back")))?;
+    crate::telemetry::events::FileRequeued {
         file: &original,
         by: &request.by,
+        from,
     }
     .emit();
     ops.wake.notify_one();
     Ok(RequeueResult {
         file: original,
-        moved_to: target,
+        moved_to,
     })
 }
 
@@ -649,6 +683,26 @@ mod tests {
             base_name("2025-01-01-00-00-00-000001.json"),
             "2025-01-01-00-00-00-000001.json"
         );
+    }
+
+    #[test]
+    fn the_age_of_a_file_does_not_depend_on_the_time_zone_of_its_name() {
+        // The host (Europe/Berlin) named the file two hours ahead of this container's zone.
+        let dir = tempfile::tempdir().unwrap();
+        let name = (chrono::Local::now() + chrono::Duration::hours(2))
+            .format("%Y-%m-%d-%H-%M-%S-000000.json")
+            .to_string();
+        std::fs::write(dir.path().join(&name), "{}").unwrap();
+        let (oldest, age) = oldest_age(dir.path()).unwrap();
+        assert_eq!(oldest, name);
+        assert!(age < std::time::Duration::from_secs(60), "{age:?}");
+
+        let name = (chrono::Local::now() - chrono::Duration::hours(2))
+            .format("%Y-%m-%d-%H-%M-%S-000000.json")
+            .to_string();
+        std::fs::write(dir.path().join(&name), "{}").unwrap();
+        let (_, age) = oldest_age(dir.path()).unwrap();
+        assert!(age < std::time::Duration::from_secs(60), "{age:?}");
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //!
 //! OX is probed by fetching a WSDL (`<OX_SOAP_SERVER>/webservices/OXContextService?wsdl`): it
 //! needs no credentials, so a probe every few seconds neither fills OX's logs with logins nor
-//! locks an account. Wrong credentials show up as a blocked queue instead. The answer is cached
-//! for [`PROBE_TTL`].
+//! locks an account. The answer is cached for [`PROBE_TTL`]. Until one authenticated call with
+//! the master login (`OXContextService.exists`) has succeeded, the daemon is not ready either
+//! ([`LoginCheck`]: retried at most every [`LOGIN_RETRY`] while it fails, never again once it
+//! worked — later credential problems show up as a blocked queue). And `listener/` must be
+//! writable (a file is created and removed; the result is cached for [`LISTENER_TTL`]): the
+//! daemon deletes applied files there.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,6 +19,10 @@ use super::Ops;
 
 /// How long an OX probe result is reused.
 pub const PROBE_TTL: Duration = Duration::from_secs(5);
+/// How often a failed master login is tried again for `/ready`.
+pub const LOGIN_RETRY: Duration = Duration::from_secs(30);
+/// How long the result of the listener folder's write test is reused.
+pub const LISTENER_TTL: Duration = Duration::from_secs(60);
 
 /// One check of `/ready`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,11 +90,72 @@ impl OxProbe {
             Err(e) if e.is_timeout() => {
                 Err(format!("OX did not answer within 5 s at {}", self.url))
             }
-            Err(e) if e.is_connect() => Err(format!("cannot connect to OX at {}", self.url)),
-            Err(e) => Err(format!("cannot reach OX at {}: {e}", self.url)),
+            Err(e) => Err(format!(
+                "cannot connect to OX at {}: {}",
+                self.url,
+                crate::telemetry::error_chain(&e)
+            )),
         };
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), result.clone()));
+        result
+    }
+}
+
+/// Whether the master login works: one authenticated OX call, remembered once it worked.
+#[derive(Default)]
+pub struct LoginCheck {
+    last: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl LoginCheck {
+    pub async fn check(&self, ox: &crate::ox::soap::OxClient) -> Result<(), String> {
+        if let Some((at, result)) = &*self.last.lock().unwrap_or_else(|p| p.into_inner()) {
+            if result.is_ok() || at.elapsed() < LOGIN_RETRY {
+                return result.clone();
+            }
+        }
+        let result = match ox.context_exists(1).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_auth() => Err(format!(
+                "OX refused the master login ({}): check OX_MASTER_ADMIN/OX_MASTER_PASSWORD or the \
+                 \"master\" entry of the credentials file",
+                crate::telemetry::error_chain(&e)
+            )),
+            Err(e) => Err(crate::telemetry::error_chain(&e)),
+        };
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), result.clone()));
+        result
+    }
+}
+
+/// Whether files can be created and removed in `listener/`, cached for [`LISTENER_TTL`].
+#[derive(Default)]
+pub struct ListenerCheck {
+    last: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl ListenerCheck {
+    pub fn check(&self, listener_dir: &std::path::Path) -> Result<(), String> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, result)) = &*last {
+            if at.elapsed() < LISTENER_TTL {
+                return result.clone();
+            }
+        }
+        // A dot-name: neither the watcher nor the trigger take it for a listener file.
+        let probe = listener_dir.join(".ox-connector-write-test");
+        let result = std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| {
+                format!(
+                    "cannot write in {}: {e}; applied listener files could not be deleted \
+                     (check the owner, the mode and free space)",
+                    listener_dir.display()
+                )
+            });
+        *last = Some((Instant::now(), result.clone()));
         result
     }
 }
@@ -100,14 +169,36 @@ pub async fn readiness(ops: &Ops) -> Readiness {
         ok: state == async_nats::connection::State::Connected,
         detail: format!("{state}"),
     });
-    if let (Some(probe), Some(_)) = (&ops.probe, ops.ox.get()) {
-        let result = probe.check().await;
+    if let (Some(probe), Some(applier)) = (&ops.probe, ops.ox.get()) {
+        let mut result = probe.check().await;
+        let has_password = applier
+            .provisioner()
+            .credentials
+            .master_login()
+            .is_some_and(|login| !login.adminpass.is_empty());
+        if result.is_ok() && !has_password {
+            result = Err(format!(
+                "no master password: set OX_MASTER_PASSWORD (App Center setting) or the \
+                 \"master\" entry of {}",
+                applier.provisioner().settings.credentials_file.display()
+            ));
+        } else if result.is_ok() {
+            result = ops.login.check(&applier.provisioner().ox).await;
+        }
         checks.push(Check {
             name: "ox".into(),
             ok: result.is_ok(),
-            detail: result.err().unwrap_or_else(|| "answers".into()),
+            detail: result
+                .err()
+                .unwrap_or_else(|| "answers, the master login works".into()),
         });
     }
+    let listener = ops.listener_check.check(&ops.listener_dir);
+    checks.push(Check {
+        name: "listener".into(),
+        ok: listener.is_ok(),
+        detail: listener.err().unwrap_or_else(|| "writable".into()),
+    });
     let status = ops.status.get();
     let queue = match (&status.blocked, &status.queue_full) {
         (Some(b), _) => Check {

@@ -533,7 +533,15 @@ fn user_diffs(
     ox: &User,
     servers: &MailServers,
 ) -> Option<String> {
-    let wanted = p.mapping.map(object, servers, true);
+    let mut wanted = p.mapping.map(object, servers, true);
+    if wanted.get("display_name").is_none_or(|v| v == "") {
+        // Applying gives such a user UDM's default display name; expect the same.
+        let name = ox.name.clone().unwrap_or_default();
+        wanted.insert(
+            "display_name".into(),
+            Value::String(user::default_display_name(object, &name)),
+        );
+    }
     let have = serde_json::to_value(ox).unwrap_or(Value::Null);
     let text = |v: Option<&Value>| -> String {
         match v {
@@ -699,6 +707,14 @@ async fn repair(
         _ => 3,
     };
     targets.sort_by_key(|(_, s)| rank(&s.object_type));
+    // A context OX lost blocks every waiting change of it; its repair is applied now instead
+    // of being queued behind the very changes it unblocks.
+    let lost_contexts: std::collections::HashSet<&str> = report
+        .drift
+        .iter()
+        .filter(|d| d.kind == DriftKind::MissingInOx && d.object == "context")
+        .filter_map(|d| d.entry_uuid.as_deref())
+        .collect();
     let publisher = Publisher::new(ops.js.clone());
     for (uuid, state) in &targets {
         if state.object_type == group::TOPIC {
@@ -734,6 +750,24 @@ async fn repair(
             },
             source: None,
         };
+        if lost_contexts.contains(uuid) {
+            if let Some(applier) = ops.ox.get() {
+                use crate::apply::Applier;
+                applier.apply(&message).await.map_err(|e| {
+                    OpsError::Unavailable(format!(
+                        "cannot re-create the lost context {}: {}",
+                        state.dn, e.message
+                    ))
+                })?;
+                tracing::info!(
+                    dn = %state.dn,
+                    entry_uuid = %uuid,
+                    "Re-created a context OX had lost, at once (the waiting changes of it depend on it)."
+                );
+                crate::queue::consume::retry_all_now(&ops.retry_now);
+                continue;
+            }
+        }
         publisher
             .publish(&message)
             .await

@@ -8,15 +8,20 @@
 //! ```
 //!
 //! The file (path from `OX_CREDENTIALS_FILE`, mode 0600, keys sorted, indent 2) is what admins
-//! read and edit — for example to add the credentials of a context made directly in OX — so it
-//! is authoritative: it is re-read whenever it changes on disk. Every change the connector makes
+//! read and edit — for example to add the credentials of a context made directly in OX, or to
+//! fix the master password — so it is authoritative: it is re-read whenever it changes on disk,
+//! for the context admins and the master admin alike (the OX client asks for the master login
+//! before every call). The App Center settings `OX_MASTER_ADMIN`/`OX_MASTER_PASSWORD` are
+//! copied into its `master` entry when they change ([`ContextCredentials::adopt_master_setting`]):
+//! at the first start and at the first start after the setting was changed; in between, an edit
+//! of the file wins. Every change the connector makes
 //! (a context created or deleted, the master login from the settings) is written to the
 //! `ox-credentials` key-value bucket and then to the file, atomically. If the file is lost, it is
 //! restored from the bucket at start-up.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_nats::jetstream::{self, kv};
@@ -69,14 +74,15 @@ pub enum CredentialsError {
 
 type Entries = BTreeMap<String, AdminLogin>;
 
-/// The credentials file and its bucket.
+/// The credentials file and its bucket. Clones share the cache.
+#[derive(Clone)]
 pub struct ContextCredentials {
     path: PathBuf,
     store: kv::Store,
-    cache: Mutex<(Option<SystemTime>, Entries)>,
+    cache: Arc<Mutex<(Option<SystemTime>, Entries)>>,
     /// Held by a write from reading the entries to saving them: contexts of different changes
     /// are created at the same time, and neither may lose the other's login.
-    writing: tokio::sync::Mutex<()>,
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ContextCredentials {
@@ -92,8 +98,8 @@ impl ContextCredentials {
         let this = Self {
             path,
             store,
-            cache: Mutex::new((None, Entries::new())),
-            writing: tokio::sync::Mutex::new(()),
+            cache: Arc::new(Mutex::new((None, Entries::new()))),
+            writing: Arc::new(tokio::sync::Mutex::new(())),
         };
         if this.path.exists() {
             // The file wins: bring the bucket in line with what the admin sees.
@@ -107,6 +113,48 @@ impl ContextCredentials {
             write_file(&this.path, &entries)?;
         }
         Ok(this)
+    }
+
+    /// Copies the App Center setting of the master login into the file's `master` entry if
+    /// the setting changed since it was last copied (or was never copied). Otherwise the file
+    /// keeps what an admin wrote into it. Returns whether it copied.
+    pub async fn adopt_master_setting(&self, login: AdminLogin) -> Result<bool, CredentialsError> {
+        let marker = self.setting_marker();
+        let digest = crate::message::sha256_hex(
+            format!("{}\n{}", login.adminuser, login.adminpass).as_bytes(),
+        );
+        let copied = std::fs::read_to_string(&marker).unwrap_or_default();
+        if copied.trim() == digest && self.get(MASTER)?.is_some() {
+            return Ok(false);
+        }
+        self.set(MASTER, login).await?;
+        crate::atomic_file::write_with_mode(&marker, digest.as_bytes(), Some(0o600)).map_err(
+            |source| CredentialsError::Write {
+                path: marker.clone(),
+                source,
+            },
+        )?;
+        Ok(true)
+    }
+
+    /// Beside the file: the digest of the master setting last copied into it.
+    fn setting_marker(&self) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.path.with_file_name(format!(".{name}.master-setting"))
+    }
+
+    /// The master login as the file has it now; if the file cannot be read at the moment (an
+    /// admin is half-way through editing it), the last one read.
+    pub fn master_login(&self) -> Option<AdminLogin> {
+        self.get(MASTER).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "Cannot read the credentials file; using the master login read before.");
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.1.get(MASTER).cloned()
+        })
     }
 
     /// The login for `key` (a context id such as `"10"`, or [`MASTER`]).

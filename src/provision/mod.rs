@@ -37,7 +37,7 @@ use crate::apply::{Applier, ApplyError, Outcome, Scope};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::{Credentials, OxClient, OxError};
 use access_profile::AccessProfiles;
-use credentials::{AdminLogin, ContextCredentials, CredentialsError, MASTER};
+use credentials::{AdminLogin, ContextCredentials, CredentialsError};
 use settings::OxSettings;
 use state::{ObjectState, StateError, StateStore};
 
@@ -80,9 +80,9 @@ impl From<ProvisionError> for ApplyError {
             _ => None,
         };
         let applied = if transient {
-            ApplyError::transient(error.to_string())
+            ApplyError::transient(crate::telemetry::error_chain(&error))
         } else {
-            ApplyError::rejected(error.to_string())
+            ApplyError::rejected(crate::telemetry::error_chain(&error))
         };
         ApplyError {
             ox_fault,
@@ -210,22 +210,19 @@ impl OxApplier {
         let credentials = ContextCredentials::open(settings.credentials_file.clone(), js).await?;
         if let Some(password) = &settings.master_password {
             credentials
-                .set(
-                    MASTER,
-                    AdminLogin {
-                        adminuser: settings.master_admin.clone(),
-                        adminpass: password.expose().to_owned(),
-                    },
-                )
+                .adopt_master_setting(AdminLogin {
+                    adminuser: settings.master_admin.clone(),
+                    adminpass: password.expose().to_owned(),
+                })
                 .await?;
         }
-        let master = credentials
-            .get(MASTER)?
-            .map(|login| Credentials::new(login.adminuser, login.adminpass))
-            .unwrap_or_else(|| Credentials::new(settings.master_admin.clone(), ""));
+        let (master_source, master_admin) = (credentials.clone(), settings.master_admin.clone());
         let ox = OxClient::builder(settings.soap_server.clone())
             .timeout(settings.soap_timeout)
-            .master(master)
+            .master_source(move || match master_source.master_login() {
+                Some(login) => Credentials::new(login.adminuser, login.adminpass),
+                None => Credentials::new(master_admin.clone(), ""),
+            })
             .build()?;
         let profiles = AccessProfiles::load(access_profiles_file.clone()).map_err(|source| {
             ProvisionError::Io {

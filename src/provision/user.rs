@@ -2,7 +2,8 @@
 //!
 //! - An OX user is a UDM user with `isOxUser` (`OK`/`true`) and an `oxContext`; its OX name is
 //!   the UDM property named by `OX_USER_IDENTIFIER` (default `username`; `entryUUID` for the
-//!   entry UUID). Without `oxContext` the change is ignored (logged); the context's admin is
+//!   entry UUID). Without `oxContext` the change is ignored (logged); an `oxContext` that is no
+//!   context id (`abc`) is refused, so the change blocks with the reason; the context's admin is
 //!   never created, changed or deleted.
 //! - Create: `createByModuleAccess` (fields from [`super::user_mapping`], module rights of the
 //!   access profile in `oxAccess`, language and time zone from the settings, a random password
@@ -39,6 +40,40 @@ use super::{deleted, group, random_password, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "users/user";
 
+/// The display name OX gets when UCS has none: UDM's own default, "<firstname> <lastname>",
+/// else the OX name. (Reconcile expects the same, so such users show no false drift.)
+pub fn default_display_name(object: &Properties, name: &str) -> String {
+    let composed = [
+        udm::text(object, "firstname"),
+        udm::text(object, "lastname"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    if composed.is_empty() {
+        name.to_owned()
+    } else {
+        composed
+    }
+}
+
+/// The user's OX context: `None` without `oxContext`; an error naming the value when it is
+/// there but no OX context id (a whole number from 1 to 2147483647), so that the change blocks
+/// with the reason instead of being dropped.
+fn context_of(object: &Properties) -> Result<Option<i32>, ProvisionError> {
+    let Some(raw) = udm::text(object, "oxContext").filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match raw.trim().parse::<i32>() {
+        Ok(context) if context > 0 => Ok(Some(context)),
+        _ => Err(ProvisionError::Invalid(format!(
+            "oxContext {raw:?} is not an OX context id (a whole number from 1 to 2147483647); \
+             fix the user's OX context in UCS"
+        ))),
+    }
+}
+
 pub async fn apply(
     p: &Provisioner,
     message: &ProvisioningMessage,
@@ -71,8 +106,7 @@ pub async fn apply(
             });
         }
     };
-    let Some(context) = udm::integer(object, "oxContext").and_then(|c| i32::try_from(c).ok())
-    else {
+    let Some(context) = context_of(object)? else {
         return Ok(Outcome::Ignored(
             "the user has no oxContext attribute".into(),
         ));
@@ -165,21 +199,10 @@ fn build(
     let mut fields = p.mapping.map(object, &servers, !creating);
     let primary = udm::text(object, "mailPrimaryAddress");
     if fields.get("display_name").is_none_or(|v| v == "") {
-        // UDM's own default for displayName: "<firstname> <lastname>".
-        let composed = [
-            udm::text(object, "firstname"),
-            udm::text(object, "lastname"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-        let display = if composed.is_empty() {
-            name.to_owned()
-        } else {
-            composed
-        };
-        fields.insert("display_name".into(), json!(display));
+        fields.insert(
+            "display_name".into(),
+            json!(default_display_name(object, name)),
+        );
     }
     fields.insert("name".into(), json!(name));
     fields.insert("aliases".into(), json!(aliases(object)));

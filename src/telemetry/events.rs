@@ -79,12 +79,27 @@ impl FileQuarantined<'_> {
 /// A broken listener file could not be moved to quarantine (it stays and is retried).
 pub struct FileQuarantineError<'a> {
     pub file: &'a str,
+    /// The listener folder.
+    pub dir: &'a std::path::Path,
     pub error: &'a std::io::Error,
 }
 
 impl FileQuarantineError<'_> {
+    /// Logged once per episode (until a quarantine works again), with what to do.
     pub fn emit(&self) {
-        error!(file = self.file, error = %self.error, "Cannot quarantine a broken listener file.");
+        let what_to_do = if self.error.raw_os_error() == Some(libc::ENOSPC) {
+            "The file system of the listener folder is full: free space there. Until then the \
+             broken file stays where it is (it does not hold up the other files)."
+        } else {
+            "Check the owner and mode of listener/broken/. Until then the broken file stays where \
+             it is (it does not hold up the other files)."
+        };
+        error!(
+            file = self.file,
+            dir = %self.dir.display(),
+            error = %super::Chain(self.error),
+            "Cannot quarantine a broken listener file. {what_to_do}"
+        );
     }
 }
 
@@ -115,7 +130,7 @@ impl MessagePublished<'_> {
 /// Publishing failed; the file stays and the pass is repeated later, keeping the order.
 pub struct MessagePublishError<'a> {
     pub file: &'a str,
-    pub error: &'a dyn std::error::Error,
+    pub error: &'a (dyn std::error::Error + 'static),
     pub queue_full: bool,
 }
 
@@ -124,11 +139,11 @@ impl MessagePublishError<'_> {
         if self.queue_full {
             warn!(
                 file = self.file,
-                error = %self.error,
+                error = %super::Chain(self.error),
                 "The JetStream queue is full; listener files wait on disk until it drains."
             );
         } else {
-            warn!(file = self.file, error = %self.error, "Cannot queue listener file; will retry.");
+            warn!(file = self.file, error = %super::Chain(self.error), "Cannot queue listener file; will retry.");
         }
     }
 }
@@ -162,6 +177,7 @@ impl MessageApplied<'_> {
         };
         counter!(m::FILES_APPLIED, "object_type" => object_type.clone(), "operation" => operation, "outcome" => outcome)
             .increment(1);
+        super::progress::record_applied();
         histogram!(m::APPLY_DURATION, "object_type" => object_type, "operation" => operation)
             .record(self.elapsed.as_secs_f64());
         match self.ignored {
@@ -273,7 +289,7 @@ impl MessageUndecodable<'_> {
         error!(
             subject = self.subject,
             sequence = self.sequence,
-            error = %self.error,
+            error = %super::Chain(self.error),
             "Dropped a message that is not a provisioning message."
         );
     }
@@ -287,7 +303,7 @@ pub struct FileDeleteError<'a> {
 impl FileDeleteError<'_> {
     pub fn emit(&self) {
         error!(
-            error = %self.error,
+            error = %super::Chain(self.error),
             "The change was applied but its listener file could not be deleted; fix the \
              permissions, then remove the file by hand."
         );
@@ -315,7 +331,7 @@ impl OxCallFinished<'_> {
             debug!(
                 operation = self.operation,
                 ox_fault = outcome,
-                error = %error,
+                error = %super::Chain(error),
                 elapsed_ms = self.elapsed.as_millis() as u64,
                 "OX SOAP call failed."
             );
@@ -350,20 +366,60 @@ impl FileSkippedByAdmin<'_> {
     }
 }
 
-/// An admin put a quarantined file back into the queue.
-pub struct BrokenFileRequeued<'a> {
+/// An admin put a skipped or quarantined file back into the queue (`queue requeue`).
+pub struct FileRequeued<'a> {
     pub file: &'a str,
     pub by: &'a str,
+    /// `skipped` or `broken`.
+    pub from: &'a str,
 }
 
-impl BrokenFileRequeued<'_> {
+impl FileRequeued<'_> {
     pub fn emit(&self) {
         info!(
             file = self.file,
             by = self.by,
-            "An admin put a quarantined listener file back into the queue."
+            from = self.from,
+            "An admin put a listener file back into the queue; it is queued again."
         );
-        counter!(m::ADMIN_ACTIONS, "action" => "requeue_broken").increment(1);
+        counter!(m::ADMIN_ACTIONS, "action" => "requeue").increment(1);
+    }
+}
+
+/// A skipped or quarantined file was moved back into `listener/` by hand (`mv`).
+pub struct FileMovedBack<'a> {
+    pub file: &'a str,
+    /// `skipped` or `broken`.
+    pub from: &'a str,
+}
+
+impl FileMovedBack<'_> {
+    pub fn emit(&self) {
+        info!(
+            file = self.file,
+            from = self.from,
+            "A listener file was moved back into the queue by hand; it is queued again."
+        );
+    }
+}
+
+/// Files JetStream already held (same message id): not queued again. Normal after a restart
+/// (the files waiting on disk are offered again); a file that stays after its earlier message
+/// was applied or skipped would otherwise wait silently, so this is logged, not hidden.
+pub struct FilesAlreadyQueued<'a> {
+    /// How many in this publish round.
+    pub count: usize,
+    /// The first few of them.
+    pub files: &'a [String],
+}
+
+impl FilesAlreadyQueued<'_> {
+    pub fn emit(&self) {
+        info!(
+            count = self.count,
+            files = %super::List(self.files),
+            "Listener files are already on the JetStream queue (same message id); they are applied from the earlier messages. If one stays in listener/ after its change was applied or skipped, put it back with: ox-connector queue requeue NAME"
+        );
     }
 }
 
@@ -426,12 +482,12 @@ impl ReconcileFinished<'_> {
 /// A reconcile run failed (OX unreachable, state store unreadable).
 pub struct ReconcileFailed<'a> {
     pub trigger: &'static str,
-    pub error: &'a dyn std::error::Error,
+    pub error: &'a (dyn std::error::Error + 'static),
 }
 
 impl ReconcileFailed<'_> {
     pub fn emit(&self) {
-        warn!(trigger = self.trigger, error = %self.error, "Reconcile failed.");
+        warn!(trigger = self.trigger, error = %super::Chain(self.error), "Reconcile failed.");
         counter!(m::RECONCILE_RUNS, "trigger" => self.trigger, "result" => "failed").increment(1);
     }
 }

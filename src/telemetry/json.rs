@@ -2,7 +2,7 @@
 //! Loki and similar — `time` (RFC 3339, UTC), `level` (lower case), `message`, `target`, then the
 //! event's fields as they are named in [`super::events`] (`file`, `dn`, `entry_uuid`,
 //! `object_type`, `operation`, `error`, `ox_fault`, …). Numbers and booleans stay JSON numbers
-//! and booleans; everything else becomes a string.
+//! and booleans, lists logged as [`super::List`] JSON arrays; everything else becomes a string.
 
 use std::fmt;
 
@@ -110,7 +110,14 @@ impl Visit for Fields {
         self.put(field, Value::from(value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, Value::from(format!("{value:?}")));
+        let text = format!("{value:?}");
+        // A [`super::List`] field stays a JSON array.
+        if text.starts_with('[') {
+            if let Ok(list @ Value::Array(_)) = serde_json::from_str(&text) {
+                return self.put(field, list);
+            }
+        }
+        self.put(field, Value::from(text));
     }
 }
 
@@ -136,6 +143,7 @@ mod tests {
                 dn = "uid=a,dc=x",
                 attempts = 3u64,
                 retry = true,
+                files = %crate::telemetry::List(&["a.json", "b.json"]),
                 "Cannot apply \"change\"."
             );
         });
@@ -147,6 +155,7 @@ mod tests {
         assert_eq!(line["dn"], "uid=a,dc=x");
         assert_eq!(line["attempts"], 3);
         assert_eq!(line["retry"], true);
+        assert_eq!(line["files"], serde_json::json!(["a.json", "b.json"]));
         assert!(line["time"].as_str().unwrap().ends_with('Z'));
         assert!(text.starts_with("{\"time\":"), "{text}");
     }

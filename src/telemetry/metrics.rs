@@ -89,9 +89,30 @@ pub fn install() -> Option<PrometheusHandle> {
                 }
             };
             describe();
+            start_at_zero();
             Some(handle)
         })
         .clone()
+}
+
+/// The process metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, …, the standard names), collected at every scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// The build info and the counters that exist from the start (at 0).
+fn start_at_zero() {
+    process_collector().describe();
+    use metrics::{counter, gauge};
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    for name in COUNTERS_FROM_ZERO {
+        counter!(name).absolute(0);
+    }
+    for action in ADMIN_ACTION_NAMES {
+        counter!(ADMIN_ACTIONS, "action" => action).absolute(0);
+    }
 }
 
 fn describe() {
@@ -142,12 +163,38 @@ fn describe() {
     describe_gauge!(QUEUE_FULL, "1 while the JetStream queue is full.");
     describe_gauge!(QUARANTINED_FILES, "Files in listener/broken/.");
     describe_gauge!(NATS_CONNECTED, "1 while connected to NATS.");
+    describe_gauge!(
+        APPLY_RATE,
+        "Changes applied per second, over the last minute."
+    );
+    describe_gauge!(
+        QUEUE_ETA,
+        "Expected seconds until the waiting listener files are applied at the last minute's pace; -1 without a pace."
+    );
     describe_counter!(NATS_RECONNECTS, "Reconnects to NATS since the start.");
 }
+
+/// Changes applied per second over the last minute.
+pub const APPLY_RATE: &str = "ox_connector_queue_apply_rate_changes_per_second";
+/// Expected seconds until the waiting listener files are applied at that pace (absent without one).
+pub const QUEUE_ETA: &str = "ox_connector_queue_eta_seconds";
+
+/// Always 1; its labels say which build runs (`version`).
+pub const BUILD_INFO: &str = "ox_connector_build_info";
+/// Messages waiting in each subscriber's own queue, by `subscription` (a bounded set: the
+/// registered subscriptions).
+pub const SUBSCRIBER_QUEUE_MESSAGES: &str = "ox_connector_subscriber_queue_messages";
+
+/// Counters without labels (and the admin actions), shown as 0 from the start so that
+/// `rate()` and alerts work before the first event.
+const COUNTERS_FROM_ZERO: [&str; 3] = [FILES_SEEN, FILES_QUARANTINED, NATS_RECONNECTS];
+const ADMIN_ACTION_NAMES: [&str; 5] = ["skip", "retry", "requeue", "reconcile", "state_import"];
 
 /// What is measured at scrape time.
 #[derive(Debug, Clone, Default)]
 pub struct Scrape {
+    /// `(subscription, messages waiting)` per subscriber queue.
+    pub subscriber_queues: Vec<(String, u64)>,
     pub queue_depth: usize,
     pub queue_messages: Option<u64>,
     pub oldest_age: Option<Duration>,
@@ -172,7 +219,16 @@ pub fn render(handle: &PrometheusHandle, scrape: &Scrape) -> String {
     gauge!(QUEUE_FULL).set(flag(scrape.queue_full));
     gauge!(QUARANTINED_FILES).set(scrape.quarantined as f64);
     gauge!(NATS_CONNECTED).set(flag(scrape.nats_connected));
+    for (subscription, queued) in &scrape.subscriber_queues {
+        gauge!(SUBSCRIBER_QUEUE_MESSAGES, "subscription" => subscription.clone())
+            .set(*queued as f64);
+    }
+    let applied = super::progress::applied_last_minute();
+    gauge!(APPLY_RATE).set(applied as f64 / 60.0);
+    let eta = super::progress::eta(scrape.queue_depth as u64, applied);
+    gauge!(QUEUE_ETA).set(eta.map_or(-1.0, |d| d.as_secs_f64()));
     counter!(NATS_RECONNECTS).absolute(scrape.nats_reconnects);
+    process_collector().collect();
     handle.run_upkeep();
     handle.render()
 }

@@ -86,6 +86,88 @@ async fn the_daemon_binary_provisions_ox_stops_on_sigterm_and_never_logs_secrets
     ox.stop().await;
 }
 
+/// Issue #16 item 5: async-nats writes the CONNECT (NATS password) and payloads (password
+/// hashes) into its trace events; none of it may reach the log at `RUST_LOG=trace`.
+#[tokio::test]
+async fn a_trace_level_log_contains_no_secret() {
+    let ox = Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let listener = data.path().join("listener");
+    const USER_PASSWORD: &str = "user-Plain-Secret-9";
+    const USER_HASH: &str = "{crypt}$6$saltsalt$HashOfTheUsersPassword";
+    const KRB5_KEY: &str = "S3Krb5KeyMaterialXyz";
+    files::write(&listener, &files::name(1), &context("ctx-10", 10, None));
+    files::write(
+        &listener,
+        &files::name(2),
+        &user(
+            "u-1",
+            "anna",
+            10,
+            json!({"password": USER_PASSWORD, "userPassword": [USER_HASH], "krb5Key": [KRB5_KEY]}),
+        ),
+    );
+    let (mut child, log) =
+        crate::support::ox::spawn_daemon_binary_logging(data.path(), &ox.base_url(), &[], "trace");
+    wait_for("both files applied", Duration::from_secs(60), || {
+        files::listener_files(&listener).is_empty()
+    })
+    .await;
+    let credentials: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.path().join("secrets/contexts.json")).unwrap())
+            .unwrap();
+    let nats_users: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(data.path().join("secrets/nats-users.json")).unwrap(),
+    )
+    .unwrap();
+    let token = std::fs::read_to_string(data.path().join("secrets/admin-token")).unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the daemon stops after SIGTERM")
+        .unwrap();
+    let log = log.await.unwrap();
+    assert!(
+        log.contains("\"level\":\"trace\""),
+        "the log is at trace level"
+    );
+
+    let mut secrets = vec![
+        MASTER_PASSWORD.to_owned(),
+        credentials["10"]["adminpass"].as_str().unwrap().to_owned(),
+        USER_PASSWORD.to_owned(),
+        "HashOfTheUsersPassword".to_owned(),
+        KRB5_KEY.to_owned(),
+        token.trim().to_owned(),
+    ];
+    let identities = nats_users
+        .as_array()
+        .cloned()
+        .or_else(|| {
+            nats_users
+                .as_object()
+                .map(|o| o.values().cloned().collect())
+        })
+        .unwrap_or_default();
+    let nats_passwords: Vec<String> = identities
+        .iter()
+        .filter_map(|i| i["password"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!nats_passwords.is_empty(), "{nats_users}");
+    secrets.extend(nats_passwords);
+    for secret in &secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret ({}…) reached the trace log",
+            &secret[..4]
+        );
+    }
+    ox.stop().await;
+}
+
 #[tokio::test]
 async fn the_demo_applies_its_batches_and_prints_the_ox_state() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))

@@ -1,6 +1,7 @@
 //! Integration tests: one test binary (faster to build), a real nats-server per test.
 
 mod admin;
+mod admin_experience;
 mod appcenter_files;
 mod bad_input;
 mod cluster;

@@ -30,9 +30,26 @@ struct Inner {
     http: reqwest::Client,
     /// Normalised base URL without trailing slash, e.g. `https://ox.example.org`.
     base: String,
-    master: Credentials,
+    master: Master,
     log_envelopes: bool,
     max_response_bytes: usize,
+}
+
+/// Where the master admin credentials come from: fixed, or asked for before every call (so an
+/// admin's fix of the credentials file takes effect without a restart).
+#[derive(Clone)]
+enum Master {
+    Fixed(Credentials),
+    Source(Arc<dyn Fn() -> Credentials + Send + Sync>),
+}
+
+impl std::fmt::Debug for Master {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Master::Fixed(credentials) => credentials.fmt(f),
+            Master::Source(_) => f.write_str("Master::Source"),
+        }
+    }
 }
 
 /// Settings of an [`OxClient`].
@@ -41,7 +58,7 @@ pub struct OxClientBuilder {
     server: String,
     timeout: Duration,
     connect_timeout: Duration,
-    master: Credentials,
+    master: Master,
     log_envelopes: bool,
     max_response_bytes: usize,
 }
@@ -54,7 +71,7 @@ impl OxClient {
             server: server.into(),
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: Duration::from_secs(10),
-            master: Credentials::default(),
+            master: Master::Fixed(Credentials::default()),
             log_envelopes: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
@@ -65,9 +82,12 @@ impl OxClient {
         &self.inner.base
     }
 
-    /// The master admin credentials (OXContextService and copyUser).
-    pub fn master(&self) -> &Credentials {
-        &self.inner.master
+    /// The master admin credentials (OXContextService and copyUser), as they are now.
+    pub fn master(&self) -> Credentials {
+        match &self.inner.master {
+            Master::Fixed(credentials) => credentials.clone(),
+            Master::Source(source) => source(),
+        }
     }
 
     /// One operation of `service`: writes the request (`children` add the wrapper's children
@@ -159,7 +179,16 @@ impl OxClientBuilder {
 
     /// Master admin credentials (`OX_MASTER_ADMIN` and its password).
     pub fn master(mut self, credentials: Credentials) -> Self {
-        self.master = credentials;
+        self.master = Master::Fixed(credentials);
+        self
+    }
+
+    /// Master admin credentials asked for before every call that needs them.
+    pub fn master_source(
+        mut self,
+        source: impl Fn() -> Credentials + Send + Sync + 'static,
+    ) -> Self {
+        self.master = Master::Source(Arc::new(source));
         self
     }
 

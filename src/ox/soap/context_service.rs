@@ -10,7 +10,7 @@ impl OxClient {
     /// `create`: creates the context and its admin user (`admin.name`/`admin.password` become
     /// the context-admin credentials). Returns the context with server-filled fields.
     pub async fn create_context(&self, ctx: &Context, admin: &User) -> Result<Context, OxError> {
-        self.invoke(Service::Context, "create", self.master(), |req| {
+        self.invoke(Service::Context, "create", &self.master(), |req| {
             req.object("ctx", ctx).object("admin_user", admin)
         })
         .await
@@ -27,7 +27,7 @@ impl OxClient {
         self.invoke(
             Service::Context,
             "createModuleAccess",
-            self.master(),
+            &self.master(),
             |req| {
                 req.object("ctx", ctx)
                     .object("admin_user", admin)
@@ -47,7 +47,7 @@ impl OxClient {
         access_combination: &str,
     ) -> Result<Context, OxError> {
         let op = "createModuleAccessByName";
-        self.invoke(Service::Context, op, self.master(), |req| {
+        self.invoke(Service::Context, op, &self.master(), |req| {
             req.object("ctx", ctx)
                 .object("admin_accessuser", admin)
                 .text("access_combination_name", access_combination)
@@ -58,7 +58,7 @@ impl OxClient {
     /// `change`: partial update of `name`, `maxQuota`, `loginMappings`, `enabled`,
     /// `userAttributes` of the context `ctx.id`.
     pub async fn change_context(&self, ctx: &Context) -> Result<(), OxError> {
-        self.invoke(Service::Context, "change", self.master(), |req| {
+        self.invoke(Service::Context, "change", &self.master(), |req| {
             req.object("ctx", ctx)
         })
         .await
@@ -66,7 +66,7 @@ impl OxClient {
 
     /// `delete`: deletes the context and everything in it.
     pub async fn delete_context(&self, ctx: &Context) -> Result<(), OxError> {
-        self.invoke(Service::Context, "delete", self.master(), |req| {
+        self.invoke(Service::Context, "delete", &self.master(), |req| {
             req.object("ctx", ctx)
         })
         .await
@@ -74,7 +74,7 @@ impl OxClient {
 
     /// `exists`: whether context `id` exists.
     pub async fn context_exists(&self, id: i32) -> Result<bool, OxError> {
-        self.invoke(Service::Context, "exists", self.master(), |req| {
+        self.invoke(Service::Context, "exists", &self.master(), |req| {
             req.context("ctx", id)
         })
         .await
@@ -83,7 +83,7 @@ impl OxClient {
     /// `getData`: the context `id`; a missing one is an error with `is_not_found()`
     /// (`Context <id> does not exist`).
     pub async fn get_context(&self, id: i32) -> Result<Context, OxError> {
-        self.invoke(Service::Context, "getData", self.master(), |req| {
+        self.invoke(Service::Context, "getData", &self.master(), |req| {
             req.context("ctx", id)
         })
         .await
@@ -91,7 +91,7 @@ impl OxClient {
 
     /// `list`: contexts whose name matches `pattern` (`*` wildcard).
     pub async fn list_contexts(&self, pattern: &str) -> Result<Vec<Context>, OxError> {
-        self.invoke(Service::Context, "list", self.master(), |req| {
+        self.invoke(Service::Context, "list", &self.master(), |req| {
             req.text("search_pattern", pattern)
         })
         .await

@@ -140,7 +140,7 @@ impl OxClient {
     /// OXUserCopyService `copyUser` (master credentials): copies `user` (by id) from context
     /// `src` to context `dest`; returns the copy (OX fills only its new `id`).
     pub async fn copy_user(&self, user: &User, src: i32, dest: i32) -> Result<User, OxError> {
-        self.invoke(Service::UserCopy, "copyUser", self.master(), |req| {
+        self.invoke(Service::UserCopy, "copyUser", &self.master(), |req| {
             req.object("user", user)
                 .object("src", &Context::with_id(src))
                 .object("dest", &Context::with_id(dest))

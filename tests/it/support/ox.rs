@@ -276,6 +276,16 @@ pub fn spawn_daemon_binary(
     ox_url: &str,
     extra: &[&str],
 ) -> (tokio::process::Child, tokio::task::JoinHandle<String>) {
+    spawn_daemon_binary_logging(data_dir, ox_url, extra, "debug")
+}
+
+/// [`spawn_daemon_binary`] with `RUST_LOG` set to `rust_log`.
+pub fn spawn_daemon_binary_logging(
+    data_dir: &std::path::Path,
+    ox_url: &str,
+    extra: &[&str],
+    rust_log: &str,
+) -> (tokio::process::Child, tokio::task::JoinHandle<String>) {
     use tokio::io::AsyncReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))
         .args(["--log-format", "json", "run", "--data-dir"])
@@ -283,7 +293,7 @@ pub fn spawn_daemon_binary(
         .args(["--admin-listen", "127.0.0.1:0"])
         .args(extra)
         .env_remove("NATS_URL")
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", rust_log)
         .env("OX_SOAP_SERVER", ox_url)
         .env("OX_MASTER_ADMIN", MASTER)
         .env("OX_MASTER_PASSWORD", MASTER_PASSWORD)
