@@ -34,7 +34,7 @@ pub struct DaemonStatus {
     pub queue_full: Option<QueueFull>,
     /// Set while OX provisioning is paused (`ox-connector queue pause`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused: Option<crate::queue::pause::Paused>,
+    pub paused: Option<Paused>,
 }
 
 /// The head of the queue cannot be applied.
@@ -53,6 +53,13 @@ pub struct Blocked {
 }
 
 /// The queue is full; listener files wait on disk until it drains.
+/// A paused queue, as `queue status` shows it (set by `queue::pause`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paused {
+    /// When the pause ends by itself; `None`: only with `queue resume`.
+    pub until: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueFull {
     pub since: DateTime<Utc>,
@@ -179,7 +186,7 @@ impl StatusBoard {
     }
 
     /// Records whether OX provisioning is paused, and until when.
-    pub fn set_paused(&self, paused: Option<crate::queue::pause::Paused>) {
+    pub fn set_paused(&self, paused: Option<Paused>) {
         if self.inner.tx.borrow().paused != paused {
             self.update(|s| s.paused = paused);
         }

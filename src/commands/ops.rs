@@ -12,15 +12,15 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::import::{ImportAction, ImportReport, ImportRequest};
-use super::queue::{
-    self, ItemDetail, Location, QueueList, RequeueRequest, RequeueResult, SkipRequest, SkipResult,
-};
-use super::ready::Readiness;
-use super::reconcile::{ReconcileReport, ReconcileRequest};
 use crate::admin::client::{AdminClient, AdminClientError};
 use crate::admin::StatusReport;
 use crate::config::DEFAULT_DATA_DIR;
+use crate::ops::import::{ImportAction, ImportReport, ImportRequest};
+use crate::ops::queue::{
+    self, ItemDetail, Location, QueueList, RequeueRequest, RequeueResult, SkipRequest, SkipResult,
+};
+use crate::ops::ready::Readiness;
+use crate::ops::reconcile::{ReconcileReport, ReconcileRequest};
 use crate::status::DaemonStatus;
 
 /// Options every admin command has.
@@ -327,7 +327,7 @@ async fn pause(common: &Common, duration: Option<Duration>, by: String) -> i32 {
     let result = async {
         client(common, Duration::from_secs(10))?
             .by(by)
-            .post_json::<_, crate::queue::pause::Paused>("/queue/pause", &request)
+            .post_json::<_, crate::status::Paused>("/queue/pause", &request)
             .await
     }
     .await;
@@ -367,7 +367,7 @@ async fn resume(common: &Common, by: String) -> i32 {
     }
 }
 
-fn paused_line(paused: &crate::queue::pause::Paused) -> String {
+fn paused_line(paused: &crate::status::Paused) -> String {
     match paused.until {
         Some(until) => format!(
             "PAUSED: OX provisioning is paused until {} (in {}).",
