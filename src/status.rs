@@ -143,10 +143,7 @@ impl StatusBoard {
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Blocked>> {
         // A panic while holding the lock cannot leave the map half-changed: recover it.
-        self.inner
-            .blocked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::locks::lock(&self.inner.blocked)
     }
 
     fn show_blocked(&self, all: &std::collections::BTreeMap<u64, Blocked>) {

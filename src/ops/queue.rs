@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -685,11 +685,6 @@ pub fn requeue(ops: &Ops, request: &RequeueRequest) -> Result<RequeueResult, Ops
         file: original,
         moved_to,
     })
-}
-
-/// When the oldest file was written, by its name.
-pub fn file_time(name: &str) -> Option<DateTime<Utc>> {
-    ListenerFileName::new(name)?.timestamp()
 }
 
 #[cfg(test)]
