@@ -72,21 +72,34 @@ pub enum AppError {
     ShutdownTimeout(Duration),
 }
 
-/// A running daemon.
+/// A running daemon. The stages stop in flow order ([`Daemon::wait`]): each has its own token,
+/// cancelled only once the stage before it has finished.
 pub struct Daemon {
+    /// The root token: cancelling it (a signal, or a test) starts the orderly stop.
     shutdown: CancellationToken,
+    /// Stops the listener folder watcher first: no new publishes.
     listener_stop: CancellationToken,
+    /// Stops the OX consumer between two messages, after the watcher has stopped.
     consumer_stop: CancellationToken,
+    /// The watcher (listener files → JetStream).
     listener_task: JoinHandle<()>,
+    /// The OX subscriber (queue → OX; deletes the applied files).
     consumer_task: JoinHandle<()>,
+    /// Stops the admin API, the periodic reconcile and the status heartbeat, last of the stages.
     admin_stop: CancellationToken,
+    /// The admin API with the periodic reconcile and the status file's heartbeat.
     admin_task: JoinHandle<()>,
+    /// The embedded nats-server's supervisor and its stop token; `None` with an external server.
     nats_task: Option<(CancellationToken, JoinHandle<()>)>,
+    /// The dispatcher copying incoming messages into each subscriber's queue.
     dispatch: Arc<Dispatch>,
+    /// The NATS connections (service, publisher, OX subscriber), flushed at the end.
     clients: Vec<async_nats::Client>,
     nats_url: String,
     status: StatusBoard,
+    /// Wakes the watcher (`pick_up_files`, the admin API's requeue).
     wake: Arc<Notify>,
+    /// Cuts the consumer's retry wait short (`retry_now`, the admin API's skip).
     retry_now: Arc<Notify>,
     /// Held until the daemon is gone: one daemon per data directory.
     _lock: crate::data_lock::DataDirLock,
@@ -159,110 +172,25 @@ impl Daemon {
         F: FnOnce(jetstream::Context) -> Fut,
         Fut: std::future::Future<Output = Result<A, String>>,
     {
-        for dir in [settings.data_dir.clone(), settings.listener_dir()] {
-            std::fs::create_dir_all(&dir)
-                .map_err(|source| AppError::DataDir { path: dir, source })?;
-        }
-        // Before anything else: a second daemon on this data directory must touch nothing.
-        let lock = crate::data_lock::DataDirLock::acquire(&settings.data_dir)?;
+        let lock = take_data_dir(&settings)?;
         let status = StatusBoard::new(Some(settings.status_file()));
         let admin_error = |source| AppError::Admin {
             addr: settings.admin_listen,
             source,
         };
-        let token = admin::ensure_token(&settings.data_dir).map_err(admin_error)?;
-        let admin_listener = tokio::net::TcpListener::bind(settings.admin_listen)
-            .await
-            .and_then(tokio::net::TcpListener::into_std)
-            .map_err(admin_error)?;
+        let (token, admin_listener) = bind_admin(&settings).await.map_err(admin_error)?;
         let starting = Starting::serve(&admin_listener).map_err(admin_error)?;
 
         if let NatsTarget::Embedded(options) = &settings.nats {
             settings.queue_limits = fit_the_store(&options.dir, settings.queue_limits)?;
         }
-        let (url, nats_task, identities) = match &settings.nats {
-            NatsTarget::External { url, .. } => (url.clone(), None, None),
-            NatsTarget::Embedded(options) => {
-                let identities_error = |source| AppError::DataDir {
-                    path: settings.data_dir.join(identity::FILE),
-                    source,
-                };
-                let mut identities =
-                    Identities::load(&settings.data_dir).map_err(identities_error)?;
-                identities
-                    .ensure(Role::Subscriber {
-                        name: queue::OX_SUBSCRIBER.into(),
-                    })
-                    .map_err(identities_error)?;
-                let mut options = options.clone();
-                options.users = Some(identities.nats_users());
-                let server = NatsServer::start(options.clone()).await?;
-                let url = server.url().to_owned();
-                let stop = CancellationToken::new();
-                let task = tokio::spawn(supervise_nats(
-                    server,
-                    options.binary.clone(),
-                    status.clone(),
-                    stop.clone(),
-                ));
-                (url, Some((stop, task)), Some((identities, options.dir)))
-            }
-        };
-        let identity = |role: Role| identities.as_ref().and_then(|(ids, _)| ids.by_role(&role));
-        let client = connect(&url, identity(Role::Service), &shutdown).await?;
-        let publisher_client = connect(
-            &url,
-            identity(Role::Publisher {
-                realm: crate::message::REALM_UDM.into(),
-            }),
-            &shutdown,
+        let (url, nats_task, identities) = start_nats(&settings, &status).await?;
+        let [client, publisher_client, ox_client] =
+            connect_clients(&url, identities.as_ref().map(|(ids, _)| ids), &shutdown).await?;
+        let (js, dispatch) = start_queue(
+            &settings, &client, &url, identities, &status, &starting, &shutdown,
         )
         .await?;
-        let ox_client = connect(
-            &url,
-            identity(Role::Subscriber {
-                name: queue::OX_SUBSCRIBER.into(),
-            }),
-            &shutdown,
-        )
-        .await?;
-        let js = jetstream::new(client.clone());
-        let incoming = until_ready(&shutdown, &starting, || {
-            queue::setup_incoming(&js, settings.queue_limits, settings.replicas())
-        })
-        .await?;
-        // Connected by now (the client only knows the server's version once it is).
-        queue::check_server_version(&client.server_info().version).map_err(|reason| {
-            AppError::ServerTooOld {
-                url: url.clone(),
-                reason,
-            }
-        })?;
-        let auth = identities.map(|(identities, nats_dir)| Auth {
-            identities,
-            nats_dir,
-            nats_url: url.clone(),
-        });
-        // Like the stream above: a nats-server that is (re)starting is waited for.
-        let dispatch = until_ready(&shutdown, &starting, || {
-            Dispatch::start(
-                js.clone(),
-                incoming.clone(),
-                settings.consumer_timing(),
-                settings.queue_limits,
-                auth.clone(),
-                batch_ranks(),
-            )
-        })
-        .await?;
-        until_ready(&shutdown, &starting, || {
-            dispatch.ensure_registered(ox_subscription(&settings))
-        })
-        .await?;
-        match queue::pause::paused(&js, queue::OX_SUBSCRIBER).await {
-            Ok(paused) => status.set_paused(paused),
-            Err(e) => tracing::debug!(error = %e, "Cannot tell whether the queue is paused."),
-        }
         let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
         if let Some(limiter) = ops_applier.get().and_then(|a| a.provisioner().ox.limiter()) {
             status.show_ox_calls(limiter.clone());
@@ -270,89 +198,24 @@ impl Daemon {
 
         let wake = Arc::new(Notify::new());
         let retry_now = Arc::new(Notify::new());
-        let listener_stop = CancellationToken::new();
-        let consumer_stop = CancellationToken::new();
-
-        let sink = PublishSink {
-            pipeline: Pipeline::new(
-                Publisher::new(jetstream::new(publisher_client.clone())),
-                crate::queue::publish::WINDOW,
-            ),
-            dispatch: dispatch.clone(),
-            status: status.clone(),
-            failing: false,
+        let stages = Stages {
+            settings: &settings,
+            client: &client,
+            js: &js,
+            dispatch: &dispatch,
+            status: &status,
+            wake: &wake,
+            retry_now: &retry_now,
         };
-        let listener_task = tokio::spawn({
-            let (settings, wake, stop) = (settings.watch(), wake.clone(), listener_stop.clone());
-            async move {
-                let ranks = batch_ranks();
-                if let Err(e) = watch::run(settings, ranks, sink, wake, stop).await {
-                    tracing::error!(error = %e, "The listener folder watcher stopped.");
-                }
-            }
-        });
-        let consumer_task = tokio::spawn(consume_until_stopped(
-            ConsumerSource {
-                service: js.clone(),
-                subscriber: ox_client.clone(),
-                timing: settings.consumer_timing(),
-            },
-            Arc::new(applier),
-            settings.consume(),
-            status.clone(),
-            retry_now.clone(),
-            consumer_stop.clone(),
-        ));
+        let listener_stop = CancellationToken::new();
+        let listener_task = stages.spawn_listener(&publisher_client, &listener_stop);
+        let consumer_stop = CancellationToken::new();
+        let consumer_task = stages.spawn_consumer(&ox_client, applier, &consumer_stop);
         starting.done().await;
         let admin_listener =
             tokio::net::TcpListener::from_std(admin_listener).map_err(admin_error)?;
         let admin_stop = CancellationToken::new();
-        let ops = Arc::new(Ops {
-            data_dir: settings.data_dir.clone(),
-            listener_dir: settings.listener_dir(),
-            client: client.clone(),
-            js: js.clone(),
-            status: status.clone(),
-            wake: wake.clone(),
-            retry_now: retry_now.clone(),
-            metrics: crate::telemetry::metrics::install(),
-            probe: OxProbe::new(&settings.ox.soap_server),
-            login: Default::default(),
-            listener_check: Default::default(),
-            ox: ops_applier,
-            open_reads: settings.admin_listen.ip().is_loopback(),
-        });
-        let admin_task = tokio::spawn({
-            let state = AdminState {
-                status: status.clone(),
-                wake: wake.clone(),
-                retry_now: retry_now.clone(),
-                listener_dir: settings.listener_dir(),
-                token: Arc::from(token),
-                dispatch: Some(dispatch.clone()),
-                ops: Some(ops.clone()),
-            };
-            let (data_dir, stop) = (settings.data_dir.clone(), admin_stop.clone());
-            let reconcile_interval = settings.reconcile_interval;
-            let heartbeat = status.clone();
-            async move {
-                // The periodic reconcile only reads and reports; it stops with the admin API.
-                let periodic = async {
-                    if let Some(interval) = reconcile_interval {
-                        crate::ops::reconcile::run_periodic(ops, interval, stop.clone()).await;
-                    }
-                };
-                let serve = async {
-                    if let Err(e) =
-                        admin::serve(admin_listener, state, &data_dir, stop.clone()).await
-                    {
-                        tracing::error!(error = %e, "The admin API stopped.");
-                    }
-                };
-                // The status file's heartbeat also stops with the admin API.
-                tokio::join!(serve, periodic, heartbeat.beat(stop.clone()));
-            }
-        });
+        let admin_task = stages.spawn_admin(admin_listener, token, ops_applier, &admin_stop);
         tracing::info!(
             data_dir = %settings.data_dir.display(),
             nats = %url,
@@ -444,6 +307,255 @@ impl Daemon {
             task.abort();
             let _ = task.await;
         }
+    }
+}
+
+/// Creates the data and listener folders and takes the data directory's lock — before
+/// anything else: a second daemon on this data directory must touch nothing.
+fn take_data_dir(settings: &Settings) -> Result<crate::data_lock::DataDirLock, AppError> {
+    for dir in [settings.data_dir.clone(), settings.listener_dir()] {
+        std::fs::create_dir_all(&dir).map_err(|source| AppError::DataDir { path: dir, source })?;
+    }
+    Ok(crate::data_lock::DataDirLock::acquire(&settings.data_dir)?)
+}
+
+/// The admin API's token (made at the first start) and its bound port.
+async fn bind_admin(settings: &Settings) -> std::io::Result<(String, std::net::TcpListener)> {
+    let token = admin::ensure_token(&settings.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(settings.admin_listen)
+        .await
+        .and_then(tokio::net::TcpListener::into_std)?;
+    Ok((token, listener))
+}
+
+/// The NATS server: the embedded one started (with a user per identity) and supervised, or the
+/// external one's URL. Returns the URL, the supervisor, and the identities with the store folder.
+async fn start_nats(
+    settings: &Settings,
+    status: &StatusBoard,
+) -> Result<(String, NatsTask, Option<(Identities, std::path::PathBuf)>), AppError> {
+    let options = match &settings.nats {
+        NatsTarget::External { url, .. } => return Ok((url.clone(), None, None)),
+        NatsTarget::Embedded(options) => options,
+    };
+    let identities_error = |source| AppError::DataDir {
+        path: settings.data_dir.join(identity::FILE),
+        source,
+    };
+    let mut identities = Identities::load(&settings.data_dir).map_err(identities_error)?;
+    identities
+        .ensure(Role::Subscriber {
+            name: queue::OX_SUBSCRIBER.into(),
+        })
+        .map_err(identities_error)?;
+    let mut options = options.clone();
+    options.users = Some(identities.nats_users());
+    let server = NatsServer::start(options.clone()).await?;
+    let url = server.url().to_owned();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(supervise_nats(
+        server,
+        options.binary.clone(),
+        status.clone(),
+        stop.clone(),
+    ));
+    Ok((url, Some((stop, task)), Some((identities, options.dir))))
+}
+
+/// The embedded nats-server's supervisor and its stop token.
+type NatsTask = Option<(CancellationToken, JoinHandle<()>)>;
+
+/// The service, publisher and OX subscriber connections, each with its identity (if any).
+async fn connect_clients(
+    url: &str,
+    identities: Option<&Identities>,
+    shutdown: &CancellationToken,
+) -> Result<[async_nats::Client; 3], AppError> {
+    let identity = |role: Role| identities.and_then(|ids| ids.by_role(&role));
+    let client = connect(url, identity(Role::Service), shutdown).await?;
+    let publisher_client = connect(
+        url,
+        identity(Role::Publisher {
+            realm: crate::message::REALM_UDM.into(),
+        }),
+        shutdown,
+    )
+    .await?;
+    let ox_client = connect(
+        url,
+        identity(Role::Subscriber {
+            name: queue::OX_SUBSCRIBER.into(),
+        }),
+        shutdown,
+    )
+    .await?;
+    Ok([client, publisher_client, ox_client])
+}
+
+/// Step ③: the incoming stream, the dispatcher and the OX subscriber's queue, each waited for
+/// while the nats-server (re)starts; the queue's pause is read into the status.
+async fn start_queue(
+    settings: &Settings,
+    client: &async_nats::Client,
+    url: &str,
+    identities: Option<(Identities, std::path::PathBuf)>,
+    status: &StatusBoard,
+    starting: &Starting,
+    shutdown: &CancellationToken,
+) -> Result<(jetstream::Context, Arc<Dispatch>), AppError> {
+    let js = jetstream::new(client.clone());
+    let incoming = until_ready(shutdown, starting, || {
+        queue::setup_incoming(&js, settings.queue_limits, settings.replicas())
+    })
+    .await?;
+    // Connected by now (the client only knows the server's version once it is).
+    queue::check_server_version(&client.server_info().version).map_err(|reason| {
+        AppError::ServerTooOld {
+            url: url.to_owned(),
+            reason,
+        }
+    })?;
+    let auth = identities.map(|(identities, nats_dir)| Auth {
+        identities,
+        nats_dir,
+        nats_url: url.to_owned(),
+    });
+    // Like the stream above: a nats-server that is (re)starting is waited for.
+    let dispatch = until_ready(shutdown, starting, || {
+        Dispatch::start(
+            js.clone(),
+            incoming.clone(),
+            settings.consumer_timing(),
+            settings.queue_limits,
+            auth.clone(),
+            batch_ranks(),
+        )
+    })
+    .await?;
+    until_ready(shutdown, starting, || {
+        dispatch.ensure_registered(ox_subscription(settings))
+    })
+    .await?;
+    match queue::pause::paused(&js, queue::OX_SUBSCRIBER).await {
+        Ok(paused) => status.set_paused(paused),
+        Err(e) => tracing::debug!(error = %e, "Cannot tell whether the queue is paused."),
+    }
+    Ok((js, dispatch))
+}
+
+/// What the stages started after the queue share.
+struct Stages<'a> {
+    settings: &'a Settings,
+    client: &'a async_nats::Client,
+    js: &'a jetstream::Context,
+    dispatch: &'a Arc<Dispatch>,
+    status: &'a StatusBoard,
+    wake: &'a Arc<Notify>,
+    retry_now: &'a Arc<Notify>,
+}
+
+impl Stages<'_> {
+    /// Step ①→③: the watcher publishing listener files through the publisher's connection.
+    fn spawn_listener(
+        &self,
+        publisher_client: &async_nats::Client,
+        stop: &CancellationToken,
+    ) -> JoinHandle<()> {
+        let sink = PublishSink {
+            pipeline: Pipeline::new(
+                Publisher::new(jetstream::new(publisher_client.clone())),
+                crate::queue::publish::WINDOW,
+            ),
+            dispatch: self.dispatch.clone(),
+            status: self.status.clone(),
+            failing: false,
+        };
+        let (settings, wake, stop) = (self.settings.watch(), self.wake.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(e) = watch::run(settings, batch_ranks(), sink, wake, stop).await {
+                tracing::error!(error = %e, "The listener folder watcher stopped.");
+            }
+        })
+    }
+
+    /// Steps ③→⑥: the OX subscriber, through its own connection.
+    fn spawn_consumer<A: Applier>(
+        &self,
+        ox_client: &async_nats::Client,
+        applier: A,
+        stop: &CancellationToken,
+    ) -> JoinHandle<()> {
+        let source = ConsumerSource {
+            service: self.js.clone(),
+            subscriber: ox_client.clone(),
+            timing: self.settings.consumer_timing(),
+        };
+        tokio::spawn(consume_until_stopped(
+            source,
+            Arc::new(applier),
+            self.settings.consume(),
+            self.status.clone(),
+            self.retry_now.clone(),
+            stop.clone(),
+        ))
+    }
+
+    /// What the admin API's operations need from the running daemon.
+    fn admin_ops(&self, ox: Arc<OnceLock<OxApplier>>) -> Arc<Ops> {
+        let settings = self.settings;
+        Arc::new(Ops {
+            data_dir: settings.data_dir.clone(),
+            listener_dir: settings.listener_dir(),
+            client: self.client.clone(),
+            js: self.js.clone(),
+            status: self.status.clone(),
+            wake: self.wake.clone(),
+            retry_now: self.retry_now.clone(),
+            metrics: crate::telemetry::metrics::install(),
+            probe: OxProbe::new(&settings.ox.soap_server),
+            login: Default::default(),
+            listener_check: Default::default(),
+            ox,
+            open_reads: settings.admin_listen.ip().is_loopback(),
+        })
+    }
+
+    /// The admin API, with the periodic reconcile and the status file's heartbeat, until `stop`.
+    fn spawn_admin(
+        &self,
+        admin_listener: tokio::net::TcpListener,
+        token: String,
+        ox: Arc<OnceLock<OxApplier>>,
+        stop: &CancellationToken,
+    ) -> JoinHandle<()> {
+        let ops = self.admin_ops(ox);
+        let state = AdminState {
+            status: self.status.clone(),
+            wake: self.wake.clone(),
+            retry_now: self.retry_now.clone(),
+            listener_dir: self.settings.listener_dir(),
+            token: Arc::from(token),
+            dispatch: Some(self.dispatch.clone()),
+            ops: Some(ops.clone()),
+        };
+        let (data_dir, stop) = (self.settings.data_dir.clone(), stop.clone());
+        let reconcile_interval = self.settings.reconcile_interval;
+        let heartbeat = self.status.clone();
+        tokio::spawn(async move {
+            // The periodic reconcile only reads and reports; it stops with the admin API.
+            let periodic = async {
+                if let Some(interval) = reconcile_interval {
+                    crate::ops::reconcile::run_periodic(ops, interval, stop.clone()).await;
+                }
+            };
+            let serve = async {
+                if let Err(e) = admin::serve(admin_listener, state, &data_dir, stop.clone()).await {
+                    tracing::error!(error = %e, "The admin API stopped.");
+                }
+            };
+            // The status file's heartbeat also stops with the admin API.
+            tokio::join!(serve, periodic, heartbeat.beat(stop.clone()));
+        })
     }
 }
 

@@ -77,6 +77,16 @@ impl ApplyError {
     }
 }
 
+impl crate::telemetry::events::ApplyFailure for ApplyError {
+    fn rejected(&self) -> bool {
+        self.kind == ApplyErrorKind::Rejected
+    }
+
+    fn ox_fault(&self) -> Option<&'static str> {
+        self.ox_fault
+    }
+}
+
 /// One thing a message reads or changes in the target system.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ScopeKey {

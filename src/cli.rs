@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::config::OxArgs;
 use crate::config::{RawSettings, DEFAULT_DATA_DIR};
 use crate::telemetry::LogFormat;
 
@@ -37,7 +38,7 @@ pub enum Command {
     /// nats-server, sample listener files in three batches, and the resulting OX state.
     Demo(crate::demo::DemoArgs),
     /// List, register and remove subscriptions of the running daemon.
-    Subscriptions(crate::dispatch::command::SubscriptionsArgs),
+    Subscriptions(crate::commands::subscriptions::SubscriptionsArgs),
     /// Run the stateful OX App Suite SOAP emulator (for tests, benchmarks and the demo).
     OxEmulator(crate::emulator::EmulatorArgs),
     /// Ask the running daemon to pick up the listener files now and wait (bounded) until those
@@ -53,15 +54,15 @@ pub enum Command {
     /// file; 5 the daemon is not running; 6 misconfigured (data directory, listener folder,
     /// token); 7 another trigger held the lock for the whole wait; 2 invalid command line or
     /// environment value; 1 unexpected error. See docs/trigger.md.
-    Trigger(crate::trigger::TriggerArgs),
+    Trigger(crate::commands::trigger::TriggerArgs),
     /// Queue management (talks to the running daemon): status, watch, list, show, skip, retry,
     /// requeue.
-    Queue(crate::ops::commands::QueueArgs),
+    Queue(crate::commands::ops::QueueArgs),
     /// Compare the state store with what OX holds; report the differences, or repair them
     /// with --apply.
-    Reconcile(crate::ops::commands::ReconcileArgs),
+    Reconcile(crate::commands::ops::ReconcileArgs),
     /// The connector's state store: import the Python connector's cache.
-    State(crate::ops::commands::StateArgs),
+    State(crate::commands::ops::StateArgs),
 }
 
 /// Flags of `ox-connector run`.
@@ -152,58 +153,6 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub ox: OxArgs,
-}
-
-/// The OX settings of the App Center app (same names and defaults as the original connector).
-/// An empty value counts as unset.
-#[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "OX settings (App Center settings)")]
-pub struct OxArgs {
-    /// Base URL of OX App Suite; the SOAP services are under /webservices/ [default: http://127.0.0.1]
-    #[arg(long, env = "OX_SOAP_SERVER")]
-    pub ox_soap_server: Option<String>,
-    /// Login of the OX master admin (contexts, moving users) [default: oxadminmaster]
-    #[arg(long, env = "OX_MASTER_ADMIN")]
-    pub ox_master_admin: Option<String>,
-    /// Password of the OX master admin; when set it is written to the credentials file's master entry
-    #[arg(long, env = "OX_MASTER_PASSWORD", hide_env_values = true)]
-    pub ox_master_password: Option<String>,
-    /// The default OX context; its admin is oxadmin, other contexts' admins oxadmin-context<id> [default: 10]
-    #[arg(long, env = "DEFAULT_CONTEXT")]
-    pub default_context: Option<String>,
-    /// Language of new OX users [default: de_DE]
-    #[arg(long, env = "OX_LANGUAGE")]
-    pub ox_language: Option<String>,
-    /// Time zone of new OX users and context admins [default: Europe/Berlin]
-    #[arg(long, env = "LOCAL_TIMEZONE")]
-    pub local_timezone: Option<String>,
-    /// IMAP login template; {} stands for the user's primary mail address [default: {}]
-    #[arg(long, env = "OX_IMAP_LOGIN")]
-    pub ox_imap_login: Option<String>,
-    /// IMAP server URL: scheme and port, and the host for users without mailHomeServer [default: imap://localhost:143]
-    #[arg(long, env = "OX_IMAP_SERVER")]
-    pub ox_imap_server: Option<String>,
-    /// SMTP server URL, likewise [default: smtp://localhost:587]
-    #[arg(long, env = "OX_SMTP_SERVER")]
-    pub ox_smtp_server: Option<String>,
-    /// UDM property used as OX user name [default: username]
-    #[arg(long, env = "OX_USER_IDENTIFIER")]
-    pub ox_user_identifier: Option<String>,
-    /// UDM property used as OX group name [default: name]
-    #[arg(long, env = "OX_GROUP_IDENTIFIER")]
-    pub ox_group_identifier: Option<String>,
-    /// Login template of functional accounts [default: {{fa_entry_uuid}}{{username}}]
-    #[arg(long, env = "OX_FUNCTIONAL_ACCOUNT_LOGIN_TEMPLATE")]
-    pub ox_functional_account_login_template: Option<String>,
-    /// The OX admin credentials file (contexts.json) [default: <data-dir>/secrets/contexts.json]
-    #[arg(long, env = "OX_CREDENTIALS_FILE")]
-    pub ox_credentials_file: Option<PathBuf>,
-    /// Mail domain of context admins [default: localhost.localdomain]
-    #[arg(long, env = "DOMAINNAME")]
-    pub domainname: Option<String>,
-    /// How long one OX SOAP call may take
-    #[arg(long, env = "OX_SOAP_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub ox_soap_timeout: Duration,
 }
 
 impl From<RunArgs> for RawSettings {

@@ -83,7 +83,7 @@ fn daemon_settings(
     master_password: String,
     data_dir: &std::path::Path,
 ) -> Result<Settings, DemoError> {
-    let mut ox_args = crate::cli::OxArgs {
+    let mut ox_args = crate::config::OxArgs {
         ox_soap_timeout: Duration::from_secs(30),
         ..Default::default()
     };

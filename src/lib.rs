@@ -14,12 +14,19 @@
 //!
 //! Around them: [`app`] wires the steps and stops them in order, [`cli`] and [`config`] read and
 //! validate settings, [`admin`] is the HTTP API of a running daemon, [`ops`] the admin's
-//! operations on it (queue management, reconcile, state import), [`status`] holds what an admin needs to see, [`telemetry`] the logs and metrics,
+//! operations on it (queue management, reconcile, state import), [`status`] holds what an
+//! admin needs to see, [`telemetry`] the logs and metrics (every step uses it; it imports
+//! none of them), [`shutdown`] turns SIGINT/SIGTERM into a cancelled token,
+//! [`atomic_file`] writes files by tmp + fsync + rename,
 //! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`], [`workload`]
 //! synthetic change streams for the benchmarks and the reliability suite; [`locks`] locks a
 //! mutex another task may have poisoned; [`data_lock`] keeps one daemon per data directory.
-//! [`trigger`] is `ox-connector trigger`, the App Center's `listener_trigger`: it wakes the
-//! daemon and tells the UCS host, by its exit code, when the listener files it saw are applied.
+//! [`commands`] sits on top: the CLI commands that talk to a running daemon through
+//! `admin::client` (`queue`, `reconcile`, `state import`, `subscriptions`, and `trigger`, the
+//! App Center's `listener_trigger`); no daemon-side module imports it.
+//!
+//! No two top-level modules import each other, directly or in a circle (checked by the
+//! `architecture` integration test).
 
 #![forbid(unsafe_code)]
 
@@ -28,6 +35,7 @@ pub mod app;
 pub mod apply;
 pub mod atomic_file;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod data_lock;
 pub mod demo;
@@ -44,5 +52,4 @@ pub mod queue;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
-pub mod trigger;
 pub mod workload;

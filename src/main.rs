@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
                 .context("the daemon failed"),
             Err(e) => Err(e.into()),
         },
-        Command::Subscriptions(args) => ox_connector::dispatch::command::run(args)
+        Command::Subscriptions(args) => ox_connector::commands::subscriptions::run(args)
             .await
             .context("the subscriptions command failed"),
         Command::Demo(args) => ox_connector::demo::run(args, shutdown)
@@ -49,18 +49,18 @@ async fn main() -> ExitCode {
             .await
             .context("the OX emulator failed"),
         Command::Trigger(args) => {
-            let report = ox_connector::trigger::run(args).await;
+            let report = ox_connector::commands::trigger::run(args).await;
             report.print();
             // The exit code is the trigger's interface to the App Center. Exiting here skips
             // no cleanup that matters: the kernel releases the trigger lock.
             std::process::exit(report.verdict.exit_code());
         }
         // Admin commands print their own answers and errors; the exit code says how it went.
-        Command::Queue(args) => std::process::exit(ox_connector::ops::commands::queue(args).await),
+        Command::Queue(args) => std::process::exit(ox_connector::commands::ops::queue(args).await),
         Command::Reconcile(args) => {
-            std::process::exit(ox_connector::ops::commands::reconcile(args).await)
+            std::process::exit(ox_connector::commands::ops::reconcile(args).await)
         }
-        Command::State(args) => std::process::exit(ox_connector::ops::commands::state(args).await),
+        Command::State(args) => std::process::exit(ox_connector::commands::ops::state(args).await),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -150,6 +150,28 @@ impl ProvisioningMessage {
     }
 }
 
+impl crate::telemetry::events::MessageFields for ProvisioningMessage {
+    fn file(&self) -> &str {
+        self.source_file().unwrap_or("-")
+    }
+
+    fn object_type(&self) -> &str {
+        &self.topic
+    }
+
+    fn operation(&self) -> &'static str {
+        self.op.as_str()
+    }
+
+    fn dn(&self) -> &str {
+        &self.dn
+    }
+
+    fn entry_uuid(&self) -> &str {
+        &self.object_id
+    }
+}
+
 /// The subject of messages of `topic` in `realm`.
 pub fn subject(realm: &str, topic: &str) -> String {
     format!("{SUBJECT_PREFIX}.{realm}.{topic}")

@@ -36,7 +36,7 @@ pub struct DaemonStatus {
     pub queue_full: Option<QueueFull>,
     /// Set while OX provisioning is paused (`ox-connector queue pause`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused: Option<crate::queue::pause::Paused>,
+    pub paused: Option<Paused>,
     /// The calls towards OX, read when the status is: the adaptive limit of calls at once, the
     /// calls in flight and the latency floor (`crate::ox::limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +71,13 @@ pub struct Blocked {
 }
 
 /// The queue is full; listener files wait on disk until it drains.
+/// A paused queue, as `queue status` shows it (set by `queue::pause`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paused {
+    /// When the pause ends by itself; `None`: only with `queue resume`.
+    pub until: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueFull {
     pub since: DateTime<Utc>,
@@ -175,10 +182,7 @@ impl StatusBoard {
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Blocked>> {
         // A panic while holding the lock cannot leave the map half-changed: recover it.
-        self.inner
-            .blocked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::locks::lock(&self.inner.blocked)
     }
 
     fn show_blocked(&self, all: &std::collections::BTreeMap<u64, Blocked>) {
@@ -218,7 +222,7 @@ impl StatusBoard {
     }
 
     /// Records whether OX provisioning is paused, and until when.
-    pub fn set_paused(&self, paused: Option<crate::queue::pause::Paused>) {
+    pub fn set_paused(&self, paused: Option<Paused>) {
         if self.inner.tx.borrow().paused != paused {
             self.update(|s| s.paused = paused);
         }

@@ -209,11 +209,7 @@ impl Dispatch {
             })
         })?;
         if let (Some(identity), Some(auth)) = (identity, &self.auth) {
-            let url = auth
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .nats_url
-                .clone();
+            let url = crate::locks::lock(auth).nats_url.clone();
             wait_until_accepted(&url, &identity).await;
         }
         self.spawn(subscription.clone());
@@ -237,11 +233,7 @@ impl Dispatch {
         if self.registry.get(name).await?.is_none() {
             return Err(SubscriptionError::Unknown(name.to_owned()).into());
         }
-        let running = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        let running = crate::locks::lock(&self.running).remove(name);
         if let Some(running) = running {
             running.stop.cancel();
             let _ = running.task.await;
@@ -252,14 +244,8 @@ impl Dispatch {
             .await;
         let _ = self.js.delete_stream(queue::subscriber_stream(name)).await;
         self.registry.remove(name).await?;
-        self.statuses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-        self.wanted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        crate::locks::lock(&self.statuses).remove(name);
+        crate::locks::lock(&self.wanted).remove(name);
         self.update_identities(|ids| {
             ids.remove(&Role::Subscriber {
                 name: name.to_owned(),
@@ -273,10 +259,7 @@ impl Dispatch {
     pub async fn list(&self) -> Result<Vec<(Subscription, SubscriberStatus)>, DispatchError> {
         let mut out = Vec::new();
         for subscription in self.registry.list().await? {
-            let mut status = self
-                .statuses
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+            let mut status = crate::locks::lock(&self.statuses)
                 .get(&subscription.name)
                 .cloned()
                 .unwrap_or_default();
@@ -299,35 +282,27 @@ impl Dispatch {
 
     /// Whether some subscription of `realm` wants messages of `topic`.
     pub fn is_wanted(&self, realm: &str, topic: &str) -> bool {
-        self.wanted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        crate::locks::lock(&self.wanted)
             .values()
             .any(|(r, matcher)| r == realm && matcher.matches(topic))
     }
 
     /// Aborts the dispatchers and the state keeper at once, as a crash would (for tests).
     pub fn abort(&self) {
-        for r in self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
+        for r in crate::locks::lock(&self.running).values() {
             r.task.abort();
         }
-        if let Some(keeper) = &*self.keeper.lock().unwrap_or_else(|p| p.into_inner()) {
+        if let Some(keeper) = &*crate::locks::lock(&self.keeper) {
             keeper.task.abort();
         }
     }
 
     /// Stops the dispatchers and the state keeper.
     pub async fn stop(&self) {
-        let running: Vec<Running> =
-            std::mem::take(&mut *self.running.lock().unwrap_or_else(|p| p.into_inner()))
-                .into_values()
-                .collect();
-        let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let running: Vec<Running> = std::mem::take(&mut *crate::locks::lock(&self.running))
+            .into_values()
+            .collect();
+        let keeper = crate::locks::lock(&self.keeper).take();
         for r in running.iter().chain(keeper.iter()) {
             r.stop.cancel();
         }
@@ -344,7 +319,7 @@ impl Dispatch {
         let Some(auth) = &self.auth else {
             return Ok(None);
         };
-        let mut auth = auth.lock().unwrap_or_else(|p| p.into_inner());
+        let mut auth = crate::locks::lock(auth);
         let result = change(&mut auth.identities).map_err(DispatchError::Identities)?;
         let users = auth.identities.nats_users();
         queue::embedded::reload_users(&auth.nats_dir, &users).map_err(DispatchError::Identities)?;
@@ -353,13 +328,10 @@ impl Dispatch {
 
     fn spawn(&self, subscription: Subscription) {
         if let Ok(matcher) = TopicMatcher::new(&subscription.topics) {
-            self.wanted
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(
-                    subscription.name.clone(),
-                    (subscription.realm.clone(), matcher),
-                );
+            crate::locks::lock(&self.wanted).insert(
+                subscription.name.clone(),
+                (subscription.realm.clone(), matcher),
+            );
         }
         let stop = CancellationToken::new();
         let worker = Worker {
@@ -401,10 +373,7 @@ impl Dispatch {
                 }
             }
         });
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name, Running { stop, task });
+        crate::locks::lock(&self.running).insert(name, Running { stop, task });
     }
 }
 
@@ -613,7 +582,7 @@ impl Worker {
     }
 
     fn update_status(&self, name: &str, change: impl FnOnce(&mut SubscriberStatus)) {
-        let mut statuses = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        let mut statuses = crate::locks::lock(&self.statuses);
         change(statuses.entry(name.to_owned()).or_default());
     }
 }

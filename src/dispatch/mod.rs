@@ -13,7 +13,6 @@
 //! - [`identity`]: the NATS users and permissions of the embedded server (publishers may publish
 //!   only into their realm, subscribers may read only their own queue).
 
-pub mod command;
 pub mod dispatcher;
 pub mod forward;
 pub mod identity;

@@ -136,40 +136,12 @@ pub async fn import(ox: &OxApplier, request: &ImportRequest) -> Result<ImportRep
             request.from.display()
         ))
     })?;
-    let mut problems = Vec::new();
-    let mut files = Vec::new();
-    let entries = std::fs::read_dir(&dir).map_err(OpsError::io(format!("{}", dir.display())))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".json") || !entry.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        let path = entry.path();
-        let parsed = std::fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|raw| {
-                ListenerFile::parse(&path, name.clone(), raw).map_err(|e| e.to_string())
-            });
-        match parsed {
-            Ok(file) => {
-                let mtime = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(chrono::DateTime::<chrono::Utc>::from)
-                    .unwrap_or_else(|_| chrono::Utc::now());
-                files.push((file, mtime));
-            }
-            Err(e) => problems.push(e),
-        }
-    }
-    files.sort_by(|(a, _), (b, _)| {
-        (rank(&a.udm_object_type), &a.name).cmp(&(rank(&b.udm_object_type), &b.name))
-    });
+    let (files, problems) = read_old_files(&dir)?;
 
     let mut lookup = Lookup::new(p);
     // Users by DN (lower case): context and OX id, for groups and functional accounts.
-    let mut users_by_dn: HashMap<String, Option<(i32, i32)>> = HashMap::new();
-    let mut groups_by_dn: HashMap<String, Vec<String>> = HashMap::new();
+    let mut users_by_dn = UsersByDn::new();
+    let mut groups_by_dn = GroupsByDn::new();
     let mut report = ImportReport {
         from: dir.clone(),
         apply: request.apply,
@@ -201,38 +173,12 @@ pub async fn import(ox: &OxApplier, request: &ImportRequest) -> Result<ImportRep
             .get(&file.entry_uuid)
             .await
             .map_err(|e| OpsError::Unavailable(e.to_string()))?;
-        let (ox_ids, note) = match file.udm_object_type.as_str() {
-            context::TOPIC => match context::context_id(&object) {
-                Some(id) => (
-                    OxIds {
-                        context: Some(id),
-                        ..OxIds::default()
-                    },
-                    None,
-                ),
-                None => (OxIds::default(), Some("no valid contextid".to_owned())),
-            },
-            user::TOPIC => {
-                let (ids, note) = user_ids(p, &mut lookup, &file, raw_object).await;
-                users_by_dn.insert(
-                    file.dn.to_lowercase(),
-                    ids.context.zip(ids.object.as_ref().map(|o| o.id)),
-                );
-                (ids, note)
-            }
-            group::TOPIC => {
-                groups_by_dn.insert(file.dn.to_lowercase(), udm::texts(&object, "users"));
-                group_ids(p, &mut lookup, &file, raw_object, &users_by_dn).await
-            }
-            resource::TOPIC => resource_ids(p, &mut lookup, &object).await,
-            functional_account::TOPIC => (fa_ids(&object, &users_by_dn, &groups_by_dn), None),
-            access_profile::TOPIC => (OxIds::default(), None),
-            _ => {
-                entry.action = ImportAction::Ignored;
-                entry.note = Some("not an object type provisioned to OX".into());
-                report.entries.push(entry);
-                continue;
-            }
+        let seen = (&mut users_by_dn, &mut groups_by_dn);
+        let Some((ox_ids, note)) = ox_ids_of(p, &mut lookup, &file, &object, seen).await else {
+            entry.action = ImportAction::Ignored;
+            entry.note = Some("not an object type provisioned to OX".into());
+            report.entries.push(entry);
+            continue;
         };
         entry.ox = ox_ids.clone();
         entry.note = note;
@@ -258,6 +204,91 @@ pub async fn import(ox: &OxApplier, request: &ImportRequest) -> Result<ImportRep
     }
     Ok(report)
 }
+
+/// The Python connector's files in `dir`, in import order (by kind, then name), and the
+/// problems of those that cannot be read.
+fn read_old_files(dir: &Path) -> Result<(OldFiles, Vec<String>), OpsError> {
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(OpsError::io(format!("{}", dir.display())))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".json") || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let parsed = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|raw| {
+                ListenerFile::parse(&path, name.clone(), raw).map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok(file) => {
+                let mtime = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(chrono::DateTime::<chrono::Utc>::from)
+                    .unwrap_or_else(|_| chrono::Utc::now());
+                files.push((file, mtime));
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    files.sort_by(|(a, _), (b, _)| {
+        (rank(&a.udm_object_type), &a.name).cmp(&(rank(&b.udm_object_type), &b.name))
+    });
+    Ok((files, problems))
+}
+
+/// Listener files with their modification times.
+type OldFiles = Vec<(ListenerFile, chrono::DateTime<chrono::Utc>)>;
+
+/// The OX ids (and a note) of an object of the old files; `None` if its kind is not
+/// provisioned to OX. Users and groups seen so far (by DN, lower case) feed the groups and
+/// functional accounts that follow them.
+async fn ox_ids_of(
+    p: &Provisioner,
+    lookup: &mut Lookup<'_>,
+    file: &ListenerFile,
+    object: &Properties,
+    (users_by_dn, groups_by_dn): (&mut UsersByDn, &mut GroupsByDn),
+) -> Option<(OxIds, Option<String>)> {
+    let raw_object = file.object.as_ref()?;
+    let found = match file.udm_object_type.as_str() {
+        context::TOPIC => match context::context_id(object) {
+            Some(id) => (
+                OxIds {
+                    context: Some(id),
+                    ..OxIds::default()
+                },
+                None,
+            ),
+            None => (OxIds::default(), Some("no valid contextid".to_owned())),
+        },
+        user::TOPIC => {
+            let (ids, note) = user_ids(p, lookup, file, raw_object).await;
+            users_by_dn.insert(
+                file.dn.to_lowercase(),
+                ids.context.zip(ids.object.as_ref().map(|o| o.id)),
+            );
+            (ids, note)
+        }
+        group::TOPIC => {
+            groups_by_dn.insert(file.dn.to_lowercase(), udm::texts(object, "users"));
+            group_ids(p, lookup, file, raw_object, users_by_dn).await
+        }
+        resource::TOPIC => resource_ids(p, lookup, object).await,
+        functional_account::TOPIC => (fa_ids(object, users_by_dn, groups_by_dn), None),
+        access_profile::TOPIC => (OxIds::default(), None),
+        _ => return None,
+    };
+    Some(found)
+}
+
+/// Users by DN (lower case): context and OX id, for groups and functional accounts.
+type UsersByDn = HashMap<String, Option<(i32, i32)>>;
+/// Groups by DN (lower case): their members' DNs.
+type GroupsByDn = HashMap<String, Vec<String>>;
 
 /// Imports `<data-dir>/listener/old/` once, at the first start of the daemon after an upgrade
 /// from the Python app (before any change is applied), and leaves [`DONE_MARKER`] behind.

@@ -1,13 +1,12 @@
 //! Operations: what an admin needs when provisioning stops — the queue seen from outside
 //! ([`queue`]: list, show, skip, requeue quarantined files), readiness ([`ready`]), importing
-//! the Python connector's cache ([`import`]), comparing the state store with OX ([`reconcile`]),
-//! and the `ox-connector queue | reconcile | state` commands that call the daemon's admin API
-//! ([`commands`]).
+//! the Python connector's cache ([`import`]) and comparing the state store with OX
+//! ([`reconcile`]); all run inside the daemon. The `ox-connector queue | reconcile | state`
+//! commands that call them through the admin API live in `crate::commands::ops`.
 //!
 //! Nothing here deletes a listener file (that is `done`'s job alone): skipping and requeueing
 //! *move* files, and repairs go through the queue like every other change.
 
-pub mod commands;
 pub mod import;
 pub mod queue;
 pub mod ready;

@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -222,17 +222,9 @@ pub async fn list(ops: &Ops, limit: usize) -> Result<QueueList, OpsError> {
     let failing_too: HashSet<String> = status.also_blocked_files.into_iter().collect();
     let files = scan(&ops.listener_dir).map_err(OpsError::io("cannot list the listener folder"))?;
     let on_disk: HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
-    let mut stream = ops
-        .js
-        .get_stream(crate::queue::subscriber_stream(crate::queue::OX_SUBSCRIBER))
-        .await
-        .map_err(|e| OpsError::Unavailable(format!("cannot read the JetStream queue: {e}")))?;
-    let info = stream
-        .info()
-        .await
-        .map_err(|e| OpsError::Unavailable(format!("cannot read the JetStream queue: {e}")))?;
-    let queued_messages = info.state.messages;
-    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    let (stream, info) = ox_queue(ops).await?;
+    let queued_messages = info.messages;
+    let (first, last) = (info.first_sequence, info.last_sequence);
 
     let mut items = Vec::new();
     let mut listed_messages = 0u64;
@@ -289,35 +281,9 @@ pub async fn list(ops: &Ops, limit: usize) -> Result<QueueList, OpsError> {
                 truncated = true;
                 break;
             }
-            let mut item = QueueItem {
-                position: items.len() + 1,
-                sequence: None,
-                file: Some(file.name.to_string()),
-                object_type: String::new(),
-                operation: String::new(),
-                dn: String::new(),
-                entry_uuid: String::new(),
-                state: ItemState::NotQueuedYet,
-                error: None,
+            let Some(item) = not_queued_item(items.len() + 1, file) else {
+                continue;
             };
-            match ListenerFile::read(&file.path) {
-                Ok(parsed) => {
-                    item.operation = if parsed.is_delete() {
-                        "delete"
-                    } else {
-                        "modify"
-                    }
-                    .into();
-                    item.object_type = parsed.udm_object_type;
-                    item.dn = parsed.dn;
-                    item.entry_uuid = parsed.entry_uuid;
-                }
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => {
-                    item.state = ItemState::Unreadable;
-                    item.error = Some(e.to_string());
-                }
-            }
             items.push(item);
         }
     }
@@ -327,6 +293,63 @@ pub async fn list(ops: &Ops, limit: usize) -> Result<QueueList, OpsError> {
         pending_files: files.len(),
         truncated,
     })
+}
+
+/// The OX subscriber's queue and its state.
+async fn ox_queue(
+    ops: &Ops,
+) -> Result<
+    (
+        async_nats::jetstream::stream::Stream,
+        async_nats::jetstream::stream::State,
+    ),
+    OpsError,
+> {
+    let unavailable = |e: &dyn std::fmt::Display| {
+        OpsError::Unavailable(format!("cannot read the JetStream queue: {e}"))
+    };
+    let mut stream = ops
+        .js
+        .get_stream(crate::queue::subscriber_stream(crate::queue::OX_SUBSCRIBER))
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let info = stream.info().await.map_err(|e| unavailable(&e))?;
+    let state = info.state.clone();
+    Ok((stream, state))
+}
+
+/// The item of a listener file not in the queue yet; `None` if it is gone meanwhile.
+fn not_queued_item(position: usize, file: &crate::listener::scan::QueuedFile) -> Option<QueueItem> {
+    let mut item = QueueItem {
+        position,
+        sequence: None,
+        file: Some(file.name.to_string()),
+        object_type: String::new(),
+        operation: String::new(),
+        dn: String::new(),
+        entry_uuid: String::new(),
+        state: ItemState::NotQueuedYet,
+        error: None,
+    };
+    match ListenerFile::read(&file.path) {
+        Ok(parsed) => {
+            item.operation = if parsed.is_delete() {
+                "delete"
+            } else {
+                "modify"
+            }
+            .into();
+            item.object_type = parsed.udm_object_type;
+            item.dn = parsed.dn;
+            item.entry_uuid = parsed.entry_uuid;
+        }
+        Err(e) if e.is_not_found() => return None,
+        Err(e) => {
+            item.state = ItemState::Unreadable;
+            item.error = Some(e.to_string());
+        }
+    }
+    Some(item)
 }
 
 fn operation_name(op: Operation) -> &'static str {
@@ -662,11 +685,6 @@ pub fn requeue(ops: &Ops, request: &RequeueRequest) -> Result<RequeueResult, Ops
         file: original,
         moved_to,
     })
-}
-
-/// When the oldest file was written, by its name.
-pub fn file_time(name: &str) -> Option<DateTime<Utc>> {
-    ListenerFileName::new(name)?.timestamp()
 }
 
 #[cfg(test)]

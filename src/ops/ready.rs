@@ -75,7 +75,7 @@ impl OxProbe {
 
     /// `Ok` if OX answered the last probe (at most [`PROBE_TTL`] ago), else why not.
     pub async fn check(&self) -> Result<(), String> {
-        if let Some((at, result)) = &*self.last.lock().unwrap_or_else(|p| p.into_inner()) {
+        if let Some((at, result)) = &*crate::locks::lock(&self.last) {
             if at.elapsed() < PROBE_TTL {
                 return result.clone();
             }
@@ -96,8 +96,7 @@ impl OxProbe {
                 crate::telemetry::error_chain(&e)
             )),
         };
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), result.clone()));
+        *crate::locks::lock(&self.last) = Some((Instant::now(), result.clone()));
         result
     }
 }
@@ -110,7 +109,7 @@ pub struct LoginCheck {
 
 impl LoginCheck {
     pub async fn check(&self, ox: &crate::ox::soap::OxClient) -> Result<(), String> {
-        if let Some((at, result)) = &*self.last.lock().unwrap_or_else(|p| p.into_inner()) {
+        if let Some((at, result)) = &*crate::locks::lock(&self.last) {
             if result.is_ok() || at.elapsed() < LOGIN_RETRY {
                 return result.clone();
             }
@@ -124,8 +123,7 @@ impl LoginCheck {
             )),
             Err(e) => Err(crate::telemetry::error_chain(&e)),
         };
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), result.clone()));
+        *crate::locks::lock(&self.last) = Some((Instant::now(), result.clone()));
         result
     }
 }
@@ -138,7 +136,7 @@ pub struct ListenerCheck {
 
 impl ListenerCheck {
     pub fn check(&self, listener_dir: &std::path::Path) -> Result<(), String> {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = crate::locks::lock(&self.last);
         if let Some((at, result)) = &*last {
             if at.elapsed() < LISTENER_TTL {
                 return result.clone();

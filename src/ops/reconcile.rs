@@ -19,18 +19,18 @@
 //! Context admins and OX's `users` group are never reported. Functional accounts and access
 //! profiles are not compared.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Ops, OpsError};
 use crate::message::{Body, Operation, ProvisioningMessage, REALM_UDM, SCHEMA};
-use crate::ox::soap::{Context, Group, OxError, Resource, User};
+use crate::ox::soap::{Context, Credentials, Group, OxError, Resource, User};
 use crate::provision::state::{ObjectState, OxRef};
 use crate::provision::udm::{self, Properties};
 use crate::provision::user_mapping::MailServers;
-use crate::provision::{context, group, resource, user, Provisioner};
+use crate::provision::{context, group, resource, user, OxApplier, Provisioner};
 use crate::queue::publish::Publisher;
 
 /// The publisher name of repair messages.
@@ -163,8 +163,53 @@ pub async fn reconcile(ops: &Ops, request: &ReconcileRequest) -> Result<Reconcil
         ..ReconcileReport::default()
     };
     let mut drift = Vec::new();
+    let ox_contexts = compare_contexts(p, &remembered, &wanted, &mut report, &mut drift).await?;
+    let contexts = contexts_to_compare(&remembered, &ox_contexts, &wanted);
+    for &c in &contexts {
+        let auth = match p.context_admin(c) {
+            Ok(auth) => auth,
+            Err(e) => {
+                report.notes.push(format!(
+                    "context {c}: users, groups and resources not compared: {e}"
+                ));
+                continue;
+            }
+        };
+        let scope = InContext {
+            p,
+            c,
+            exists: ox_contexts.contains_key(&c),
+            auth,
+            remembered: &remembered,
+        };
+        report.compared += compare_users(&scope, &mut drift).await?;
+        report.compared += compare_groups(&scope, &mut drift).await?;
+        report.compared += compare_resources(&scope, &mut drift).await?;
+    }
 
-    // Contexts.
+    for d in &mut drift {
+        d.pending_change = d
+            .entry_uuid
+            .as_ref()
+            .is_some_and(|u| pending.contains(u.as_str()));
+    }
+    report.contexts = contexts;
+    report.drift = drift;
+    plan_repairs(&mut report);
+    if request.apply {
+        report.repairs_queued = repair(ops, p, &remembered, &report).await?;
+    }
+    Ok(report)
+}
+
+/// Compares the remembered contexts with OX's; returns OX's contexts (those `wanted`).
+async fn compare_contexts(
+    p: &Provisioner,
+    remembered: &[(String, ObjectState)],
+    wanted: &impl Fn(i32) -> bool,
+    report: &mut ReconcileReport,
+    drift: &mut Vec<Drift>,
+) -> Result<BTreeMap<i32, Context>, OpsError> {
     let ox_contexts: BTreeMap<i32, Context> =
         p.ox.list_contexts("*")
             .await
@@ -173,7 +218,6 @@ pub async fn reconcile(ops: &Ops, request: &ReconcileRequest) -> Result<Reconcil
             .filter_map(|c| Some((c.id?, c)))
             .filter(|(id, _)| wanted(*id))
             .collect();
-    let mut contexts: Vec<i32> = ox_contexts.keys().copied().collect();
     let mut known_contexts = HashSet::new();
     for (uuid, state) in remembered
         .iter()
@@ -187,9 +231,6 @@ pub async fn reconcile(ops: &Ops, request: &ReconcileRequest) -> Result<Reconcil
         let base = Drift::about(uuid, state, "context", Some(id), &format!("context{id}"));
         let Some(ox) = ox_contexts.get(&id) else {
             drift.push(base.kind(DriftKind::MissingInOx, format!("OX has no context {id}")));
-            if !contexts.contains(&id) {
-                contexts.push(id);
-            }
             continue;
         };
         let name = udm::text(&state.object, "name").unwrap_or_else(|| format!("context{id}"));
@@ -216,184 +257,177 @@ pub async fn reconcile(ops: &Ops, request: &ReconcileRequest) -> Result<Reconcil
             ));
         }
     }
+    Ok(ox_contexts)
+}
 
-    // Content of each context.
-    let remembered_in = |c: i32, topic: &str| -> Vec<(&String, &ObjectState)> {
-        remembered
+/// The contexts whose users, groups and resources are compared, in order: OX's and every
+/// context a remembered object is in (those `wanted`).
+fn contexts_to_compare(
+    remembered: &[(String, ObjectState)],
+    ox_contexts: &BTreeMap<i32, Context>,
+    wanted: &impl Fn(i32) -> bool,
+) -> Vec<i32> {
+    let in_state = remembered
+        .iter()
+        .flat_map(|(_, s)| s.ox.context.iter().chain(s.ox.per_context.keys()))
+        .copied()
+        .filter(|c| wanted(*c));
+    let all: BTreeSet<i32> = ox_contexts.keys().copied().chain(in_state).collect();
+    all.into_iter().collect()
+}
+
+/// One context being compared: what the comparisons of its users, groups and resources share.
+struct InContext<'a> {
+    p: &'a Provisioner,
+    c: i32,
+    /// Whether OX has the context; if not, everything remembered in it is missing in OX.
+    exists: bool,
+    /// The context admin's login.
+    auth: Credentials,
+    remembered: &'a [(String, ObjectState)],
+}
+
+impl InContext<'_> {
+    /// The remembered objects of `topic` that live in this context.
+    fn remembered(&self, topic: &str) -> Vec<(&String, &ObjectState)> {
+        self.remembered
             .iter()
             .filter(|(_, s)| s.object_type == topic)
             .filter(|(_, s)| match topic {
-                group::TOPIC => s.ox.per_context.contains_key(&c),
-                _ => s.ox.context == Some(c) && s.ox.object.is_some(),
+                group::TOPIC => s.ox.per_context.contains_key(&self.c),
+                _ => s.ox.context == Some(self.c) && s.ox.object.is_some(),
             })
             .map(|(u, s)| (u, s))
             .collect()
+    }
+}
+
+/// Compares the context's users (except its admin); returns how many were compared.
+async fn compare_users(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result<usize, OpsError> {
+    let (p, c) = (at.p, at.c);
+    let mut ox_users = Vec::new();
+    if at.exists {
+        let ids = p.ox.list_all_users(c, &at.auth).await.map_err(ox_error)?;
+        for chunk in ids.chunks(USERS_PER_CALL) {
+            ox_users.extend(p.ox.get_users(c, chunk, &at.auth).await.map_err(ox_error)?);
+        }
+    }
+    let admin = p.context_admin_name(c);
+    let ox_users: Vec<(i32, String, User)> = ox_users
+        .into_iter()
+        .filter_map(|u| Some((u.id?, u.name.clone()?, u)))
+        .filter(|(_, name, _)| admin.as_deref() != Some(name.as_str()))
+        .collect();
+    let users = at.remembered(user::TOPIC);
+    let servers = MailServers {
+        imap: p.settings.imap_server.clone(),
+        smtp: p.settings.smtp_server.clone(),
     };
-    for (_, state) in &remembered {
-        for c in state.ox.context.iter().chain(state.ox.per_context.keys()) {
-            if wanted(*c) && !contexts.contains(c) {
-                contexts.push(*c);
-            }
+    let claimed = compare(
+        c,
+        "user",
+        &users,
+        &ids_and_names(&ox_users),
+        |_, state, id| {
+            let (_, _, ox) = ox_users.iter().find(|(i, _, _)| *i == id)?;
+            user_diffs(p, &state.object, ox, &servers)
+        },
+        drift,
+    );
+    unknown_to_the_connector(drift, "user", c, &ox_users, &claimed);
+    Ok(users.len())
+}
+
+/// Compares the context's groups (except OX's built-in `users`) and their members.
+async fn compare_groups(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result<usize, OpsError> {
+    let (p, c) = (at.p, at.c);
+    let ox_groups: Vec<Group> = if at.exists {
+        p.ox.list_groups(c, "*", &at.auth).await.map_err(ox_error)?
+    } else {
+        Vec::new()
+    };
+    let ox_groups: Vec<(i32, String, Group)> = ox_groups
+        .into_iter()
+        .filter_map(|g| Some((g.id?, g.name.clone()?, g)))
+        .filter(|(_, name, _)| !name.eq_ignore_ascii_case("users"))
+        .collect();
+    let groups = at.remembered(group::TOPIC);
+    let mut member_ids: HashMap<String, Vec<i32>> = HashMap::new();
+    for (uuid, state) in &groups {
+        member_ids.insert((*uuid).clone(), expected_members(p, &state.object, c).await);
+    }
+    let claimed = compare(
+        c,
+        "group",
+        &groups,
+        &ids_and_names(&ox_groups),
+        |uuid, _, id| {
+            let (_, _, ox) = ox_groups.iter().find(|(i, _, _)| *i == id)?;
+            let mut want = member_ids.get(uuid).cloned().unwrap_or_default();
+            let mut have = ox.members.clone();
+            want.sort_unstable();
+            have.sort_unstable();
+            (want != have).then(|| format!("members: OX {have:?}, UCS {want:?}"))
+        },
+        drift,
+    );
+    unknown_to_the_connector(drift, "group", c, &ox_groups, &claimed);
+    Ok(groups.len())
+}
+
+/// Compares the context's resources.
+async fn compare_resources(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result<usize, OpsError> {
+    let (p, c) = (at.p, at.c);
+    let ox_resources: Vec<Resource> = if at.exists {
+        p.ox.list_resources(c, "*", &at.auth)
+            .await
+            .map_err(ox_error)?
+    } else {
+        Vec::new()
+    };
+    let ox_resources: Vec<(i32, String, Resource)> = ox_resources
+        .into_iter()
+        .filter_map(|r| Some((r.id?, r.name.clone()?, r)))
+        .collect();
+    let resources = at.remembered(resource::TOPIC);
+    let claimed = compare(
+        c,
+        "resource",
+        &resources,
+        &ids_and_names(&ox_resources),
+        |_, state, id| {
+            let (_, _, ox) = ox_resources.iter().find(|(i, _, _)| *i == id)?;
+            resource_diffs(&state.object, ox)
+        },
+        drift,
+    );
+    unknown_to_the_connector(drift, "resource", c, &ox_resources, &claimed);
+    Ok(resources.len())
+}
+
+fn ids_and_names<T>(ox: &[(i32, String, T)]) -> Vec<(i32, String)> {
+    ox.iter().map(|(id, name, _)| (*id, name.clone())).collect()
+}
+
+/// Reports the OX objects of context `c` that no remembered object claimed.
+fn unknown_to_the_connector<T>(
+    drift: &mut Vec<Drift>,
+    object: &str,
+    c: i32,
+    ox: &[(i32, String, T)],
+    claimed: &HashSet<i32>,
+) {
+    for (id, name, _) in ox {
+        if !claimed.contains(id) {
+            drift.push(Drift::unknown(
+                object,
+                Some(c),
+                name.clone(),
+                Some(*id),
+                format!("OX {object} {id} is not known to the connector"),
+            ));
         }
     }
-    contexts.sort_unstable();
-    for &c in &contexts {
-        let auth = match p.context_admin(c) {
-            Ok(auth) => auth,
-            Err(e) => {
-                report.notes.push(format!(
-                    "context {c}: users, groups and resources not compared: {e}"
-                ));
-                continue;
-            }
-        };
-        let exists = ox_contexts.contains_key(&c);
-        let admin = p.context_admin_name(c);
-
-        // Users.
-        let mut ox_users = Vec::new();
-        if exists {
-            let ids = p.ox.list_all_users(c, &auth).await.map_err(ox_error)?;
-            for chunk in ids.chunks(USERS_PER_CALL) {
-                ox_users.extend(p.ox.get_users(c, chunk, &auth).await.map_err(ox_error)?);
-            }
-        }
-        let ox_users: Vec<(i32, String, User)> = ox_users
-            .into_iter()
-            .filter_map(|u| Some((u.id?, u.name.clone()?, u)))
-            .filter(|(_, name, _)| admin.as_deref() != Some(name.as_str()))
-            .collect();
-        let users = remembered_in(c, user::TOPIC);
-        let servers = MailServers {
-            imap: p.settings.imap_server.clone(),
-            smtp: p.settings.smtp_server.clone(),
-        };
-        report.compared += users.len();
-        let claimed = compare(
-            c,
-            "user",
-            &users,
-            &ox_users
-                .iter()
-                .map(|(id, name, _)| (*id, name.clone()))
-                .collect::<Vec<_>>(),
-            |_, state, id| {
-                let (_, _, ox) = ox_users.iter().find(|(i, _, _)| *i == id)?;
-                user_diffs(p, &state.object, ox, &servers)
-            },
-            &mut drift,
-        );
-        for (id, name, _) in &ox_users {
-            if !claimed.contains(id) {
-                drift.push(Drift::unknown(
-                    "user",
-                    Some(c),
-                    name.clone(),
-                    Some(*id),
-                    format!("OX user {id} is not known to the connector"),
-                ));
-            }
-        }
-
-        // Groups.
-        let ox_groups: Vec<Group> = if exists {
-            p.ox.list_groups(c, "*", &auth).await.map_err(ox_error)?
-        } else {
-            Vec::new()
-        };
-        let ox_groups: Vec<(i32, String, Group)> = ox_groups
-            .into_iter()
-            .filter_map(|g| Some((g.id?, g.name.clone()?, g)))
-            .filter(|(_, name, _)| !name.eq_ignore_ascii_case("users"))
-            .collect();
-        let groups = remembered_in(c, group::TOPIC);
-        report.compared += groups.len();
-        let mut member_ids: HashMap<String, Vec<i32>> = HashMap::new();
-        for (uuid, state) in &groups {
-            member_ids.insert((*uuid).clone(), expected_members(p, &state.object, c).await);
-        }
-        let claimed = compare(
-            c,
-            "group",
-            &groups,
-            &ox_groups
-                .iter()
-                .map(|(id, name, _)| (*id, name.clone()))
-                .collect::<Vec<_>>(),
-            |uuid, _, id| {
-                let (_, _, ox) = ox_groups.iter().find(|(i, _, _)| *i == id)?;
-                let mut want = member_ids.get(uuid).cloned().unwrap_or_default();
-                let mut have = ox.members.clone();
-                want.sort_unstable();
-                have.sort_unstable();
-                (want != have).then(|| format!("members: OX {have:?}, UCS {want:?}"))
-            },
-            &mut drift,
-        );
-        for (id, name, _) in &ox_groups {
-            if !claimed.contains(id) {
-                drift.push(Drift::unknown(
-                    "group",
-                    Some(c),
-                    name.clone(),
-                    Some(*id),
-                    format!("OX group {id} is not known to the connector"),
-                ));
-            }
-        }
-
-        // Resources.
-        let ox_resources: Vec<Resource> = if exists {
-            p.ox.list_resources(c, "*", &auth).await.map_err(ox_error)?
-        } else {
-            Vec::new()
-        };
-        let ox_resources: Vec<(i32, String, Resource)> = ox_resources
-            .into_iter()
-            .filter_map(|r| Some((r.id?, r.name.clone()?, r)))
-            .collect();
-        let resources = remembered_in(c, resource::TOPIC);
-        report.compared += resources.len();
-        let claimed = compare(
-            c,
-            "resource",
-            &resources,
-            &ox_resources
-                .iter()
-                .map(|(id, name, _)| (*id, name.clone()))
-                .collect::<Vec<_>>(),
-            |_, state, id| {
-                let (_, _, ox) = ox_resources.iter().find(|(i, _, _)| *i == id)?;
-                resource_diffs(&state.object, ox)
-            },
-            &mut drift,
-        );
-        for (id, name, _) in &ox_resources {
-            if !claimed.contains(id) {
-                drift.push(Drift::unknown(
-                    "resource",
-                    Some(c),
-                    name.clone(),
-                    Some(*id),
-                    format!("OX resource {id} is not known to the connector"),
-                ));
-            }
-        }
-    }
-
-    for d in &mut drift {
-        d.pending_change = d
-            .entry_uuid
-            .as_ref()
-            .is_some_and(|u| pending.contains(u.as_str()));
-    }
-    report.contexts = contexts;
-    report.drift = drift;
-    plan_repairs(&mut report);
-    if request.apply {
-        report.repairs_queued = repair(ops, p, &remembered, &report).await?;
-    }
-    Ok(report)
 }
 
 impl Drift {
@@ -644,72 +678,11 @@ async fn repair(
 ) -> Result<usize, OpsError> {
     let states: HashMap<&str, &ObjectState> =
         remembered.iter().map(|(u, s)| (u.as_str(), s)).collect();
-    // Stale ids first: correct the remembered id to OX's.
-    let mut corrected: HashMap<String, ObjectState> = HashMap::new();
-    for d in report
-        .drift
-        .iter()
-        .filter(|d| d.kind == DriftKind::StaleId && !d.pending_change)
-    {
-        let (Some(uuid), Some(id), Some(c)) = (&d.entry_uuid, d.ox_id, d.context) else {
-            continue;
-        };
-        let Some(state) = corrected
-            .get(uuid)
-            .cloned()
-            .or_else(|| states.get(uuid.as_str()).map(|s| (*s).clone()))
-        else {
-            continue;
-        };
-        let mut state = state;
-        match state.object_type.as_str() {
-            group::TOPIC => {
-                if let Some(r) = state.ox.per_context.get_mut(&c) {
-                    r.id = id;
-                    // OX's group under that id has its own members: forget the remembered ones,
-                    // so that applying it again sends the full list.
-                    r.members.clear();
-                }
-            }
-            _ => {
-                if let Some(r) = state.ox.object.as_mut() {
-                    r.id = id;
-                }
-            }
-        }
-        p.state
-            .put(uuid, &state)
-            .await
-            .map_err(|e| OpsError::Unavailable(e.to_string()))?;
-        corrected.insert(uuid.clone(), state);
-    }
-    // Then apply every repaired object again, contexts first.
-    let mut targets: Vec<(&str, &ObjectState)> = Vec::new();
-    for d in report
-        .drift
-        .iter()
-        .filter(|d| d.kind != DriftKind::UnknownInOx && !d.pending_change)
-    {
-        let Some(uuid) = d.entry_uuid.as_deref() else {
-            continue;
-        };
-        if targets.iter().any(|(u, _)| *u == uuid) {
-            continue;
-        }
-        if let Some(state) = states.get(uuid) {
-            targets.push((uuid, state));
-        }
-    }
-    let rank = |t: &str| match t {
-        context::TOPIC => 0,
-        user::TOPIC => 1,
-        group::TOPIC => 2,
-        _ => 3,
-    };
-    targets.sort_by_key(|(_, s)| rank(&s.object_type));
+    let corrected = correct_stale_ids(p, &states, report).await?;
+    let targets = repair_targets(&states, report);
     // A context OX lost blocks every waiting change of it; its repair is applied now instead
     // of being queued behind the very changes it unblocks.
-    let lost_contexts: std::collections::HashSet<&str> = report
+    let lost_contexts: HashSet<&str> = report
         .drift
         .iter()
         .filter(|d| d.kind == DriftKind::MissingInOx && d.object == "context")
@@ -733,38 +706,10 @@ async fn repair(
                 .await
                 .map_err(|e| OpsError::Unavailable(e.to_string()))?;
         }
-        let message = ProvisioningMessage {
-            schema: SCHEMA,
-            id: uuid::Uuid::new_v4(),
-            realm: REALM_UDM.to_owned(),
-            topic: state.object_type.clone(),
-            op: Operation::Modify,
-            publisher_name: PUBLISHER.to_owned(),
-            ts: chrono::Utc::now(),
-            object_id: (*uuid).to_owned(),
-            dn: state.dn.clone(),
-            options: None,
-            body: Body {
-                old: None,
-                new: Some(state.object.clone()),
-            },
-            source: None,
-        };
+        let message = repair_message(uuid, state);
         if lost_contexts.contains(uuid) {
             if let Some(applier) = ops.ox.get() {
-                use crate::apply::Applier;
-                applier.apply(&message).await.map_err(|e| {
-                    OpsError::Unavailable(format!(
-                        "cannot re-create the lost context {}: {}",
-                        state.dn, e.message
-                    ))
-                })?;
-                tracing::info!(
-                    dn = %state.dn,
-                    entry_uuid = %uuid,
-                    "Re-created a context OX had lost, at once (the waiting changes of it depend on it)."
-                );
-                crate::queue::consume::retry_all_now(&ops.retry_now);
+                recreate_lost_context(ops, applier, &message).await?;
                 continue;
             }
         }
@@ -780,6 +725,128 @@ async fn repair(
         );
     }
     Ok(targets.len())
+}
+
+/// Corrects each stale remembered id to OX's (no pending change of the object waits);
+/// returns the corrected states.
+async fn correct_stale_ids(
+    p: &Provisioner,
+    states: &HashMap<&str, &ObjectState>,
+    report: &ReconcileReport,
+) -> Result<HashMap<String, ObjectState>, OpsError> {
+    let mut corrected: HashMap<String, ObjectState> = HashMap::new();
+    for d in report
+        .drift
+        .iter()
+        .filter(|d| d.kind == DriftKind::StaleId && !d.pending_change)
+    {
+        let (Some(uuid), Some(id), Some(c)) = (&d.entry_uuid, d.ox_id, d.context) else {
+            continue;
+        };
+        let Some(mut state) = corrected
+            .get(uuid)
+            .cloned()
+            .or_else(|| states.get(uuid.as_str()).map(|s| (*s).clone()))
+        else {
+            continue;
+        };
+        match state.object_type.as_str() {
+            group::TOPIC => {
+                if let Some(r) = state.ox.per_context.get_mut(&c) {
+                    r.id = id;
+                    // OX's group under that id has its own members: forget the remembered ones,
+                    // so that applying it again sends the full list.
+                    r.members.clear();
+                }
+            }
+            _ => {
+                if let Some(r) = state.ox.object.as_mut() {
+                    r.id = id;
+                }
+            }
+        }
+        p.state
+            .put(uuid, &state)
+            .await
+            .map_err(|e| OpsError::Unavailable(e.to_string()))?;
+        corrected.insert(uuid.clone(), state);
+    }
+    Ok(corrected)
+}
+
+/// The remembered objects to apply again (each once), contexts first, then users, groups and
+/// the rest; unknown objects and objects with a pending change are left alone.
+fn repair_targets<'a>(
+    states: &HashMap<&'a str, &'a ObjectState>,
+    report: &'a ReconcileReport,
+) -> Vec<(&'a str, &'a ObjectState)> {
+    let mut targets: Vec<(&str, &ObjectState)> = Vec::new();
+    for d in report
+        .drift
+        .iter()
+        .filter(|d| d.kind != DriftKind::UnknownInOx && !d.pending_change)
+    {
+        let Some(uuid) = d.entry_uuid.as_deref() else {
+            continue;
+        };
+        if targets.iter().any(|(u, _)| *u == uuid) {
+            continue;
+        }
+        if let Some(state) = states.get(uuid) {
+            targets.push((uuid, state));
+        }
+    }
+    let rank = |t: &str| match t {
+        context::TOPIC => 0,
+        user::TOPIC => 1,
+        group::TOPIC => 2,
+        _ => 3,
+    };
+    targets.sort_by_key(|(_, s)| rank(&s.object_type));
+    targets
+}
+
+/// A modify message that applies the remembered object again.
+fn repair_message(uuid: &str, state: &ObjectState) -> ProvisioningMessage {
+    ProvisioningMessage {
+        schema: SCHEMA,
+        id: uuid::Uuid::new_v4(),
+        realm: REALM_UDM.to_owned(),
+        topic: state.object_type.clone(),
+        op: Operation::Modify,
+        publisher_name: PUBLISHER.to_owned(),
+        ts: chrono::Utc::now(),
+        object_id: uuid.to_owned(),
+        dn: state.dn.clone(),
+        options: None,
+        body: Body {
+            old: None,
+            new: Some(state.object.clone()),
+        },
+        source: None,
+    }
+}
+
+/// Applies the repair of a context OX lost at once and lets the waiting changes retry.
+async fn recreate_lost_context(
+    ops: &Ops,
+    applier: &OxApplier,
+    message: &ProvisioningMessage,
+) -> Result<(), OpsError> {
+    use crate::apply::Applier;
+    applier.apply(message).await.map_err(|e| {
+        OpsError::Unavailable(format!(
+            "cannot re-create the lost context {}: {}",
+            message.dn, e.message
+        ))
+    })?;
+    tracing::info!(
+        dn = %message.dn,
+        entry_uuid = %message.object_id,
+        "Re-created a context OX had lost, at once (the waiting changes of it depend on it)."
+    );
+    crate::queue::consume::retry_all_now(&ops.retry_now);
+    Ok(())
 }
 
 /// Runs a report-only reconcile every `interval` until `stop`; the result goes to the log and

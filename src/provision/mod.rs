@@ -78,7 +78,7 @@ impl From<ProvisionError> for ApplyError {
             _ => false,
         };
         let ox_fault = match &error {
-            ProvisionError::Ox(e) => Some(crate::telemetry::events::ox_error_label(e)),
+            ProvisionError::Ox(e) => Some(e.label()),
             _ => None,
         };
         let applied = if transient {

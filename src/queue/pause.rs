@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::SetupError;
 
@@ -20,12 +19,7 @@ use super::SetupError;
 /// for this purpose).
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// A paused queue, as `queue status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Paused {
-    /// When the pause ends by itself; `None`: only with `queue resume`.
-    pub until: Option<DateTime<Utc>>,
-}
+pub use crate::status::Paused;
 
 /// Pauses subscriber `name`'s consumer for `duration` (`None`: until resumed).
 pub async fn pause(

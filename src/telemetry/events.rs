@@ -12,31 +12,34 @@ use metrics::{counter, histogram};
 use tracing::{debug, error, info, warn};
 
 use super::metrics as m;
-use crate::apply::{ApplyError, ApplyErrorKind};
-use crate::message::ProvisioningMessage;
-use crate::ox::soap::{OxError, OxErrorKind};
 
-fn file_of(message: &ProvisioningMessage) -> &str {
-    message.source_file().unwrap_or("-")
+/// What an event logs of a provisioning message. Implemented by
+/// `message::ProvisioningMessage`; the events take this view (and plain data otherwise) so that
+/// telemetry, which every step uses, imports none of them.
+pub trait MessageFields {
+    /// The listener file the message came from, `-` if none.
+    fn file(&self) -> &str;
+    fn object_type(&self) -> &str;
+    fn operation(&self) -> &'static str;
+    fn dn(&self) -> &str;
+    fn entry_uuid(&self) -> &str;
 }
 
-fn operation_of(message: &ProvisioningMessage) -> &'static str {
-    message.op.as_str()
+/// What an event logs of a failed attempt to apply a message (implemented by
+/// `apply::ApplyError`).
+pub trait ApplyFailure: std::fmt::Display {
+    /// The target refused the change (an admin probably has to act); otherwise it is transient.
+    fn rejected(&self) -> bool;
+    /// The kind of OX fault behind the error (`invalid_data`, `connect`, …).
+    fn ox_fault(&self) -> Option<&'static str>;
 }
 
-/// A bounded label for an OX error: the fault kind, or how the call failed.
-pub fn ox_error_label(error: &OxError) -> &'static str {
-    match error.kind() {
-        OxErrorKind::Fault(kind) => kind.as_str(),
-        OxErrorKind::Connect => "connect",
-        OxErrorKind::Timeout => "timeout",
-        OxErrorKind::Transport => "transport",
-        OxErrorKind::Http(_) => "http",
-        OxErrorKind::NotSoap => "not_soap",
-        OxErrorKind::Decode => "decode",
-        OxErrorKind::Config => "config",
-        OxErrorKind::InvalidValue => "invalid_value",
-    }
+fn file_of(message: &dyn MessageFields) -> &str {
+    message.file()
+}
+
+fn operation_of(message: &dyn MessageFields) -> &'static str {
+    message.operation()
 }
 
 /// A listener file could not be parsed; it is retried until the grace period ends.
@@ -105,7 +108,7 @@ impl FileQuarantineError<'_> {
 
 /// A listener file was published to JetStream.
 pub struct MessagePublished<'a> {
-    pub message: &'a ProvisioningMessage,
+    pub message: &'a dyn MessageFields,
     pub sequence: u64,
     pub duplicate: bool,
 }
@@ -114,9 +117,9 @@ impl MessagePublished<'_> {
     pub fn emit(&self) {
         debug!(
             file = file_of(self.message),
-            object_type = %self.message.topic,
-            dn = %self.message.dn,
-            entry_uuid = %self.message.object_id,
+            object_type = %self.message.object_type(),
+            dn = %self.message.dn(),
+            entry_uuid = %self.message.entry_uuid(),
             sequence = self.sequence,
             duplicate = self.duplicate,
             "Queued listener file."
@@ -159,7 +162,7 @@ impl QueueDrained {
 
 /// A message was applied (or had nothing to do) and its file deleted.
 pub struct MessageApplied<'a> {
-    pub message: &'a ProvisioningMessage,
+    pub message: &'a dyn MessageFields,
     pub attempts: u64,
     pub ignored: Option<&'a str>,
     /// How long the successful attempt took.
@@ -169,7 +172,7 @@ pub struct MessageApplied<'a> {
 impl MessageApplied<'_> {
     pub fn emit(&self) {
         let m = self.message;
-        let (object_type, operation) = (m.topic.clone(), operation_of(m));
+        let (object_type, operation) = (m.object_type().to_owned(), operation_of(m));
         let outcome = if self.ignored.is_some() {
             "ignored"
         } else {
@@ -183,19 +186,19 @@ impl MessageApplied<'_> {
         match self.ignored {
             None => info!(
                 file = file_of(m),
-                object_type = %m.topic,
+                object_type = %m.object_type(),
                 operation = operation_of(m),
-                dn = %m.dn,
-                entry_uuid = %m.object_id,
+                dn = %m.dn(),
+                entry_uuid = %m.entry_uuid(),
                 attempts = self.attempts,
                 "Applied change."
             ),
             Some(reason) => info!(
                 file = file_of(m),
-                object_type = %m.topic,
+                object_type = %m.object_type(),
                 operation = operation_of(m),
-                dn = %m.dn,
-                entry_uuid = %m.object_id,
+                dn = %m.dn(),
+                entry_uuid = %m.entry_uuid(),
                 reason,
                 "Nothing to do for this change."
             ),
@@ -205,7 +208,7 @@ impl MessageApplied<'_> {
 
 /// A message was acknowledged without applying it because its listener file is gone.
 pub struct MessageSkipped<'a> {
-    pub message: &'a ProvisioningMessage,
+    pub message: &'a dyn MessageFields,
 }
 
 impl MessageSkipped<'_> {
@@ -213,19 +216,19 @@ impl MessageSkipped<'_> {
         let m = self.message;
         info!(
             file = file_of(m),
-            object_type = %m.topic,
-            dn = %m.dn,
-            entry_uuid = %m.object_id,
+            object_type = %m.object_type(),
+            dn = %m.dn(),
+            entry_uuid = %m.entry_uuid(),
             "Listener file was removed before it was applied; skipped the change."
         );
-        counter!(m::FILES_SKIPPED, "object_type" => m.topic.clone()).increment(1);
+        counter!(m::FILES_SKIPPED, "object_type" => m.object_type().to_owned()).increment(1);
     }
 }
 
 /// Applying the head of the queue failed; it is retried after the delay.
 pub struct MessageApplyError<'a> {
-    pub message: &'a ProvisioningMessage,
-    pub error: &'a ApplyError,
+    pub message: &'a dyn MessageFields,
+    pub error: &'a dyn ApplyFailure,
     pub attempts: u64,
     pub retry_in: Duration,
 }
@@ -233,19 +236,18 @@ pub struct MessageApplyError<'a> {
 impl MessageApplyError<'_> {
     pub fn emit(&self) {
         let m = self.message;
-        let kind = match self.error.kind {
-            ApplyErrorKind::Transient => "transient",
-            ApplyErrorKind::Rejected => "rejected",
-        };
-        counter!(m::RETRIES, "object_type" => m.topic.clone(), "error_kind" => kind).increment(1);
-        let ox_fault = self.error.ox_fault.unwrap_or("-");
+        let rejected = self.error.rejected();
+        let kind = if rejected { "rejected" } else { "transient" };
+        counter!(m::RETRIES, "object_type" => m.object_type().to_owned(), "error_kind" => kind)
+            .increment(1);
+        let ox_fault = self.error.ox_fault().unwrap_or("-");
         // The first failure, and then every 60th (about every 5 minutes at the default delay),
         // is worth a line; in between the status shows the attempt count.
         let level_line = self.attempts == 1 || self.attempts % 60 == 0;
         if !level_line {
             debug!(
                 file = file_of(m),
-                entry_uuid = %m.object_id,
+                entry_uuid = %m.entry_uuid(),
                 attempts = self.attempts,
                 error = %self.error,
                 ox_fault,
@@ -257,10 +259,10 @@ impl MessageApplyError<'_> {
             ($level:ident) => {
                 $level!(
                     file = file_of(m),
-                    object_type = %m.topic,
+                    object_type = %m.object_type(),
                     operation = operation_of(m),
-                    dn = %m.dn,
-                    entry_uuid = %m.object_id,
+                    dn = %m.dn(),
+                    entry_uuid = %m.entry_uuid(),
                     error_kind = kind,
                     error = %self.error,
                     ox_fault,
@@ -270,9 +272,10 @@ impl MessageApplyError<'_> {
                 )
             };
         }
-        match self.error.kind {
-            ApplyErrorKind::Transient => line!(warn),
-            ApplyErrorKind::Rejected => line!(error),
+        if rejected {
+            line!(error)
+        } else {
+            line!(warn)
         }
     }
 }
@@ -297,7 +300,7 @@ impl MessageUndecodable<'_> {
 
 /// The applied listener file could not be deleted.
 pub struct FileDeleteError<'a> {
-    pub error: &'a crate::done::DeleteError,
+    pub error: &'a (dyn std::error::Error + 'static),
 }
 
 impl FileDeleteError<'_> {
@@ -314,7 +317,8 @@ impl FileDeleteError<'_> {
 pub struct OxCallFinished<'a> {
     pub operation: &'a str,
     pub elapsed: Duration,
-    pub error: Option<&'a OxError>,
+    /// The failure's bounded label (an OX fault kind, or how the call failed) and the error.
+    pub error: Option<(&'static str, &'a (dyn std::error::Error + 'static))>,
 }
 
 impl OxCallFinished<'_> {
@@ -323,10 +327,10 @@ impl OxCallFinished<'_> {
             .operation
             .split_once('.')
             .unwrap_or(("-", self.operation));
-        let outcome = self.error.map_or("ok", ox_error_label);
+        let outcome = self.error.map_or("ok", |(label, _)| label);
         histogram!(m::OX_REQUEST_DURATION, "service" => service.to_owned(), "operation" => operation.to_owned(), "outcome" => outcome)
             .record(self.elapsed.as_secs_f64());
-        if let Some(error) = self.error {
+        if let Some((_, error)) = self.error {
             counter!(m::OX_FAULTS, "kind" => outcome).increment(1);
             debug!(
                 operation = self.operation,

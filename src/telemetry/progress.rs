@@ -27,7 +27,7 @@ pub fn record_applied() {
 }
 
 fn record_at(second: u64) {
-    let mut window = WINDOW.lock().unwrap_or_else(|p| p.into_inner());
+    let mut window = crate::locks::lock(&WINDOW);
     let slot = &mut window[(second % WINDOW_SECONDS) as usize];
     if slot.0 != second {
         *slot = (second, 0);
@@ -41,7 +41,7 @@ pub fn applied_last_minute() -> u64 {
 }
 
 fn applied_before(now: u64) -> u64 {
-    let window = WINDOW.lock().unwrap_or_else(|p| p.into_inner());
+    let window = crate::locks::lock(&WINDOW);
     window
         .iter()
         .filter(|(second, _)| *second + WINDOW_SECONDS > now && *second <= now)

@@ -3,6 +3,7 @@
 mod admin;
 mod admin_experience;
 mod appcenter_files;
+mod architecture;
 mod bad_input;
 mod cluster;
 mod concurrency;

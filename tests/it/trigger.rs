@@ -401,7 +401,8 @@ pub async fn wait_for_more_failures(applier: &RecordingApplier, file: &str, more
 /// Whether some process holds the trigger lock of `data_dir`.
 pub fn lock_is_held(data_dir: &Path) -> bool {
     use nix::fcntl::{Flock, FlockArg};
-    let Ok(file) = std::fs::File::open(data_dir.join(ox_connector::trigger::LOCK_FILE)) else {
+    let Ok(file) = std::fs::File::open(data_dir.join(ox_connector::commands::trigger::LOCK_FILE))
+    else {
         return false;
     };
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {

@@ -174,7 +174,10 @@ impl OxClient {
         crate::telemetry::events::OxCallFinished {
             operation: &operation,
             elapsed: started.elapsed(),
-            error: result.as_ref().err(),
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| (e.label(), e as &(dyn std::error::Error + 'static))),
         }
         .emit();
         A::decode(&operation, result?)

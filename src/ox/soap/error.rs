@@ -244,6 +244,21 @@ impl OxError {
         self.inner.kind
     }
 
+    /// A bounded label for metrics and logs: the fault kind, or how the call failed.
+    pub fn label(&self) -> &'static str {
+        match self.kind() {
+            OxErrorKind::Fault(kind) => kind.as_str(),
+            OxErrorKind::Connect => "connect",
+            OxErrorKind::Timeout => "timeout",
+            OxErrorKind::Transport => "transport",
+            OxErrorKind::Http(_) => "http",
+            OxErrorKind::NotSoap => "not_soap",
+            OxErrorKind::Decode => "decode",
+            OxErrorKind::Config => "config",
+            OxErrorKind::InvalidValue => "invalid_value",
+        }
+    }
+
     /// `Service.operation` of the failed call.
     pub fn operation(&self) -> &str {
         &self.inner.operation

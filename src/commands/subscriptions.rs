@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::SubscriptionRequest;
 use crate::admin::client::{AdminClient, AdminClientError};
 use crate::config::DEFAULT_DATA_DIR;
+use crate::dispatch::{PrefillStatus, SubscriptionRequest};
 
 /// Flags of `ox-connector subscriptions`.
 #[derive(Debug, Args)]
@@ -73,9 +73,9 @@ pub async fn run(args: SubscriptionsArgs) -> Result<(), AdminClientError> {
             for report in all {
                 let s = &report.subscription;
                 let prefill = match s.prefill_status {
-                    super::PrefillStatus::NotRequested => "no",
-                    super::PrefillStatus::Pending => "pending",
-                    super::PrefillStatus::Done => "done",
+                    PrefillStatus::NotRequested => "no",
+                    PrefillStatus::Pending => "pending",
+                    PrefillStatus::Done => "done",
                 };
                 let state = if report.status.full.is_some() {
                     "FULL"

@@ -12,15 +12,15 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::import::{ImportAction, ImportReport, ImportRequest};
-use super::queue::{
-    self, ItemDetail, Location, QueueList, RequeueRequest, RequeueResult, SkipRequest, SkipResult,
-};
-use super::ready::Readiness;
-use super::reconcile::{ReconcileReport, ReconcileRequest};
 use crate::admin::client::{AdminClient, AdminClientError};
 use crate::admin::StatusReport;
 use crate::config::DEFAULT_DATA_DIR;
+use crate::ops::import::{ImportAction, ImportReport, ImportRequest};
+use crate::ops::queue::{
+    self, ItemDetail, Location, QueueList, RequeueRequest, RequeueResult, SkipRequest, SkipResult,
+};
+use crate::ops::ready::Readiness;
+use crate::ops::reconcile::{ReconcileReport, ReconcileRequest};
 use crate::status::DaemonStatus;
 
 /// Options every admin command has.
@@ -215,17 +215,7 @@ pub async fn queue(args: QueueArgs) -> i32 {
                     .await
             }
             .await;
-            match result {
-                Ok(list) if common.json => {
-                    print_json(&list);
-                    0
-                }
-                Ok(list) => {
-                    print_list(&list);
-                    0
-                }
-                Err(e) => failed(&e),
-            }
+            answer(result, common.json, print_list)
         }
         QueueCommand::Show { common, id } => {
             let result = async {
@@ -234,17 +224,7 @@ pub async fn queue(args: QueueArgs) -> i32 {
                     .await
             }
             .await;
-            match result {
-                Ok(detail) if common.json => {
-                    print_json(&detail);
-                    0
-                }
-                Ok(detail) => {
-                    print_detail(&detail);
-                    0
-                }
-                Err(e) => failed(&e),
-            }
+            answer(result, common.json, print_detail)
         }
         QueueCommand::Skip {
             common,
@@ -252,57 +232,74 @@ pub async fn queue(args: QueueArgs) -> i32 {
             reason,
             by,
         } => skip(&common, id, reason, by).await,
-        QueueCommand::Retry { common, by } => {
-            let result = async {
-                client(&common, Duration::from_secs(10))?
-                    .by(by)
-                    .retry()
-                    .await
-            }
-            .await;
-            match result {
-                Ok(()) if common.json => {
-                    print_json(&serde_json::json!({"retry": "requested"}));
-                    0
-                }
-                Ok(()) => {
-                    println!("Asked the daemon to retry the failing change now. See: ox-connector queue status");
-                    0
-                }
-                Err(e) => failed(&e),
-            }
-        }
+        QueueCommand::Retry { common, by } => retry(&common, by).await,
         QueueCommand::Pause {
             common,
             duration,
             by,
         } => pause(&common, duration, by).await,
         QueueCommand::Resume { common, by } => resume(&common, by).await,
-        QueueCommand::Requeue { common, name, by } => {
-            let request = RequeueRequest { name, by };
-            let result = async {
-                client(&common, Duration::from_secs(10))?
-                    .post_json::<_, RequeueResult>("/queue/requeue", &request)
-                    .await
-            }
-            .await;
-            match result {
-                Ok(done) if common.json => {
-                    print_json(&done);
-                    0
-                }
-                Ok(done) => {
-                    println!(
-                        "Put {} back into the queue ({}); it is queued within seconds.",
-                        done.file,
-                        done.moved_to.display()
-                    );
-                    0
-                }
-                Err(e) => failed(&e),
-            }
-        }
+        QueueCommand::Requeue { common, name, by } => requeue(&common, name, by).await,
     }
+}
+
+/// Prints an answer of the daemon (as JSON with `--json`) and returns the exit code.
+fn answer<T: Serialize>(
+    result: Result<T, AdminClientError>,
+    json: bool,
+    print: impl FnOnce(&T),
+) -> i32 {
+    match result {
+        Ok(value) if json => {
+            print_json(&value);
+            0
+        }
+        Ok(value) => {
+            print(&value);
+            0
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+async fn retry(common: &Common, by: String) -> i32 {
+    let result = async {
+        client(common, Duration::from_secs(10))?
+            .by(by)
+            .retry()
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) if common.json => {
+            print_json(&serde_json::json!({"retry": "requested"}));
+            0
+        }
+        Ok(()) => {
+            println!(
+                "Asked the daemon to retry the failing change now. See: ox-connector queue status"
+            );
+            0
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+async fn requeue(common: &Common, name: String, by: String) -> i32 {
+    let request = RequeueRequest { name, by };
+    let result = async {
+        client(common, Duration::from_secs(10))?
+            .post_json::<_, RequeueResult>("/queue/requeue", &request)
+            .await
+    }
+    .await;
+    answer(result, common.json, |done| {
+        println!(
+            "Put {} back into the queue ({}); it is queued within seconds.",
+            done.file,
+            done.moved_to.display()
+        );
+    })
 }
 
 /// What to do about a full queue. A JetStream store without disk space (error 10047) does not
@@ -327,7 +324,7 @@ async fn pause(common: &Common, duration: Option<Duration>, by: String) -> i32 {
     let result = async {
         client(common, Duration::from_secs(10))?
             .by(by)
-            .post_json::<_, crate::queue::pause::Paused>("/queue/pause", &request)
+            .post_json::<_, crate::status::Paused>("/queue/pause", &request)
             .await
     }
     .await;
@@ -367,7 +364,7 @@ async fn resume(common: &Common, by: String) -> i32 {
     }
 }
 
-fn paused_line(paused: &crate::queue::pause::Paused) -> String {
+fn paused_line(paused: &crate::status::Paused) -> String {
     match paused.until {
         Some(until) => format!(
             "PAUSED: OX provisioning is paused until {} (in {}).",
@@ -461,33 +458,7 @@ async fn status(common: &Common) -> i32 {
                 });
                 return code;
             }
-            let d = &status.daemon;
-            println!(
-                "ox-connector is running (pid {}, up {}).",
-                d.pid,
-                since(d.started)
-            );
-            if ready.ready {
-                println!("Ready: yes (NATS connected, OX answers and takes the master login, listener/ writable, the queue moves).");
-            } else {
-                for check in ready.checks.iter().filter(|c| !c.ok) {
-                    println!("NOT READY: {}: {}", check.name, check.detail);
-                }
-            }
-            print_queue_line(&listener, status.pending_files, list.as_ref());
-            if let Some(line) = progress_line(status.pending_files, status.applied_last_minute) {
-                println!("{line}");
-            }
-            if let Some(calls) = d.ox_calls {
-                println!("{}", ox_calls_line(&calls));
-            }
-            print_blocked(d);
-            if let Some(list) = list.as_ref().filter(|l| !l.items.is_empty()) {
-                println!("Next:");
-                for line in items_table(&list.items, false).lines() {
-                    println!("  {line}");
-                }
-            }
+            print_running(&listener, &status, &ready, list.as_ref());
             print_side_folders(&quarantined, &skipped);
             code
         }
@@ -523,6 +494,42 @@ async fn status(common: &Common) -> i32 {
                 "Start it (App Center: univention-app start ox-connector) and look at its log."
             );
             NOT_RUNNING
+        }
+    }
+}
+
+/// The plain `queue status` of a running daemon, up to the side folders.
+fn print_running(
+    listener: &Path,
+    status: &StatusReport,
+    ready: &Readiness,
+    list: Option<&QueueList>,
+) {
+    let d = &status.daemon;
+    println!(
+        "ox-connector is running (pid {}, up {}).",
+        d.pid,
+        since(d.started)
+    );
+    if ready.ready {
+        println!("Ready: yes (NATS connected, OX answers and takes the master login, listener/ writable, the queue moves).");
+    } else {
+        for check in ready.checks.iter().filter(|c| !c.ok) {
+            println!("NOT READY: {}: {}", check.name, check.detail);
+        }
+    }
+    print_queue_line(listener, status.pending_files, list);
+    if let Some(line) = progress_line(status.pending_files, status.applied_last_minute) {
+        println!("{line}");
+    }
+    if let Some(calls) = d.ox_calls {
+        println!("{}", ox_calls_line(&calls));
+    }
+    print_blocked(d);
+    if let Some(list) = list.filter(|l| !l.items.is_empty()) {
+        println!("Next:");
+        for line in items_table(&list.items, false).lines() {
+            println!("  {line}");
         }
     }
 }

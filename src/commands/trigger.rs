@@ -136,27 +136,8 @@ pub async fn run(args: TriggerArgs) -> Report {
     let deadline = Instant::now() + args.wait;
     let data_dir = args.data_dir;
     let listener_dir = data_dir.join("listener");
-    if !data_dir.is_dir() {
-        return Report::early(
-            Verdict::Misconfigured,
-            "nothing checked: misconfigured",
-            format!(
-                "the data directory {} does not exist; set --data-dir or OX_CONNECTOR_DATA_DIR \
-                 to the daemon's data directory",
-                data_dir.display()
-            ),
-        );
-    }
-    if !listener_dir.is_dir() {
-        return Report::early(
-            Verdict::Misconfigured,
-            "nothing checked: misconfigured",
-            format!(
-                "there is no listener folder {}; the daemon creates it when it starts, so \
-                 either it never ran with this data directory or --data-dir is wrong",
-                listener_dir.display()
-            ),
-        );
+    if let Err(report) = check_folders(&data_dir, &listener_dir) {
+        return report;
     }
 
     let _lock = match TriggerLock::acquire(&data_dir, deadline).await {
@@ -201,24 +182,7 @@ pub async fn run(args: TriggerArgs) -> Report {
     }
 
     let mut progress = Progress::new(&snapshot);
-    // Listing a folder of 100 000 files (the initial sync of a large domain) takes tens of
-    // milliseconds; poll less often then, to leave the CPU to the daemon.
-    let poll_interval = POLL_INTERVAL.max(
-        Duration::from_micros(2)
-            .saturating_mul(u32::try_from(snapshot.listener_files.len()).unwrap_or(u32::MAX)),
-    );
-    loop {
-        // A listing that fails now (it worked a moment ago) is retried at the next poll; the
-        // files count as pending meanwhile, which is the safe side.
-        if let Ok(present) = present_names(&listener_dir) {
-            progress.update(&present);
-        }
-        let now = Instant::now();
-        if progress.pending.is_empty() || now >= deadline {
-            break;
-        }
-        tokio::time::sleep(poll_interval.min(deadline - now)).await;
-    }
+    progress.wait(&listener_dir, &snapshot, deadline).await;
 
     let status = if progress.pending.is_empty() {
         None
@@ -226,6 +190,33 @@ pub async fn run(args: TriggerArgs) -> Report {
         Some(client.status().await)
     };
     progress.report(&listener_dir, &snapshot, status)
+}
+
+/// The data directory and its listener folder must exist; otherwise the report says which.
+fn check_folders(data_dir: &Path, listener_dir: &Path) -> Result<(), Report> {
+    if !data_dir.is_dir() {
+        return Err(Report::early(
+            Verdict::Misconfigured,
+            "nothing checked: misconfigured",
+            format!(
+                "the data directory {} does not exist; set --data-dir or OX_CONNECTOR_DATA_DIR \
+                 to the daemon's data directory",
+                data_dir.display()
+            ),
+        ));
+    }
+    if !listener_dir.is_dir() {
+        return Err(Report::early(
+            Verdict::Misconfigured,
+            "nothing checked: misconfigured",
+            format!(
+                "there is no listener folder {}; the daemon creates it when it starts, so \
+                 either it never ran with this data directory or --data-dir is wrong",
+                listener_dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The `*.json` entries of the listener folder at the start, as the host sees them.
@@ -315,6 +306,28 @@ impl Progress {
         self.foreign.retain(|name| present.contains(name));
     }
 
+    /// Polls the listener folder until every snapshotted file is done or `deadline` passes.
+    async fn wait(&mut self, listener_dir: &Path, snapshot: &Snapshot, deadline: Instant) {
+        // Listing a folder of 100 000 files (the initial sync of a large domain) takes tens of
+        // milliseconds; poll less often then, to leave the CPU to the daemon.
+        let poll_interval = POLL_INTERVAL.max(
+            Duration::from_micros(2)
+                .saturating_mul(u32::try_from(snapshot.listener_files.len()).unwrap_or(u32::MAX)),
+        );
+        loop {
+            // A listing that fails now (it worked a moment ago) is retried at the next poll; the
+            // files count as pending meanwhile, which is the safe side.
+            if let Ok(present) = present_names(listener_dir) {
+                self.update(&present);
+            }
+            let now = Instant::now();
+            if self.pending.is_empty() || now >= deadline {
+                break;
+            }
+            tokio::time::sleep(poll_interval.min(deadline - now)).await;
+        }
+    }
+
     fn report(
         &self,
         listener_dir: &Path,
@@ -326,20 +339,7 @@ impl Progress {
         let done = total - pending;
         let quarantined = quarantined(listener_dir, snapshot, &self.pending);
         let mut problems = Vec::new();
-        for (name, moved_to) in quarantined.iter().take(MAX_LISTED) {
-            problems.push(format!(
-                "{name} could not be used and was moved to {}; {}.error.txt says why",
-                moved_to.display(),
-                moved_to.display()
-            ));
-        }
-        if quarantined.len() > MAX_LISTED {
-            problems.push(format!(
-                "… and {} more file(s) moved to {}",
-                quarantined.len() - MAX_LISTED,
-                listener_dir.join(BROKEN_DIR).display()
-            ));
-        }
+        quarantine_problems(listener_dir, &quarantined, &mut problems);
 
         let verdict = match status {
             None if self.foreign.is_empty() => Verdict::Done,
@@ -352,58 +352,9 @@ impl Progress {
                 verdict
             }
             // The status is only asked for while listener files from the start are pending.
-            Some(Ok(report)) => {
-                let mut verdict = Verdict::StillWorking;
-                if let Some(blocked) = report.daemon.blocked {
-                    verdict = Verdict::Blocked;
-                    let file = blocked.file.as_deref().unwrap_or("(file already removed)");
-                    let mut line = format!(
-                        "blocked at {file} ({} {}, entry UUID {}): {} — failing since {}, {} \
-                         attempt(s), error kind {}",
-                        blocked.object_type,
-                        blocked.dn,
-                        blocked.entry_uuid,
-                        blocked.error,
-                        blocked.since.format("%Y-%m-%d %H:%M:%S UTC"),
-                        blocked.attempts,
-                        blocked.error_kind
-                    );
-                    if let Some(file) = &blocked.file {
-                        let _ = write!(
-                            line,
-                            ". The daemon retries it; see ox-connector queue status. If the \
-                             change can never be applied, skip it (kept in listener/skipped/ with \
-                             a note): univention-app shell ox-connector ox-connector queue skip {file}"
-                        );
-                    }
-                    problems.push(line);
-                }
-                if let Some(full) = &report.daemon.queue_full {
-                    problems.push(format!(
-                        "the JetStream queue is full since {} ({}); listener files wait on \
-                         disk until it drains",
-                        full.since.format("%Y-%m-%d %H:%M:%S UTC"),
-                        full.reason
-                    ));
-                }
-                verdict
-            }
+            Some(Ok(report)) => daemon_problems(&report, &mut problems),
         };
-        for name in self.foreign.iter().take(MAX_LISTED) {
-            problems.push(format!(
-                "{} is not a listener file (names are YYYY-MM-DD-HH-MM-SS-ffffff.json): \
-                 ox-connector ignores it, and the App Center would delete it unapplied after a \
-                 successful run. Rename it to a listener file name to have it applied, or move \
-                 it out of the folder",
-                listener_dir.join(name).display()
-            ));
-        }
-        if self.foreign.len() > MAX_LISTED {
-            problems.push(format!(
-                "… and {} more *.json file(s) that are not listener files",
-                self.foreign.len() - MAX_LISTED
-            ));
-        }
+        self.foreign_problems(listener_dir, &mut problems);
 
         let state = match verdict {
             Verdict::Done => "done",
@@ -432,6 +383,85 @@ impl Progress {
                 .map(|p| format!("ox-connector trigger: {p}"))
                 .collect(),
         }
+    }
+
+    /// The lines about snapshotted `*.json` entries that are not listener files.
+    fn foreign_problems(&self, listener_dir: &Path, problems: &mut Vec<String>) {
+        for name in self.foreign.iter().take(MAX_LISTED) {
+            problems.push(format!(
+                "{} is not a listener file (names are YYYY-MM-DD-HH-MM-SS-ffffff.json): \
+                 ox-connector ignores it, and the App Center would delete it unapplied after a \
+                 successful run. Rename it to a listener file name to have it applied, or move \
+                 it out of the folder",
+                listener_dir.join(name).display()
+            ));
+        }
+        if self.foreign.len() > MAX_LISTED {
+            problems.push(format!(
+                "… and {} more *.json file(s) that are not listener files",
+                self.foreign.len() - MAX_LISTED
+            ));
+        }
+    }
+}
+
+/// The problems a running daemon reports (a blocked head, a full queue) and the verdict.
+fn daemon_problems(report: &StatusReport, problems: &mut Vec<String>) -> Verdict {
+    let mut verdict = Verdict::StillWorking;
+    if let Some(blocked) = &report.daemon.blocked {
+        verdict = Verdict::Blocked;
+        let file = blocked.file.as_deref().unwrap_or("(file already removed)");
+        let mut line = format!(
+            "blocked at {file} ({} {}, entry UUID {}): {} — failing since {}, {} \
+             attempt(s), error kind {}",
+            blocked.object_type,
+            blocked.dn,
+            blocked.entry_uuid,
+            blocked.error,
+            blocked.since.format("%Y-%m-%d %H:%M:%S UTC"),
+            blocked.attempts,
+            blocked.error_kind
+        );
+        if let Some(file) = &blocked.file {
+            let _ = write!(
+                line,
+                ". The daemon retries it; see ox-connector queue status. If the \
+                 change can never be applied, skip it (kept in listener/skipped/ with \
+                 a note): univention-app shell ox-connector ox-connector queue skip {file}"
+            );
+        }
+        problems.push(line);
+    }
+    if let Some(full) = &report.daemon.queue_full {
+        problems.push(format!(
+            "the JetStream queue is full since {} ({}); listener files wait on \
+             disk until it drains",
+            full.since.format("%Y-%m-%d %H:%M:%S UTC"),
+            full.reason
+        ));
+    }
+    verdict
+}
+
+/// The lines about files quarantined since the start (at most [`MAX_LISTED`], then a count).
+fn quarantine_problems(
+    listener_dir: &Path,
+    quarantined: &[(String, PathBuf)],
+    problems: &mut Vec<String>,
+) {
+    for (name, moved_to) in quarantined.iter().take(MAX_LISTED) {
+        problems.push(format!(
+            "{name} could not be used and was moved to {}; {}.error.txt says why",
+            moved_to.display(),
+            moved_to.display()
+        ));
+    }
+    if quarantined.len() > MAX_LISTED {
+        problems.push(format!(
+            "… and {} more file(s) moved to {}",
+            quarantined.len() - MAX_LISTED,
+            listener_dir.join(BROKEN_DIR).display()
+        ));
     }
 }
 
