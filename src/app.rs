@@ -193,7 +193,8 @@ impl Daemon {
         .await?;
         let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
         if let Some(limiter) = ops_applier.get().and_then(|a| a.provisioner().ox.limiter()) {
-            status.show_ox_calls(limiter.clone());
+            let limiter = limiter.clone();
+            status.show_ox_calls(Arc::new(move || limiter.calls()));
         }
 
         let wake = Arc::new(Notify::new());

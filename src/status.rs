@@ -12,8 +12,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::ox::limit::Limiter;
-
 /// File name of the status mirror inside the data directory.
 pub const STATUS_FILE: &str = "status.json";
 
@@ -98,9 +96,14 @@ struct Inner {
     /// Whether the last write of the status file failed (so that a full disk is reported once
     /// per episode, not at every update).
     write_failing: std::sync::atomic::AtomicBool,
-    /// The limiter of the calls towards OX, once the OX client exists.
-    ox_calls: OnceLock<Limiter>,
+    /// Reads the calls towards OX (the adaptive limiter, `crate::ox::limit`), once the OX
+    /// client exists. A reader rather than the limiter itself, so that the status board, which
+    /// the queue uses, does not depend on the OX client.
+    ox_calls: OnceLock<OxCallsReader>,
 }
+
+/// Tells the calls towards OX at the moment it is called.
+pub type OxCallsReader = Arc<dyn Fn() -> OxCalls + Send + Sync>;
 
 /// How often a running daemon rewrites its status file even when nothing changed: `updated`
 /// is its heartbeat, so after a crash `queue status` tells when it was last alive.
@@ -140,23 +143,15 @@ impl StatusBoard {
 
     pub fn get(&self) -> DaemonStatus {
         let mut status = self.inner.tx.borrow().clone();
-        if let Some(limiter) = self.inner.ox_calls.get() {
-            let now = limiter.snapshot();
-            status.ox_calls = Some(OxCalls {
-                limit: now.limit,
-                max: now.max,
-                in_flight: now.in_flight,
-                latency_floor_us: now
-                    .floor
-                    .map(|f| u64::try_from(f.as_micros()).unwrap_or(u64::MAX)),
-            });
+        if let Some(read) = self.inner.ox_calls.get() {
+            status.ox_calls = Some(read());
         }
         status
     }
 
-    /// Shows the calls towards OX that `limiter` limits (set once).
-    pub fn show_ox_calls(&self, limiter: Limiter) {
-        let _ = self.inner.ox_calls.set(limiter);
+    /// Shows the calls towards OX as `read` tells them whenever the status is read (set once).
+    pub fn show_ox_calls(&self, read: OxCallsReader) {
+        let _ = self.inner.ox_calls.set(read);
     }
 
     pub fn subscribe(&self) -> watch::Receiver<DaemonStatus> {

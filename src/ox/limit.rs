@@ -146,6 +146,19 @@ impl Limiter {
         }
     }
 
+    /// The calls at this moment, as the status board shows them.
+    pub fn calls(&self) -> crate::status::OxCalls {
+        let now = self.snapshot();
+        crate::status::OxCalls {
+            limit: now.limit,
+            max: now.max,
+            in_flight: now.in_flight,
+            latency_floor_us: now
+                .floor
+                .map(|f| u64::try_from(f.as_micros()).unwrap_or(u64::MAX)),
+        }
+    }
+
     fn release(&self, sample: Option<(Duration, bool)>) {
         {
             let mut state = self.state();
