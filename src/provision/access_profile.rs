@@ -12,59 +12,28 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use futures::future::BoxFuture;
-
 use crate::apply::{Outcome, Scope};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::User;
 
 use super::kind::{BatchRank, Kind};
-use super::state::{ObjectState, OxIds, StateError};
+use super::state::{ObjectState, OxIds};
 use super::udm::{self, Properties};
 use super::{ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "oxmail/accessprofile";
 
 /// The `oxmail/accessprofile` kind.
-pub struct AccessProfileKind;
+pub static KIND: Kind = Kind {
+    topic: TOPIC,
+    wanted_by_ox: true,
+    rank: BatchRank::both(10),
+    docs: "docs/ox/access-profile.md",
+    // Re-applied to users everywhere: applied alone.
+    keys: |_, _, _| Box::pin(std::future::ready(Ok(Scope::Everything))),
+    apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+};
 
-impl Kind for AccessProfileKind {
-    fn topic(&self) -> &'static str {
-        TOPIC
-    }
-
-    fn wanted_by_ox(&self) -> bool {
-        true
-    }
-
-    fn rank(&self) -> BatchRank {
-        BatchRank::both(10)
-    }
-
-    fn docs(&self) -> &'static str {
-        "docs/ox/access-profile.md"
-    }
-
-    fn keys<'a>(
-        &'a self,
-        _p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<&'a ObjectState>,
-    ) -> BoxFuture<'a, Result<Scope, StateError>> {
-        // Re-applied to users everywhere: applied alone.
-        let _ = (message, previous);
-        Box::pin(std::future::ready(Ok(Scope::Everything)))
-    }
-
-    fn apply<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<ObjectState>,
-    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>> {
-        Box::pin(apply(p, message, previous))
-    }
-}
 /// The profiles file in the data directory.
 pub const FILE_NAME: &str = "ModuleAccessDefinitions.properties";
 

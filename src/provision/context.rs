@@ -12,62 +12,31 @@
 //! `change` of name and quota (never `enabled`: a context an OX admin disabled stays disabled).
 //! Delete: `delete` (OX removes everything in the context) and its credentials are dropped.
 
-use futures::future::BoxFuture;
-
 use crate::apply::{Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::{Context, User};
 
 use super::credentials::AdminLogin;
 use super::kind::{BatchRank, Kind};
-use super::state::{ObjectState, OxIds, StateError};
+use super::state::{ObjectState, OxIds};
 use super::udm::{self, Properties};
 use super::{deleted, random_password, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "oxmail/oxcontext";
 
 /// The `oxmail/oxcontext` kind.
-pub struct ContextKind;
-
-impl Kind for ContextKind {
-    fn topic(&self) -> &'static str {
-        TOPIC
-    }
-
-    fn wanted_by_ox(&self) -> bool {
-        true
-    }
-
-    fn rank(&self) -> BatchRank {
-        BatchRank {
-            change: 0,
-            // After everything that might still move out of the context.
-            delete: 200,
-        }
-    }
-
-    fn docs(&self) -> &'static str {
-        "docs/ox/context.md"
-    }
-
-    fn keys<'a>(
-        &'a self,
-        _p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<&'a ObjectState>,
-    ) -> BoxFuture<'a, Result<Scope, StateError>> {
-        Box::pin(std::future::ready(Ok(keys(message, previous))))
-    }
-
-    fn apply<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<ObjectState>,
-    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>> {
-        Box::pin(apply(p, message, previous))
-    }
-}
+pub static KIND: Kind = Kind {
+    topic: TOPIC,
+    wanted_by_ox: true,
+    rank: BatchRank {
+        change: 0,
+        // After everything that might still move out of the context.
+        delete: 200,
+    },
+    docs: "docs/ox/context.md",
+    keys: |_, message, previous| Box::pin(std::future::ready(Ok(keys(message, previous)))),
+    apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+};
 
 pub async fn apply(
     p: &Provisioner,

@@ -13,59 +13,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::future::BoxFuture;
-
 use crate::apply::{Outcome, Scope};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::AccountDataOnCreate;
 
 use super::kind::{BatchRank, Kind};
-use super::state::{ObjectState, OxIds, OxRef, StateError};
+use super::state::{ObjectState, OxIds, OxRef};
 use super::udm::{self, Properties};
 use super::{deleted, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "oxmail/functional_account";
 
 /// The `oxmail/functional_account` kind.
-pub struct FunctionalAccountKind;
-
-impl Kind for FunctionalAccountKind {
-    fn topic(&self) -> &'static str {
-        TOPIC
-    }
-
-    fn wanted_by_ox(&self) -> bool {
-        true
-    }
-
-    fn rank(&self) -> BatchRank {
-        BatchRank::both(40)
-    }
-
-    fn docs(&self) -> &'static str {
-        "docs/ox/functional-account.md"
-    }
-
-    fn keys<'a>(
-        &'a self,
-        _p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<&'a ObjectState>,
-    ) -> BoxFuture<'a, Result<Scope, StateError>> {
-        // Rebuilt in every context of its members: applied alone.
-        let _ = (message, previous);
-        Box::pin(std::future::ready(Ok(Scope::Everything)))
-    }
-
-    fn apply<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<ObjectState>,
-    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>> {
-        Box::pin(apply(p, message, previous))
-    }
-}
+pub static KIND: Kind = Kind {
+    topic: TOPIC,
+    wanted_by_ox: true,
+    rank: BatchRank::both(40),
+    docs: "docs/ox/functional-account.md",
+    // Rebuilt in every context of its members: applied alone.
+    keys: |_, _, _| Box::pin(std::future::ready(Ok(Scope::Everything))),
+    apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+};
 
 /// A member user of a functional account.
 struct Member {

@@ -14,8 +14,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::future::BoxFuture;
-
 use crate::apply::{NameSpace, Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::Group;
@@ -29,43 +27,14 @@ use super::{deleted, ProvisionError, Provisioner};
 pub const TOPIC: &str = "groups/group";
 
 /// The `groups/group` kind.
-pub struct GroupKind;
-
-impl Kind for GroupKind {
-    fn topic(&self) -> &'static str {
-        TOPIC
-    }
-
-    fn wanted_by_ox(&self) -> bool {
-        true
-    }
-
-    fn rank(&self) -> BatchRank {
-        BatchRank::both(30)
-    }
-
-    fn docs(&self) -> &'static str {
-        "docs/ox/group.md"
-    }
-
-    fn keys<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<&'a ObjectState>,
-    ) -> BoxFuture<'a, Result<Scope, StateError>> {
-        Box::pin(keys(p, message, previous))
-    }
-
-    fn apply<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<ObjectState>,
-    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>> {
-        Box::pin(apply(p, message, previous))
-    }
-}
+pub static KIND: Kind = Kind {
+    topic: TOPIC,
+    wanted_by_ox: true,
+    rank: BatchRank::both(30),
+    docs: "docs/ox/group.md",
+    keys: |p, message, previous| Box::pin(keys(p, message, previous)),
+    apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+};
 
 /// What a group change touches besides the group itself (see [`super::scope`]): its old and
 /// new name, its old and new members (read), and the contexts of its OX groups and members.

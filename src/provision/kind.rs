@@ -10,7 +10,7 @@
 //! - how it is applied ([`Kind::apply`]);
 //! - its documentation page.
 //!
-//! Adding a kind: a new file `src/provision/<kind>.rs` with a unit struct implementing [`Kind`]
+//! Adding a kind: a new file `src/provision/<kind>.rs` with a `pub static KIND: Kind`
 //! and one line in [`KINDS`] (plus `pub mod <kind>;` in `mod.rs`); the compiler asks for every
 //! part, and the tests below check that the parts fit together (unique topic and rank, a docs
 //! page that exists and is linked from `docs/ox-provisioning.md`). See
@@ -27,13 +27,13 @@ use super::{
 };
 
 /// Every OX object kind, in batch order. The one line to add a kind.
-pub static KINDS: &[&dyn Kind] = &[
-    &context::ContextKind,
-    &access_profile::AccessProfileKind,
-    &user::UserKind,
-    &group::GroupKind,
-    &functional_account::FunctionalAccountKind,
-    &resource::ResourceKind,
+pub static KINDS: &[&Kind] = &[
+    &context::KIND,
+    &access_profile::KIND,
+    &user::KIND,
+    &group::KIND,
+    &functional_account::KIND,
+    &resource::KIND,
 ];
 
 /// Where a listener file of a kind goes in its batch; lower goes first. Types without a kind
@@ -54,58 +54,57 @@ impl BatchRank {
     }
 }
 
-/// Everything about one OX object kind.
-pub trait Kind: Send + Sync {
+/// What a change touches besides the object itself (entry UUID, DN, old DN: [`super::scope`]
+/// adds those), given the object's previous state; [`Scope::Everything`] when the kind cannot
+/// tell.
+pub type KeysFn = for<'a> fn(
+    &'a Provisioner,
+    &'a ProvisioningMessage,
+    Option<&'a ObjectState>,
+) -> BoxFuture<'a, Result<Scope, StateError>>;
+
+/// Applies a message to OX, given the object's previous state.
+pub type ApplyFn = for<'a> fn(
+    &'a Provisioner,
+    &'a ProvisioningMessage,
+    Option<ObjectState>,
+) -> BoxFuture<'a, Result<Outcome, ProvisionError>>;
+
+/// Everything about one OX object kind; each kind's file has one `pub static KIND`.
+pub struct Kind {
     /// The UDM module, which is the message topic (`users/user`).
-    fn topic(&self) -> &'static str;
-
+    pub topic: &'static str,
     /// Whether the OX subscriber's queue takes messages of this kind.
-    fn wanted_by_ox(&self) -> bool;
-
+    pub wanted_by_ox: bool,
     /// Its place in a batch of listener files.
-    fn rank(&self) -> BatchRank;
-
+    pub rank: BatchRank,
     /// The page in `docs/` that describes how the kind is provisioned.
-    fn docs(&self) -> &'static str;
-
-    /// What applying `message` touches besides the object itself (entry UUID, DN, old DN:
-    /// [`super::scope`] adds those), given the object's `previous` state. Return
-    /// [`Scope::Everything`] when the kind cannot tell.
-    fn keys<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<&'a ObjectState>,
-    ) -> BoxFuture<'a, Result<Scope, StateError>>;
-
-    /// Applies `message` to OX, given the object's `previous` state.
-    fn apply<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<ObjectState>,
-    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>>;
+    pub docs: &'static str,
+    /// Its ordering keys.
+    pub keys: KeysFn,
+    /// How it is applied.
+    pub apply: ApplyFn,
 }
 
 /// The kind whose topic is `topic`; `None` for modules that are not provisioned to OX.
-pub fn of_topic(topic: &str) -> Option<&'static dyn Kind> {
-    KINDS.iter().copied().find(|kind| kind.topic() == topic)
+pub fn of_topic(topic: &str) -> Option<&'static Kind> {
+    KINDS.iter().copied().find(|kind| kind.topic == topic)
 }
 
 /// The topics the OX subscriber wants.
 pub fn ox_topics() -> Vec<String> {
     KINDS
         .iter()
-        .filter(|kind| kind.wanted_by_ox())
-        .map(|kind| kind.topic().to_owned())
+        .filter(|kind| kind.wanted_by_ox)
+        .map(|kind| kind.topic.to_owned())
         .collect()
 }
 
 /// `(topic, rank of a change, rank of a deletion)` of every kind, for the batch order.
 pub fn batch_ranks() -> impl Iterator<Item = (&'static str, u8, u8)> {
     KINDS.iter().map(|kind| {
-        let rank = kind.rank();
-        (kind.topic(), rank.change, rank.delete)
+        let rank = kind.rank;
+        (kind.topic, rank.change, rank.delete)
     })
 }
 
@@ -119,13 +118,13 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_unique_topic_that_names_a_udm_module() {
-        let topics: BTreeSet<&str> = KINDS.iter().map(|k| k.topic()).collect();
+        let topics: BTreeSet<&str> = KINDS.iter().map(|k| k.topic).collect();
         assert_eq!(topics.len(), KINDS.len(), "two kinds share a topic");
         for topic in topics {
             let (flavour, name) = topic.split_once('/').expect("flavour/name");
             assert!(!flavour.is_empty() && !name.is_empty(), "{topic}");
             assert!(std::ptr::eq(
-                of_topic(topic).expect("found by topic").topic(),
+                of_topic(topic).expect("found by topic").topic,
                 topic
             ));
         }
@@ -134,18 +133,18 @@ mod tests {
 
     #[test]
     fn every_kind_has_its_own_rank_before_unknown_types_and_the_batch_order_is_kept() {
-        let changes: Vec<u8> = KINDS.iter().map(|k| k.rank().change).collect();
+        let changes: Vec<u8> = KINDS.iter().map(|k| k.rank.change).collect();
         assert!(
             changes.windows(2).all(|w| w[0] < w[1]),
             "KINDS lists the kinds in batch order, each with its own rank: {changes:?}"
         );
         assert!(changes.iter().all(|r| *r < UNKNOWN_RANK));
         for kind in KINDS {
-            let delete = kind.rank().delete;
+            let delete = kind.rank.delete;
             assert!(
-                delete == kind.rank().change || delete > UNKNOWN_RANK,
+                delete == kind.rank.change || delete > UNKNOWN_RANK,
                 "{}: a deletion ranked apart goes after unknown types",
-                kind.topic()
+                kind.topic
             );
         }
     }
@@ -155,14 +154,14 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let index = std::fs::read_to_string(root.join("docs/ox-provisioning.md")).unwrap();
         for kind in KINDS {
-            let page = kind.docs();
+            let page = kind.docs;
             assert!(
                 root.join(page).is_file(),
                 "{}: {page} is missing",
-                kind.topic()
+                kind.topic
             );
             let link = page.trim_start_matches("docs/");
-            let row = format!("| `{}` | [{link}]({link}) |", kind.topic());
+            let row = format!("| `{}` | [{link}]({link}) |", kind.topic);
             assert!(
                 index.contains(&row),
                 "docs/ox-provisioning.md lacks the row {row}"

@@ -160,7 +160,7 @@ impl Provisioner {
             }
         }
         match kind::of_topic(&message.topic) {
-            Some(kind) => kind.apply(self, message, previous).await,
+            Some(kind) => (kind.apply)(self, message, previous).await,
             None => Ok(Outcome::Ignored(format!(
                 "{} objects are not provisioned to OX",
                 message.topic

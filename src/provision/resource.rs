@@ -11,58 +11,27 @@
 //! `available` is always true; `resourceadmin` is not sent (UDM puts it on the admin user).
 //! A context change creates the resource in the new context, then deletes it in the old one.
 
-use futures::future::BoxFuture;
-
 use crate::apply::{NameSpace, Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::{Credentials, Resource};
 
 use super::kind::{BatchRank, Kind};
 use super::scope::{contexts_of, names};
-use super::state::{ObjectState, OxIds, OxRef, StateError};
+use super::state::{ObjectState, OxIds, OxRef};
 use super::udm::{self, Properties};
 use super::{ProvisionError, Provisioner};
 
 pub const TOPIC: &str = "oxresources/oxresources";
 
 /// The `oxresources/oxresources` kind.
-pub struct ResourceKind;
-
-impl Kind for ResourceKind {
-    fn topic(&self) -> &'static str {
-        TOPIC
-    }
-
-    fn wanted_by_ox(&self) -> bool {
-        true
-    }
-
-    fn rank(&self) -> BatchRank {
-        BatchRank::both(50)
-    }
-
-    fn docs(&self) -> &'static str {
-        "docs/ox/resource.md"
-    }
-
-    fn keys<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<&'a ObjectState>,
-    ) -> BoxFuture<'a, Result<Scope, StateError>> {
-        Box::pin(std::future::ready(Ok(keys(p, message, previous))))
-    }
-
-    fn apply<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<ObjectState>,
-    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>> {
-        Box::pin(apply(p, message, previous))
-    }
-}
+pub static KIND: Kind = Kind {
+    topic: TOPIC,
+    wanted_by_ox: true,
+    rank: BatchRank::both(50),
+    docs: "docs/ox/resource.md",
+    keys: |p, message, previous| Box::pin(std::future::ready(Ok(keys(p, message, previous)))),
+    apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+};
 
 /// What a resource change touches besides the resource itself (see [`super::scope`]): its
 /// contexts before and after, and its old and new name and address.

@@ -35,7 +35,7 @@ pub async fn of(p: &Provisioner, message: &ProvisioningMessage) -> Result<Scope,
         return Ok(Scope::Everything);
     };
     let previous = p.state.get(&message.object_id).await?;
-    let Scope::Keys(mut keys) = kind.keys(p, message, previous.as_ref()).await? else {
+    let Scope::Keys(mut keys) = (kind.keys)(p, message, previous.as_ref()).await? else {
         return Ok(Scope::Everything);
     };
     keys.insert(ScopeKey::Object(message.object_id.as_str().into()));

@@ -28,8 +28,6 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use futures::future::BoxFuture;
-
 use crate::apply::{NameSpace, Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::{Credentials, User, UserModuleAccess};
@@ -79,43 +77,14 @@ fn context_of(object: &Properties) -> Result<Option<i32>, ProvisionError> {
 }
 
 /// The `users/user` kind.
-pub struct UserKind;
-
-impl Kind for UserKind {
-    fn topic(&self) -> &'static str {
-        TOPIC
-    }
-
-    fn wanted_by_ox(&self) -> bool {
-        true
-    }
-
-    fn rank(&self) -> BatchRank {
-        BatchRank::both(20)
-    }
-
-    fn docs(&self) -> &'static str {
-        "docs/ox/user.md"
-    }
-
-    fn keys<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<&'a ObjectState>,
-    ) -> BoxFuture<'a, Result<Scope, StateError>> {
-        Box::pin(keys(p, message, previous))
-    }
-
-    fn apply<'a>(
-        &'a self,
-        p: &'a Provisioner,
-        message: &'a ProvisioningMessage,
-        previous: Option<ObjectState>,
-    ) -> BoxFuture<'a, Result<Outcome, ProvisionError>> {
-        Box::pin(apply(p, message, previous))
-    }
-}
+pub static KIND: Kind = Kind {
+    topic: TOPIC,
+    wanted_by_ox: true,
+    rank: BatchRank::both(20),
+    docs: "docs/ox/user.md",
+    keys: |p, message, previous| Box::pin(keys(p, message, previous)),
+    apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+};
 
 /// What a user change touches besides the user itself (see [`super::scope`]).
 async fn keys(
