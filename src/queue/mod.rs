@@ -8,8 +8,9 @@
 //!   it. Bounded, discard new (a full stream refuses messages; the listener files wait on disk).
 //! - one stream **per subscriber** `SUB_<name>` on `subscriber.<name>.<realm>.<topic>`, filled by
 //!   that subscriber's dispatcher with the messages matching its subscription (redacted for it),
-//!   read by the subscriber's own durable consumer `<name>`: explicit acks, `max_ack_pending = 1`
-//!   (strict order), no `max_deliver` (never skips on its own). Work-queue retention, bounded,
+//!   read by the subscriber's own durable consumer `<name>`: explicit acks, `max_ack_pending` =
+//!   the messages the subscriber holds at once (256 for OX; the subscriber itself keeps the order
+//!   its ordering keys demand, `queue::order`), no `max_deliver` (never skips on its own). Work-queue retention, bounded,
 //!   discard new: a full queue holds its dispatcher back, and only it.
 //! - every stream has a duplicate window for `Nats-Msg-Id`, so a re-publish is not stored twice.
 
