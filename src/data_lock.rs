@@ -9,9 +9,11 @@
 //! removed (removing a locked file lets a third process lock a new one beside it).
 //! Commands that only talk to a running daemon (`queue`, `trigger`, …) do not take it.
 
-use std::io::{Read, Seek, Write};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 /// The lock file, relative to the data directory.
@@ -40,7 +42,7 @@ pub enum LockError {
 /// The data directory's lock; released when dropped (or when the process ends).
 #[derive(Debug)]
 pub struct DataDirLock {
-    _file: Flock<std::fs::File>,
+    _lock: PidLock,
     path: PathBuf,
 }
 
@@ -48,42 +50,71 @@ impl DataDirLock {
     /// Takes the lock of `data_dir` at once, or says who holds it.
     pub fn acquire(data_dir: &Path) -> Result<Self, LockError> {
         let path = data_dir.join(LOCK_FILE);
-        let io = |source| LockError::Io {
-            path: path.clone(),
-            source,
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+        match PidLock::try_acquire(&path) {
+            Ok(Some(lock)) => Ok(Self { _lock: lock, path }),
+            Ok(None) => Err(LockError::Held {
+                data_dir: data_dir.to_owned(),
+                holder: PidLock::holder(&path),
+                lock: path,
+            }),
+            Err(source) => Err(LockError::Io { path, source }),
         }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) => locked,
-            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(LockError::Held {
-                    data_dir: data_dir.to_owned(),
-                    lock: path,
-                    holder: text.trim().parse().ok(),
-                });
-            }
-            Err((_, errno)) => return Err(io(std::io::Error::from(errno))),
-        };
-        file.set_len(0).map_err(io)?;
-        file.rewind().map_err(io)?;
-        writeln!(file, "{}", std::process::id()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        Ok(Self { _file: file, path })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// An exclusive `flock` on a file that holds its holder's pid (the daemon's lock here, the
+/// trigger's in `commands::trigger`). The kernel releases it when the holder drops it or dies,
+/// however it dies, so a killed process never leaves a stale lock behind.
+#[derive(Debug)]
+pub struct PidLock {
+    _file: Flock<File>,
+}
+
+impl PidLock {
+    /// Takes the lock on `path` at once (creating the file and its folder); `Ok(None)` while
+    /// another process holds it.
+    pub fn try_acquire(path: &Path) -> std::io::Result<Option<Self>> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        match Flock::lock(open_lock_file(path)?, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                // The holder's pid, for the message of whoever has to give up. Best effort: a
+                // read-only lock file (another user's) still locks.
+                let _ = lock.set_len(0).and_then(|()| {
+                    let mut file: &File = &lock;
+                    writeln!(file, "{}", std::process::id())?;
+                    file.sync_all()
+                });
+                Ok(Some(Self { _file: lock }))
+            }
+            Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, errno)) => Err(errno.into()),
+        }
+    }
+
+    /// The pid the holder of the lock on `path` wrote, if it can be read.
+    pub fn holder(path: &Path) -> Option<i32> {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+}
+
+/// Opens the lock file for writing (creating it), or read-only when it belongs to another user:
+/// `flock` works on either.
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => File::open(path),
+        other => other,
     }
 }
 

@@ -24,19 +24,16 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 use tokio::time::Instant;
 
 use crate::admin::client::{AdminClient, AdminClientError};
 use crate::admin::StatusReport;
 use crate::config::DEFAULT_DATA_DIR;
+use crate::data_lock::PidLock;
 use crate::listener::quarantine::BROKEN_DIR;
 use crate::listener::{is_listener_file_name, ListenerFileName};
 
@@ -551,62 +548,28 @@ enum LockError {
 /// releases it when the process ends in any way, so a killed trigger never leaves it behind.
 #[derive(Debug)]
 struct TriggerLock {
-    _lock: Flock<File>,
+    _lock: PidLock,
 }
 
 impl TriggerLock {
     /// Takes the lock, waiting for another holder until `deadline` (one attempt at least).
     async fn acquire(data_dir: &Path, deadline: Instant) -> Result<Self, LockError> {
         let path = data_dir.join(LOCK_FILE);
-        let io_error = |source| LockError::Io {
-            path: path.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io_error)?;
-        }
         loop {
-            let file = open_lock_file(&path).map_err(io_error)?;
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => {
-                    // The holder's pid, for the message of a trigger that has to give up.
-                    // Best effort: a read-only lock file (another user's) still locks.
-                    let _ = lock.set_len(0).and_then(|()| {
-                        let mut file: &File = &lock;
-                        write!(file, "{}", std::process::id())
-                    });
-                    return Ok(Self { _lock: lock });
-                }
-                Err((_, Errno::EWOULDBLOCK)) => {
+            match PidLock::try_acquire(&path) {
+                Ok(Some(lock)) => return Ok(Self { _lock: lock }),
+                Ok(None) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        let holder = std::fs::read_to_string(&path)
-                            .ok()
-                            .map(|pid| pid.trim().to_owned())
-                            .filter(|pid| !pid.is_empty())
+                        let holder = PidLock::holder(&path)
                             .map_or_else(|| "pid unknown".to_owned(), |pid| format!("pid {pid}"));
                         return Err(LockError::Busy { holder });
                     }
                     tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
                 }
-                Err((_, errno)) => return Err(io_error(errno.into())),
+                Err(source) => return Err(LockError::Io { path, source }),
             }
         }
-    }
-}
-
-/// Opens the lock file for writing (creating it), or read-only when it belongs to another user:
-/// `flock` works on either.
-fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => File::open(path),
-        other => other,
     }
 }
 

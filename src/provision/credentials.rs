@@ -152,7 +152,7 @@ impl ContextCredentials {
     pub fn master_login(&self) -> Option<AdminLogin> {
         self.get(MASTER).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "Cannot read the credentials file; using the master login read before.");
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let cache = crate::locks::lock(&self.cache);
             cache.1.get(MASTER).cloned()
         })
     }
@@ -196,7 +196,7 @@ impl ContextCredentials {
     fn save(&self, entries: Entries) -> Result<(), CredentialsError> {
         write_file(&self.path, &entries)?;
         let mtime = modified(&self.path);
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = (mtime, entries);
+        *crate::locks::lock(&self.cache) = (mtime, entries);
         Ok(())
     }
 
@@ -208,7 +208,7 @@ impl ContextCredentials {
     /// `f` of the entries, re-read first if the file changed on disk (an admin edited it).
     fn with_entries<T>(&self, f: impl FnOnce(&Entries) -> T) -> Result<T, CredentialsError> {
         let mtime = modified(&self.path);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = crate::locks::lock(&self.cache);
         if cache.0.is_none() || cache.0 != mtime {
             let entries = if self.path.exists() {
                 read_file(&self.path)?
