@@ -63,8 +63,9 @@ pub struct Settings {
     pub batch_settle: Duration,
     pub retry_delay: Duration,
     pub ack_wait: Duration,
-    /// Most changes applied to OX at the same time (changes that touch nothing in common, such
-    /// as users of different contexts); 1 applies them one after the other.
+    /// Most changes applied to OX at the same time (changes that touch nothing in common: no
+    /// shared object, OX name, group membership or context change), and the bound of the
+    /// adaptive limit of SOAP calls; 1 applies them one after the other.
     pub apply_concurrency: usize,
     pub queue_limits: QueueLimits,
     /// Where the admin API listens (loopback by default).
