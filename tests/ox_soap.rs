@@ -5,6 +5,7 @@
 //! - `round_trips`: client ↔ emulator for every operation, faults, special characters and
 //!   credentials in the wrong place;
 //! - `rules`: OX's business rules at OX's defaults and with their properties switched;
+//! - `mail_addresses`: OX's check of a user's e-mail addresses on create and change;
 //! - `connect`: connection errors carry their cause (DNS, TLS, refused);
 //! - `wire`: what the emulator accepts and rejects on the wire, WSDL, control endpoints, fault
 //!   injection, the `ox-emulator` command.
@@ -13,6 +14,8 @@
 mod connect;
 #[path = "ox_soap/examples.rs"]
 mod examples;
+#[path = "ox_soap/mail_addresses.rs"]
+mod mail_addresses;
 #[path = "ox_soap/round_trips.rs"]
 mod round_trips;
 #[path = "ox_soap/rules.rs"]

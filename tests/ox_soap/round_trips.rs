@@ -834,17 +834,22 @@ async fn unicode_and_xml_special_characters_survive_every_string_field() {
         for f in &fields {
             json.insert(f.clone(), format!("{NASTY} {f} {suffix}").into());
         }
-        let mail = format!("{NASTY}@example.org {suffix}");
+        // OX refuses mail fields that are no e-mail addresses: the characters go into a
+        // quoted local part (with `"` escaped) and an internationalized domain.
+        let address = |what: &str| {
+            let local = format!("{NASTY} {what} {suffix}").replace('"', "\\\"");
+            format!("\"{local}\"@bücher.example")
+        };
+        let mail = address("mail");
         json.insert("name".into(), "jdoe".into());
         // OX refuses a language without an underscore on change.
         json.insert("language".into(), format!("{suffix}_{NASTY}").into());
         json.insert("primaryEmail".into(), mail.clone().into());
         json.insert("email1".into(), mail.clone().into());
+        json.insert("email2".into(), address("email2").into());
+        json.insert("email3".into(), address("email3").into());
         json.insert("defaultSenderAddress".into(), mail.clone().into());
-        json.insert(
-            "aliases".into(),
-            vec![mail, format!("{NASTY} alias")].into(),
-        );
+        json.insert("aliases".into(), vec![mail, address("alias")].into());
         serde_json::from_value(json.into()).unwrap()
     };
     let user = fill("1");

@@ -2,6 +2,7 @@
 //! (`OXUser.checkCreateUserData` / `checkChangeUserData`), module access, delete, lists.
 
 use super::*;
+use crate::ox::soap::mail_address;
 
 impl OxState {
     /// Mandatory fields, name rules and uniqueness of a new user (`ox-soap.md` §7, §9.11).
@@ -27,6 +28,7 @@ impl OxState {
             }
         }
         user.name = Some(name);
+        check_addresses(&user)?;
         if user.primary_email != user.email1 {
             return Err(OxFault::invalid(
                 "primarymail must have the same value as email1",
@@ -152,9 +154,15 @@ impl OxState {
         {
             return Err(OxFault::invalid("primary mail must not be changed"));
         }
-        if id == self.contexts[&ctx_id].admin_id {
+        // OX checks the mail fields of a change only when one of them is sent.
+        let mails_sent = change.primary_email.is_some()
+            || change.email1.is_some()
+            || change.default_sender_address.is_some()
+            || !change.aliases.is_empty();
+        if !mails_sent || id == self.contexts[&ctx_id].admin_id {
             return Ok(());
         }
+        check_addresses(change)?;
         self.check_change_mails(ctx_id, id, change, stored)
     }
 
@@ -347,6 +355,28 @@ impl OxState {
                 ..User::default()
             })
             .collect())
+    }
+}
+
+/// OX's `checkValidEmailsInUserObject`: every sent, non-blank mail field must be an address
+/// OX's parser accepts ([`mail_address::ox_accepts`]), else `Invalid email address`.
+fn check_addresses(user: &User) -> OxResult<()> {
+    let single = [
+        &user.primary_email,
+        &user.email1,
+        &user.email2,
+        &user.email3,
+        &user.default_sender_address,
+    ];
+    let all = single
+        .into_iter()
+        .flatten()
+        .chain(&user.aliases)
+        .all(|address| mail_address::ox_accepts(address));
+    if all {
+        Ok(())
+    } else {
+        Err(OxFault::invalid("Invalid email address"))
     }
 }
 

@@ -44,6 +44,7 @@ mod context_service;
 pub mod envelope;
 mod error;
 mod group_service;
+pub mod mail_address;
 mod resource_service;
 mod secondary_account_service;
 pub mod types;
