@@ -68,62 +68,88 @@ pub async fn apply(
 
     // Remove the account everywhere it may be, under its old and its new address.
     let contexts: BTreeSet<i32> = before.iter().chain(members.keys()).copied().collect();
-    for context in &contexts {
+    let addresses: BTreeSet<&String> = old_address.iter().chain(new_address.iter()).collect();
+    remove_everywhere(p, &contexts, &addresses).await?;
+
+    match (&message.body.new, &new_address) {
+        (Some(object), Some(address)) => {
+            let per_context = create_for_members(p, message, object, address, &members).await?;
+            record(p, message, object, per_context).await?;
+        }
+        (Some(object), None) => record(p, message, object, BTreeMap::new()).await?,
+        (None, _) => p.state.remove(&message.object_id).await?,
+    }
+    Ok(Outcome::Applied)
+}
+
+/// Deletes the account under each of `addresses` for all users of each of `contexts`.
+async fn remove_everywhere(
+    p: &Provisioner,
+    contexts: &BTreeSet<i32>,
+    addresses: &BTreeSet<&String>,
+) -> Result<(), ProvisionError> {
+    for context in contexts {
         let auth = p.context_admin(*context)?;
-        for address in old_address
-            .iter()
-            .chain(new_address.iter())
-            .collect::<BTreeSet<_>>()
-        {
+        for address in addresses {
             deleted(
                 p.ox.delete_secondary_account(*context, address, &[], &[0], &auth)
                     .await,
             )?;
         }
     }
+    Ok(())
+}
 
+/// Creates the account `address` for each member user, context by context; returns what the
+/// state remembers per context.
+async fn create_for_members(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    object: &Properties,
+    address: &str,
+    members: &BTreeMap<i32, Vec<Member>>,
+) -> Result<BTreeMap<i32, OxRef>, ProvisionError> {
     let mut per_context = BTreeMap::new();
-    if let (Some(object), Some(address)) = (&message.body.new, &new_address) {
-        for (context, users) in &members {
-            let auth = p.context_admin(*context)?;
-            for member in users {
-                let account = AccountDataOnCreate {
-                    name: udm::text(object, "name"),
-                    primary_address: Some(address.clone()),
-                    personal: udm::text(object, "personal"),
-                    mail_endpoint_source: Some("primary".into()),
-                    login: Some(login(p, message, address, member)?),
-                    ..AccountDataOnCreate::default()
-                };
-                p.ox.create_secondary_account(*context, &account, &[member.id], &[], &auth)
-                    .await?;
-            }
-            per_context.insert(
-                *context,
-                OxRef {
-                    id: 0,
-                    name: address.clone(),
-                    members: Vec::new(),
-                },
-            );
-        }
-    }
-    match &message.body.new {
-        Some(object) => {
-            let ox = OxIds {
-                per_context,
-                ..OxIds::default()
+    for (context, users) in members {
+        let auth = p.context_admin(*context)?;
+        for member in users {
+            let account = AccountDataOnCreate {
+                name: udm::text(object, "name"),
+                primary_address: Some(address.to_owned()),
+                personal: udm::text(object, "personal"),
+                mail_endpoint_source: Some("primary".into()),
+                login: Some(login(p, message, address, member)?),
+                ..AccountDataOnCreate::default()
             };
-            p.state
-                .put(
-                    &message.object_id,
-                    &Provisioner::applied_state(message, object.clone(), ox),
-                )
-                .await?
+            p.ox.create_secondary_account(*context, &account, &[member.id], &[], &auth)
+                .await?;
         }
-        None => p.state.remove(&message.object_id).await?,
+        per_context.insert(
+            *context,
+            OxRef {
+                id: 0,
+                name: address.to_owned(),
+                members: Vec::new(),
+            },
+        );
     }
-    Ok(Outcome::Applied)
+    Ok(per_context)
+}
+
+/// Remembers the account object with the contexts it was created in.
+async fn record(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    object: &Properties,
+    per_context: BTreeMap<i32, OxRef>,
+) -> Result<(), ProvisionError> {
+    let ox = OxIds {
+        per_context,
+        ..OxIds::default()
+    };
+    let state = Provisioner::applied_state(message, object.clone(), ox);
+    p.state.put(&message.object_id, &state).await?;
+    Ok(())
 }
 
 /// The account's member users (from `users` and the members of `groups`), by context.

@@ -1,7 +1,7 @@
 //! ④ Provisioning: turns provisioning messages into OX SOAP calls ([`OxApplier`]).
 //!
 //! One file per OX object kind — [`context`], [`user`] (with the attribute mapping in
-//! [`user_mapping`]), [`group`], [`resource`], [`access_profile`], [`functional_account`],
+//! [`user_mapping`] and its mail addresses in [`user_mail`]), [`group`], [`resource`], [`access_profile`], [`functional_account`],
 //! listed once in [`kind::KINDS`] — each owning its topic, batch rank, ordering keys and an
 //! `apply` that decides, from the message and the remembered state
 //! ([`state::StateStore`]), whether the object is created, changed, moved or deleted in OX.
@@ -23,11 +23,13 @@ pub mod functional_account;
 pub mod group;
 pub mod kind;
 pub mod resource;
+pub mod rights;
 pub mod scope;
 pub mod settings;
 pub mod state;
 pub mod udm;
 pub mod user;
+pub mod user_mail;
 pub mod user_mapping;
 
 use std::path::PathBuf;

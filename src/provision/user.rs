@@ -32,11 +32,12 @@ use crate::apply::{NameSpace, Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::{Credentials, User, UserModuleAccess};
 
-use super::access_profile::{Rights, RIGHTS};
 use super::kind::{BatchRank, Kind};
+use super::rights::access_of;
 use super::scope::{contexts_of, names};
 use super::state::{ObjectState, OxIds, OxRef, StateError};
 use super::udm::{self, Properties};
+use super::user_mail::{self, aliases, default_sender};
 use super::user_mapping::MailServers;
 use super::{deleted, group, random_password, ProvisionError, Provisioner};
 
@@ -156,27 +157,7 @@ pub async fn apply(
         .and_then(|s| Some((s.ox.context?, s.ox.object.clone()?)));
     let object = match &message.body.new {
         Some(object) if udm::flag(object, "isOxUser") => object,
-        new => {
-            // Deleted, or no (longer an) OX user.
-            if let Some((context, user)) = &was_in_ox {
-                let groups = groups_of([previous.as_ref().map(|s| &s.object), new.as_ref()]);
-                delete_in_ox(p, *context, user, &groups).await?;
-            }
-            match new {
-                // Remembered without OX ids, so that groups can tell it is not an OX user.
-                Some(object) => {
-                    let state =
-                        Provisioner::applied_state(message, object.clone(), OxIds::default());
-                    p.state.put(&message.object_id, &state).await?;
-                }
-                None => p.state.remove(&message.object_id).await?,
-            }
-            return Ok(match was_in_ox {
-                Some(_) => Outcome::Applied,
-                None if new.is_some() => Outcome::Ignored("not an OX user".into()),
-                None => Outcome::Ignored("delete of a user that was never an OX user".into()),
-            });
-        }
+        new => return leave_ox(p, message, previous.as_ref(), new.as_ref(), was_in_ox).await,
     };
     let Some(context) = context_of(object)? else {
         return Ok(Outcome::Ignored(
@@ -189,54 +170,115 @@ pub async fn apply(
             "{name} is the admin of OX context {context}; the context admin is never changed"
         )));
     }
-    let auth = p.context_admin_or_pull_forward(context).await?;
-    let previous_object = previous.as_ref().map(|s| &s.object);
-    let touched_contexts: BTreeSet<i32> = was_in_ox
-        .as_ref()
-        .map(|(old_context, _)| *old_context)
-        .into_iter()
-        .chain([context])
-        .collect();
-
-    let (id, moved) = match was_in_ox {
-        Some((old_context, old)) if old_context != context => {
-            let from = (old_context, &old);
-            let id = move_user(p, object, &name, from, context, &auth, previous_object).await?;
-            (id, true)
-        }
-        Some((_, old)) => {
-            match change(p, object, &name, context, old.id, &auth, previous_object).await {
-                Ok(()) => (old.id, false),
-                // Removed in OX by hand: create it again.
-                Err(ProvisionError::Ox(e)) if e.is_not_found() => (
-                    create(p, message, object, &name, context, &auth).await?,
-                    true,
-                ),
-                Err(e) => return Err(e),
-            }
-        }
-        None => (
-            create(p, message, object, &name, context, &auth).await?,
-            true,
-        ),
+    user_mail::check(p, &message.dn, object, &build(p, object, &name, false)?)?;
+    let target = Target {
+        message,
+        object,
+        name,
+        context,
+        auth: p.context_admin_or_pull_forward(context).await?,
     };
-
-    let ox = OxIds::in_context(context, id, name);
-    let mut state = Provisioner::applied_state(message, object.clone(), ox);
-    // The groups read the user's new state, so it is written first; what an earlier attempt
-    // left pending is finished too.
+    let previous_object = previous.as_ref().map(|s| &s.object);
+    let old_context = was_in_ox.as_ref().map(|(old_context, _)| *old_context);
+    let (id, moved) = put_in_ox(p, &target, was_in_ox, previous_object).await?;
+    // A created or moved user's groups are applied again, in its old and its new context.
     let mut pending = previous.map(|s| s.groups_pending).unwrap_or_default();
     if moved {
-        pending.extend(touched_contexts);
+        pending.extend(old_context.into_iter().chain([context]));
     }
-    if !pending.is_empty() && !udm::texts(object, "groups").is_empty() {
+    record(p, target, id, pending).await?;
+    Ok(Outcome::Applied)
+}
+
+/// The OX user an apply puts in OX: the UDM `object` of `message` as OX user `name` in
+/// `context`, with that context's admin credentials.
+struct Target<'a> {
+    message: &'a ProvisioningMessage,
+    object: &'a Properties,
+    name: String,
+    context: i32,
+    auth: Credentials,
+}
+
+/// Deletes the user in OX if it was there (the UDM object was deleted or is no OX user any
+/// more) and remembers the object without OX ids, so that groups can tell it is no OX user.
+async fn leave_ox(
+    p: &Provisioner,
+    message: &ProvisioningMessage,
+    previous: Option<&ObjectState>,
+    new: Option<&Properties>,
+    was_in_ox: Option<(i32, OxRef)>,
+) -> Result<Outcome, ProvisionError> {
+    if let Some((context, user)) = &was_in_ox {
+        let groups = groups_of([previous.map(|s| &s.object), new]);
+        delete_in_ox(p, *context, user, &groups).await?;
+    }
+    match new {
+        Some(object) => {
+            let state = Provisioner::applied_state(message, object.clone(), OxIds::default());
+            p.state.put(&message.object_id, &state).await?;
+        }
+        None => p.state.remove(&message.object_id).await?,
+    }
+    Ok(match was_in_ox {
+        Some(_) => Outcome::Applied,
+        None if new.is_some() => Outcome::Ignored("not an OX user".into()),
+        None => Outcome::Ignored("delete of a user that was never an OX user".into()),
+    })
+}
+
+/// Creates, changes or moves the OX user; returns its id and whether it was created or moved
+/// (then its groups need applying again).
+async fn put_in_ox(
+    p: &Provisioner,
+    t: &Target<'_>,
+    was_in_ox: Option<(i32, OxRef)>,
+    previous_object: Option<&Properties>,
+) -> Result<(i32, bool), ProvisionError> {
+    let (object, name, context, auth) = (t.object, t.name.as_str(), t.context, &t.auth);
+    match was_in_ox {
+        Some((old_context, old)) if old_context != context => {
+            let from = (old_context, &old);
+            let id = move_user(p, object, name, from, context, auth, previous_object).await?;
+            Ok((id, true))
+        }
+        Some((_, old)) => {
+            match change(p, object, name, context, old.id, auth, previous_object).await {
+                Ok(()) => Ok((old.id, false)),
+                // Removed in OX by hand: create it again.
+                Err(ProvisionError::Ox(e)) if e.is_not_found() => Ok((
+                    create(p, t.message, object, name, context, auth).await?,
+                    true,
+                )),
+                Err(e) => Err(e),
+            }
+        }
+        None => Ok((
+            create(p, t.message, object, name, context, auth).await?,
+            true,
+        )),
+    }
+}
+
+/// Writes the user's new state and applies again the groups of the contexts in `pending`.
+async fn record(
+    p: &Provisioner,
+    t: Target<'_>,
+    id: i32,
+    pending: BTreeSet<i32>,
+) -> Result<(), ProvisionError> {
+    let ox = OxIds::in_context(t.context, id, t.name);
+    let mut state = Provisioner::applied_state(t.message, t.object.clone(), ox);
+    // The groups read the user's new state, so it is written first; what an earlier attempt
+    // left pending is finished too.
+    if !pending.is_empty() && !udm::texts(t.object, "groups").is_empty() {
         state.groups_pending = pending;
-        p.state.put(&message.object_id, &state).await?;
-        group::reapply_groups_of(p, object, &state.groups_pending).await?;
+        p.state.put(&t.message.object_id, &state).await?;
+        group::reapply_groups_of(p, t.object, &state.groups_pending).await?;
         state.groups_pending.clear();
     }
-    p.state.put(&message.object_id, &state).await?;
-    Ok(Outcome::Applied)
+    p.state.put(&t.message.object_id, &state).await?;
+    Ok(())
 }
 
 /// The OX name of a user.
@@ -299,7 +341,8 @@ fn build(
         if let Some(primary) = &primary {
             fields.insert("defaultSenderAddress".into(), json!(primary));
         }
-        for mandatory in ["display_name", "given_name", "sur_name", "email1"] {
+        // email1 (the primary address) is checked before: [`user_mail::check`].
+        for mandatory in ["display_name", "given_name", "sur_name"] {
             if fields.get(mandatory).is_none_or(|v| v == "") {
                 return Err(ProvisionError::Invalid(format!(
                     "OX needs {mandatory} for a new user, but the UDM object has no value for it"
@@ -309,16 +352,6 @@ fn build(
     }
     serde_json::from_value(Value::Object(fields))
         .map_err(|e| ProvisionError::Invalid(format!("cannot build the OX user: {e}")))
-}
-
-/// `[primary] + mailAlternativeAddress`, without duplicates.
-fn aliases(object: &Properties) -> Vec<String> {
-    let mut seen = BTreeSet::new();
-    udm::text(object, "mailPrimaryAddress")
-        .into_iter()
-        .chain(udm::texts(object, "mailAlternativeAddress"))
-        .filter(|a| seen.insert(a.to_lowercase()))
-        .collect()
 }
 
 /// The module rights of the user's access profile; `None` if the profile is unknown (then the
@@ -332,15 +365,6 @@ fn module_access(p: &Provisioner, object: &Properties) -> Option<UserModuleAcces
             None
         }
     }
-}
-
-/// All 23 rights, each true if the profile grants it.
-pub fn access_of(rights: &Rights) -> UserModuleAccess {
-    let fields: serde_json::Map<String, Value> = RIGHTS
-        .iter()
-        .map(|(udm_name, ox_field)| ((*ox_field).to_owned(), json!(rights.contains(*udm_name))))
-        .collect();
-    serde_json::from_value(Value::Object(fields)).unwrap_or_default()
 }
 
 async fn create(
@@ -438,52 +462,6 @@ async fn change(
         }
     }
     Ok(())
-}
-
-/// The default sender address to send on a change, or `None` to leave OX's value alone.
-///
-/// Only when the primary address changed or an address was dropped is OX asked for the current
-/// value (OX keeps it among the user's addresses, so after additions alone it is still valid):
-/// it is kept unless it was the old primary address (then it follows the new primary) or is not
-/// one of the user's addresses any more (OX would refuse it; then it becomes the primary
-/// address).
-async fn default_sender(
-    p: &Provisioner,
-    object: &Properties,
-    context: i32,
-    id: i32,
-    auth: &Credentials,
-    previous: Option<&Properties>,
-) -> Result<Option<String>, ProvisionError> {
-    let primary = udm::text(object, "mailPrimaryAddress");
-    let addresses = aliases(object);
-    let old_primary = previous.and_then(|old| udm::text(old, "mailPrimaryAddress"));
-    let still_valid = previous.is_some_and(|old| {
-        old_primary == primary
-            && aliases(old)
-                .iter()
-                .all(|a| addresses.iter().any(|n| n.eq_ignore_ascii_case(a)))
-    });
-    if still_valid {
-        return Ok(None);
-    }
-    let current = match p.ox.get_user(context, &User::with_id(id), auth).await {
-        Ok(user) => user.default_sender_address,
-        Err(e) if e.is_not_found() => return Err(e.into()),
-        Err(_) => None,
-    };
-    let mut wanted = match (&current, &old_primary) {
-        (Some(current), Some(old)) if current.eq_ignore_ascii_case(old) => primary.clone(),
-        (Some(current), _) => Some(current.clone()),
-        (None, _) => primary.clone(),
-    };
-    if !wanted
-        .as_ref()
-        .is_some_and(|w| addresses.iter().any(|a| a.eq_ignore_ascii_case(w)))
-    {
-        wanted = primary;
-    }
-    Ok(wanted.filter(|w| Some(w) != current.as_ref()))
 }
 
 /// Moves the user `from` its old context and OX user into `context`; returns its new id.

@@ -247,6 +247,17 @@ impl UserMapping {
         Ok(mapping)
     }
 
+    /// The UDM property that fills the OX `field` for `object`: the mapped one, or the first
+    /// alternative with a value (for messages that must name it); `None` if nothing fills it.
+    pub fn source_of(&self, field: &str, object: &Properties) -> Option<&str> {
+        let entry = self.entries.get(field)?;
+        let mut candidates = std::iter::once(&entry.udm).chain(&entry.alternatives);
+        candidates
+            .find(|udm_name| pick(object, udm_name, entry.position).is_some())
+            .or(Some(&entry.udm))
+            .map(String::as_str)
+    }
+
     /// The OX fields (WSDL names → JSON values) for the UDM `object`. `clear_empty` sends `""`
     /// for empty text fields (on change); otherwise they are left out (on create).
     pub fn map(

@@ -135,3 +135,124 @@ async fn forbidden_characters_are_dropped_from_text_and_refuse_identity_fields()
     );
     daemon.stop().await;
 }
+
+/// The calls of `operation` the emulator has answered so far.
+fn calls(t: &OxEnv, operation: &str) -> u64 {
+    t.ox.calls().get(operation).map_or(0, |c| c.calls)
+}
+
+/// Skips the blocked change with the `ox-connector` binary, as the reason tells the admin.
+async fn skip_blocked(t: &OxEnv) {
+    let skip = crate::support::cli::run(
+        t.env.data.path(),
+        &["queue", "skip", "blocked", "--reason", "fixed in UCS"],
+    )
+    .await;
+    assert_eq!(skip.code, 0, "{}{}", skip.stdout, skip.stderr);
+}
+
+#[tokio::test]
+async fn an_address_ox_would_refuse_blocks_naming_user_property_and_value_until_fixed() {
+    let mut t = OxEnv::start_at_ox_defaults().await;
+    t.write(context("ctx-10", 10, None));
+    t.write(user("u-anna", "anna", 10, json!({})));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let before = t.ox_user(10, "anna");
+    let changes = calls(&t, "OXUserService.change");
+
+    // A change with a bad alternative address is not sent.
+    t.write(user(
+        "u-anna",
+        "anna",
+        10,
+        json!({"mailAlternativeAddress": ["anna koch@example.org"]}),
+    ));
+    let error = blocked_error(&t).await;
+    for expected in [
+        "not sent",
+        "uid=anna,cn=users,dc=example,dc=org",
+        "mailAlternativeAddress \"anna koch@example.org\"",
+        "Invalid email address",
+        "queue skip blocked",
+    ] {
+        assert!(error.contains(expected), "{expected:?} missing: {error}");
+    }
+    assert_eq!(t.ox_user(10, "anna"), before, "OX unchanged");
+    assert_eq!(calls(&t, "OXUserService.change"), changes, "nothing sent");
+
+    // The admin fixes the address in UCS (a new change follows) and skips the blocked one.
+    t.write(user(
+        "u-anna",
+        "anna",
+        10,
+        json!({"mailAlternativeAddress": ["anna.koch@example.org"]}),
+    ));
+    skip_blocked(&t).await;
+    t.settle().await;
+    let aliases = t.ox_user(10, "anna").data.aliases;
+    assert!(
+        aliases.contains(&"anna.koch@example.org".to_string()),
+        "{aliases:?}"
+    );
+
+    // A new user with a bad address in a mapped field: not created, the property named.
+    t.write(user(
+        "u-bert",
+        "bert",
+        10,
+        json!({"oxEmail2": "bert@@example.org"}),
+    ));
+    let error = blocked_error(&t).await;
+    assert!(error.contains("uid=bert,"), "{error}");
+    assert!(error.contains("oxEmail2 \"bert@@example.org\""), "{error}");
+    assert!(t.state().context(10).unwrap().user("bert").is_none());
+    assert_eq!(
+        calls(&t, "OXUserService.createByModuleAccess"),
+        1,
+        "only anna"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_removed_primary_address_blocks_instead_of_sending_an_empty_one() {
+    let mut t = OxEnv::start_at_ox_defaults().await;
+    t.write(context("ctx-10", 10, None));
+    t.write(user("u-anna", "anna", 10, json!({})));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let before = t.ox_user(10, "anna");
+    let changes = calls(&t, "OXUserService.change");
+
+    let mut removed = user("u-anna", "anna", 10, json!({}));
+    removed["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("mailPrimaryAddress");
+    t.write(removed);
+    let error = blocked_error(&t).await;
+    for expected in [
+        "uid=anna,cn=users,dc=example,dc=org",
+        "has no mailPrimaryAddress",
+        "cannot remove it",
+    ] {
+        assert!(error.contains(expected), "{expected:?} missing: {error}");
+    }
+    assert_eq!(t.ox_user(10, "anna"), before, "OX keeps the address");
+    assert_eq!(calls(&t, "OXUserService.change"), changes, "nothing sent");
+
+    // A new primary address in UCS, the blocked change skipped: OX gets the new address.
+    t.write(user(
+        "u-anna",
+        "anna",
+        10,
+        json!({"mailPrimaryAddress": "anna.new@example.org"}),
+    ));
+    skip_blocked(&t).await;
+    t.settle().await;
+    let data = t.ox_user(10, "anna").data;
+    assert_eq!(data.primary_email.as_deref(), Some("anna.new@example.org"));
+    assert_eq!(data.email1.as_deref(), Some("anna.new@example.org"));
+    daemon.stop().await;
+}
