@@ -10,6 +10,9 @@
 //!   nobody knows — OX users log in through the mail system or SSO). A user that already exists
 //!   in OX under that name is adopted and changed; a user of another entry UUID at the same DN is
 //!   replaced (deleted, then created).
+//! - Before anything is sent, the user's mail addresses are checked like OX checks them
+//!   ([`super::user_mail`]): a user without a primary address or with one OX would refuse blocks,
+//!   naming the DN, the UDM property and the value.
 //! - Change: `change` with every mapped field (empty text clears), a rename when the OX name
 //!   changed, the default sender address kept unless it was the old primary address or is no
 //!   longer one of the user's addresses; `changeByModuleAccess` when `oxAccess` changed.
