@@ -297,6 +297,14 @@ fn user(
     access: &str,
     groups: &[&str],
 ) -> Value {
+    // OX refuses a mail address with non-ASCII before the `@`: "Koch-Şahin" → "koch-sahin".
+    let ascii = |name: &str| -> String {
+        let folded = name.to_lowercase().replace('ş', "s").replace('ä', "ae");
+        folded
+            .replace('ö', "oe")
+            .replace('ü', "ue")
+            .replace('ß', "ss")
+    };
     listener_file(
         format!("uid={username},cn=users,{DOMAIN}"),
         &format!("c41e7a90-3d2b-103f-9b0c-0000000001{id:02}"),
@@ -305,7 +313,7 @@ fn user(
             "username": username, "firstname": first, "lastname": last,
             "displayName": format!("{first} {last}"),
             "mailPrimaryAddress": format!("{username}@example.org"),
-            "mailAlternativeAddress": [format!("{}.{}@example.org", first.to_lowercase(), last.to_lowercase())],
+            "mailAlternativeAddress": [format!("{}.{}@example.org", ascii(first), ascii(last))],
             "isOxUser": "OK", "oxAccess": access, "oxContext": ctx.to_string(),
             "groups": groups.iter().map(|g| format!("cn={g},cn=groups,{DOMAIN}")).collect::<Vec<_>>(),
             "phone": ["+49 421 555 01"], "mailHomeServer": "mail.example.org",

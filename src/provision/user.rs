@@ -173,7 +173,7 @@ pub async fn apply(
             "{name} is the admin of OX context {context}; the context admin is never changed"
         )));
     }
-    user_mail::check(p, &message.dn, object, &build(p, object, &name, false)?)?;
+    user_mail::check(p, &message.dn, object)?;
     let target = Target {
         message,
         object,

@@ -25,52 +25,34 @@ pub(super) fn aliases(object: &Properties) -> Vec<String> {
         .collect()
 }
 
-/// Refuses, before anything is sent, the OX user `user` (built from the UDM user `object` at
-/// `dn`) when it has no primary address or an address OX would refuse.
-pub(super) fn check(
-    p: &Provisioner,
-    dn: &str,
-    object: &Properties,
-    user: &User,
-) -> Result<(), ProvisionError> {
-    let source = |field: &str| {
-        p.mapping
-            .source_of(field, object)
-            .unwrap_or("mailPrimaryAddress")
-            .to_owned()
-    };
-    for (field, value) in [
-        ("primaryEmail", &user.primary_email),
-        ("email1", &user.email1),
-    ] {
-        if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+/// Refuses, before anything is sent, the UDM user `object` at `dn` when the OX user made of it
+/// would have no primary address or an address OX refuses (its `primaryEmail`, `email1`,
+/// `email2`, `email3` and aliases as [`super::user`] builds them; the default sender address is
+/// always one of its aliases).
+pub(super) fn check(p: &Provisioner, dn: &str, object: &Properties) -> Result<(), ProvisionError> {
+    for field in ["primaryEmail", "email1"] {
+        let value = p.mapping.value_of(field, object);
+        if value.is_none_or(|(_, v)| v.trim().is_empty()) {
+            let property = p.mapping.source(field).unwrap_or("mailPrimaryAddress");
             return Err(ProvisionError::Invalid(format!(
-                "not sent: the user {dn} has no {} (OX's {field}); OX needs a primary mail \
-                 address for every user and cannot remove it. Give the user a {0} in UCS (or \
-                 take away isOxUser to remove the user from OX), then skip this change \
-                 (`ox-connector queue skip blocked`)",
-                source(field)
+                "not sent: the user {dn} has no {property} (OX's {field}); OX needs a primary \
+                 mail address for every user and cannot remove it. Give the user a {property} \
+                 in UCS (or take away isOxUser to remove the user from OX), then skip this \
+                 change (`ox-connector queue skip blocked`)"
             )));
         }
     }
-    let single = [
-        ("primaryEmail", &user.primary_email),
-        ("email1", &user.email1),
-        ("email2", &user.email2),
-        ("email3", &user.email3),
-    ];
-    let mut addresses: Vec<(String, &str)> = single
-        .into_iter()
-        .filter_map(|(field, value)| Some((source(field), value.as_deref()?)))
+    let fields = ["primaryEmail", "email1", "email2", "email3"];
+    let mut addresses: Vec<(String, String)> = fields
+        .iter()
+        .filter_map(|field| p.mapping.value_of(field, object))
+        .map(|(property, value)| (property.to_owned(), value))
         .collect();
-    if let Some(sender) = &user.default_sender_address {
-        addresses.push(("defaultSenderAddress".into(), sender));
-    }
     let primary = udm::text(object, "mailPrimaryAddress");
-    for alias in &user.aliases {
+    for alias in aliases(object) {
         let is_primary = primary
             .as_ref()
-            .is_some_and(|p| p.eq_ignore_ascii_case(alias));
+            .is_some_and(|p| p.eq_ignore_ascii_case(&alias));
         let property = if is_primary {
             "mailPrimaryAddress"
         } else {

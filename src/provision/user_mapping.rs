@@ -247,15 +247,18 @@ impl UserMapping {
         Ok(mapping)
     }
 
-    /// The UDM property that fills the OX `field` for `object`: the mapped one, or the first
-    /// alternative with a value (for messages that must name it); `None` if nothing fills it.
-    pub fn source_of(&self, field: &str, object: &Properties) -> Option<&str> {
+    /// The UDM property mapped to the OX `field` (`None` when the field is switched off).
+    pub fn source(&self, field: &str) -> Option<&str> {
+        self.entries.get(field).map(|entry| entry.udm.as_str())
+    }
+
+    /// The text the OX `field` gets from `object`, with the UDM property it comes from (the
+    /// mapped one, else the first alternative with a value), as [`UserMapping::map`] picks it.
+    pub fn value_of(&self, field: &str, object: &Properties) -> Option<(&str, String)> {
         let entry = self.entries.get(field)?;
-        let mut candidates = std::iter::once(&entry.udm).chain(&entry.alternatives);
-        candidates
-            .find(|udm_name| pick(object, udm_name, entry.position).is_some())
-            .or(Some(&entry.udm))
-            .map(String::as_str)
+        std::iter::once(&entry.udm)
+            .chain(&entry.alternatives)
+            .find_map(|udm_name| Some((udm_name.as_str(), pick(object, udm_name, entry.position)?)))
     }
 
     /// The OX fields (WSDL names → JSON values) for the UDM `object`. `clear_empty` sends `""`
