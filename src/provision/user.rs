@@ -150,6 +150,9 @@ fn names_of(p: &Provisioner, message: &ProvisioningMessage, object: &Properties)
         .collect()
 }
 
+/// Applies one `users/user` change: deletes the OX user of an object that is gone or no OX user
+/// any more; otherwise checks the user's addresses, creates, changes or moves the OX user and
+/// remembers it (see the module doc).
 pub async fn apply(
     p: &Provisioner,
     message: &ProvisioningMessage,
