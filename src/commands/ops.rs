@@ -22,6 +22,7 @@ use crate::ops::queue::{
 use crate::ops::ready::Readiness;
 use crate::ops::reconcile::{ReconcileReport, ReconcileRequest};
 use crate::status::DaemonStatus;
+use crate::telemetry::progress::Step;
 
 /// Options every admin command has.
 #[derive(Debug, Clone, Args)]
@@ -857,18 +858,100 @@ async fn skip(common: &Common, id: String, reason: Option<String>, by: String) -
     0
 }
 
+/// How often a plain progress line is printed at most while the phase stays the same.
+const PLAIN_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The progress of a long operation on stderr (stdout keeps the report alone): a bar on a
+/// terminal; otherwise a line like `reconcile: users in context 10: 4000/10000` at every phase
+/// change and at most every [`PLAIN_PROGRESS_INTERVAL`].
+enum ProgressView {
+    Bar(indicatif::ProgressBar),
+    Lines {
+        operation: &'static str,
+        /// The phase of the last line and when it was printed.
+        last: Option<(String, std::time::Instant)>,
+    },
+}
+
+impl ProgressView {
+    fn new(operation: &'static str) -> Self {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Self::Lines {
+                operation,
+                last: None,
+            };
+        }
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix}: {msg} [{bar:30}] {pos}/{len} ({eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("#>.");
+        let bar = indicatif::ProgressBar::new(0)
+            .with_style(style)
+            .with_prefix(operation);
+        Self::Bar(bar)
+    }
+
+    fn show(&mut self, step: &Step) {
+        match self {
+            Self::Bar(bar) => {
+                if bar.message() != step.phase {
+                    bar.set_message(step.phase.clone());
+                    bar.reset();
+                }
+                bar.set_length(step.total);
+                bar.set_position(step.done);
+            }
+            Self::Lines { operation, last } => {
+                let now = std::time::Instant::now();
+                if plain_line_due(last.as_ref(), step, now) {
+                    eprintln!("{}", plain_progress_line(operation, step));
+                    *last = Some((step.phase.clone(), now));
+                }
+            }
+        }
+    }
+
+    /// Clears the bar, so that the report follows on a clean screen.
+    fn finish(self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Whether a plain progress line is printed for `step`: a new phase, or the last line is
+/// [`PLAIN_PROGRESS_INTERVAL`] old.
+fn plain_line_due(
+    last: Option<&(String, std::time::Instant)>,
+    step: &Step,
+    now: std::time::Instant,
+) -> bool {
+    last.is_none_or(|(phase, at)| {
+        *phase != step.phase || now.duration_since(*at) >= PLAIN_PROGRESS_INTERVAL
+    })
+}
+
+/// `reconcile: users in context 10: 4000/10000`.
+fn plain_progress_line(operation: &str, step: &Step) -> String {
+    format!("{operation}: {}: {}/{}", step.phase, step.done, step.total)
+}
+
 /// Runs `ox-connector reconcile`; returns the exit code.
 pub async fn reconcile(args: ReconcileArgs) -> i32 {
     let request = ReconcileRequest {
         context: args.context,
         apply: args.apply,
     };
+    let mut view = ProgressView::new("reconcile");
     let result = async {
         client(&args.common, Duration::from_secs(3600))?
-            .post_json::<_, ReconcileReport>("/reconcile", &request)
+            .post_streaming::<_, ReconcileReport>("/reconcile", &request, |s| view.show(&s))
             .await
     }
     .await;
+    view.finish();
     let report = match result {
         Ok(report) => report,
         Err(e) => return failed(&e),
@@ -946,12 +1029,14 @@ pub async fn state(args: StateArgs) -> i32 {
     } = args.command;
     let from = std::path::absolute(&from).unwrap_or(from);
     let request = ImportRequest { from, apply };
+    let mut view = ProgressView::new("state import");
     let result = async {
         client(&common, Duration::from_secs(3600))?
-            .post_json::<_, ImportReport>("/state/import", &request)
+            .post_streaming::<_, ImportReport>("/state/import", &request, |s| view.show(&s))
             .await
     }
     .await;
+    view.finish();
     let report = match result {
         Ok(report) => report,
         Err(e) => return failed(&e),
@@ -1040,6 +1125,37 @@ mod tests {
         let what = |line: &str| line.find("users/user").or_else(|| line.find("WHAT"));
         assert_eq!(what(lines[0]), what(lines[1]), "{text}");
         assert_eq!(what(lines[1]), what(lines[2]), "{text}");
+    }
+
+    #[test]
+    fn plain_progress_lines_come_at_phase_changes_and_then_every_few_seconds() {
+        let step = |phase: &str, done| Step {
+            phase: phase.into(),
+            done,
+            total: 10000,
+        };
+        assert_eq!(
+            plain_progress_line("reconcile", &step("users in context 10", 4000)),
+            "reconcile: users in context 10: 4000/10000"
+        );
+        let start = std::time::Instant::now();
+        let printed = ("users in context 10".to_owned(), start);
+        assert!(plain_line_due(None, &step("contexts", 0), start));
+        assert!(!plain_line_due(
+            Some(&printed),
+            &step("users in context 10", 10),
+            start + Duration::from_secs(1)
+        ));
+        assert!(plain_line_due(
+            Some(&printed),
+            &step("users in context 10", 10),
+            start + PLAIN_PROGRESS_INTERVAL
+        ));
+        assert!(plain_line_due(
+            Some(&printed),
+            &step("groups in context 10", 0),
+            start + Duration::from_secs(1)
+        ));
     }
 
     #[test]
