@@ -541,11 +541,15 @@ fn progress_line(pending: usize, applied_last_minute: u64) -> Option<String> {
     if pending == 0 {
         return None;
     }
-    let rate = applied_last_minute as f64 / 60.0;
+    // Below one per second a rate per second reads as 0.0: say it per minute then.
+    let rate = match applied_last_minute {
+        0..60 => format!("{applied_last_minute}/min"),
+        _ => format!("{:.1}/s", applied_last_minute as f64 / 60.0),
+    };
     Some(
         match crate::telemetry::progress::eta(pending as u64, applied_last_minute) {
             Some(eta) => format!(
-                "Progress: {applied_last_minute} applied in the last minute ({rate:.1}/s); {pending} \
+                "Progress: {applied_last_minute} applied in the last minute ({rate}); {pending} \
                  wait, about {} left.",
                 human(eta)
             ),
@@ -681,7 +685,7 @@ fn blocked_lines(d: &DaemonStatus) -> Vec<String> {
         }
         if d.also_blocked > 0 {
             lines.push(format!(
-                "  {} failing as well (changes of other contexts): ox-connector queue list",
+                "  {} failing as well (changes that do not wait for this one): ox-connector queue list",
                 plural(d.also_blocked as u64, "more change")
             ));
         }
@@ -1167,6 +1171,10 @@ mod tests {
         );
         assert!(progress_line(5, 0).unwrap().contains("no estimate"));
         assert_eq!(
+            progress_line(3, 4).unwrap(),
+            "Progress: 4 applied in the last minute (4/min); 3 wait, about 45 s left."
+        );
+        assert_eq!(
             progress_bar(15, 30),
             "[###############...............]  50 %"
         );
@@ -1233,7 +1241,7 @@ mod tests {
         assert_eq!(
             lines.last().map(String::as_str),
             Some(
-                "  2 more changes failing as well (changes of other contexts): \
+                "  2 more changes failing as well (changes that do not wait for this one): \
                  ox-connector queue list"
             )
         );

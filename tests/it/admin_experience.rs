@@ -620,7 +620,7 @@ async fn a_backlog_shows_its_pace_and_the_time_left() {
     assert!(
         status
             .stdout
-            .contains("Progress: 4 applied in the last minute (0.1/s); 2 wait, about 30 s left."),
+            .contains("Progress: 4 applied in the last minute (4/min); 2 wait, about 30 s left."),
         "{}",
         status.stdout
     );
