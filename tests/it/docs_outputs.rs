@@ -36,6 +36,8 @@ const BLOCKS: &[(&str, &[&str])] = &[
             "rejected",
             "rejected-show",
             "rejected-skip",
+            "rename-refused",
+            "queue-full",
             "not-ready",
             "not-running",
             "pause",
@@ -645,4 +647,51 @@ async fn docs_outputs_backlog() {
         "README.md",
         &[("backlog", format!("{}…\n", &status[..end]))],
     );
+}
+
+/// Section 4, OX's configuration: a user renamed in UCS at OX's default
+/// `USERNAME_CHANGEABLE=false`; the `error:` line of `queue status`.
+#[tokio::test]
+async fn docs_outputs_rename_refused() {
+    let mut t = OxEnv::start_at_ox_defaults().await;
+    t.write(context("ctx-10", 10, None));
+    t.write(user("u-anna", "anna", 10, json!({})));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let shell = Shell::of(&t);
+    cli::wait_for_api(&shell.dir).await;
+    t.write(user("u-anna", "anna.alster", 10, json!({})));
+    let status = shell
+        .settled(&["queue", "status"], |s| s.contains("BLOCKED"))
+        .await;
+    daemon.stop().await;
+    let line = status.lines().find(|l| l.starts_with("  error:")).unwrap();
+    check(
+        "docs/operations.md",
+        &[("rename-refused", format!("{line}\n"))],
+    );
+}
+
+/// Section 5: the queue is full (small limits: the head blocks, the subscriber queue and then
+/// the incoming stream fill up).
+#[tokio::test]
+async fn docs_outputs_queue_full() {
+    let mut t = OxEnv::start().await;
+    t.env.settings.queue_limits.max_messages = 3;
+    t.write(context("ctx-10", 10, None));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let shell = Shell::of(&t);
+    cli::wait_for_api(&shell.dir).await;
+    refuse(&t, "OXUserService", "createByModuleAccess");
+    for lastname in ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"] {
+        t.write(user("u-a", "a", 10, json!({"lastname": lastname})));
+    }
+    let status = shell
+        .settled(&["queue", "status"], |s| s.contains("QUEUE FULL"))
+        .await;
+    t.ox.set_faults(FaultConfig::default());
+    t.settle().await;
+    daemon.stop().await;
+    check("docs/operations.md", &[("queue-full", status)]);
 }
