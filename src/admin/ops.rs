@@ -207,6 +207,7 @@ async fn run_reconcile(
     progress: &Progress,
 ) -> Result<ReconcileReport, OpsError> {
     let result = reconcile::reconcile(ops, request, progress).await;
+    progress.finish();
     match &result {
         Ok(report) => crate::telemetry::events::ReconcileFinished {
             trigger: "admin",
@@ -252,6 +253,7 @@ async fn run_import(
         OpsError::Unavailable("this daemon does not provision OX; nothing to import into".into())
     })?;
     let report = import::import(applier, request, progress).await?;
+    progress.finish();
     if request.apply {
         crate::telemetry::events::StateImported {
             from: &report.from,

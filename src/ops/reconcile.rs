@@ -893,6 +893,7 @@ pub async fn run_periodic(
             () = stop.cancelled() => return,
             result = run => result,
         };
+        progress.finish();
         match result {
             Ok(report) => crate::telemetry::events::ReconcileFinished {
                 trigger: "periodic",

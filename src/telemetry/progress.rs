@@ -86,6 +86,8 @@ pub struct Progress {
     listener: Option<mpsc::UnboundedSender<Step>>,
     /// The phase and time of the last step sent.
     last_sent: Arc<Mutex<Option<(String, Instant)>>>,
+    /// The last phase reported and its total, for [`Progress::finish`].
+    last_reported: Arc<Mutex<Option<(String, usize)>>>,
 }
 
 impl Progress {
@@ -95,6 +97,7 @@ impl Progress {
             operation,
             listener: None,
             last_sent: Arc::default(),
+            last_reported: Arc::default(),
         }
     }
 
@@ -111,6 +114,7 @@ impl Progress {
 
     /// `done` of `total` objects of `phase` are through.
     pub fn report(&self, phase: &str, done: usize, total: usize) {
+        *crate::locks::lock(&self.last_reported) = Some((phase.to_owned(), total));
         let labels = [("operation", self.operation)];
         metrics::gauge!(OPERATION_OBJECTS_DONE, &labels).set(done as f64);
         metrics::gauge!(OPERATION_OBJECTS_IN_PHASE, &labels).set(total as f64);
@@ -140,6 +144,16 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// The operation is through: its last phase is reported as done.
+    pub fn finish(&self) {
+        let last = crate::locks::lock(&self.last_reported).clone();
+        if let Some((phase, total)) = last {
+            self.report(&phase, total, total);
+        }
+    }
+}
+
 /// Objects done in the current phase of a long admin operation, by `operation`.
 pub const OPERATION_OBJECTS_DONE: &str = "ox_connector_operation_objects_done";
 /// Objects in the current phase of a long admin operation, by `operation`.
@@ -161,6 +175,7 @@ mod tests {
         }
         progress.report("users in context 10", 1000, 1000);
         progress.report("groups in context 10", 0, 2);
+        progress.finish();
         drop(progress);
         let mut sent = Vec::new();
         while let Ok(step) = steps.try_recv() {
@@ -171,10 +186,11 @@ mod tests {
         assert_eq!(sent[1], step("contexts", 1, 1));
         assert_eq!(sent[2], step("users in context 10", 0, 1000));
         assert_eq!(
-            sent[sent.len() - 2],
+            sent[sent.len() - 3],
             step("users in context 10", 1000, 1000)
         );
-        assert_eq!(sent[sent.len() - 1], step("groups in context 10", 0, 2));
+        assert_eq!(sent[sent.len() - 2], step("groups in context 10", 0, 2));
+        assert_eq!(sent[sent.len() - 1], step("groups in context 10", 2, 2));
         // A thousand reports within far less than the interval are not a thousand steps.
         assert!(sent.len() < 100, "{}", sent.len());
     }

@@ -656,6 +656,7 @@ async fn the_shipped_dashboard_and_alerts_use_only_exported_metrics() {
         "ox_connector_admin_actions_total{action=\"skip\"} 0",
         "process_resident_memory_bytes",
         "ox_connector_subscriber_queue_messages{subscription=\"ox-connector\"}",
+        "ox_connector_operation_objects_done{operation=\"state_import\"} 0",
     ] {
         assert!(fresh.contains(name), "{name} missing:\n{fresh}");
     }
@@ -832,6 +833,18 @@ async fn reconcile_and_state_import_show_their_progress_on_stderr() {
             .starts_with("Would import (dry run) 2 objects"),
         "{}",
         import.stdout
+    );
+    let metrics = cli::metrics(&dir).await;
+    let gauge = |name| cli::metric(&metrics, name, &["operation=\"state_import\""]);
+    assert_eq!(
+        gauge("ox_connector_operation_objects_in_phase"),
+        2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        gauge("ox_connector_operation_objects_done"),
+        2.0,
+        "{metrics}"
     );
     let lines = progress_lines(&import.stderr, "state import");
     assert!(
