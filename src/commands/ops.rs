@@ -869,7 +869,13 @@ const PLAIN_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// terminal; otherwise a line like `reconcile: users in context 10: 4000/10000` at every phase
 /// change and at most every [`PLAIN_PROGRESS_INTERVAL`].
 enum ProgressView {
-    Bar(indicatif::ProgressBar),
+    /// One bar per phase, made with its length and position so that it is never drawn half
+    /// set up.
+    Bar {
+        operation: &'static str,
+        style: indicatif::ProgressStyle,
+        bar: Option<indicatif::ProgressBar>,
+    },
     Lines {
         operation: &'static str,
         /// The phase of the last line and when it was printed.
@@ -887,26 +893,41 @@ impl ProgressView {
             };
         }
         let style = indicatif::ProgressStyle::with_template(
-            "{prefix}: {msg} [{bar:30}] {pos}/{len} ({eta} left)",
+            "{prefix}: {msg} [{wide_bar}] {pos}/{len} ({eta} left)",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("#>.");
-        let bar = indicatif::ProgressBar::new(0)
-            .with_style(style)
-            .with_prefix(operation);
-        Self::Bar(bar)
+        Self::Bar {
+            operation,
+            style,
+            bar: None,
+        }
     }
 
     fn show(&mut self, step: &Step) {
         match self {
-            Self::Bar(bar) => {
-                if bar.message() != step.phase {
-                    bar.set_message(step.phase.clone());
-                    bar.reset();
+            Self::Bar {
+                operation,
+                style,
+                bar,
+            } => match bar.as_ref().filter(|b| b.message() == step.phase) {
+                Some(same_phase) => {
+                    same_phase.set_length(step.total);
+                    same_phase.set_position(step.done);
                 }
-                bar.set_length(step.total);
-                bar.set_position(step.done);
-            }
+                None => {
+                    if let Some(done) = bar.take() {
+                        done.finish_and_clear();
+                    }
+                    let next = indicatif::ProgressBar::new(step.total)
+                        .with_style(style.clone())
+                        .with_prefix(*operation)
+                        .with_message(step.phase.clone())
+                        .with_position(step.done);
+                    next.tick();
+                    *bar = Some(next);
+                }
+            },
             Self::Lines { operation, last } => {
                 let now = std::time::Instant::now();
                 if plain_line_due(last.as_ref(), step, now) {
@@ -919,7 +940,7 @@ impl ProgressView {
 
     /// Clears the bar, so that the report follows on a clean screen.
     fn finish(self) {
-        if let Self::Bar(bar) = self {
+        if let Self::Bar { bar: Some(bar), .. } = self {
             bar.finish_and_clear();
         }
     }
