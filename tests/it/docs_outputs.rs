@@ -43,6 +43,7 @@ const BLOCKS: &[(&str, &[&str])] = &[
             "pause",
             "reconcile",
             "state-import",
+            "json-log",
         ],
     ),
     ("README.md", &["backlog"]),
@@ -50,7 +51,7 @@ const BLOCKS: &[(&str, &[&str])] = &[
 
 /// Makes the volatile parts of an output stable: the data directory and the OX URL become the
 /// App Center's path and `http://ox.example.org`, other loopback ports `<port>`, a temporary
-/// folder `/tmp/python-connector`; pids, times, durations, attempt counts and the adaptive OX
+/// folder as the test names it; pids, times, durations, attempt counts and the adaptive OX
 /// call limit become placeholders. The `Progress:` line (pace and time left) is kept: the test
 /// makes its counts.
 fn normalise(text: &str, data_dir: &Path, ox_urls: &[String]) -> String {
@@ -60,7 +61,6 @@ fn normalise(text: &str, data_dir: &Path, ox_urls: &[String]) -> String {
     }
     let rules: &[(&str, &str)] = &[
         (r"127\.0\.0\.1:\d+", "127.0.0.1:<port>"),
-        (r"/tmp/\.tmp[A-Za-z0-9]+", "/tmp/python-connector"),
         (r"pid \d+", "pid <pid>"),
         (
             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)",
@@ -92,6 +92,8 @@ fn normalise(text: &str, data_dir: &Path, ox_urls: &[String]) -> String {
 struct Shell {
     dir: PathBuf,
     ox_urls: Vec<String>,
+    /// Other temporary folders and what they are shown as.
+    folders: Vec<(PathBuf, &'static str)>,
 }
 
 impl Shell {
@@ -99,6 +101,7 @@ impl Shell {
         Shell {
             dir: t.env.data.path().to_owned(),
             ox_urls: vec![t.env.settings.ox.soap_server.clone(), t.ox.base_url()],
+            folders: Vec::new(),
         }
     }
 
@@ -112,6 +115,9 @@ impl Shell {
                 text.push_str(line);
                 text.push('\n');
             }
+        }
+        for (folder, shown) in &self.folders {
+            text = text.replace(&folder.display().to_string(), shown);
         }
         normalise(&text, &self.dir, &self.ox_urls)
     }
@@ -191,10 +197,12 @@ fn check(file: &str, made: &[(&str, String)]) {
     }
 }
 
-/// The byte range of the content of the fenced block after `<!-- output: ID -->`.
+/// The byte range of the content of the fenced block (```` ``` ```` or ```` ```json ````)
+/// right after `<!-- output: ID -->`.
 fn block_range(text: &str, id: &str) -> Option<(usize, usize)> {
-    let marker = format!("<!-- output: {id} -->\n```\n");
-    let start = text.find(&marker)? + marker.len();
+    let marker = format!("<!-- output: {id} -->\n```");
+    let fence = text.find(&marker)? + marker.len();
+    let start = fence + text[fence..].find('\n')? + 1;
     let end = start + text[start..].find("\n```")? + 1;
     Some((start, end))
 }
@@ -229,12 +237,14 @@ fn normalising_hides_what_changes_from_run_to_run() {
     let dir = Path::new("/tmp/.tmpAbC123");
     let text = "ox-connector is running (pid 4711, up 2 h 5 min).\n\
                 path: /tmp/.tmpAbC123/listener/x.json (3 min old)\n\
+                Progress: 4 applied in the last minute (4/min); 3 wait, about 45 s left.\n\
                 BLOCKED since 2026-12-06 04:48:56 UTC (0 s), 1 attempt so far:\n\
                 blocked on x since 2026-12-06T04:48:56Z after 37 attempt(s): at http://127.0.0.1:4242/x\n";
     assert_eq!(
         normalise(text, dir, &["http://127.0.0.1:4242".into()]),
         "ox-connector is running (pid <pid>, up <duration>).\n\
          path: /var/lib/univention-appcenter/apps/ox-connector/data/listener/x.json (<duration> old)\n\
+         Progress: 4 applied in the last minute (4/min); 3 wait, about 45 s left.\n\
          BLOCKED since <time> (<duration>), <n> attempts so far:\n\
          blocked on x since <time> after <n> attempt(s): at http://ox.example.org/x\n"
     );
@@ -572,7 +582,7 @@ async fn docs_outputs_state_import() {
     t.write(context("ctx-10", 10, None));
     let daemon = t.daemon().await;
     t.settle().await;
-    let shell = Shell::of(&t);
+    let mut shell = Shell::of(&t);
     cli::wait_for_api(&shell.dir).await;
     // OX has the users the Python connector made; this connector does not know them yet.
     let ox = t.ox_client();
@@ -595,6 +605,9 @@ async fn docs_outputs_state_import() {
         }
     }
     let python = tempfile::tempdir().unwrap();
+    shell
+        .folders
+        .push((python.path().to_owned(), "/root/python-connector"));
     let old = python.path().join("listener/old");
     old_file(&old, context("ctx-10", 10, None), json!({}));
     old_file(
@@ -694,4 +707,39 @@ async fn docs_outputs_queue_full() {
     t.settle().await;
     daemon.stop().await;
     check("docs/operations.md", &[("queue-full", status)]);
+}
+
+/// Logs: the JSON line of a change OX rejects, from the real binary (`--log-format json`).
+#[tokio::test]
+async fn docs_outputs_json_log() {
+    let mut t = OxEnv::start_at_ox_defaults().await;
+    t.write(context("ctx-10", 10, None));
+    t.write(user(
+        "u-anna",
+        "anna",
+        10,
+        json!({"displayName": "Anna Alster"}),
+    ));
+    let dir = t.env.data.path().to_owned();
+    let (mut child, log) = spawn_daemon_binary_logging(&dir, &t.ox.base_url(), &[], "info");
+    t.settle().await;
+    t.write(user(
+        "u-carl",
+        "carl",
+        10,
+        json!({"displayName": "Anna Alster"}),
+    ));
+    wait_for("carl to block the queue", WAIT, || {
+        crate::support::status_file(&dir)["blocked"]["entry_uuid"] == "u-carl"
+    })
+    .await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let log = log.await.unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("Cannot apply change") && l.contains("u-carl"))
+        .unwrap_or_else(|| panic!("no such line in:\n{log}"));
+    let line = normalise(&format!("{line}\n"), &dir, &[t.ox.base_url()]);
+    check("docs/operations.md", &[("json-log", line)]);
 }
