@@ -188,16 +188,23 @@ async fn reconcile_handler(
     Json(request): Json<ReconcileRequest>,
 ) -> Result<Response, OpsError> {
     let ops = ops(&state)?;
-    if ops.ox.get().is_none() {
-        return Err(OpsError::Unavailable(
-            "this daemon does not provision OX; nothing to reconcile".into(),
-        ));
-    }
+    // Refused before a stream starts, with its HTTP status.
+    ox_applier(&ops, "nothing to reconcile")?;
     let run = |progress: Progress| async move { run_reconcile(&ops, &request, &progress).await };
     if stream::wants_stream(&headers) {
         return Ok(stream::respond("reconcile", run));
     }
     Ok(Json(run(Progress::new("reconcile")).await?).into_response())
+}
+
+/// The OX applier, or why there is `nothing` to do without one.
+fn ox_applier<'a>(
+    ops: &'a Ops,
+    nothing: &str,
+) -> Result<&'a crate::provision::OxApplier, OpsError> {
+    ops.ox.get().ok_or_else(|| {
+        OpsError::Unavailable(format!("this daemon does not provision OX; {nothing}"))
+    })
 }
 
 /// Reconciles and logs the outcome.
@@ -231,11 +238,7 @@ async fn import_handler(
     Json(request): Json<ImportRequest>,
 ) -> Result<Response, OpsError> {
     let ops = ops(&state)?;
-    if ops.ox.get().is_none() {
-        return Err(OpsError::Unavailable(
-            "this daemon does not provision OX; nothing to import into".into(),
-        ));
-    }
+    ox_applier(&ops, "nothing to import into")?;
     let run = |progress: Progress| async move { run_import(&ops, &request, &progress).await };
     if stream::wants_stream(&headers) {
         return Ok(stream::respond("state_import", run));
@@ -249,9 +252,7 @@ async fn run_import(
     request: &ImportRequest,
     progress: &Progress,
 ) -> Result<ImportReport, OpsError> {
-    let applier = ops.ox.get().ok_or_else(|| {
-        OpsError::Unavailable("this daemon does not provision OX; nothing to import into".into())
-    })?;
+    let applier = ox_applier(ops, "nothing to import into")?;
     let report = import::import(applier, request, progress).await?;
     progress.finish();
     if request.apply {
