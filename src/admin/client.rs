@@ -132,6 +132,42 @@ impl AdminClient {
             .map_err(|e| AdminClientError::Decode(e.to_string()))
     }
 
+    /// `POST path` of a long operation with a JSON body, asking for its progress as a stream
+    /// ([`super::stream`]): every progress step goes to `on_progress`, then the report is
+    /// decoded. A failure after the operation started is [`AdminClientError::Refused`] with the
+    /// status the plain answer would have had.
+    pub async fn post_streaming<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        mut on_progress: impl FnMut(crate::telemetry::progress::Step),
+    ) -> Result<T, AdminClientError> {
+        use super::stream::{Reader, StreamError, NDJSON};
+        let request = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::ACCEPT, NDJSON)
+            .json(body);
+        let mut response = self.send(request).await?;
+        let mut reader = Reader::default();
+        let decode =
+            |e: reqwest::Error| AdminClientError::Decode(crate::telemetry::error_chain(&e));
+        while let Some(chunk) = response.chunk().await.map_err(decode)? {
+            match reader.feed::<T>(&chunk, &mut on_progress) {
+                None => continue,
+                Some(Ok(report)) => return Ok(report),
+                Some(Err(StreamError::Failed { status, message })) => {
+                    return Err(AdminClientError::Refused {
+                        status,
+                        body: message,
+                    })
+                }
+                Some(Err(e)) => return Err(AdminClientError::Decode(e.to_string())),
+            }
+        }
+        Err(AdminClientError::Decode(StreamError::Truncated.to_string()))
+    }
+
     /// `GET path` whatever the HTTP status (for `/ready`, which answers 503 with a body).
     pub async fn get_any<T: DeserializeOwned>(
         &self,

@@ -20,6 +20,7 @@
 pub mod client;
 pub mod ops;
 pub mod pause;
+pub mod stream;
 pub mod subscriptions;
 
 use std::net::SocketAddr;

@@ -8,8 +8,8 @@
 //! | `GET /queue/items/{id}` | yes | [`ItemDetail`]: one file (name, entry UUID or `blocked`), secrets redacted |
 //! | `POST /queue/skip` | yes | [`SkipRequest`] → [`SkipResult`] |
 //! | `POST /queue/requeue` (old name `/queue/requeue-broken`) | yes | [`RequeueRequest`] → [`RequeueResult`] |
-//! | `POST /reconcile` | yes | [`ReconcileRequest`] → [`ReconcileReport`] |
-//! | `POST /state/import` | yes | [`ImportRequest`] → [`ImportReport`] |
+//! | `POST /reconcile` | yes | [`ReconcileRequest`] → [`ReconcileReport`], or its progress and then the report as a stream ([`stream`]) |
+//! | `POST /state/import` | yes | [`ImportRequest`] → [`ImportReport`], likewise |
 //!
 //! When the API listens on another address than loopback, `/ready` and `/metrics` need the
 //! token too. Refusals answer `{"error": "…"}` with 400, 404, 409 or 503.
@@ -17,13 +17,13 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::AdminState;
+use super::{stream, AdminState};
 use crate::ops::import::{self, ImportAction, ImportReport, ImportRequest};
 use crate::ops::queue::{
     self, ItemDetail, QueueList, RequeueRequest, RequeueResult, SkipRequest, SkipResult,
@@ -32,6 +32,7 @@ use crate::ops::ready::{self, Readiness};
 use crate::ops::reconcile::{self, ReconcileReport, ReconcileRequest};
 use crate::ops::{ErrorBody, Ops, OpsError};
 use crate::telemetry::metrics::Scrape;
+use crate::telemetry::progress::Progress;
 
 /// The read-only endpoints that may be open on loopback, and the token-only ones.
 pub fn routes() -> (Router<AdminState>, Router<AdminState>) {
@@ -49,15 +50,20 @@ pub fn routes() -> (Router<AdminState>, Router<AdminState>) {
     (reads, protected)
 }
 
+/// The HTTP status of a refusal.
+pub(super) fn status_of(error: &OpsError) -> StatusCode {
+    match error {
+        OpsError::NotFound(_) => StatusCode::NOT_FOUND,
+        OpsError::Conflict(_) => StatusCode::CONFLICT,
+        OpsError::Invalid(_) => StatusCode::BAD_REQUEST,
+        OpsError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OpsError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl IntoResponse for OpsError {
     fn into_response(self) -> Response {
-        let status = match &self {
-            OpsError::NotFound(_) => StatusCode::NOT_FOUND,
-            OpsError::Conflict(_) => StatusCode::CONFLICT,
-            OpsError::Invalid(_) => StatusCode::BAD_REQUEST,
-            OpsError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            OpsError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = status_of(&self);
         let body = ErrorBody {
             error: self.to_string(),
         };
@@ -178,40 +184,77 @@ async fn requeue_handler(
 
 async fn reconcile_handler(
     State(state): State<AdminState>,
+    headers: HeaderMap,
     Json(request): Json<ReconcileRequest>,
-) -> Result<Json<ReconcileReport>, OpsError> {
+) -> Result<Response, OpsError> {
     let ops = ops(&state)?;
-    match reconcile::reconcile(&ops, &request).await {
-        Ok(report) => {
-            crate::telemetry::events::ReconcileFinished {
-                trigger: "admin",
-                drift: &report.counts(),
-                repairs_queued: report.repairs_queued,
-                apply: report.apply,
-            }
-            .emit();
-            Ok(Json(report))
-        }
-        Err(e) => {
-            crate::telemetry::events::ReconcileFailed {
-                trigger: "admin",
-                error: &e,
-            }
-            .emit();
-            Err(e)
-        }
+    // Refused before a stream starts, with its HTTP status.
+    ox_applier(&ops, "nothing to reconcile")?;
+    let run = |progress: Progress| async move { run_reconcile(&ops, &request, &progress).await };
+    if stream::wants_stream(&headers) {
+        return Ok(stream::respond("reconcile", run));
     }
+    Ok(Json(run(Progress::new("reconcile")).await?).into_response())
+}
+
+/// The OX applier, or why there is `nothing` to do without one.
+fn ox_applier<'a>(
+    ops: &'a Ops,
+    nothing: &str,
+) -> Result<&'a crate::provision::OxApplier, OpsError> {
+    ops.ox.get().ok_or_else(|| {
+        OpsError::Unavailable(format!("this daemon does not provision OX; {nothing}"))
+    })
+}
+
+/// Reconciles and logs the outcome.
+async fn run_reconcile(
+    ops: &Ops,
+    request: &ReconcileRequest,
+    progress: &Progress,
+) -> Result<ReconcileReport, OpsError> {
+    let result = reconcile::reconcile(ops, request, progress).await;
+    progress.finish();
+    match &result {
+        Ok(report) => crate::telemetry::events::ReconcileFinished {
+            trigger: "admin",
+            drift: &report.counts(),
+            repairs_queued: report.repairs_queued,
+            apply: report.apply,
+        }
+        .emit(),
+        Err(e) => crate::telemetry::events::ReconcileFailed {
+            trigger: "admin",
+            error: e,
+        }
+        .emit(),
+    }
+    result
 }
 
 async fn import_handler(
     State(state): State<AdminState>,
+    headers: HeaderMap,
     Json(request): Json<ImportRequest>,
-) -> Result<Json<ImportReport>, OpsError> {
+) -> Result<Response, OpsError> {
     let ops = ops(&state)?;
-    let applier = ops.ox.get().ok_or_else(|| {
-        OpsError::Unavailable("this daemon does not provision OX; nothing to import into".into())
-    })?;
-    let report = import::import(applier, &request).await?;
+    ox_applier(&ops, "nothing to import into")?;
+    let run = |progress: Progress| async move { run_import(&ops, &request, &progress).await };
+    if stream::wants_stream(&headers) {
+        return Ok(stream::respond("state_import", run));
+    }
+    Ok(Json(run(Progress::new("state_import")).await?).into_response())
+}
+
+/// Imports and logs what was imported.
+async fn run_import(
+    ops: &Ops,
+    request: &ImportRequest,
+    progress: &Progress,
+) -> Result<ImportReport, OpsError> {
+    let applier = ox_applier(ops, "nothing to import into")?;
+    let report = import::import(applier, request, progress).await?;
+    progress.finish();
     if request.apply {
         crate::telemetry::events::StateImported {
             from: &report.from,
@@ -222,5 +265,5 @@ async fn import_handler(
         }
         .emit();
     }
-    Ok(Json(report))
+    Ok(report)
 }

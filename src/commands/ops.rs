@@ -22,6 +22,7 @@ use crate::ops::queue::{
 use crate::ops::ready::Readiness;
 use crate::ops::reconcile::{ReconcileReport, ReconcileRequest};
 use crate::status::DaemonStatus;
+use crate::telemetry::progress::Step;
 
 /// Options every admin command has.
 #[derive(Debug, Clone, Args)]
@@ -540,11 +541,15 @@ fn progress_line(pending: usize, applied_last_minute: u64) -> Option<String> {
     if pending == 0 {
         return None;
     }
-    let rate = applied_last_minute as f64 / 60.0;
+    // Below one per second a rate per second reads as 0.0: say it per minute then.
+    let rate = match applied_last_minute {
+        0..60 => format!("{applied_last_minute}/min"),
+        _ => format!("{:.1}/s", applied_last_minute as f64 / 60.0),
+    };
     Some(
         match crate::telemetry::progress::eta(pending as u64, applied_last_minute) {
             Some(eta) => format!(
-                "Progress: {applied_last_minute} applied in the last minute ({rate:.1}/s); {pending} \
+                "Progress: {applied_last_minute} applied in the last minute ({rate}); {pending} \
                  wait, about {} left.",
                 human(eta)
             ),
@@ -680,7 +685,7 @@ fn blocked_lines(d: &DaemonStatus) -> Vec<String> {
         }
         if d.also_blocked > 0 {
             lines.push(format!(
-                "  {} failing as well (changes of other contexts): ox-connector queue list",
+                "  {} failing as well (changes that do not wait for this one): ox-connector queue list",
                 plural(d.also_blocked as u64, "more change")
             ));
         }
@@ -857,18 +862,121 @@ async fn skip(common: &Common, id: String, reason: Option<String>, by: String) -
     0
 }
 
+/// How often a plain progress line is printed at most while the phase stays the same.
+const PLAIN_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The progress of a long operation on stderr (stdout keeps the report alone): a bar on a
+/// terminal; otherwise a line like `reconcile: users in context 10: 4000/10000` at every phase
+/// change and at most every [`PLAIN_PROGRESS_INTERVAL`].
+enum ProgressView {
+    /// One bar per phase, made with its length and position so that it is never drawn half
+    /// set up.
+    Bar {
+        operation: &'static str,
+        style: indicatif::ProgressStyle,
+        bar: Option<indicatif::ProgressBar>,
+    },
+    Lines {
+        operation: &'static str,
+        /// The phase of the last line and when it was printed.
+        last: Option<(String, std::time::Instant)>,
+    },
+}
+
+impl ProgressView {
+    fn new(operation: &'static str) -> Self {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Self::Lines {
+                operation,
+                last: None,
+            };
+        }
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix}: {msg} [{wide_bar}] {pos}/{len} ({eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("#>.");
+        Self::Bar {
+            operation,
+            style,
+            bar: None,
+        }
+    }
+
+    fn show(&mut self, step: &Step) {
+        match self {
+            Self::Bar {
+                operation,
+                style,
+                bar,
+            } => match bar.as_ref().filter(|b| b.message() == step.phase) {
+                Some(same_phase) => {
+                    same_phase.set_length(step.total);
+                    same_phase.set_position(step.done);
+                }
+                None => {
+                    if let Some(done) = bar.take() {
+                        done.finish_and_clear();
+                    }
+                    let next = indicatif::ProgressBar::new(step.total)
+                        .with_style(style.clone())
+                        .with_prefix(*operation)
+                        .with_message(step.phase.clone())
+                        .with_position(step.done);
+                    next.tick();
+                    *bar = Some(next);
+                }
+            },
+            Self::Lines { operation, last } => {
+                let now = std::time::Instant::now();
+                if plain_line_due(last.as_ref(), step, now) {
+                    eprintln!("{}", plain_progress_line(operation, step));
+                    *last = Some((step.phase.clone(), now));
+                }
+            }
+        }
+    }
+
+    /// Clears the bar, so that the report follows on a clean screen.
+    fn finish(self) {
+        if let Self::Bar { bar: Some(bar), .. } = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Whether a plain progress line is printed for `step`: a new phase, or the last line is
+/// [`PLAIN_PROGRESS_INTERVAL`] old.
+fn plain_line_due(
+    last: Option<&(String, std::time::Instant)>,
+    step: &Step,
+    now: std::time::Instant,
+) -> bool {
+    last.is_none_or(|(phase, at)| {
+        *phase != step.phase || now.duration_since(*at) >= PLAIN_PROGRESS_INTERVAL
+    })
+}
+
+/// `reconcile: users in context 10: 4000/10000`.
+fn plain_progress_line(operation: &str, step: &Step) -> String {
+    format!("{operation}: {}: {}/{}", step.phase, step.done, step.total)
+}
+
 /// Runs `ox-connector reconcile`; returns the exit code.
 pub async fn reconcile(args: ReconcileArgs) -> i32 {
     let request = ReconcileRequest {
         context: args.context,
         apply: args.apply,
     };
+    let mut view = ProgressView::new("reconcile");
     let result = async {
         client(&args.common, Duration::from_secs(3600))?
-            .post_json::<_, ReconcileReport>("/reconcile", &request)
+            .post_streaming::<_, ReconcileReport>("/reconcile", &request, |s| view.show(&s))
             .await
     }
     .await;
+    view.finish();
     let report = match result {
         Ok(report) => report,
         Err(e) => return failed(&e),
@@ -946,12 +1054,14 @@ pub async fn state(args: StateArgs) -> i32 {
     } = args.command;
     let from = std::path::absolute(&from).unwrap_or(from);
     let request = ImportRequest { from, apply };
+    let mut view = ProgressView::new("state import");
     let result = async {
         client(&common, Duration::from_secs(3600))?
-            .post_json::<_, ImportReport>("/state/import", &request)
+            .post_streaming::<_, ImportReport>("/state/import", &request, |s| view.show(&s))
             .await
     }
     .await;
+    view.finish();
     let report = match result {
         Ok(report) => report,
         Err(e) => return failed(&e),
@@ -1043,6 +1153,37 @@ mod tests {
     }
 
     #[test]
+    fn plain_progress_lines_come_at_phase_changes_and_then_every_few_seconds() {
+        let step = |phase: &str, done| Step {
+            phase: phase.into(),
+            done,
+            total: 10000,
+        };
+        assert_eq!(
+            plain_progress_line("reconcile", &step("users in context 10", 4000)),
+            "reconcile: users in context 10: 4000/10000"
+        );
+        let start = std::time::Instant::now();
+        let printed = ("users in context 10".to_owned(), start);
+        assert!(plain_line_due(None, &step("contexts", 0), start));
+        assert!(!plain_line_due(
+            Some(&printed),
+            &step("users in context 10", 10),
+            start + Duration::from_secs(1)
+        ));
+        assert!(plain_line_due(
+            Some(&printed),
+            &step("users in context 10", 10),
+            start + PLAIN_PROGRESS_INTERVAL
+        ));
+        assert!(plain_line_due(
+            Some(&printed),
+            &step("groups in context 10", 0),
+            start + Duration::from_secs(1)
+        ));
+    }
+
+    #[test]
     fn progress_shows_the_pace_and_the_time_left() {
         assert_eq!(progress_line(0, 100), None);
         assert_eq!(
@@ -1050,6 +1191,10 @@ mod tests {
             "Progress: 2100 applied in the last minute (35.0/s); 4286 wait, about 2 min left."
         );
         assert!(progress_line(5, 0).unwrap().contains("no estimate"));
+        assert_eq!(
+            progress_line(3, 4).unwrap(),
+            "Progress: 4 applied in the last minute (4/min); 3 wait, about 45 s left."
+        );
         assert_eq!(
             progress_bar(15, 30),
             "[###############...............]  50 %"
@@ -1117,7 +1262,7 @@ mod tests {
         assert_eq!(
             lines.last().map(String::as_str),
             Some(
-                "  2 more changes failing as well (changes of other contexts): \
+                "  2 more changes failing as well (changes that do not wait for this one): \
                  ox-connector queue list"
             )
         );

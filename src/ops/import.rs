@@ -40,6 +40,7 @@ use crate::provision::udm::{self, Properties};
 use crate::provision::{
     access_profile, context, functional_account, group, resource, user, OxApplier, Provisioner,
 };
+use crate::telemetry::progress::Progress;
 
 /// Keys the Python connector added to `object`; they are not UDM properties.
 pub const ENRICHMENT_KEYS: &[&str] = &["oxDbId", "oxDbUsername", "oxDbGroupname"];
@@ -92,6 +93,21 @@ pub struct ImportReport {
     pub problems: Vec<String>,
 }
 
+impl ImportEntry {
+    /// The entry of an old file, to be imported unless found otherwise.
+    fn of(file: &ListenerFile) -> Self {
+        ImportEntry {
+            file: file.name.clone(),
+            entry_uuid: file.entry_uuid.clone(),
+            object_type: file.udm_object_type.clone(),
+            dn: file.dn.clone(),
+            action: ImportAction::Import,
+            ox: OxIds::default(),
+            note: None,
+        }
+    }
+}
+
 impl ImportReport {
     pub fn count(&self, action: ImportAction) -> usize {
         self.entries.iter().filter(|e| e.action == action).count()
@@ -127,8 +143,13 @@ fn rank(object_type: &str) -> u8 {
     }
 }
 
-/// Reads the old files and imports them (or reports what would be imported).
-pub async fn import(ox: &OxApplier, request: &ImportRequest) -> Result<ImportReport, OpsError> {
+/// Reads the old files and imports them (or reports what would be imported); says how far it
+/// is through `progress` (phase `old files`).
+pub async fn import(
+    ox: &OxApplier,
+    request: &ImportRequest,
+    progress: &Progress,
+) -> Result<ImportReport, OpsError> {
     let p = ox.provisioner();
     let dir = old_dir(&request.from).ok_or_else(|| {
         OpsError::NotFound(format!(
@@ -148,16 +169,10 @@ pub async fn import(ox: &OxApplier, request: &ImportRequest) -> Result<ImportRep
         entries: Vec::new(),
         problems,
     };
-    for (file, mtime) in files {
-        let mut entry = ImportEntry {
-            file: file.name.clone(),
-            entry_uuid: file.entry_uuid.clone(),
-            object_type: file.udm_object_type.clone(),
-            dn: file.dn.clone(),
-            action: ImportAction::Import,
-            ox: OxIds::default(),
-            note: None,
-        };
+    let total = files.len();
+    for (done, (file, mtime)) in files.into_iter().enumerate() {
+        progress.report(PHASE, done, total);
+        let mut entry = ImportEntry::of(&file);
         let Some(raw_object) = &file.object else {
             entry.action = ImportAction::Ignored;
             entry.note = Some("a delete; nothing to remember".into());
@@ -202,8 +217,12 @@ pub async fn import(ox: &OxApplier, request: &ImportRequest) -> Result<ImportRep
         }
         report.entries.push(entry);
     }
+    progress.report(PHASE, total, total);
     Ok(report)
 }
+
+/// The phase of an import's progress.
+const PHASE: &str = "old files";
 
 /// The Python connector's files in `dir`, in import order (by kind, then name), and the
 /// problems of those that cannot be read.
@@ -303,7 +322,7 @@ pub async fn import_at_first_start(ox: &OxApplier, data_dir: &Path) {
         from: old.clone(),
         apply: true,
     };
-    match import(ox, &request).await {
+    match import(ox, &request, &Progress::new("state_import")).await {
         Ok(report) => {
             crate::telemetry::events::StateImported {
                 from: &report.from,

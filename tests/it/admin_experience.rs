@@ -620,7 +620,7 @@ async fn a_backlog_shows_its_pace_and_the_time_left() {
     assert!(
         status
             .stdout
-            .contains("Progress: 4 applied in the last minute (0.1/s); 2 wait, about 30 s left."),
+            .contains("Progress: 4 applied in the last minute (4/min); 2 wait, about 30 s left."),
         "{}",
         status.stdout
     );
@@ -656,6 +656,7 @@ async fn the_shipped_dashboard_and_alerts_use_only_exported_metrics() {
         "ox_connector_admin_actions_total{action=\"skip\"} 0",
         "process_resident_memory_bytes",
         "ox_connector_subscriber_queue_messages{subscription=\"ox-connector\"}",
+        "ox_connector_operation_objects_done{operation=\"state_import\"} 0",
     ] {
         assert!(fresh.contains(name), "{name} missing:\n{fresh}");
     }
@@ -752,5 +753,125 @@ async fn a_lost_context_is_repaired_before_the_changes_that_wait_for_it() {
     })
     .await;
     assert!(t.state().context(10).is_some());
+    daemon.stop().await;
+}
+
+/// The lines of `stderr` that are progress lines of `operation`, and whether every line is one.
+fn progress_lines<'a>(stderr: &'a str, operation: &str) -> Vec<&'a str> {
+    let line = regex::Regex::new(&format!(r"^{operation}: [a-z0-9 ]+: \d+/\d+$")).unwrap();
+    for l in stderr.lines() {
+        assert!(line.is_match(l), "not a progress line: {l:?}\n{stderr}");
+    }
+    stderr.lines().collect()
+}
+
+/// Whether `wanted` appear in `lines` in this order (other lines may come between).
+fn in_order(lines: &[&str], wanted: &[&str]) -> bool {
+    let mut rest = lines.iter();
+    wanted.iter().all(|w| rest.any(|l| l == w))
+}
+
+/// Issue #17 item 4: `reconcile` and `state import` stream their progress from the daemon; not
+/// on a terminal the command prints a plain line per phase on stderr, the report alone on
+/// stdout; a client that does not ask for the stream gets the plain JSON report as before.
+#[tokio::test]
+async fn reconcile_and_state_import_show_their_progress_on_stderr() {
+    let mut t = OxEnv::start().await;
+    t.write(context("ctx-10", 10, None));
+    t.write(user("u-anna", "anna", 10, json!({})));
+    t.write(user("u-bob", "bob", 10, json!({})));
+    t.write(group("g-staff", "staff", &["anna", "bob"], json!({})));
+    let daemon = t.daemon().await;
+    t.settle().await;
+    let dir = t.env.data.path().to_owned();
+    cli::wait_for_api(&dir).await;
+
+    let reconcile = cli::run(&dir, &["reconcile"]).await;
+    assert_eq!(
+        reconcile.code, 0,
+        "{}{}",
+        reconcile.stdout, reconcile.stderr
+    );
+    assert!(
+        reconcile.stdout.starts_with(
+            "Reconcile (dry run): contexts 10; 4 remembered objects compared; 0 differences."
+        ),
+        "{}",
+        reconcile.stdout
+    );
+    let lines = progress_lines(&reconcile.stderr, "reconcile");
+    // OX lists the context admin too: three users.
+    let phases = [
+        "reconcile: contexts: 0/1",
+        "reconcile: users in context 10: 0/3",
+        "reconcile: groups in context 10: 0/1",
+        "reconcile: resources in context 10: 0/0",
+    ];
+    assert!(in_order(&lines, &phases), "{}", reconcile.stderr);
+    let json = cli::run(&dir, &["reconcile", "--json"]).await;
+    assert_eq!(json.json()["compared"], 4, "only the report on stdout");
+
+    let python = tempfile::tempdir().unwrap();
+    let old = python.path().join("listener/old");
+    std::fs::create_dir_all(&old).unwrap();
+    for (n, content) in [
+        context("ctx-20", 20, None),
+        user("u-carl", "carl", 20, json!({})),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = old.join(format!("{n}.json"));
+        std::fs::write(file, serde_json::to_vec(content).unwrap()).unwrap();
+    }
+    let from = python.path().to_str().unwrap();
+    let import = cli::run(&dir, &["state", "import", "--from", from]).await;
+    assert_eq!(import.code, 0, "{}{}", import.stdout, import.stderr);
+    assert!(
+        import
+            .stdout
+            .starts_with("Would import (dry run) 2 objects"),
+        "{}",
+        import.stdout
+    );
+    let metrics = cli::metrics(&dir).await;
+    let gauge = |name| cli::metric(&metrics, name, &["operation=\"state_import\""]);
+    assert_eq!(
+        gauge("ox_connector_operation_objects_in_phase"),
+        2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        gauge("ox_connector_operation_objects_done"),
+        2.0,
+        "{metrics}"
+    );
+    let lines = progress_lines(&import.stderr, "state import");
+    assert!(
+        in_order(&lines, &["state import: old files: 0/2"]),
+        "{}",
+        import.stderr
+    );
+    let missing = cli::run(&dir, &["state", "import", "--from", "/nonexistent"]).await;
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("HTTP 404") && missing.stderr.contains("/nonexistent"),
+        "{}",
+        missing.stderr
+    );
+
+    // A client without `Accept: application/x-ndjson` gets the plain report.
+    let (url, token) = cli::endpoint(&dir);
+    let plain: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/reconcile"))
+        .bearer_auth(&token)
+        .json(&json!({"apply": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plain["compared"], 4, "{plain}");
     daemon.stop().await;
 }

@@ -11,6 +11,7 @@ mod daemon_binary;
 mod differential;
 mod disk_full;
 mod dispatch;
+mod docs_outputs;
 mod host_loop;
 mod host_loop_ox;
 mod hostile_ox;
