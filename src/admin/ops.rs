@@ -181,7 +181,8 @@ async fn reconcile_handler(
     Json(request): Json<ReconcileRequest>,
 ) -> Result<Json<ReconcileReport>, OpsError> {
     let ops = ops(&state)?;
-    match reconcile::reconcile(&ops, &request).await {
+    let progress = crate::telemetry::progress::Progress::new("reconcile");
+    match reconcile::reconcile(&ops, &request, &progress).await {
         Ok(report) => {
             crate::telemetry::events::ReconcileFinished {
                 trigger: "admin",

@@ -32,6 +32,7 @@ use crate::provision::udm::{self, Properties};
 use crate::provision::user_mapping::MailServers;
 use crate::provision::{context, group, resource, user, OxApplier, Provisioner};
 use crate::queue::publish::Publisher;
+use crate::telemetry::progress::Progress;
 
 /// The publisher name of repair messages.
 pub const PUBLISHER: &str = "ox-connector-reconcile";
@@ -144,8 +145,14 @@ fn ox_error(e: OxError) -> OpsError {
     OpsError::Unavailable(format!("OX: {e}"))
 }
 
-/// Compares the state store with OX; with `apply`, queues the repairs.
-pub async fn reconcile(ops: &Ops, request: &ReconcileRequest) -> Result<ReconcileReport, OpsError> {
+/// Compares the state store with OX; with `apply`, queues the repairs. Says how far it is
+/// through `progress` (phases `contexts`, `users in context N`, `groups in context N`,
+/// `resources in context N`, `repairs`).
+pub async fn reconcile(
+    ops: &Ops,
+    request: &ReconcileRequest,
+    progress: &Progress,
+) -> Result<ReconcileReport, OpsError> {
     let applier = ops.ox.get().ok_or_else(|| {
         OpsError::Unavailable("this daemon does not provision OX; nothing to reconcile".into())
     })?;
@@ -163,7 +170,9 @@ pub async fn reconcile(ops: &Ops, request: &ReconcileRequest) -> Result<Reconcil
         ..ReconcileReport::default()
     };
     let mut drift = Vec::new();
+    progress.report("contexts", 0, 1);
     let ox_contexts = compare_contexts(p, &remembered, &wanted, &mut report, &mut drift).await?;
+    progress.report("contexts", 1, 1);
     let contexts = contexts_to_compare(&remembered, &ox_contexts, &wanted);
     for &c in &contexts {
         let auth = match p.context_admin(c) {
@@ -181,6 +190,7 @@ pub async fn reconcile(ops: &Ops, request: &ReconcileRequest) -> Result<Reconcil
             exists: ox_contexts.contains_key(&c),
             auth,
             remembered: &remembered,
+            progress,
         };
         report.compared += compare_users(&scope, &mut drift).await?;
         report.compared += compare_groups(&scope, &mut drift).await?;
@@ -197,7 +207,7 @@ pub async fn reconcile(ops: &Ops, request: &ReconcileRequest) -> Result<Reconcil
     report.drift = drift;
     plan_repairs(&mut report);
     if request.apply {
-        report.repairs_queued = repair(ops, p, &remembered, &report).await?;
+        report.repairs_queued = repair(ops, p, &remembered, &report, progress).await?;
     }
     Ok(report)
 }
@@ -285,6 +295,7 @@ struct InContext<'a> {
     /// The context admin's login.
     auth: Credentials,
     remembered: &'a [(String, ObjectState)],
+    progress: &'a Progress,
 }
 
 impl InContext<'_> {
@@ -306,10 +317,13 @@ impl InContext<'_> {
 async fn compare_users(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result<usize, OpsError> {
     let (p, c) = (at.p, at.c);
     let mut ox_users = Vec::new();
+    let phase = format!("users in context {c}");
     if at.exists {
         let ids = p.ox.list_all_users(c, &at.auth).await.map_err(ox_error)?;
+        at.progress.report(&phase, 0, ids.len());
         for chunk in ids.chunks(USERS_PER_CALL) {
             ox_users.extend(p.ox.get_users(c, chunk, &at.auth).await.map_err(ox_error)?);
+            at.progress.report(&phase, ox_users.len(), ids.len());
         }
     }
     let admin = p.context_admin_name(c);
@@ -352,9 +366,12 @@ async fn compare_groups(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result<us
         .filter(|(_, name, _)| !name.eq_ignore_ascii_case("users"))
         .collect();
     let groups = at.remembered(group::TOPIC);
+    let phase = format!("groups in context {c}");
+    at.progress.report(&phase, 0, groups.len());
     let mut member_ids: HashMap<String, Vec<i32>> = HashMap::new();
     for (uuid, state) in &groups {
         member_ids.insert((*uuid).clone(), expected_members(p, &state.object, c).await);
+        at.progress.report(&phase, member_ids.len(), groups.len());
     }
     let claimed = compare(
         c,
@@ -378,6 +395,9 @@ async fn compare_groups(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result<us
 /// Compares the context's resources.
 async fn compare_resources(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result<usize, OpsError> {
     let (p, c) = (at.p, at.c);
+    let resources = at.remembered(resource::TOPIC);
+    at.progress
+        .report(&format!("resources in context {c}"), 0, resources.len());
     let ox_resources: Vec<Resource> = if at.exists {
         p.ox.list_resources(c, "*", &at.auth)
             .await
@@ -389,7 +409,6 @@ async fn compare_resources(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result
         .into_iter()
         .filter_map(|r| Some((r.id?, r.name.clone()?, r)))
         .collect();
-    let resources = at.remembered(resource::TOPIC);
     let claimed = compare(
         c,
         "resource",
@@ -675,6 +694,7 @@ async fn repair(
     p: &Provisioner,
     remembered: &[(String, ObjectState)],
     report: &ReconcileReport,
+    progress: &Progress,
 ) -> Result<usize, OpsError> {
     let states: HashMap<&str, &ObjectState> =
         remembered.iter().map(|(u, s)| (u.as_str(), s)).collect();
@@ -689,7 +709,8 @@ async fn repair(
         .filter_map(|d| d.entry_uuid.as_deref())
         .collect();
     let publisher = Publisher::new(ops.js.clone());
-    for (uuid, state) in &targets {
+    for (done, (uuid, state)) in targets.iter().enumerate() {
+        progress.report("repairs", done, targets.len());
         if state.object_type == group::TOPIC {
             // The remembered members let an unchanged group skip OX; a repair must send them.
             let mut forced = corrected
@@ -724,6 +745,7 @@ async fn repair(
             "Queued a repair of an object that differs from OX."
         );
     }
+    progress.report("repairs", targets.len(), targets.len());
     Ok(targets.len())
 }
 
@@ -865,7 +887,8 @@ pub async fn run_periodic(
             continue;
         }
         let request = ReconcileRequest::default();
-        let run = reconcile(&ops, &request);
+        let progress = Progress::new("reconcile");
+        let run = reconcile(&ops, &request, &progress);
         let result = tokio::select! {
             () = stop.cancelled() => return,
             result = run => result,

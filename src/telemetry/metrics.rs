@@ -119,6 +119,11 @@ fn start_at_zero() {
     for action in ADMIN_ACTION_NAMES {
         counter!(ADMIN_ACTIONS, "action" => action).absolute(0);
     }
+    use super::progress::{OPERATIONS, OPERATION_OBJECTS_DONE, OPERATION_OBJECTS_IN_PHASE};
+    for operation in OPERATIONS {
+        gauge!(OPERATION_OBJECTS_DONE, "operation" => operation).set(0.0);
+        gauge!(OPERATION_OBJECTS_IN_PHASE, "operation" => operation).set(0.0);
+    }
 }
 
 fn describe() {
@@ -183,6 +188,14 @@ fn describe() {
         "OX SOAP calls allowed at once now (adaptive)."
     );
     describe_gauge!(OX_CALLS_IN_FLIGHT, "OX SOAP calls in flight now.");
+    describe_gauge!(
+        super::progress::OPERATION_OBJECTS_DONE,
+        "Objects done in the current phase of a reconcile or state import."
+    );
+    describe_gauge!(
+        super::progress::OPERATION_OBJECTS_IN_PHASE,
+        "Objects in the current phase of a reconcile or state import."
+    );
     describe_gauge!(
         OX_LATENCY_FLOOR,
         "The shortest OX SOAP call seen lately (the adaptive limit's floor)."
