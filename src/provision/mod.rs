@@ -17,16 +17,20 @@
 //!   data, credentials missing); either way the queue retries it and shows why.
 
 pub mod access_profile;
+pub mod compare;
 pub mod context;
 pub mod credentials;
 pub mod functional_account;
 pub mod group;
+pub mod keys;
 pub mod kind;
+pub mod kind_parts;
 pub mod resource;
 pub mod rights;
 pub mod scope;
 pub mod settings;
 pub mod state;
+pub mod topic;
 pub mod udm;
 pub mod user;
 pub mod user_mail;

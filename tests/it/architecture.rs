@@ -23,9 +23,40 @@ fn top_level_modules_of_src_import_each_other_without_a_cycle() {
             .is_some_and(|to| to.contains_key("queue") && to.contains_key("config")),
         "the import parser found no app → queue / config edge; it is broken: {graph:?}"
     );
-    let cycles = cycles(&graph);
+    let report = cycle_report(&graph);
+    assert!(
+        report.is_empty(),
+        "top-level modules import each other in a circle; move the shared piece down or the \
+         caller up:\n{report}"
+    );
+}
+
+/// Inside `provision`, the kinds' files and the pieces they share name each other without a
+/// cycle (the shared pieces sit below the kinds; `mod.rs` wires them and is no node).
+#[test]
+fn the_modules_inside_provision_import_each_other_without_a_cycle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = import_graph_within(&src, &["provision"]);
+    // Guard against a parser that sees nothing: the registry names the kinds.
+    assert!(
+        graph
+            .get("kind")
+            .is_some_and(|to| to.contains_key("user") && to.contains_key("group")),
+        "the import parser found no kind → user / group edge; it is broken: {graph:?}"
+    );
+    let report = cycle_report(&graph);
+    assert!(
+        report.is_empty(),
+        "modules inside provision import each other in a circle; move the shared piece down:\n\
+         {report}"
+    );
+}
+
+/// Every cycle's modules and the edges between them with the files that make them; empty
+/// without a cycle.
+fn cycle_report(graph: &Graph) -> String {
     let mut report = String::new();
-    for modules in &cycles {
+    for modules in &cycles(graph) {
         report.push_str(&format!("cycle between {modules:?}:\n"));
         for from in modules {
             for (to, files) in &graph[from] {
@@ -35,11 +66,7 @@ fn top_level_modules_of_src_import_each_other_without_a_cycle() {
             }
         }
     }
-    assert!(
-        cycles.is_empty(),
-        "top-level modules import each other in a circle; move the shared piece down or the \
-         caller up:\n{report}"
-    );
+    report
 }
 
 #[test]
@@ -75,13 +102,21 @@ fn the_parser_skips_test_code_comments_and_strings_and_reads_use_groups() {
 
 /// The graph of `src/`: for each top-level module, the others it names.
 fn import_graph(src: &Path) -> Graph {
+    import_graph_within(src, &[])
+}
+
+/// The graph of the modules directly inside the module `within` (a path below `src/`, empty
+/// for the crate): for each, the others it names. The parent's own file (`lib.rs`, `main.rs`,
+/// `mod.rs`) is no node: it declares and wires its children.
+fn import_graph_within(src: &Path, within: &[&str]) -> Graph {
     let mut graph = Graph::new();
     let mut files = Vec::new();
-    rust_files(src, &mut files);
+    let dir = within.iter().fold(src.to_path_buf(), |d, m| d.join(m));
+    rust_files(&dir, &mut files);
     files.sort();
     let mut skipped: Vec<PathBuf> = Vec::new();
     for file in &files {
-        let rel = file.strip_prefix(src).expect("walked below src");
+        let rel = file.strip_prefix(&dir).expect("walked below the folder");
         if skipped.iter().any(|s| file == s || file.starts_with(s)) {
             continue;
         }
@@ -90,12 +125,13 @@ fn import_graph(src: &Path) -> Graph {
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
         let top = parts[0].trim_end_matches(".rs").to_string();
-        if parts.len() == 1 && (top == "lib" || top == "main") {
+        let parent_file = ["lib", "main", "mod"].contains(&top.as_str());
+        if parts.len() == 1 && parent_file {
             continue;
         }
-        let depth = module_depth(&parts);
+        let depth = module_depth(&parts) + within.len();
         let text = std::fs::read_to_string(file).expect("read a source file");
-        let (names, test_mods) = referenced_modules(&text, depth);
+        let (names, test_mods) = referenced_modules_within(&text, depth, within);
         // `#[cfg(test)] mod x;` pulls in x.rs or x/ next to this module: test code too.
         let module_dir = match parts.last().map(String::as_str) {
             Some("mod.rs") => file.parent().expect("a file has a folder").to_path_buf(),
@@ -138,6 +174,21 @@ fn module_depth(parts: &[String]) -> usize {
 /// The top-level modules `code` names outside `#[cfg(test)]`, and the modules it declares
 /// under `#[cfg(test)]` with `mod x;`.
 fn referenced_modules(code: &str, depth: usize) -> (BTreeSet<String>, Vec<String>) {
+    referenced_modules_within(code, depth, &[])
+}
+
+/// Like [`referenced_modules`], for the children of the module `within`: the names after
+/// `crate::<within>::` or after as many `super::` as lead to `within` (`depth` lead to the
+/// crate root).
+fn referenced_modules_within(
+    code: &str,
+    depth: usize,
+    within: &[&str],
+) -> (BTreeSet<String>, Vec<String>) {
+    let prefix: String = std::iter::once("crate::".to_string())
+        .chain(within.iter().map(|m| format!("{m}::")))
+        .collect();
+    let supers_to_parent = depth - within.len();
     let code = without_test_items(&blank_comments_and_literals(code));
     let mut test_mods = Vec::new();
     let mut rest = code.as_str();
@@ -153,8 +204,8 @@ fn referenced_modules(code: &str, depth: usize) -> (BTreeSet<String>, Vec<String
     let mut names = BTreeSet::new();
     let mut i = 0;
     while i < chars.len() {
-        if (i == 0 || !is_ident(chars[i - 1])) && starts_with(&chars, i, "crate::") {
-            i += "crate::".len();
+        if (i == 0 || !is_ident(chars[i - 1])) && starts_with(&chars, i, &prefix) {
+            i += prefix.len();
             collect_path_heads(&chars, &mut i, &mut names);
         } else if (i == 0 || !is_ident(chars[i - 1])) && starts_with(&chars, i, "super::") {
             let mut supers = 0;
@@ -162,7 +213,7 @@ fn referenced_modules(code: &str, depth: usize) -> (BTreeSet<String>, Vec<String
                 supers += 1;
                 i += "super::".len();
             }
-            if supers == depth {
+            if supers == supers_to_parent {
                 collect_path_heads(&chars, &mut i, &mut names);
             }
         } else {
