@@ -300,3 +300,121 @@ pub fn field_diff(field: &str, ox: Option<&str>, ucs: &str) -> String {
 pub fn joined(diffs: Vec<String>) -> Option<String> {
     (!diffs.is_empty()).then(|| diffs.join("; "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision::state::OxIds;
+
+    fn state(dn: &str) -> ObjectState {
+        ObjectState {
+            object_type: crate::provision::topic::RESOURCE.into(),
+            dn: dn.into(),
+            object: Default::default(),
+            ox: OxIds::default(),
+            source_file: None,
+            applied_at: chrono::Utc::now(),
+            groups_pending: Default::default(),
+        }
+    }
+
+    fn known<'a>(uuid: &'a str, state: &'a ObjectState, id: i32, name: &str) -> Known<'a> {
+        Known {
+            uuid,
+            state,
+            ox: OxRef {
+                id,
+                name: name.into(),
+                members: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn objects_are_matched_by_id_and_name_and_every_other_ox_object_is_unknown() {
+        let s = state("cn=x");
+        let known = [
+            known("same", &s, 1, "Beamer"),
+            known("fields", &s, 2, "room"),
+            known("stale", &s, 3, "car"),
+            known("renamed", &s, 4, "bike"),
+            known("missing", &s, 5, "boat"),
+        ];
+        let ox = [
+            (1, "beamer".to_string(), "same"),
+            (2, "ROOM".to_string(), "other"),
+            (30, "Car".to_string(), "same"),
+            (4, "cycle".to_string(), "same"),
+            (6, "made in OX".to_string(), "same"),
+        ];
+        let drift = by_id_and_name(10, "resource", &known, &ox, |_, ox| {
+            (*ox != "same").then(|| "description: OX \"other\"".to_string())
+        });
+        let found: Vec<(Option<&str>, DriftKind, Option<i32>, &str)> = drift
+            .iter()
+            .map(|d| (d.entry_uuid.as_deref(), d.kind, d.ox_id, d.detail.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    Some("fields"),
+                    DriftKind::Differs,
+                    Some(2),
+                    "description: OX \"other\""
+                ),
+                (
+                    Some("stale"),
+                    DriftKind::StaleId,
+                    Some(30),
+                    "remembered as OX id 3, but OX has car as id 30"
+                ),
+                (
+                    Some("renamed"),
+                    DriftKind::Differs,
+                    Some(4),
+                    "name: OX \"cycle\", UCS \"bike\""
+                ),
+                (
+                    Some("missing"),
+                    DriftKind::MissingInOx,
+                    Some(5),
+                    "OX has no resource boat (id 5)"
+                ),
+                (
+                    None,
+                    DriftKind::UnknownInOx,
+                    Some(6),
+                    "OX resource 6 is not known to the connector"
+                ),
+            ]
+        );
+        assert!(drift.iter().all(|d| d.context == Some(10)));
+    }
+
+    #[test]
+    fn a_placement_finds_the_ox_object_of_a_context() {
+        let mut user = state("uid=anna");
+        user.ox = OxIds::in_context(10, 7, "anna".into());
+        assert_eq!(
+            Placement::OneContext.in_context(&user, 10).map(|r| r.id),
+            Some(7)
+        );
+        assert!(Placement::OneContext.in_context(&user, 20).is_none());
+        let mut group = state("cn=team");
+        for (c, id) in [(10, 1), (20, 2)] {
+            let r = OxRef {
+                id,
+                name: "team".into(),
+                members: vec![7],
+            };
+            group.ox.per_context.insert(c, r);
+        }
+        if let Some(r) = Placement::PerContext.in_context_mut(&mut group, 20) {
+            r.id = 22;
+        }
+        assert_eq!(group.ox.per_context[&10].id, 1);
+        assert_eq!(group.ox.per_context[&20].id, 22);
+        assert!(Placement::PerContext.in_context(&group, 30).is_none());
+    }
+}

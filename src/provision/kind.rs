@@ -117,6 +117,38 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_says_how_reconcile_compares_it_and_the_contexts_come_first() {
+        use crate::provision::compare::Compare;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let contexts: Vec<&str> = KINDS
+            .iter()
+            .filter(|k| matches!(k.compare, Some(Compare::Contexts(_))))
+            .map(|k| k.topic)
+            .collect();
+        assert_eq!(
+            contexts,
+            [KINDS[0].topic],
+            "one kind compares OX's contexts, and it comes first (the rest lives in them)"
+        );
+        for kind in KINDS {
+            let page = std::fs::read_to_string(root.join(kind.docs)).unwrap();
+            let section = page
+                .split_once("\n## Reconcile\n")
+                .map(|(_, rest)| rest.split("\n## ").next().unwrap_or_default())
+                .unwrap_or_else(|| {
+                    panic!("{}: {} has no Reconcile section", kind.topic, kind.docs)
+                });
+            assert_eq!(
+                kind.compare.is_none(),
+                section.starts_with("Not compared"),
+                "{}: the Reconcile section of {} must say whether it is compared",
+                kind.topic,
+                kind.docs
+            );
+        }
+    }
+
+    #[test]
     fn the_ox_subscriber_wants_every_kind_it_provisions() {
         assert_eq!(ox_topics().len(), KINDS.len());
     }

@@ -4,7 +4,7 @@
 //! The one place that decides the default: a message of a topic no [`super::kind`] knows, or
 //! whose keys cannot be worked out (the state store cannot be read), touches everything and is
 //! applied alone. Otherwise the message holds its object (entry UUID, DN, old DN), plus what its
-//! kind says ([`super::kind::Kind::keys`], next to each kind's provisioning code):
+//! kind says ([`super::kind_parts::Kind::keys`], next to each kind's provisioning code):
 //! - a user holds the contexts it is in and goes to as a part ([`ScopeKey::InContext`]), every
 //!   OX-unique name it holds or gives up (login, display name, primary address, aliases:
 //!   [`ScopeKey::Name`]), its part of each of its groups ([`ScopeKey::SharedDn`]) and, when it

@@ -96,6 +96,19 @@ fn the_parser_skips_test_code_comments_and_strings_and_reads_use_groups() {
             .collect::<BTreeSet<_>>()
     );
     assert!(test_mods.is_empty());
+    // Inside a module: its children, named through `crate::<module>::` or enough `super::`.
+    let child =
+        "use super::{keys, Provisioner};\nuse crate::provision::topic;\nuse crate::ox::x;\n\
+                 fn f() { super::super::queue::q(); }";
+    let (names, _) = referenced_modules_within(child, 2, &["provision"]);
+    let expected = ["Provisioner", "keys", "topic"];
+    assert_eq!(
+        names,
+        expected
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>()
+    );
     let (_, test_mods) = referenced_modules("#[cfg(test)]\npub(crate) mod sink;\n", 1);
     assert_eq!(test_mods, vec!["sink".to_string()]);
 }
