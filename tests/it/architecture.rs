@@ -1,4 +1,6 @@
-//! The import graph between the top-level modules of `src/` has no cycle.
+//! The import graph between the top-level modules of `src/` has no cycle, nor the one between
+//! the modules inside `src/provision/` (the kinds' files and the pieces they share; `mod.rs`
+//! declares and wires them, like `lib.rs` for the crate, and is no node).
 //!
 //! A top-level module is a file or folder directly under `src/` (`lib.rs` and `main.rs` aside).
 //! Module `a` imports `b` when code of `a` outside `#[cfg(test)]` names `crate::b…` (also inside
@@ -14,40 +16,38 @@ type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
 #[test]
 fn top_level_modules_of_src_import_each_other_without_a_cycle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let graph = import_graph(&src);
-    // Guard against a parser that sees nothing: the wiring imports the queue and the settings.
-    assert!(
-        graph
-            .get("app")
-            .is_some_and(|to| to.contains_key("queue") && to.contains_key("config")),
-        "the import parser found no app → queue / config edge; it is broken: {graph:?}"
-    );
-    let report = cycle_report(&graph);
-    assert!(
-        report.is_empty(),
-        "top-level modules import each other in a circle; move the shared piece down or the \
-         caller up:\n{report}"
-    );
+    // The wiring imports the queue and the settings.
+    assert_no_cycle(&[], ("app", ["queue", "config"]));
 }
 
 /// Inside `provision`, the kinds' files and the pieces they share name each other without a
 /// cycle (the shared pieces sit below the kinds; `mod.rs` wires them and is no node).
 #[test]
 fn the_modules_inside_provision_import_each_other_without_a_cycle() {
+    // The registry names the kinds.
+    assert_no_cycle(&["provision"], ("kind", ["user", "group"]));
+}
+
+/// Asserts that the modules inside `within` (`[]`: the top-level modules) import each other
+/// without a cycle, after a guard against a parser that sees nothing: `from` must import both
+/// modules of `to`.
+fn assert_no_cycle(within: &[&str], (from, to): (&str, [&str; 2])) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let graph = import_graph_within(&src, &["provision"]);
-    // Guard against a parser that sees nothing: the registry names the kinds.
+    let graph = import_graph_within(&src, within);
     assert!(
         graph
-            .get("kind")
-            .is_some_and(|to| to.contains_key("user") && to.contains_key("group")),
-        "the import parser found no kind → user / group edge; it is broken: {graph:?}"
+            .get(from)
+            .is_some_and(|edges| to.iter().all(|m| edges.contains_key(*m))),
+        "the import parser found no {from} → {to:?} edges; it is broken: {graph:?}"
     );
     let report = cycle_report(&graph);
+    let place = match within {
+        [] => "top-level modules".to_string(),
+        _ => format!("modules inside {}", within.join("::")),
+    };
     assert!(
         report.is_empty(),
-        "modules inside provision import each other in a circle; move the shared piece down:\n\
+        "{place} import each other in a circle; move the shared piece down or the caller up:\n\
          {report}"
     );
 }
@@ -111,11 +111,6 @@ fn the_parser_skips_test_code_comments_and_strings_and_reads_use_groups() {
     );
     let (_, test_mods) = referenced_modules("#[cfg(test)]\npub(crate) mod sink;\n", 1);
     assert_eq!(test_mods, vec!["sink".to_string()]);
-}
-
-/// The graph of `src/`: for each top-level module, the others it names.
-fn import_graph(src: &Path) -> Graph {
-    import_graph_within(src, &[])
 }
 
 /// The graph of the modules directly inside the module `within` (a path below `src/`, empty
