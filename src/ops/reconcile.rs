@@ -18,34 +18,30 @@
 //! change waiting in `listener/` are reported but not repaired (that change applies anyway).
 //! Context admins and OX's `users` group are never reported. Functional accounts and access
 //! profiles are not compared.
+//!
+//! This is the driver: each object kind compares itself, next to its provisioning code
+//! ([`crate::provision::kind_parts::Kind::compare`]: what it lists in OX, which fields, what
+//! "differs" means); here the contexts are walked, every kind in
+//! [`crate::provision::kind::KINDS`] is asked, and the drift is planned, repaired and reported.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Ops, OpsError};
 use crate::message::{Body, Operation, ProvisioningMessage, REALM_UDM, SCHEMA};
-use crate::ox::soap::{Context, Credentials, Group, OxError, Resource, User};
-use crate::provision::state::{ObjectState, OxRef};
-use crate::provision::udm::{self, Properties};
-use crate::provision::user_mapping::MailServers;
-use crate::provision::{context, group, resource, user, OxApplier, Provisioner};
+use crate::ox::soap::OxError;
+use crate::provision::compare::{Compare, InContext, InContextCompare, Known, Run};
+use crate::provision::kind::{self, KINDS};
+use crate::provision::state::ObjectState;
+use crate::provision::{OxApplier, Provisioner};
 use crate::queue::publish::Publisher;
 use crate::telemetry::progress::Progress;
 
+pub use crate::provision::compare::{Drift, DriftKind};
+
 /// The publisher name of repair messages.
 pub const PUBLISHER: &str = "ox-connector-reconcile";
-/// Users asked from OX per `getMultipleData` call.
-const USERS_PER_CALL: usize = 100;
-/// User fields compared (WSDL names); mail addresses case-insensitively.
-const USER_FIELDS: &[&str] = &[
-    "display_name",
-    "given_name",
-    "sur_name",
-    "primaryEmail",
-    "email1",
-];
 
 /// `POST /reconcile`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -54,63 +50,6 @@ pub struct ReconcileRequest {
     pub context: Option<i32>,
     /// Repair (otherwise only report).
     pub apply: bool,
-}
-
-/// A kind of difference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DriftKind {
-    MissingInOx,
-    StaleId,
-    Differs,
-    UnknownInOx,
-}
-
-impl DriftKind {
-    pub const ALL: [DriftKind; 4] = [
-        DriftKind::MissingInOx,
-        DriftKind::StaleId,
-        DriftKind::Differs,
-        DriftKind::UnknownInOx,
-    ];
-
-    /// Metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            DriftKind::MissingInOx => "missing_in_ox",
-            DriftKind::StaleId => "stale_id",
-            DriftKind::Differs => "differs",
-            DriftKind::UnknownInOx => "unknown_in_ox",
-        }
-    }
-
-    /// Table text.
-    pub fn text(self) -> &'static str {
-        match self {
-            DriftKind::MissingInOx => "missing in OX",
-            DriftKind::StaleId => "stale id",
-            DriftKind::Differs => "differs",
-            DriftKind::UnknownInOx => "unknown in OX",
-        }
-    }
-}
-
-/// One difference.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Drift {
-    pub kind: DriftKind,
-    /// `context`, `user`, `group` or `resource`.
-    pub object: String,
-    pub context: Option<i32>,
-    pub name: String,
-    pub ox_id: Option<i32>,
-    pub entry_uuid: Option<String>,
-    pub dn: Option<String>,
-    pub detail: String,
-    /// A change of this object waits in `listener/`; it is not repaired.
-    pub pending_change: bool,
-    /// What `--apply` did (or would do).
-    pub repair: Option<String>,
 }
 
 /// The result of a reconcile run.
@@ -162,20 +101,47 @@ pub async fn reconcile(
         .all()
         .await
         .map_err(|e| OpsError::Unavailable(e.to_string()))?;
-    let pending = pending_objects(&ops.listener_dir);
-    let wanted = |c: i32| request.context.is_none_or(|only| only == c);
-
-    let mut report = ReconcileReport {
-        apply: request.apply,
-        ..ReconcileReport::default()
+    let run = Run {
+        p,
+        remembered: &remembered,
+        only: request.context,
+        progress,
     };
-    let mut drift = Vec::new();
-    progress.report("contexts", 0, 1);
-    let ox_contexts = compare_contexts(p, &remembered, &wanted, &mut report, &mut drift).await?;
-    progress.report("contexts", 1, 1);
-    let contexts = contexts_to_compare(&remembered, &ox_contexts, &wanted);
-    for &c in &contexts {
-        let auth = match p.context_admin(c) {
+    let mut report = compare(&run).await?;
+    report.apply = request.apply;
+    let pending = pending_objects(&ops.listener_dir);
+    for d in &mut report.drift {
+        d.pending_change = d
+            .entry_uuid
+            .as_ref()
+            .is_some_and(|u| pending.contains(u.as_str()));
+    }
+    plan_repairs(&mut report);
+    if request.apply {
+        report.repairs_queued = repair(ops, p, &remembered, &report, progress).await?;
+    }
+    Ok(report)
+}
+
+/// Asks every kind: first the contexts, then, in each context (OX's and every context a
+/// remembered object is in), the kinds that live in contexts, in batch order.
+async fn compare(run: &Run<'_>) -> Result<ReconcileReport, OpsError> {
+    let mut report = ReconcileReport::default();
+    let mut in_ox = BTreeSet::new();
+    run.progress.report("contexts", 0, 1);
+    for compare in KINDS.iter().filter_map(|k| match &k.compare {
+        Some(Compare::Contexts(compare)) => Some(compare),
+        _ => None,
+    }) {
+        let found = compare(run).await.map_err(ox_error)?;
+        report.compared += found.compared;
+        report.drift.extend(found.drift);
+        in_ox.extend(found.in_ox);
+    }
+    run.progress.report("contexts", 1, 1);
+    report.contexts = contexts_to_compare(run, &in_ox);
+    for &c in &report.contexts {
+        let auth = match run.p.context_admin(c) {
             Ok(auth) => auth,
             Err(e) => {
                 report.notes.push(format!(
@@ -184,484 +150,60 @@ pub async fn reconcile(
                 continue;
             }
         };
-        let scope = InContext {
-            p,
+        let at = InContext {
+            p: run.p,
             c,
-            exists: ox_contexts.contains_key(&c),
+            exists: in_ox.contains(&c),
             auth,
-            remembered: &remembered,
-            progress,
+            progress: run.progress,
         };
-        report.compared += compare_users(&scope, &mut drift).await?;
-        report.compared += compare_groups(&scope, &mut drift).await?;
-        report.compared += compare_resources(&scope, &mut drift).await?;
-    }
-
-    for d in &mut drift {
-        d.pending_change = d
-            .entry_uuid
-            .as_ref()
-            .is_some_and(|u| pending.contains(u.as_str()));
-    }
-    report.contexts = contexts;
-    report.drift = drift;
-    plan_repairs(&mut report);
-    if request.apply {
-        report.repairs_queued = repair(ops, p, &remembered, &report, progress).await?;
+        for (topic, part) in in_context_kinds() {
+            let known = known_in_context(run, topic, part, c);
+            report
+                .drift
+                .extend((part.compare)(&at, &known).await.map_err(ox_error)?);
+            report.compared += known.len();
+        }
     }
     Ok(report)
 }
 
-/// Compares the remembered contexts with OX's; returns OX's contexts (those `wanted`).
-async fn compare_contexts(
-    p: &Provisioner,
-    remembered: &[(String, ObjectState)],
-    wanted: &impl Fn(i32) -> bool,
-    report: &mut ReconcileReport,
-    drift: &mut Vec<Drift>,
-) -> Result<BTreeMap<i32, Context>, OpsError> {
-    let ox_contexts: BTreeMap<i32, Context> =
-        p.ox.list_contexts("*")
-            .await
-            .map_err(ox_error)?
-            .into_iter()
-            .filter_map(|c| Some((c.id?, c)))
-            .filter(|(id, _)| wanted(*id))
-            .collect();
-    let mut known_contexts = HashSet::new();
-    for (uuid, state) in remembered
-        .iter()
-        .filter(|(_, s)| s.object_type == context::TOPIC)
-    {
-        let Some(id) = state.ox.context.filter(|c| wanted(*c)) else {
-            continue;
-        };
-        known_contexts.insert(id);
-        report.compared += 1;
-        let base = Drift::about(uuid, state, "context", Some(id), &format!("context{id}"));
-        let Some(ox) = ox_contexts.get(&id) else {
-            drift.push(base.kind(DriftKind::MissingInOx, format!("OX has no context {id}")));
-            continue;
-        };
-        let name = udm::text(&state.object, "name").unwrap_or_else(|| format!("context{id}"));
-        let quota = udm::integer(&state.object, "oxQuota").unwrap_or(-1);
-        let mut diffs = Vec::new();
-        if ox.name.as_deref() != Some(name.as_str()) {
-            diffs.push(field_diff("name", ox.name.as_deref(), &name));
-        }
-        if let Some(ox_quota) = ox.max_quota.filter(|q| *q != quota) {
-            diffs.push(format!("maxQuota: OX {ox_quota}, UCS {quota}"));
-        }
-        if !diffs.is_empty() {
-            drift.push(base.named(&name).kind(DriftKind::Differs, diffs.join("; ")));
-        }
-    }
-    for (id, ox) in &ox_contexts {
-        if !known_contexts.contains(id) {
-            drift.push(Drift::unknown(
-                "context",
-                Some(*id),
-                ox.name.clone().unwrap_or_default(),
-                Some(*id),
-                "OX context not created through UCS (no oxmail/oxcontext object known)".into(),
-            ));
-        }
-    }
-    Ok(ox_contexts)
+/// The kinds compared in each context, with their topics, in batch order.
+fn in_context_kinds() -> impl Iterator<Item = (&'static str, &'static InContextCompare)> {
+    KINDS.iter().filter_map(|k| match &k.compare {
+        Some(Compare::InContext(part)) => Some((k.topic, part)),
+        _ => None,
+    })
 }
 
-/// The contexts whose users, groups and resources are compared, in order: OX's and every
-/// context a remembered object is in (those `wanted`).
-fn contexts_to_compare(
-    remembered: &[(String, ObjectState)],
-    ox_contexts: &BTreeMap<i32, Context>,
-    wanted: &impl Fn(i32) -> bool,
-) -> Vec<i32> {
-    let in_state = remembered
+/// The contexts whose objects are compared, in order: OX's and every context a remembered
+/// object is in (those the run wants).
+fn contexts_to_compare(run: &Run<'_>, in_ox: &BTreeSet<i32>) -> Vec<i32> {
+    let in_state = run
+        .remembered
         .iter()
         .flat_map(|(_, s)| s.ox.context.iter().chain(s.ox.per_context.keys()))
         .copied()
-        .filter(|c| wanted(*c));
-    let all: BTreeSet<i32> = ox_contexts.keys().copied().chain(in_state).collect();
+        .filter(|c| run.wants(*c));
+    let all: BTreeSet<i32> = in_ox.iter().copied().chain(in_state).collect();
     all.into_iter().collect()
 }
 
-/// One context being compared: what the comparisons of its users, groups and resources share.
-struct InContext<'a> {
-    p: &'a Provisioner,
+/// The remembered objects of `topic` in context `c`, with their OX ids there.
+fn known_in_context<'a>(
+    run: &Run<'a>,
+    topic: &str,
+    part: &InContextCompare,
     c: i32,
-    /// Whether OX has the context; if not, everything remembered in it is missing in OX.
-    exists: bool,
-    /// The context admin's login.
-    auth: Credentials,
-    remembered: &'a [(String, ObjectState)],
-    progress: &'a Progress,
-}
-
-impl InContext<'_> {
-    /// The remembered objects of `topic` that live in this context.
-    fn remembered(&self, topic: &str) -> Vec<(&String, &ObjectState)> {
-        self.remembered
-            .iter()
-            .filter(|(_, s)| s.object_type == topic)
-            .filter(|(_, s)| match topic {
-                group::TOPIC => s.ox.per_context.contains_key(&self.c),
-                _ => s.ox.context == Some(self.c) && s.ox.object.is_some(),
-            })
-            .map(|(u, s)| (u, s))
-            .collect()
-    }
-}
-
-/// Compares the context's users (except its admin); returns how many were compared.
-async fn compare_users(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result<usize, OpsError> {
-    let (p, c) = (at.p, at.c);
-    let mut ox_users = Vec::new();
-    let phase = format!("users in context {c}");
-    if at.exists {
-        let ids = p.ox.list_all_users(c, &at.auth).await.map_err(ox_error)?;
-        at.progress.report(&phase, 0, ids.len());
-        for chunk in ids.chunks(USERS_PER_CALL) {
-            ox_users.extend(p.ox.get_users(c, chunk, &at.auth).await.map_err(ox_error)?);
-            at.progress.report(&phase, ox_users.len(), ids.len());
-        }
-    }
-    let admin = p.context_admin_name(c);
-    let ox_users: Vec<(i32, String, User)> = ox_users
-        .into_iter()
-        .filter_map(|u| Some((u.id?, u.name.clone()?, u)))
-        .filter(|(_, name, _)| admin.as_deref() != Some(name.as_str()))
-        .collect();
-    let users = at.remembered(user::TOPIC);
-    let servers = MailServers {
-        imap: p.settings.imap_server.clone(),
-        smtp: p.settings.smtp_server.clone(),
-    };
-    let claimed = compare(
-        c,
-        "user",
-        &users,
-        &ids_and_names(&ox_users),
-        |_, state, id| {
-            let (_, _, ox) = ox_users.iter().find(|(i, _, _)| *i == id)?;
-            user_diffs(p, &state.object, ox, &servers)
-        },
-        drift,
-    );
-    unknown_to_the_connector(drift, "user", c, &ox_users, &claimed);
-    Ok(users.len())
-}
-
-/// Compares the context's groups (except OX's built-in `users`) and their members.
-async fn compare_groups(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result<usize, OpsError> {
-    let (p, c) = (at.p, at.c);
-    let ox_groups: Vec<Group> = if at.exists {
-        p.ox.list_groups(c, "*", &at.auth).await.map_err(ox_error)?
-    } else {
-        Vec::new()
-    };
-    let ox_groups: Vec<(i32, String, Group)> = ox_groups
-        .into_iter()
-        .filter_map(|g| Some((g.id?, g.name.clone()?, g)))
-        .filter(|(_, name, _)| !name.eq_ignore_ascii_case("users"))
-        .collect();
-    let groups = at.remembered(group::TOPIC);
-    let phase = format!("groups in context {c}");
-    at.progress.report(&phase, 0, groups.len());
-    let mut member_ids: HashMap<String, Vec<i32>> = HashMap::new();
-    for (uuid, state) in &groups {
-        member_ids.insert((*uuid).clone(), expected_members(p, &state.object, c).await);
-        at.progress.report(&phase, member_ids.len(), groups.len());
-    }
-    let claimed = compare(
-        c,
-        "group",
-        &groups,
-        &ids_and_names(&ox_groups),
-        |uuid, _, id| {
-            let (_, _, ox) = ox_groups.iter().find(|(i, _, _)| *i == id)?;
-            let mut want = member_ids.get(uuid).cloned().unwrap_or_default();
-            let mut have = ox.members.clone();
-            want.sort_unstable();
-            have.sort_unstable();
-            (want != have).then(|| format!("members: OX {have:?}, UCS {want:?}"))
-        },
-        drift,
-    );
-    unknown_to_the_connector(drift, "group", c, &ox_groups, &claimed);
-    Ok(groups.len())
-}
-
-/// Compares the context's resources.
-async fn compare_resources(at: &InContext<'_>, drift: &mut Vec<Drift>) -> Result<usize, OpsError> {
-    let (p, c) = (at.p, at.c);
-    let resources = at.remembered(resource::TOPIC);
-    at.progress
-        .report(&format!("resources in context {c}"), 0, resources.len());
-    let ox_resources: Vec<Resource> = if at.exists {
-        p.ox.list_resources(c, "*", &at.auth)
-            .await
-            .map_err(ox_error)?
-    } else {
-        Vec::new()
-    };
-    let ox_resources: Vec<(i32, String, Resource)> = ox_resources
-        .into_iter()
-        .filter_map(|r| Some((r.id?, r.name.clone()?, r)))
-        .collect();
-    let claimed = compare(
-        c,
-        "resource",
-        &resources,
-        &ids_and_names(&ox_resources),
-        |_, state, id| {
-            let (_, _, ox) = ox_resources.iter().find(|(i, _, _)| *i == id)?;
-            resource_diffs(&state.object, ox)
-        },
-        drift,
-    );
-    unknown_to_the_connector(drift, "resource", c, &ox_resources, &claimed);
-    Ok(resources.len())
-}
-
-fn ids_and_names<T>(ox: &[(i32, String, T)]) -> Vec<(i32, String)> {
-    ox.iter().map(|(id, name, _)| (*id, name.clone())).collect()
-}
-
-/// Reports the OX objects of context `c` that no remembered object claimed.
-fn unknown_to_the_connector<T>(
-    drift: &mut Vec<Drift>,
-    object: &str,
-    c: i32,
-    ox: &[(i32, String, T)],
-    claimed: &HashSet<i32>,
-) {
-    for (id, name, _) in ox {
-        if !claimed.contains(id) {
-            drift.push(Drift::unknown(
-                object,
-                Some(c),
-                name.clone(),
-                Some(*id),
-                format!("OX {object} {id} is not known to the connector"),
-            ));
-        }
-    }
-}
-
-impl Drift {
-    fn about(
-        uuid: &str,
-        state: &ObjectState,
-        object: &str,
-        context: Option<i32>,
-        name: &str,
-    ) -> Self {
-        Drift {
-            kind: DriftKind::Differs,
-            object: object.into(),
-            context,
-            name: name.into(),
-            ox_id: None,
-            entry_uuid: Some(uuid.to_owned()),
-            dn: Some(state.dn.clone()),
-            detail: String::new(),
-            pending_change: false,
-            repair: None,
-        }
-    }
-
-    fn unknown(
-        object: &str,
-        context: Option<i32>,
-        name: String,
-        id: Option<i32>,
-        detail: String,
-    ) -> Self {
-        Drift {
-            kind: DriftKind::UnknownInOx,
-            object: object.into(),
-            context,
-            name,
-            ox_id: id,
-            entry_uuid: None,
-            dn: None,
-            detail,
-            pending_change: false,
-            repair: None,
-        }
-    }
-
-    fn named(mut self, name: &str) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    fn kind(mut self, kind: DriftKind, detail: String) -> Self {
-        self.kind = kind;
-        self.detail = detail;
-        self
-    }
-}
-
-/// Compares remembered objects of one kind in context `c` with OX's `(id, name)` list; returns
-/// the OX ids accounted for.
-fn compare(
-    c: i32,
-    object: &str,
-    remembered: &[(&String, &ObjectState)],
-    ox: &[(i32, String)],
-    diffs: impl Fn(&str, &ObjectState, i32) -> Option<String>,
-    drift: &mut Vec<Drift>,
-) -> HashSet<i32> {
-    let mut claimed = HashSet::new();
-    for (uuid, state) in remembered {
-        let Some(known) = remembered_ref(state, c) else {
-            continue;
-        };
-        let base = Drift::about(uuid, state, object, Some(c), &known.name);
-        let by_id = ox.iter().find(|(id, _)| *id == known.id);
-        let by_name = ox
-            .iter()
-            .find(|(_, name)| name.eq_ignore_ascii_case(&known.name));
-        match (by_id, by_name) {
-            (Some((id, name)), _) if name.eq_ignore_ascii_case(&known.name) => {
-                claimed.insert(*id);
-                if let Some(detail) = diffs(uuid, state, *id) {
-                    drift.push(Drift {
-                        ox_id: Some(*id),
-                        ..base.kind(DriftKind::Differs, detail)
-                    });
-                }
-            }
-            (_, Some((id, _))) => {
-                claimed.insert(*id);
-                drift.push(Drift {
-                    ox_id: Some(*id),
-                    ..base.kind(
-                        DriftKind::StaleId,
-                        format!(
-                            "remembered as OX id {}, but OX has {} as id {id}",
-                            known.id, known.name
-                        ),
-                    )
-                });
-            }
-            (Some((id, name)), None) => {
-                claimed.insert(*id);
-                drift.push(Drift {
-                    ox_id: Some(*id),
-                    ..base.kind(
-                        DriftKind::Differs,
-                        format!("name: OX {name:?}, UCS {:?}", known.name),
-                    )
-                });
-            }
-            (None, None) => drift.push(Drift {
-                ox_id: Some(known.id),
-                ..base.kind(
-                    DriftKind::MissingInOx,
-                    format!("OX has no {object} {} (id {})", known.name, known.id),
-                )
-            }),
-        }
-    }
-    claimed
-}
-
-fn remembered_ref(state: &ObjectState, c: i32) -> Option<OxRef> {
-    match state.object_type.as_str() {
-        group::TOPIC => state.ox.per_context.get(&c).cloned(),
-        _ => state.ox.object.clone(),
-    }
-}
-
-fn field_diff(field: &str, ox: Option<&str>, ucs: &str) -> String {
-    format!("{field}: OX {:?}, UCS {ucs:?}", ox.unwrap_or(""))
-}
-
-fn user_diffs(
-    p: &Provisioner,
-    object: &Properties,
-    ox: &User,
-    servers: &MailServers,
-) -> Option<String> {
-    let mut wanted = p.mapping.map(object, servers, true);
-    if wanted.get("display_name").is_none_or(|v| v == "") {
-        // Applying gives such a user UDM's default display name; expect the same.
-        let name = ox.name.clone().unwrap_or_default();
-        wanted.insert(
-            "display_name".into(),
-            Value::String(user::default_display_name(object, &name)),
-        );
-    }
-    let have = serde_json::to_value(ox).unwrap_or(Value::Null);
-    let text = |v: Option<&Value>| -> String {
-        match v {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
-        }
-    };
-    let diffs: Vec<String> = USER_FIELDS
+) -> Vec<Known<'a>> {
+    run.remembered
         .iter()
-        .filter(|field| wanted.contains_key(**field))
-        .filter_map(|field| {
-            let want = text(wanted.get(*field));
-            let got = text(have.get(*field));
-            let same = if field.contains("mail") || field.starts_with("email") {
-                want.eq_ignore_ascii_case(&got)
-            } else {
-                want == got
-            };
-            (!same).then(|| field_diff(field, Some(&got), &want))
+        .filter(|(_, s)| s.object_type == topic)
+        .filter_map(|(uuid, state)| {
+            let ox = part.placement.in_context(state, c)?.clone();
+            Some(Known { uuid, state, ox })
         })
-        .collect();
-    (!diffs.is_empty()).then(|| diffs.join("; "))
-}
-
-fn resource_diffs(object: &Properties, ox: &Resource) -> Option<String> {
-    let name = udm::text(object, "name").unwrap_or_default();
-    let want = [
-        (
-            "displayname",
-            udm::text(object, "displayname").unwrap_or(name),
-            ox.displayname.clone(),
-        ),
-        (
-            "email",
-            udm::text(object, "resourceMailAddress").unwrap_or_default(),
-            ox.email.clone(),
-        ),
-        (
-            "description",
-            udm::text(object, "description").unwrap_or_default(),
-            ox.description.clone(),
-        ),
-    ];
-    let diffs: Vec<String> = want
-        .iter()
-        .filter(|(_, want, got)| !want.eq_ignore_ascii_case(got.as_deref().unwrap_or("")))
-        .map(|(field, want, got)| field_diff(field, got.as_deref(), want))
-        .collect();
-    (!diffs.is_empty()).then(|| diffs.join("; "))
-}
-
-/// The OX ids of a group's members in context `c`, as the group handler computes them.
-async fn expected_members(p: &Provisioner, object: &Properties, c: i32) -> Vec<i32> {
-    let mut ids = Vec::new();
-    for dn in udm::texts(object, "users") {
-        if let Ok(Some((_, member))) = p.state.get_by_dn(&dn).await {
-            if member.object_type == user::TOPIC && member.ox.context == Some(c) {
-                if let Some(user) = member.ox.object {
-                    if !ids.contains(&user.id) {
-                        ids.push(user.id);
-                    }
-                }
-            }
-        }
-    }
-    ids
+        .collect()
 }
 
 /// Entry UUIDs of the objects with a change waiting in `listener/`.
@@ -700,33 +242,11 @@ async fn repair(
         remembered.iter().map(|(u, s)| (u.as_str(), s)).collect();
     let corrected = correct_stale_ids(p, &states, report).await?;
     let targets = repair_targets(&states, report);
-    // A context OX lost blocks every waiting change of it; its repair is applied now instead
-    // of being queued behind the very changes it unblocks.
-    let lost_contexts: HashSet<&str> = report
-        .drift
-        .iter()
-        .filter(|d| d.kind == DriftKind::MissingInOx && d.object == "context")
-        .filter_map(|d| d.entry_uuid.as_deref())
-        .collect();
+    let lost_contexts = lost_contexts(&states, report);
     let publisher = Publisher::new(ops.js.clone());
     for (done, (uuid, state)) in targets.iter().enumerate() {
         progress.report("repairs", done, targets.len());
-        if state.object_type == group::TOPIC {
-            // The remembered members let an unchanged group skip OX; a repair must send them.
-            let mut forced = corrected
-                .get(*uuid)
-                .cloned()
-                .unwrap_or_else(|| (*state).clone());
-            forced
-                .ox
-                .per_context
-                .values_mut()
-                .for_each(|r| r.members.clear());
-            p.state
-                .put(uuid, &forced)
-                .await
-                .map_err(|e| OpsError::Unavailable(e.to_string()))?;
-        }
+        forget_before_repair(p, uuid, state, &corrected).await?;
         let message = repair_message(uuid, state);
         if lost_contexts.contains(uuid) {
             if let Some(applier) = ops.ox.get() {
@@ -747,6 +267,58 @@ async fn repair(
     }
     progress.report("repairs", targets.len(), targets.len());
     Ok(targets.len())
+}
+
+/// The contexts OX lost (of the kind that compares the contexts). Such a context blocks every
+/// waiting change of it, so its repair is applied at once instead of being queued behind the
+/// very changes it unblocks.
+fn lost_contexts<'a>(
+    states: &HashMap<&str, &ObjectState>,
+    report: &'a ReconcileReport,
+) -> HashSet<&'a str> {
+    report
+        .drift
+        .iter()
+        .filter(|d| d.kind == DriftKind::MissingInOx)
+        .filter_map(|d| d.entry_uuid.as_deref())
+        .filter(|uuid| {
+            states
+                .get(uuid)
+                .and_then(|s| kind::of_topic(&s.object_type))
+                .is_some_and(|k| matches!(k.compare, Some(Compare::Contexts(_))))
+        })
+        .collect()
+}
+
+/// Writes what the object's kind forgets before a repair applies it again
+/// ([`InContextCompare::before_repair`]), if it forgets anything.
+async fn forget_before_repair(
+    p: &Provisioner,
+    uuid: &str,
+    state: &ObjectState,
+    corrected: &HashMap<String, ObjectState>,
+) -> Result<(), OpsError> {
+    let Some(forget) = in_context_part(&state.object_type).and_then(|part| part.before_repair)
+    else {
+        return Ok(());
+    };
+    let mut forced = corrected
+        .get(uuid)
+        .cloned()
+        .unwrap_or_else(|| state.clone());
+    forget(&mut forced);
+    p.state
+        .put(uuid, &forced)
+        .await
+        .map_err(|e| OpsError::Unavailable(e.to_string()))
+}
+
+/// How the kind of `topic` is compared in a context, if it is.
+fn in_context_part(topic: &str) -> Option<&'static InContextCompare> {
+    match &kind::of_topic(topic)?.compare {
+        Some(Compare::InContext(part)) => Some(part),
+        _ => None,
+    }
 }
 
 /// Corrects each stale remembered id to OX's (no pending change of the object waits);
@@ -772,20 +344,12 @@ async fn correct_stale_ids(
         else {
             continue;
         };
-        match state.object_type.as_str() {
-            group::TOPIC => {
-                if let Some(r) = state.ox.per_context.get_mut(&c) {
-                    r.id = id;
-                    // OX's group under that id has its own members: forget the remembered ones,
-                    // so that applying it again sends the full list.
-                    r.members.clear();
-                }
-            }
-            _ => {
-                if let Some(r) = state.ox.object.as_mut() {
-                    r.id = id;
-                }
-            }
+        let placement = in_context_part(&state.object_type).map(|part| part.placement);
+        if let Some(r) = placement.and_then(|at| at.in_context_mut(&mut state, c)) {
+            r.id = id;
+            // OX's object under that id has its own members (groups): forget the remembered
+            // ones, so that applying it again sends the full list.
+            r.members.clear();
         }
         p.state
             .put(uuid, &state)
@@ -796,8 +360,9 @@ async fn correct_stale_ids(
     Ok(corrected)
 }
 
-/// The remembered objects to apply again (each once), contexts first, then users, groups and
-/// the rest; unknown objects and objects with a pending change are left alone.
+/// The remembered objects to apply again (each once), in batch order (contexts first, then
+/// users, groups and the rest); unknown objects and objects with a pending change are left
+/// alone.
 fn repair_targets<'a>(
     states: &HashMap<&'a str, &'a ObjectState>,
     report: &'a ReconcileReport,
@@ -818,12 +383,7 @@ fn repair_targets<'a>(
             targets.push((uuid, state));
         }
     }
-    let rank = |t: &str| match t {
-        context::TOPIC => 0,
-        user::TOPIC => 1,
-        group::TOPIC => 2,
-        _ => 3,
-    };
+    let rank = |topic: &str| kind::of_topic(topic).map_or(u8::MAX, |k| k.rank.change);
     targets.sort_by_key(|(_, s)| rank(&s.object_type));
     targets
 }

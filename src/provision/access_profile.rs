@@ -16,13 +16,13 @@ use crate::apply::{Outcome, Scope};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::User;
 
-use super::kind::{BatchRank, Kind};
+use super::kind_parts::{BatchRank, Kind};
 use super::rights::{access_of, Rights, RIGHTS};
 use super::state::{ObjectState, OxIds};
 use super::udm::{self, Properties};
 use super::{ProvisionError, Provisioner};
 
-pub const TOPIC: &str = "oxmail/accessprofile";
+pub const TOPIC: &str = super::topic::ACCESS_PROFILE;
 
 /// The `oxmail/accessprofile` kind.
 pub static KIND: Kind = Kind {
@@ -33,6 +33,8 @@ pub static KIND: Kind = Kind {
     // Re-applied to users everywhere: applied alone.
     keys: |_, _, _| Box::pin(std::future::ready(Ok(Scope::Everything))),
     apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+    // Not compared: a profile is no OX object (it lives in the data directory's file).
+    compare: None,
 };
 
 /// The profiles file in the data directory.
@@ -85,7 +87,7 @@ async fn reapply_to_users(
     let access = access_of(rights);
     let mut count = 0usize;
     for (_, state) in p.state.all().await? {
-        if state.object_type != super::user::TOPIC
+        if state.object_type != super::topic::USER
             || udm::text(&state.object, "oxAccess").as_deref() != Some(profile)
         {
             continue;

@@ -12,17 +12,20 @@
 //! `change` of name and quota (never `enabled`: a context an OX admin disabled stays disabled).
 //! Delete: `delete` (OX removes everything in the context) and its credentials are dropped.
 
+use std::collections::{BTreeMap, HashSet};
+
 use crate::apply::{Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::{Context, User};
 
+use super::compare::{field_diff, joined, Compare, ContextsCompared, Drift, DriftKind, Run};
 use super::credentials::AdminLogin;
-use super::kind::{BatchRank, Kind};
+use super::kind_parts::{BatchRank, Kind};
 use super::state::{ObjectState, OxIds};
 use super::udm::{self, Properties};
 use super::{deleted, random_password, ProvisionError, Provisioner};
 
-pub const TOPIC: &str = "oxmail/oxcontext";
+pub const TOPIC: &str = super::topic::CONTEXT;
 
 /// The `oxmail/oxcontext` kind.
 pub static KIND: Kind = Kind {
@@ -36,6 +39,7 @@ pub static KIND: Kind = Kind {
     docs: "docs/ox/context.md",
     keys: |_, message, previous| Box::pin(std::future::ready(Ok(keys(message, previous)))),
     apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+    compare: Some(Compare::Contexts(|run| Box::pin(compare(run)))),
 };
 
 pub async fn apply(
@@ -252,4 +256,66 @@ async fn delete(
 async fn forget_content(p: &Provisioner, id: i32) -> Result<(), ProvisionError> {
     p.state.forget_context(id).await?;
     Ok(())
+}
+
+/// Reconcile: the remembered contexts against OX's (`list`), by id — name and quota; an OX
+/// context no `oxmail/oxcontext` object made is unknown.
+async fn compare(run: &Run<'_>) -> Result<ContextsCompared, crate::ox::soap::OxError> {
+    let in_ox: BTreeMap<i32, Context> = run
+        .p
+        .ox
+        .list_contexts("*")
+        .await?
+        .into_iter()
+        .filter_map(|c| Some((c.id?, c)))
+        .filter(|(id, _)| run.wants(*id))
+        .collect();
+    let mut found = ContextsCompared {
+        drift: Vec::new(),
+        compared: 0,
+        in_ox: in_ox.keys().copied().collect(),
+    };
+    let mut known = HashSet::new();
+    for (uuid, state) in run
+        .remembered
+        .iter()
+        .filter(|(_, s)| s.object_type == TOPIC)
+    {
+        let Some(id) = state.ox.context.filter(|c| run.wants(*c)) else {
+            continue;
+        };
+        known.insert(id);
+        found.compared += 1;
+        let base = Drift::about(uuid, state, "context", Some(id), &format!("context{id}"));
+        let Some(ox) = in_ox.get(&id) else {
+            let detail = format!("OX has no context {id}");
+            found.drift.push(base.kind(DriftKind::MissingInOx, detail));
+            continue;
+        };
+        let want = wanted(&state.object, id);
+        let name = want.name.unwrap_or_default();
+        let quota = want.max_quota.unwrap_or(-1);
+        let mut diffs = Vec::new();
+        if ox.name.as_deref() != Some(name.as_str()) {
+            diffs.push(field_diff("name", ox.name.as_deref(), &name));
+        }
+        if let Some(ox_quota) = ox.max_quota.filter(|q| *q != quota) {
+            diffs.push(format!("maxQuota: OX {ox_quota}, UCS {quota}"));
+        }
+        if let Some(detail) = joined(diffs) {
+            found
+                .drift
+                .push(base.named(&name).kind(DriftKind::Differs, detail));
+        }
+    }
+    for (id, ox) in in_ox.iter().filter(|(id, _)| !known.contains(*id)) {
+        found.drift.push(Drift::unknown(
+            "context",
+            Some(*id),
+            ox.name.clone().unwrap_or_default(),
+            Some(*id),
+            "OX context not created through UCS (no oxmail/oxcontext object known)".into(),
+        ));
+    }
+    Ok(found)
 }

@@ -17,12 +17,12 @@ use crate::apply::{Outcome, Scope};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::AccountDataOnCreate;
 
-use super::kind::{BatchRank, Kind};
+use super::kind_parts::{BatchRank, Kind};
 use super::state::{ObjectState, OxIds, OxRef};
 use super::udm::{self, Properties};
 use super::{deleted, ProvisionError, Provisioner};
 
-pub const TOPIC: &str = "oxmail/functional_account";
+pub const TOPIC: &str = super::topic::FUNCTIONAL_ACCOUNT;
 
 /// The `oxmail/functional_account` kind.
 pub static KIND: Kind = Kind {
@@ -33,6 +33,9 @@ pub static KIND: Kind = Kind {
     // Rebuilt in every context of its members: applied alone.
     keys: |_, _, _| Box::pin(std::future::ready(Ok(Scope::Everything))),
     apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+    // Not compared: reconcile does not list OX's secondary accounts (one per member user);
+    // any change of the account rebuilds them all.
+    compare: None,
 };
 
 /// A member user of a functional account.

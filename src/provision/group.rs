@@ -12,19 +12,22 @@
 //! such a user is created or moves, its groups are applied again ([`reapply_groups_of`]), so
 //! membership converges.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::apply::{NameSpace, Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
-use crate::ox::soap::Group;
+use crate::ox::soap::{Group, OxError};
 
-use super::kind::{BatchRank, Kind};
-use super::scope::names;
+use super::compare::{
+    by_id_and_name, Compare, Drift, InContext, InContextCompare, Known, Placement,
+};
+use super::keys::names;
+use super::kind_parts::{BatchRank, Kind};
 use super::state::{ObjectState, OxIds, OxRef, StateError};
 use super::udm::{self, Properties};
 use super::{deleted, ProvisionError, Provisioner};
 
-pub const TOPIC: &str = "groups/group";
+pub const TOPIC: &str = super::topic::GROUP;
 
 /// The `groups/group` kind.
 pub static KIND: Kind = Kind {
@@ -34,6 +37,18 @@ pub static KIND: Kind = Kind {
     docs: "docs/ox/group.md",
     keys: |p, message, previous| Box::pin(keys(p, message, previous)),
     apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+    compare: Some(Compare::InContext(InContextCompare {
+        placement: Placement::PerContext,
+        compare: |at, known| Box::pin(compare(at, known)),
+        // The remembered members let an unchanged group skip OX; a repair must send them.
+        before_repair: Some(|state| {
+            state
+                .ox
+                .per_context
+                .values_mut()
+                .for_each(|r| r.members.clear())
+        }),
+    })),
 };
 
 /// What a group change touches besides the group itself (see [`super::scope`]): its old and
@@ -213,7 +228,7 @@ async fn members_by_context(
     let mut buckets: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for (dn, member) in dns.iter().zip(members) {
         match member {
-            Some((_, member)) if member.object_type == super::user::TOPIC => {
+            Some((_, member)) if member.object_type == super::topic::USER => {
                 if let (Some(context), Some(user)) = (member.ox.context, member.ox.object) {
                     let ids = buckets.entry(context).or_default();
                     if !ids.contains(&user.id) {
@@ -341,4 +356,39 @@ where
             return Ok(());
         }
     }
+}
+
+/// Reconcile: the context's groups (`list`, except OX's own `users`) against the remembered
+/// ones, by id and name; their members as applying would set them.
+async fn compare(at: &InContext<'_>, known: &[Known<'_>]) -> Result<Vec<Drift>, OxError> {
+    let (p, c) = (at.p, at.c);
+    let ox_groups: Vec<Group> = if at.exists {
+        p.ox.list_groups(c, "*", &at.auth).await?
+    } else {
+        Vec::new()
+    };
+    let ox_groups: Vec<(i32, String, Group)> = ox_groups
+        .into_iter()
+        .filter_map(|g| Some((g.id?, g.name.clone()?, g)))
+        .filter(|(_, name, _)| !name.eq_ignore_ascii_case("users"))
+        .collect();
+    let phase = format!("groups in context {c}");
+    at.progress.report(&phase, 0, known.len());
+    let mut member_ids: HashMap<&str, Vec<i32>> = HashMap::new();
+    for k in known {
+        // As applying the group computes them. Should the state store fail, no member is known
+        // and the group is reported as differing rather than the whole run failing.
+        let mut by_context = members_by_context(p, &k.state.object)
+            .await
+            .unwrap_or_default();
+        member_ids.insert(k.uuid, by_context.remove(&c).unwrap_or_default());
+        at.progress.report(&phase, member_ids.len(), known.len());
+    }
+    Ok(by_id_and_name(c, "group", known, &ox_groups, |k, ox| {
+        let mut want = member_ids.get(k.uuid).cloned().unwrap_or_default();
+        let mut have = ox.members.clone();
+        want.sort_unstable();
+        have.sort_unstable();
+        (want != have).then(|| format!("members: OX {have:?}, UCS {want:?}"))
+    }))
 }

@@ -1,30 +1,27 @@
 //! The closed set of OX object kinds: one [`Kind`] per file of this module, listed once in
 //! [`KINDS`]. Everything else asks this registry — the watcher's batch order (through
-//! `app.rs`), the OX subscription's topics, the dispatch of a message to its handler, and what a
-//! change touches ([`super::scope`]).
+//! `app.rs`), the OX subscription's topics, the dispatch of a message to its handler, what a
+//! change touches ([`super::scope`]) and what `reconcile` compares (`crate::ops::reconcile`).
 //!
-//! Each kind says, next to its provisioning code:
-//! - its UDM module (the message topic) and whether the OX subscriber wants it;
+//! Each kind says, next to its provisioning code, in its `pub static KIND`
+//! ([`super::kind_parts`], which the kinds' files import instead of this registry):
+//! - its UDM module (the message topic, named in [`super::topic`]) and whether the OX
+//!   subscriber wants it;
 //! - its rank in a batch (dependencies first);
 //! - what a change of it touches beyond its own object ([`Kind::keys`]);
 //! - how it is applied ([`Kind::apply`]);
+//! - how `reconcile` compares it with OX ([`Kind::compare`], [`super::compare`]), or `None`
+//!   with the reason;
 //! - its documentation page.
 //!
 //! Adding a kind: a new file `src/provision/<kind>.rs` with a `pub static KIND: Kind`
 //! and one line in [`KINDS`] (plus `pub mod <kind>;` in `mod.rs`); the compiler asks for every
 //! part, and the tests below check that the parts fit together (unique topic and rank, a docs
-//! page that exists and is linked from `docs/ox-provisioning.md`). See
-//! `docs/ox-provisioning.md`, "Adding an object kind".
+//! page that exists and is linked from `docs/ox-provisioning.md`, one kind that compares the
+//! contexts, first). See `docs/ox-provisioning.md`, "Adding an object kind".
 
-use futures::future::BoxFuture;
-
-use crate::apply::{Outcome, Scope};
-use crate::message::ProvisioningMessage;
-
-use super::state::{ObjectState, StateError};
-use super::{
-    access_profile, context, functional_account, group, resource, user, ProvisionError, Provisioner,
-};
+use super::kind_parts::Kind;
+use super::{access_profile, context, functional_account, group, resource, user};
 
 /// Every OX object kind, in batch order. The one line to add a kind.
 pub static KINDS: &[&Kind] = &[
@@ -35,56 +32,6 @@ pub static KINDS: &[&Kind] = &[
     &functional_account::KIND,
     &resource::KIND,
 ];
-
-/// Where a listener file of a kind goes in its batch; lower goes first. Types without a kind
-/// rank at `crate::listener::batch::UNKNOWN_RANK` (100).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchRank {
-    pub change: u8,
-    pub delete: u8,
-}
-
-impl BatchRank {
-    /// The same rank for changes and deletions.
-    pub const fn both(rank: u8) -> Self {
-        Self {
-            change: rank,
-            delete: rank,
-        }
-    }
-}
-
-/// What a change touches besides the object itself (entry UUID, DN, old DN: [`super::scope`]
-/// adds those), given the object's previous state; [`Scope::Everything`] when the kind cannot
-/// tell.
-pub type KeysFn = for<'a> fn(
-    &'a Provisioner,
-    &'a ProvisioningMessage,
-    Option<&'a ObjectState>,
-) -> BoxFuture<'a, Result<Scope, StateError>>;
-
-/// Applies a message to OX, given the object's previous state.
-pub type ApplyFn = for<'a> fn(
-    &'a Provisioner,
-    &'a ProvisioningMessage,
-    Option<ObjectState>,
-) -> BoxFuture<'a, Result<Outcome, ProvisionError>>;
-
-/// Everything about one OX object kind; each kind's file has one `pub static KIND`.
-pub struct Kind {
-    /// The UDM module, which is the message topic (`users/user`).
-    pub topic: &'static str,
-    /// Whether the OX subscriber's queue takes messages of this kind.
-    pub wanted_by_ox: bool,
-    /// Its place in a batch of listener files.
-    pub rank: BatchRank,
-    /// The page in `docs/` that describes how the kind is provisioned.
-    pub docs: &'static str,
-    /// Its ordering keys.
-    pub keys: KeysFn,
-    /// How it is applied.
-    pub apply: ApplyFn,
-}
 
 /// The kind whose topic is `topic`; `None` for modules that are not provisioned to OX.
 pub fn of_topic(topic: &str) -> Option<&'static Kind> {
@@ -165,6 +112,38 @@ mod tests {
             assert!(
                 index.contains(&row),
                 "docs/ox-provisioning.md lacks the row {row}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_says_how_reconcile_compares_it_and_the_contexts_come_first() {
+        use crate::provision::compare::Compare;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let contexts: Vec<&str> = KINDS
+            .iter()
+            .filter(|k| matches!(k.compare, Some(Compare::Contexts(_))))
+            .map(|k| k.topic)
+            .collect();
+        assert_eq!(
+            contexts,
+            [KINDS[0].topic],
+            "one kind compares OX's contexts, and it comes first (the rest lives in them)"
+        );
+        for kind in KINDS {
+            let page = std::fs::read_to_string(root.join(kind.docs)).unwrap();
+            let section = page
+                .split_once("\n## Reconcile\n")
+                .map(|(_, rest)| rest.split("\n## ").next().unwrap_or_default())
+                .unwrap_or_else(|| {
+                    panic!("{}: {} has no Reconcile section", kind.topic, kind.docs)
+                });
+            assert_eq!(
+                kind.compare.is_none(),
+                section.starts_with("Not compared"),
+                "{}: the Reconcile section of {} must say whether it is compared",
+                kind.topic,
+                kind.docs
             );
         }
     }

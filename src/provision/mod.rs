@@ -2,9 +2,11 @@
 //!
 //! One file per OX object kind — [`context`], [`user`] (with the attribute mapping in
 //! [`user_mapping`] and its mail addresses in [`user_mail`]), [`group`], [`resource`], [`access_profile`], [`functional_account`],
-//! listed once in [`kind::KINDS`] — each owning its topic, batch rank, ordering keys and an
+//! listed once in [`kind::KINDS`] — each owning its topic, batch rank, ordering keys, an
 //! `apply` that decides, from the message and the remembered state
-//! ([`state::StateStore`]), whether the object is created, changed, moved or deleted in OX.
+//! ([`state::StateStore`]), whether the object is created, changed, moved or deleted in OX,
+//! and its reconcile comparison. What the kinds share sits below them, so that no two import
+//! each other in a circle: [`topic`], [`kind_parts`], [`keys`], [`compare`].
 //!
 //! Rules shared by all kinds (`docs/provisioning.md`):
 //! - every handler is idempotent: "create" of an object that already exists in OX adopts and
@@ -17,16 +19,20 @@
 //!   data, credentials missing); either way the queue retries it and shows why.
 
 pub mod access_profile;
+pub mod compare;
 pub mod context;
 pub mod credentials;
 pub mod functional_account;
 pub mod group;
+pub mod keys;
 pub mod kind;
+pub mod kind_parts;
 pub mod resource;
 pub mod rights;
 pub mod scope;
 pub mod settings;
 pub mod state;
+pub mod topic;
 pub mod udm;
 pub mod user;
 pub mod user_mail;

@@ -13,15 +13,19 @@
 
 use crate::apply::{NameSpace, Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
-use crate::ox::soap::{Credentials, Resource};
+use crate::ox::soap::{Credentials, OxError, Resource};
 
-use super::kind::{BatchRank, Kind};
-use super::scope::{contexts_of, names};
+use super::compare::{
+    by_id_and_name, field_diff, joined, Compare, Drift, InContext, InContextCompare, Known,
+    Placement,
+};
+use super::keys::{contexts_of, names};
+use super::kind_parts::{BatchRank, Kind};
 use super::state::{ObjectState, OxIds, OxRef};
 use super::udm::{self, Properties};
 use super::{ProvisionError, Provisioner};
 
-pub const TOPIC: &str = "oxresources/oxresources";
+pub const TOPIC: &str = super::topic::RESOURCE;
 
 /// The `oxresources/oxresources` kind.
 pub static KIND: Kind = Kind {
@@ -31,6 +35,11 @@ pub static KIND: Kind = Kind {
     docs: "docs/ox/resource.md",
     keys: |p, message, previous| Box::pin(std::future::ready(Ok(keys(p, message, previous)))),
     apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+    compare: Some(Compare::InContext(InContextCompare {
+        placement: Placement::OneContext,
+        compare: |at, known| Box::pin(compare(at, known)),
+        before_repair: None,
+    })),
 };
 
 /// What a resource change touches besides the resource itself (see [`super::scope`]): its
@@ -156,4 +165,56 @@ async fn delete(p: &Provisioner, context: i32, old: &OxRef) -> Result<(), Provis
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Reconcile: the context's resources (`list`) against the remembered ones, by id and name;
+/// display name, address and description (case-insensitively).
+async fn compare(at: &InContext<'_>, known: &[Known<'_>]) -> Result<Vec<Drift>, OxError> {
+    let (p, c) = (at.p, at.c);
+    at.progress
+        .report(&format!("resources in context {c}"), 0, known.len());
+    let ox_resources: Vec<Resource> = if at.exists {
+        p.ox.list_resources(c, "*", &at.auth).await?
+    } else {
+        Vec::new()
+    };
+    let ox_resources: Vec<(i32, String, Resource)> = ox_resources
+        .into_iter()
+        .filter_map(|r| Some((r.id?, r.name.clone()?, r)))
+        .collect();
+    Ok(by_id_and_name(
+        c,
+        "resource",
+        known,
+        &ox_resources,
+        |k, ox| differences(&k.state.object, ox),
+    ))
+}
+
+/// How the OX resource `ox` differs from what applying `object` would give it.
+fn differences(object: &Properties, ox: &Resource) -> Option<String> {
+    let name = udm::text(object, "name").unwrap_or_default();
+    let want = [
+        (
+            "displayname",
+            udm::text(object, "displayname").unwrap_or(name),
+            ox.displayname.clone(),
+        ),
+        (
+            "email",
+            udm::text(object, "resourceMailAddress").unwrap_or_default(),
+            ox.email.clone(),
+        ),
+        (
+            "description",
+            udm::text(object, "description").unwrap_or_default(),
+            ox.description.clone(),
+        ),
+    ];
+    let diffs = want
+        .iter()
+        .filter(|(_, want, got)| !want.eq_ignore_ascii_case(got.as_deref().unwrap_or("")))
+        .map(|(field, want, got)| field_diff(field, got.as_deref(), want))
+        .collect();
+    joined(diffs)
 }

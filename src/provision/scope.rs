@@ -4,7 +4,7 @@
 //! The one place that decides the default: a message of a topic no [`super::kind`] knows, or
 //! whose keys cannot be worked out (the state store cannot be read), touches everything and is
 //! applied alone. Otherwise the message holds its object (entry UUID, DN, old DN), plus what its
-//! kind says ([`super::kind::Kind::keys`], next to each kind's provisioning code):
+//! kind says ([`super::kind_parts::Kind::keys`], next to each kind's provisioning code):
 //! - a user holds the contexts it is in and goes to as a part ([`ScopeKey::InContext`]), every
 //!   OX-unique name it holds or gives up (login, display name, primary address, aliases:
 //!   [`ScopeKey::Name`]), its part of each of its groups ([`ScopeKey::SharedDn`]) and, when it
@@ -19,14 +19,14 @@
 //!   changes of other contexts;
 //! - access profiles (re-applied to users everywhere) and functional accounts (rebuilt in every
 //!   context of their members) hold everything: applied alone.
+//!
+//! The helpers the kinds' `keys` share are in [`super::keys`], below the kinds (this module
+//! asks the registry, which names the kinds).
 
-use std::collections::BTreeSet;
-
-use crate::apply::{NameSpace, Scope, ScopeKey};
+use crate::apply::{Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
 
-use super::state::{ObjectState, StateError};
-use super::udm::{self, Properties};
+use super::state::StateError;
 use super::{kind, Provisioner};
 
 /// The scope of `message`, from the state store as it is now.
@@ -44,32 +44,4 @@ pub async fn of(p: &Provisioner, message: &ProvisioningMessage) -> Result<Scope,
         keys.insert(ScopeKey::dn(&previous.dn));
     }
     Ok(Scope::Keys(keys))
-}
-
-/// The contexts of a user or resource as parts: where it is (by the state store) and where it
-/// goes (its `oxContext`, else `default`: a resource without one goes to the default context).
-pub fn contexts_of(
-    previous: Option<&ObjectState>,
-    new: Option<&Properties>,
-    default: Option<i32>,
-) -> BTreeSet<i32> {
-    let before = previous.and_then(|s| s.ox.context);
-    let after = new.and_then(|o| {
-        udm::integer(o, "oxContext")
-            .and_then(|c| i32::try_from(c).ok())
-            .or(default)
-    });
-    [before, after].into_iter().flatten().collect()
-}
-
-/// `values` among `space`, as keys (empty values name nothing).
-pub fn names<I, S>(space: NameSpace, values: I) -> impl Iterator<Item = ScopeKey>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    values
-        .into_iter()
-        .filter(|v| !v.as_ref().trim().is_empty())
-        .map(move |v| ScopeKey::name(space, v.as_ref()))
 }

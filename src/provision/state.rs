@@ -174,7 +174,7 @@ impl StateStore {
     /// Drops the references of `state` to contexts deleted after it was applied.
     fn without_deleted_contexts(&self, mut state: ObjectState) -> ObjectState {
         let deleted = lock(&self.deleted_contexts);
-        if deleted.is_empty() || state.object_type == super::context::TOPIC {
+        if deleted.is_empty() || state.object_type == super::topic::CONTEXT {
             return state;
         }
         let gone = |id: &i32| deleted.get(id).is_some_and(|at| *at > state.applied_at);

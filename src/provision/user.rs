@@ -33,18 +33,22 @@ use serde_json::{json, Value};
 
 use crate::apply::{NameSpace, Outcome, Scope, ScopeKey};
 use crate::message::ProvisioningMessage;
-use crate::ox::soap::{Credentials, User, UserModuleAccess};
+use crate::ox::soap::{Credentials, OxError, User, UserModuleAccess};
 
-use super::kind::{BatchRank, Kind};
+use super::compare::{
+    by_id_and_name, field_diff, joined, Compare, Drift, InContext, InContextCompare, Known,
+    Placement,
+};
+use super::keys::{contexts_of, names};
+use super::kind_parts::{BatchRank, Kind};
 use super::rights::access_of;
-use super::scope::{contexts_of, names};
 use super::state::{ObjectState, OxIds, OxRef, StateError};
 use super::udm::{self, Properties};
 use super::user_mail::{self, aliases, default_sender};
 use super::user_mapping::MailServers;
 use super::{deleted, group, random_password, ProvisionError, Provisioner};
 
-pub const TOPIC: &str = "users/user";
+pub const TOPIC: &str = super::topic::USER;
 
 /// The display name OX gets when UCS has none: UDM's own default, "<firstname> <lastname>",
 /// else the OX name. (Reconcile expects the same, so such users show no false drift.)
@@ -88,6 +92,11 @@ pub static KIND: Kind = Kind {
     docs: "docs/ox/user.md",
     keys: |p, message, previous| Box::pin(keys(p, message, previous)),
     apply: |p, message, previous| Box::pin(apply(p, message, previous)),
+    compare: Some(Compare::InContext(InContextCompare {
+        placement: Placement::OneContext,
+        compare: |at, known| Box::pin(compare(at, known)),
+        before_repair: None,
+    })),
 };
 
 /// What a user change touches besides the user itself (see [`super::scope`]).
@@ -550,4 +559,83 @@ async fn delete_in_ox(
             .await,
     )?;
     group::member_deleted(p, groups, context, user.id).await
+}
+
+/// Users asked from OX per `getMultipleData` call when reconcile compares them.
+const USERS_PER_CALL: usize = 100;
+/// User fields reconcile compares (WSDL names); mail addresses case-insensitively.
+const COMPARED_FIELDS: &[&str] = &[
+    "display_name",
+    "given_name",
+    "sur_name",
+    "primaryEmail",
+    "email1",
+];
+
+/// Reconcile: the context's users (`listAll` + `getMultipleData`, except the context admin)
+/// against the remembered ones, by id and name; the compared fields as applying would set them.
+async fn compare(at: &InContext<'_>, known: &[Known<'_>]) -> Result<Vec<Drift>, OxError> {
+    let (p, c) = (at.p, at.c);
+    let mut ox_users = Vec::new();
+    if at.exists {
+        let phase = format!("users in context {c}");
+        let ids = p.ox.list_all_users(c, &at.auth).await?;
+        at.progress.report(&phase, 0, ids.len());
+        for chunk in ids.chunks(USERS_PER_CALL) {
+            ox_users.extend(p.ox.get_users(c, chunk, &at.auth).await?);
+            at.progress.report(&phase, ox_users.len(), ids.len());
+        }
+    }
+    let admin = p.context_admin_name(c);
+    let ox_users: Vec<(i32, String, User)> = ox_users
+        .into_iter()
+        .filter_map(|u| Some((u.id?, u.name.clone()?, u)))
+        .filter(|(_, name, _)| admin.as_deref() != Some(name.as_str()))
+        .collect();
+    let servers = MailServers {
+        imap: p.settings.imap_server.clone(),
+        smtp: p.settings.smtp_server.clone(),
+    };
+    Ok(by_id_and_name(c, "user", known, &ox_users, |k, ox| {
+        differences(p, &k.state.object, ox, &servers)
+    }))
+}
+
+/// How the OX user `ox` differs from what applying `object` would give it.
+fn differences(
+    p: &Provisioner,
+    object: &Properties,
+    ox: &User,
+    servers: &MailServers,
+) -> Option<String> {
+    let mut wanted = p.mapping.map(object, servers, true);
+    if wanted.get("display_name").is_none_or(|v| v == "") {
+        // Applying gives such a user UDM's default display name; expect the same.
+        let name = ox.name.clone().unwrap_or_default();
+        let default = default_display_name(object, &name);
+        wanted.insert("display_name".into(), Value::String(default));
+    }
+    let have = serde_json::to_value(ox).unwrap_or(Value::Null);
+    let text = |v: Option<&Value>| -> String {
+        match v {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        }
+    };
+    let diffs = COMPARED_FIELDS
+        .iter()
+        .filter(|field| wanted.contains_key(**field))
+        .filter_map(|field| {
+            let want = text(wanted.get(*field));
+            let got = text(have.get(*field));
+            let same = if field.contains("mail") || field.starts_with("email") {
+                want.eq_ignore_ascii_case(&got)
+            } else {
+                want == got
+            };
+            (!same).then(|| field_diff(field, Some(&got), &want))
+        })
+        .collect();
+    joined(diffs)
 }

@@ -1,4 +1,6 @@
-//! The import graph between the top-level modules of `src/` has no cycle.
+//! The import graph between the top-level modules of `src/` has no cycle, nor the one between
+//! the modules inside `src/provision/` (the kinds' files and the pieces they share; `mod.rs`
+//! declares and wires them, like `lib.rs` for the crate, and is no node).
 //!
 //! A top-level module is a file or folder directly under `src/` (`lib.rs` and `main.rs` aside).
 //! Module `a` imports `b` when code of `a` outside `#[cfg(test)]` names `crate::b…` (also inside
@@ -14,18 +16,47 @@ type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
 #[test]
 fn top_level_modules_of_src_import_each_other_without_a_cycle() {
+    // The wiring imports the queue and the settings.
+    assert_no_cycle(&[], ("app", ["queue", "config"]));
+}
+
+/// Inside `provision`, the kinds' files and the pieces they share name each other without a
+/// cycle (the shared pieces sit below the kinds; `mod.rs` wires them and is no node).
+#[test]
+fn the_modules_inside_provision_import_each_other_without_a_cycle() {
+    // The registry names the kinds.
+    assert_no_cycle(&["provision"], ("kind", ["user", "group"]));
+}
+
+/// Asserts that the modules inside `within` (`[]`: the top-level modules) import each other
+/// without a cycle, after a guard against a parser that sees nothing: `from` must import both
+/// modules of `to`.
+fn assert_no_cycle(within: &[&str], (from, to): (&str, [&str; 2])) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let graph = import_graph(&src);
-    // Guard against a parser that sees nothing: the wiring imports the queue and the settings.
+    let graph = import_graph_within(&src, within);
     assert!(
         graph
-            .get("app")
-            .is_some_and(|to| to.contains_key("queue") && to.contains_key("config")),
-        "the import parser found no app → queue / config edge; it is broken: {graph:?}"
+            .get(from)
+            .is_some_and(|edges| to.iter().all(|m| edges.contains_key(*m))),
+        "the import parser found no {from} → {to:?} edges; it is broken: {graph:?}"
     );
-    let cycles = cycles(&graph);
+    let report = cycle_report(&graph);
+    let place = match within {
+        [] => "top-level modules".to_string(),
+        _ => format!("modules inside {}", within.join("::")),
+    };
+    assert!(
+        report.is_empty(),
+        "{place} import each other in a circle; move the shared piece down or the caller up:\n\
+         {report}"
+    );
+}
+
+/// Every cycle's modules and the edges between them with the files that make them; empty
+/// without a cycle.
+fn cycle_report(graph: &Graph) -> String {
     let mut report = String::new();
-    for modules in &cycles {
+    for modules in &cycles(graph) {
         report.push_str(&format!("cycle between {modules:?}:\n"));
         for from in modules {
             for (to, files) in &graph[from] {
@@ -35,11 +66,7 @@ fn top_level_modules_of_src_import_each_other_without_a_cycle() {
             }
         }
     }
-    assert!(
-        cycles.is_empty(),
-        "top-level modules import each other in a circle; move the shared piece down or the \
-         caller up:\n{report}"
-    );
+    report
 }
 
 #[test]
@@ -69,19 +96,35 @@ fn the_parser_skips_test_code_comments_and_strings_and_reads_use_groups() {
             .collect::<BTreeSet<_>>()
     );
     assert!(test_mods.is_empty());
+    // Inside a module: its children, named through `crate::<module>::` or enough `super::`.
+    let child =
+        "use super::{keys, Provisioner};\nuse crate::provision::topic;\nuse crate::ox::x;\n\
+                 fn f() { super::super::queue::q(); }";
+    let (names, _) = referenced_modules_within(child, 2, &["provision"]);
+    let expected = ["Provisioner", "keys", "topic"];
+    assert_eq!(
+        names,
+        expected
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>()
+    );
     let (_, test_mods) = referenced_modules("#[cfg(test)]\npub(crate) mod sink;\n", 1);
     assert_eq!(test_mods, vec!["sink".to_string()]);
 }
 
-/// The graph of `src/`: for each top-level module, the others it names.
-fn import_graph(src: &Path) -> Graph {
+/// The graph of the modules directly inside the module `within` (a path below `src/`, empty
+/// for the crate): for each, the others it names. The parent's own file (`lib.rs`, `main.rs`,
+/// `mod.rs`) is no node: it declares and wires its children.
+fn import_graph_within(src: &Path, within: &[&str]) -> Graph {
     let mut graph = Graph::new();
     let mut files = Vec::new();
-    rust_files(src, &mut files);
+    let dir = within.iter().fold(src.to_path_buf(), |d, m| d.join(m));
+    rust_files(&dir, &mut files);
     files.sort();
     let mut skipped: Vec<PathBuf> = Vec::new();
     for file in &files {
-        let rel = file.strip_prefix(src).expect("walked below src");
+        let rel = file.strip_prefix(&dir).expect("walked below the folder");
         if skipped.iter().any(|s| file == s || file.starts_with(s)) {
             continue;
         }
@@ -90,12 +133,13 @@ fn import_graph(src: &Path) -> Graph {
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
         let top = parts[0].trim_end_matches(".rs").to_string();
-        if parts.len() == 1 && (top == "lib" || top == "main") {
+        let parent_file = ["lib", "main", "mod"].contains(&top.as_str());
+        if parts.len() == 1 && parent_file {
             continue;
         }
-        let depth = module_depth(&parts);
+        let depth = module_depth(&parts) + within.len();
         let text = std::fs::read_to_string(file).expect("read a source file");
-        let (names, test_mods) = referenced_modules(&text, depth);
+        let (names, test_mods) = referenced_modules_within(&text, depth, within);
         // `#[cfg(test)] mod x;` pulls in x.rs or x/ next to this module: test code too.
         let module_dir = match parts.last().map(String::as_str) {
             Some("mod.rs") => file.parent().expect("a file has a folder").to_path_buf(),
@@ -138,6 +182,21 @@ fn module_depth(parts: &[String]) -> usize {
 /// The top-level modules `code` names outside `#[cfg(test)]`, and the modules it declares
 /// under `#[cfg(test)]` with `mod x;`.
 fn referenced_modules(code: &str, depth: usize) -> (BTreeSet<String>, Vec<String>) {
+    referenced_modules_within(code, depth, &[])
+}
+
+/// Like [`referenced_modules`], for the children of the module `within`: the names after
+/// `crate::<within>::` or after as many `super::` as lead to `within` (`depth` lead to the
+/// crate root).
+fn referenced_modules_within(
+    code: &str,
+    depth: usize,
+    within: &[&str],
+) -> (BTreeSet<String>, Vec<String>) {
+    let prefix: String = std::iter::once("crate::".to_string())
+        .chain(within.iter().map(|m| format!("{m}::")))
+        .collect();
+    let supers_to_parent = depth - within.len();
     let code = without_test_items(&blank_comments_and_literals(code));
     let mut test_mods = Vec::new();
     let mut rest = code.as_str();
@@ -153,8 +212,8 @@ fn referenced_modules(code: &str, depth: usize) -> (BTreeSet<String>, Vec<String
     let mut names = BTreeSet::new();
     let mut i = 0;
     while i < chars.len() {
-        if (i == 0 || !is_ident(chars[i - 1])) && starts_with(&chars, i, "crate::") {
-            i += "crate::".len();
+        if (i == 0 || !is_ident(chars[i - 1])) && starts_with(&chars, i, &prefix) {
+            i += prefix.len();
             collect_path_heads(&chars, &mut i, &mut names);
         } else if (i == 0 || !is_ident(chars[i - 1])) && starts_with(&chars, i, "super::") {
             let mut supers = 0;
@@ -162,7 +221,7 @@ fn referenced_modules(code: &str, depth: usize) -> (BTreeSet<String>, Vec<String
                 supers += 1;
                 i += "super::".len();
             }
-            if supers == depth {
+            if supers == supers_to_parent {
                 collect_path_heads(&chars, &mut i, &mut names);
             }
         } else {
