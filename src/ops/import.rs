@@ -38,7 +38,8 @@ use crate::ox::soap::{Group, Resource, User};
 use crate::provision::state::{ObjectState, OxIds, OxRef};
 use crate::provision::udm::{self, Properties};
 use crate::provision::{
-    access_profile, context, functional_account, group, resource, user, OxApplier, Provisioner,
+    access_profile, context, functional_account, group, kind, resource, user, OxApplier,
+    Provisioner,
 };
 use crate::telemetry::progress::Progress;
 
@@ -130,17 +131,10 @@ pub fn old_dir(from: &Path) -> Option<PathBuf> {
     .find(|dir| dir.is_dir())
 }
 
-/// Import order: what others refer to first.
+/// Import order: what others refer to first — each kind's batch rank for a change (the same
+/// order the watcher queues a batch in); types without a kind last.
 fn rank(object_type: &str) -> u8 {
-    match object_type {
-        context::TOPIC => 0,
-        access_profile::TOPIC => 1,
-        user::TOPIC => 2,
-        group::TOPIC => 3,
-        functional_account::TOPIC => 4,
-        resource::TOPIC => 5,
-        _ => 6,
-    }
+    kind::of_topic(object_type).map_or(u8::MAX, |kind| kind.rank.change)
 }
 
 /// Reads the old files and imports them (or reports what would be imported); says how far it
