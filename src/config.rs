@@ -272,7 +272,6 @@ impl Settings {
 
     pub fn consume(&self) -> ConsumeSettings {
         ConsumeSettings {
-            listener_dir: self.listener_dir(),
             retry_delay: self.retry_delay,
             ack_wait: self.ack_wait,
             concurrency: self.apply_concurrency,

@@ -7,6 +7,7 @@ mod architecture;
 mod bad_input;
 mod cluster;
 mod concurrency;
+mod consume;
 mod daemon_binary;
 mod differential;
 mod disk_full;
