@@ -133,7 +133,11 @@ impl Daemon {
         Self::start_inner(
             settings,
             |js| async move {
-                let applier = OxApplier::open_limited(ox, limiter, &data_dir, &js).await?;
+                // Provisioning may apply a context creation queued behind its first user.
+                let queued = queue::peek::SubscriberQueue::open(&js, queue::OX_SUBSCRIBER)
+                    .await
+                    .map(|queue| Arc::new(queue) as Arc<dyn crate::apply::QueuedMessages>);
+                let applier = OxApplier::open_limited(ox, limiter, &data_dir, &js, queued).await?;
                 crate::ops::import::import_at_first_start(&applier, &data_dir).await;
                 let _ = stash.set(applier.clone());
                 Ok::<_, crate::provision::ProvisionError>(applier)

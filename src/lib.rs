@@ -5,10 +5,12 @@
 //!
 //! - [`listener`] ① listener files: format, sorted scan, watcher, quarantine of broken files.
 //! - [`message`] ② the provisioning message made from a listener file; subject; message id.
-//! - [`queue`] ③ JetStream: stream and consumer layout, publishing, the ordered consumer,
-//!   the embedded `nats-server`; [`dispatch`] fans the incoming messages out into one queue per
+//! - [`queue`] ③ JetStream: stream and consumer layout, publishing, the ordered consumer
+//!   (given its next step by [`app`]), a look into the queue for provisioning, the embedded
+//!   `nats-server`; [`dispatch`] fans the incoming messages out into one queue per
 //!   subscriber (subscriptions, prefill, NATS identities, redaction).
-//! - [`provision`] ④ applying messages to OX (behind the [`apply::Applier`] contract).
+//! - [`provision`] ④ applying messages to OX (behind the [`apply::Applier`] contract; it sees
+//!   the queue only through [`apply::QueuedMessages`]).
 //! - [`ox`] ⑤ the OX SOAP client.
 //! - [`done`] ⑥ the only code that deletes listener files.
 //!

@@ -1,5 +1,7 @@
 //! ③ The durable queues on NATS JetStream: stream and consumer layout, publishing, the ordered
-//! consumer, key-value buckets, and the embedded `nats-server` used when no URL is configured.
+//! consumer (its next step, deleting the file, is given to it: [`consume::OnApplied`]), a look
+//! into a subscriber's queue for provisioning ([`peek`]), key-value buckets, and the embedded
+//! `nats-server` used when no URL is configured.
 //!
 //! Layout (documented in `docs/provisioning.md`):
 //! - the **incoming** stream `PROVISIONING` on `provisioning.<realm>.<topic>`: publishers write
@@ -10,8 +12,8 @@
 //!   that subscriber's dispatcher with the messages matching its subscription (redacted for it),
 //!   read by the subscriber's own durable consumer `<name>`: explicit acks, `max_ack_pending` =
 //!   the messages the subscriber holds at once (256 for OX; the subscriber itself keeps the order
-//!   its ordering keys demand, `queue::order`), no `max_deliver` (never skips on its own). Work-queue retention, bounded,
-//!   discard new: a full queue holds its dispatcher back, and only it.
+//!   its ordering keys demand, [`order`]), no `max_deliver` (never skips on its own). Work-queue
+//!   retention, bounded, discard new: a full queue holds its dispatcher back, and only it.
 //! - every stream has a duplicate window for `Nats-Msg-Id`, so a re-publish is not stored twice.
 
 pub mod consume;
@@ -19,6 +21,7 @@ pub mod embedded;
 pub mod kv;
 pub mod order;
 pub mod pause;
+pub mod peek;
 pub mod publish;
 pub mod storage;
 
