@@ -52,10 +52,18 @@ pub enum AppError {
     NoSpace(#[from] queue::storage::BudgetError),
     #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedError),
-    #[error("cannot connect to NATS at {url}: {reason}")]
-    Connect { url: String, reason: String },
-    #[error("cannot use NATS at {url}: {reason}")]
-    ServerTooOld { url: String, reason: String },
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot use NATS at {url}: {source}")]
+    ServerTooOld {
+        url: String,
+        #[source]
+        source: queue::ServerTooOld,
+    },
     #[error(
         "cannot open the admin API on {addr} (--admin-listen, OX_CONNECTOR_ADMIN_LISTEN): {source}"
     )]
@@ -199,11 +207,7 @@ impl Daemon {
         let applier = make_applier(js.clone())
             .await
             .map_err(|e| AppError::Applier(e.into()))?;
-        if let Some(limiter) = ops_applier.get().and_then(|a| a.provisioner().ox.limiter()) {
-            let limiter = limiter.clone();
-            status.show_ox_calls(Arc::new(move || limiter.calls()));
-        }
-
+        show_ox_calls(&status, ops_applier.get());
         let wake = Arc::new(Notify::new());
         let retry_now = Arc::new(Notify::new());
         let stages = Stages {
@@ -318,6 +322,14 @@ impl Daemon {
     }
 }
 
+/// The status shows the OX calls in flight and their limit, when the OX applier limits them.
+fn show_ox_calls(status: &StatusBoard, ox: Option<&OxApplier>) {
+    if let Some(limiter) = ox.and_then(|a| a.provisioner().ox.limiter()) {
+        let limiter = limiter.clone();
+        status.show_ox_calls(Arc::new(move || limiter.calls()));
+    }
+}
+
 /// Creates the data and listener folders and takes the data directory's lock — before
 /// anything else: a second daemon on this data directory must touch nothing.
 fn take_data_dir(settings: &Settings) -> Result<crate::data_lock::DataDirLock, AppError> {
@@ -417,10 +429,10 @@ async fn start_queue(
     })
     .await?;
     // Connected by now (the client only knows the server's version once it is).
-    queue::check_server_version(&client.server_info().version).map_err(|reason| {
+    queue::check_server_version(&client.server_info().version).map_err(|source| {
         AppError::ServerTooOld {
             url: url.to_owned(),
-            reason,
+            source,
         }
     })?;
     let auth = identities.map(|(identities, nats_dir)| Auth {
@@ -643,15 +655,15 @@ async fn connect(
             }
         })
         .connect(
-            crate::config::nats_servers(url).map_err(|reason| AppError::Connect {
+            crate::config::nats_servers(url).map_err(|e| AppError::Connect {
                 url: url.to_owned(),
-                reason,
+                source: e.into(),
             })?,
         )
         .await
         .map_err(|e| AppError::Connect {
             url: url.to_owned(),
-            reason: e.to_string(),
+            source: e.into(),
         })
 }
 
