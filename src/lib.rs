@@ -20,8 +20,9 @@
 //! admin needs to see, [`telemetry`] the logs and metrics (every step uses it; it imports
 //! none of them), [`shutdown`] turns SIGINT/SIGTERM into a cancelled token,
 //! [`atomic_file`] writes files by tmp + fsync + rename,
-//! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`], [`workload`]
-//! synthetic change streams for the benchmarks and the reliability suite; [`locks`] locks a
+//! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`], `workload`
+//! synthetic change streams for the benchmarks and the reliability suite (only with the
+//! `test-support` feature, which the tests and benchmarks turn on: not in the product); [`locks`] locks a
 //! mutex another task may have poisoned; [`data_lock`] keeps one daemon per data directory.
 //! [`commands`] sits on top: the CLI commands that talk to a running daemon through
 //! `admin::client` (`queue`, `reconcile`, `state import`, `subscriptions`, and `trigger`, the
@@ -54,4 +55,5 @@ pub mod queue;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
 pub mod workload;
