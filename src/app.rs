@@ -2,7 +2,8 @@
 //!
 //! Start: data folders → NATS (embedded child process or the configured URL) → JetStream stream
 //! and consumer → the watcher (① listener files → ② messages → ③ publish) and the ordered
-//! consumer (③ → ④ apply → ⑥ delete file → ack).
+//! consumer (③ → ④ apply → ⑥ delete file → ack); the consumer is given the "delete file" step
+//! (`ListenerFiles`) and provisioning its look into the queue ([`queue::peek`]) here.
 //!
 //! Stop (the root token is cancelled by a signal or a test): first the watcher, so nothing new is
 //! published; then the consumer, which finishes the change it is applying (an OX call is never

@@ -2,14 +2,15 @@
 //! then lets go of each.
 //!
 //! The consumer holds up to `max_in_flight` messages (the JetStream consumer's
-//! `max_ack_pending`). Each held message gets its [`Scope`](crate::apply::Scope) from the
+//! `max_ack_pending`). Each held message gets its [`Scope`] from the
 //! applier — the scopes of all messages delivered together are read at the same time, since
 //! reading them one by one took most of the consumer's time — and [`super::order`] decides
 //! which may be applied now: messages that touch nothing in common (users with names of their
 //! own, also in one OX context) are applied at the same time, up to `concurrency` at once; the
 //! others in stream order. With `concurrency = 1` every message is applied alone, one after the
-//! other. A message refused because a name is still taken ([`crate::apply::ApplyError::name_taken`]) is tried
-//! again as soon as an earlier message finished.
+//! other. A message refused because a name is still taken
+//! ([`crate::apply::ApplyError::name_taken`]) is tried again as soon as an earlier message
+//! finished.
 //!
 //! For each message:
 //! 1. the next step no longer wants it ([`OnApplied::still_wanted`]: its listener file is gone,
