@@ -1,5 +1,7 @@
 //! Integration tests: one test binary (faster to build), a real nats-server per test.
 
+#![allow(clippy::unwrap_used)] // Test helpers too: a panic is the failure report.
+
 mod admin;
 mod admin_experience;
 mod appcenter_files;
