@@ -59,6 +59,8 @@ pub enum ProvisionError {
     NoCredentials { context: i32, file: PathBuf },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Mapping(#[from] user_mapping::MappingError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -220,8 +222,7 @@ impl OxApplier {
     ) -> Result<Self, ProvisionError> {
         let access_profiles_file = data_dir.join(access_profile::FILE_NAME);
         let mapping_file = data_dir.join(user_mapping::FILE_NAME);
-        let mapping =
-            user_mapping::UserMapping::load(&mapping_file).map_err(ProvisionError::Invalid)?;
+        let mapping = user_mapping::UserMapping::load(&mapping_file)?;
         let state = StateStore::open(js).await?;
         let credentials = ContextCredentials::open(settings.credentials_file.clone(), js).await?;
         if let Some(password) = &settings.master_password {
