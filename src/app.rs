@@ -2,7 +2,8 @@
 //!
 //! Start: data folders → NATS (embedded child process or the configured URL) → JetStream stream
 //! and consumer → the watcher (① listener files → ② messages → ③ publish) and the ordered
-//! consumer (③ → ④ apply → ⑥ delete file → ack).
+//! consumer (③ → ④ apply → ⑥ delete file → ack); the consumer is given the "delete file" step
+//! (`ListenerFiles`) and provisioning its look into the queue ([`queue::peek`]) here.
 //!
 //! Stop (the root token is cancelled by a signal or a test): first the watcher, so nothing new is
 //! published; then the consumer, which finishes the change it is applying (an OX call is never
@@ -52,10 +53,18 @@ pub enum AppError {
     NoSpace(#[from] queue::storage::BudgetError),
     #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedError),
-    #[error("cannot connect to NATS at {url}: {reason}")]
-    Connect { url: String, reason: String },
-    #[error("cannot use NATS at {url}: {reason}")]
-    ServerTooOld { url: String, reason: String },
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot use NATS at {url}: {source}")]
+    ServerTooOld {
+        url: String,
+        #[source]
+        source: queue::ServerTooOld,
+    },
     #[error(
         "cannot open the admin API on {addr} (--admin-listen, OX_CONNECTOR_ADMIN_LISTEN): {source}"
     )]
@@ -65,7 +74,7 @@ pub enum AppError {
         source: std::io::Error,
     },
     #[error("cannot set up OX provisioning: {0}")]
-    Applier(String),
+    Applier(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stopped before the queue was ready")]
     Cancelled,
     #[error("the daemon did not stop within {0:?}")]
@@ -113,7 +122,8 @@ impl Daemon {
         applier: A,
         shutdown: CancellationToken,
     ) -> Result<Self, AppError> {
-        Self::start_with(settings, |_| async { Ok(applier) }, shutdown).await
+        let ready = |_| async { Ok::<_, std::convert::Infallible>(applier) };
+        Self::start_with(settings, ready, shutdown).await
     }
 
     /// Starts the daemon with the OX applier (state store and credentials in NATS). At the
@@ -132,12 +142,14 @@ impl Daemon {
         Self::start_inner(
             settings,
             |js| async move {
-                let applier = OxApplier::open_limited(ox, limiter, &data_dir, &js)
+                // Provisioning may apply a context creation queued behind its first user.
+                let queued = queue::peek::SubscriberQueue::open(&js, queue::OX_SUBSCRIBER)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map(|queue| Arc::new(queue) as Arc<dyn crate::apply::QueuedMessages>);
+                let applier = OxApplier::open_limited(ox, limiter, &data_dir, &js, queued).await?;
                 crate::ops::import::import_at_first_start(&applier, &data_dir).await;
                 let _ = stash.set(applier.clone());
-                Ok(applier)
+                Ok::<_, crate::provision::ProvisionError>(applier)
             },
             ops_applier,
             shutdown,
@@ -146,7 +158,7 @@ impl Daemon {
     }
 
     /// Like [`Daemon::start`], with the applier made once NATS is connected.
-    pub async fn start_with<A, F, Fut>(
+    pub async fn start_with<A, E, F, Fut>(
         settings: Settings,
         make_applier: F,
         shutdown: CancellationToken,
@@ -154,14 +166,15 @@ impl Daemon {
     where
         A: Applier,
         F: FnOnce(jetstream::Context) -> Fut,
-        Fut: std::future::Future<Output = Result<A, String>>,
+        Fut: std::future::Future<Output = Result<A, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         Self::start_inner(settings, make_applier, Arc::new(OnceLock::new()), shutdown).await
     }
 
     /// Starts every step; `ops_applier` is filled by `make_applier` when it makes the OX
     /// applier, which the admin operations (reconcile, state import) then use.
-    async fn start_inner<A, F, Fut>(
+    async fn start_inner<A, E, F, Fut>(
         mut settings: Settings,
         make_applier: F,
         ops_applier: Arc<OnceLock<OxApplier>>,
@@ -170,7 +183,8 @@ impl Daemon {
     where
         A: Applier,
         F: FnOnce(jetstream::Context) -> Fut,
-        Fut: std::future::Future<Output = Result<A, String>>,
+        Fut: std::future::Future<Output = Result<A, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let lock = take_data_dir(&settings)?;
         let status = StatusBoard::new(Some(settings.status_file()));
@@ -191,12 +205,10 @@ impl Daemon {
             &settings, &client, &url, identities, &status, &starting, &shutdown,
         )
         .await?;
-        let applier = make_applier(js.clone()).await.map_err(AppError::Applier)?;
-        if let Some(limiter) = ops_applier.get().and_then(|a| a.provisioner().ox.limiter()) {
-            let limiter = limiter.clone();
-            status.show_ox_calls(Arc::new(move || limiter.calls()));
-        }
-
+        let applier = make_applier(js.clone())
+            .await
+            .map_err(|e| AppError::Applier(e.into()))?;
+        show_ox_calls(&status, ops_applier.get());
         let wake = Arc::new(Notify::new());
         let retry_now = Arc::new(Notify::new());
         let stages = Stages {
@@ -311,6 +323,14 @@ impl Daemon {
     }
 }
 
+/// The status shows the OX calls in flight and their limit, when the OX applier limits them.
+fn show_ox_calls(status: &StatusBoard, ox: Option<&OxApplier>) {
+    if let Some(limiter) = ox.and_then(|a| a.provisioner().ox.limiter()) {
+        let limiter = limiter.clone();
+        status.show_ox_calls(Arc::new(move || limiter.calls()));
+    }
+}
+
 /// Creates the data and listener folders and takes the data directory's lock — before
 /// anything else: a second daemon on this data directory must touch nothing.
 fn take_data_dir(settings: &Settings) -> Result<crate::data_lock::DataDirLock, AppError> {
@@ -410,10 +430,10 @@ async fn start_queue(
     })
     .await?;
     // Connected by now (the client only knows the server's version once it is).
-    queue::check_server_version(&client.server_info().version).map_err(|reason| {
+    queue::check_server_version(&client.server_info().version).map_err(|source| {
         AppError::ServerTooOld {
             url: url.to_owned(),
-            reason,
+            source,
         }
     })?;
     let auth = identities.map(|(identities, nats_dir)| Auth {
@@ -491,14 +511,23 @@ impl Stages<'_> {
             subscriber: ox_client.clone(),
             timing: self.settings.consumer_timing(),
         };
-        tokio::spawn(consume_until_stopped(
-            source,
-            Arc::new(applier),
+        let applier = Arc::new(applier);
+        let on_applied: Arc<dyn consume::OnApplied> = Arc::new(ListenerFiles {
+            dir: self.settings.listener_dir(),
+        });
+        let (settings, status, retry_now) = (
             self.settings.consume(),
             self.status.clone(),
             self.retry_now.clone(),
-            stop.clone(),
-        ))
+        );
+        let steps = move || consume::Steps {
+            applier: applier.clone(),
+            on_applied: on_applied.clone(),
+            settings: settings.clone(),
+            status: status.clone(),
+            retry_now: retry_now.clone(),
+        };
+        tokio::spawn(consume_until_stopped(source, steps, stop.clone()))
     }
 
     /// What the admin API's operations need from the running daemon.
@@ -627,15 +656,15 @@ async fn connect(
             }
         })
         .connect(
-            crate::config::nats_servers(url).map_err(|reason| AppError::Connect {
+            crate::config::nats_servers(url).map_err(|e| AppError::Connect {
                 url: url.to_owned(),
-                reason,
+                source: e.into(),
             })?,
         )
         .await
         .map_err(|e| AppError::Connect {
             url: url.to_owned(),
-            reason: e.to_string(),
+            source: e.into(),
         })
 }
 
@@ -763,39 +792,51 @@ struct ConsumerSource {
     timing: queue::ConsumerTiming,
 }
 
+/// Why the OX subscriber's consumer could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenConsumerError {
+    #[error(transparent)]
+    Create(#[from] queue::SetupError),
+    #[error("cannot read the OX subscriber's queue: {0}")]
+    Stream(#[source] jetstream::context::GetStreamError),
+    #[error("cannot open the OX subscriber's consumer: {0}")]
+    Consumer(#[source] async_nats::Error),
+}
+
 impl ConsumerSource {
     /// Creates the consumer afresh (see [`queue::recreate_subscriber_consumer`]) and opens it.
-    async fn open(&self, max_in_flight: i64) -> Result<jetstream::consumer::PullConsumer, String> {
+    async fn open(
+        &self,
+        max_in_flight: i64,
+    ) -> Result<jetstream::consumer::PullConsumer, OpenConsumerError> {
         queue::recreate_subscriber_consumer(
             &self.service,
             queue::OX_SUBSCRIBER,
             self.timing,
             max_in_flight,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         jetstream::new(self.subscriber.clone())
             .get_stream(queue::subscriber_stream(queue::OX_SUBSCRIBER))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(OpenConsumerError::Stream)?
             .get_consumer(queue::OX_SUBSCRIBER)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(OpenConsumerError::Consumer)
     }
 }
 
 /// Runs the ordered consumer until `stop`; a failed consumer is opened afresh and run again.
 async fn consume_until_stopped<A: Applier>(
     source: ConsumerSource,
-    applier: Arc<A>,
-    settings: consume::ConsumeSettings,
-    status: StatusBoard,
-    retry_now: Arc<Notify>,
+    steps: impl Fn() -> consume::Steps<A> + Send,
     stop: CancellationToken,
 ) {
     let connection = queue::Connection::of(&source.subscriber);
     loop {
-        let opening = source.open(settings.max_ack_pending());
+        let first = steps();
+        let retry_delay = first.settings.retry_delay;
+        let opening = source.open(first.settings.max_ack_pending());
         // A request lost with the connection would only end at its timeout.
         let Some(opened) = connection
             .unless_reconnected(connection.epoch(), opening)
@@ -808,29 +849,47 @@ async fn consume_until_stopped<A: Applier>(
         };
         match opened {
             Ok(consumer) => {
-                let result = consume::run(
-                    &source.subscriber,
-                    consumer,
-                    applier.clone(),
-                    settings.clone(),
-                    status.clone(),
-                    retry_now.clone(),
-                    stop.clone(),
-                )
-                .await;
-                match result {
+                match consume::run(&source.subscriber, consumer, first, stop.clone()).await {
                     Ok(()) => return,
-                    Err(e) => {
-                        tracing::error!(error = %e, "The queue consumer failed; restarting it.")
-                    }
+                    Err(e) => tracing::error!(
+                        error = %crate::telemetry::Chain(&e),
+                        "The queue consumer failed; restarting it."
+                    ),
                 }
             }
             // NATS is not there (yet, or again): retried like the rest of the start-up.
-            Err(e) => tracing::warn!(error = %e, "Cannot open the queue consumer; retrying."),
+            Err(e) => tracing::warn!(
+                error = %crate::telemetry::Chain(&e),
+                "Cannot open the queue consumer; retrying."
+            ),
         }
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(settings.retry_delay) => {}
+            () = tokio::time::sleep(retry_delay) => {}
+        }
+    }
+}
+
+/// The step after apply ([`consume::OnApplied`]): the applied change's listener file is deleted
+/// ([`crate::done`]); a change whose file is gone (an admin removed it) is skipped.
+struct ListenerFiles {
+    dir: std::path::PathBuf,
+}
+
+impl consume::OnApplied for ListenerFiles {
+    fn still_wanted(&self, message: &ProvisioningMessage) -> bool {
+        match message.source_file() {
+            // symlink_metadata: a file that is there counts, whatever it points to.
+            Some(file) => std::fs::symlink_metadata(self.dir.join(file)).is_ok(),
+            None => true,
+        }
+    }
+
+    fn applied(&self, message: &ProvisioningMessage) {
+        if let Some(file) = message.source_file() {
+            if let Err(error) = crate::done::delete_applied(&self.dir, file) {
+                events::FileDeleteError { error: &error }.emit();
+            }
         }
     }
 }

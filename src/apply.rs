@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::message::ProvisioningMessage;
@@ -86,6 +87,19 @@ impl crate::telemetry::events::ApplyFailure for ApplyError {
         self.ox_fault
     }
 }
+
+/// A look at the messages queued behind the one being applied, for an applier that must apply a
+/// later message first (an OX context whose creation is queued behind its first user). The
+/// queue implements it ([`crate::queue::peek`]) and the wiring passes it in: the applier never
+/// sees the stream.
+pub trait QueuedMessages: Send + Sync {
+    /// The first decodable queued message of `topic` at stream sequence `from` or later, with
+    /// its sequence; `None` when there is none (or the queue cannot be read).
+    fn next_of_topic<'a>(&'a self, topic: &'a str, from: u64) -> Queued<'a>;
+}
+
+/// A queued message with its stream sequence, once found ([`QueuedMessages::next_of_topic`]).
+pub type Queued<'a> = Pin<Box<dyn Future<Output = Option<(u64, ProvisioningMessage)>> + Send + 'a>>;
 
 /// One thing a message reads or changes in the target system.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

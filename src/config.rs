@@ -34,23 +34,37 @@ pub const MAX_IN_FLIGHT: usize = 256;
 
 /// The servers of a NATS URL setting: one URL, or several separated by commas (the servers of
 /// one cluster; the client connects to any of them and moves on when one goes).
-pub fn nats_servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
-    url.split(',')
+pub fn nats_servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, NatsUrlError> {
+    let servers = url
+        .split(',')
         .map(str::trim)
         .filter(|server| !server.is_empty())
         .map(|server| {
             server
                 .parse::<async_nats::ServerAddr>()
-                .map_err(|e| format!("{server:?} is not a NATS server URL: {e}"))
+                .map_err(|source| NatsUrlError::NotAUrl {
+                    server: server.to_owned(),
+                    source,
+                })
         })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|servers| {
-            if servers.is_empty() {
-                Err("names no server".to_owned())
-            } else {
-                Ok(servers)
-            }
-        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if servers.is_empty() {
+        return Err(NatsUrlError::NoServer);
+    }
+    Ok(servers)
+}
+
+/// A NATS URL setting that names no usable server.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsUrlError {
+    #[error("{server:?} is not a NATS server URL: {source}")]
+    NotAUrl {
+        server: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("names no server")]
+    NoServer,
 }
 
 /// Validated daemon settings.
@@ -75,12 +89,93 @@ pub struct Settings {
     pub ox: OxSettings,
 }
 
-/// A setting that cannot be used, named as the admin knows it.
+/// A setting that cannot be used, named as the admin knows it. The reason is a message for
+/// the admin (what the value must be), not a cause.
 #[derive(Debug, thiserror::Error)]
 #[error("setting {name}: {reason}")]
 pub struct SettingError {
     pub name: &'static str,
     pub reason: String,
+}
+
+impl SettingError {
+    fn new(name: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            name,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The waits and the concurrency must be usable.
+fn check_timing(raw: &RawSettings) -> Result<(), SettingError> {
+    for (name, value) in [
+        ("--rescan-interval", raw.rescan_interval),
+        ("--retry-delay", raw.retry_delay),
+    ] {
+        if value.is_zero() {
+            return Err(SettingError::new(name, "must be longer than zero"));
+        }
+    }
+    if !(1..=MAX_IN_FLIGHT).contains(&raw.apply_concurrency) {
+        return Err(SettingError::new(
+            "--apply-concurrency",
+            format!("must be between 1 and {MAX_IN_FLIGHT}"),
+        ));
+    }
+    if raw.ack_wait < Duration::from_secs(1) {
+        return Err(SettingError::new("--ack-wait", "must be at least 1s"));
+    }
+    Ok(())
+}
+
+/// The queue's bounds: positive numbers.
+fn queue_limits(raw: &RawSettings) -> Result<QueueLimits, SettingError> {
+    let limit = |name, value: u64| {
+        i64::try_from(value)
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| SettingError::new(name, "must be a positive number"))
+    };
+    Ok(QueueLimits {
+        max_messages: limit("--queue-max-messages", raw.queue_max_messages)?,
+        max_bytes: limit("--queue-max-bytes", raw.queue_max_bytes)?,
+    })
+}
+
+/// The configured NATS servers, or the embedded one (which keeps one copy of everything).
+fn nats_target(raw: &RawSettings) -> Result<NatsTarget, SettingError> {
+    if !(1..=5).contains(&raw.nats_replicas) {
+        return Err(SettingError::new(
+            "--replicas (NATS_REPLICAS)",
+            "must be between 1 and 5",
+        ));
+    }
+    match raw.nats_url.as_ref().filter(|url| !url.trim().is_empty()) {
+        Some(url) => {
+            if let Err(e) = nats_servers(url) {
+                return Err(SettingError::new("--nats-url (NATS_URL)", e.to_string()));
+            }
+            Ok(NatsTarget::External {
+                url: url.clone(),
+                replicas: raw.nats_replicas,
+            })
+        }
+        None if raw.nats_replicas > 1 => Err(SettingError::new(
+            "--replicas (NATS_REPLICAS)",
+            "the embedded nats-server keeps one copy of everything; more replicas need NATS_URL \
+             pointing at a JetStream cluster",
+        )),
+        None => Ok(NatsTarget::Embedded(EmbeddedOptions {
+            binary: raw
+                .nats_server_bin
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
+            dir: raw.data_dir.join("nats"),
+            port: raw.nats_port,
+            users: None,
+        })),
+    }
 }
 
 /// The OX settings of the App Center app (same names and defaults as the original connector).
@@ -159,73 +254,12 @@ pub struct RawSettings {
 impl Settings {
     /// Validates raw settings. Empty strings count as unset, as in the App Center.
     pub fn from_raw(raw: RawSettings) -> Result<Self, SettingError> {
-        let error = |name, reason: &str| SettingError {
-            name,
-            reason: reason.to_owned(),
-        };
         if raw.data_dir.as_os_str().is_empty() {
-            return Err(error("--data-dir", "must not be empty"));
+            return Err(SettingError::new("--data-dir", "must not be empty"));
         }
-        let positive = |name, value: Duration| {
-            if value.is_zero() {
-                Err(error(name, "must be longer than zero"))
-            } else {
-                Ok(value)
-            }
-        };
-        positive("--rescan-interval", raw.rescan_interval)?;
-        positive("--retry-delay", raw.retry_delay)?;
-        if !(1..=MAX_IN_FLIGHT).contains(&raw.apply_concurrency) {
-            return Err(SettingError {
-                name: "--apply-concurrency",
-                reason: format!("must be between 1 and {MAX_IN_FLIGHT}"),
-            });
-        }
-        if raw.ack_wait < Duration::from_secs(1) {
-            return Err(error("--ack-wait", "must be at least 1s"));
-        }
-        let limit = |name, value: u64| {
-            i64::try_from(value)
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| error(name, "must be a positive number"))
-        };
-        let queue_limits = QueueLimits {
-            max_messages: limit("--queue-max-messages", raw.queue_max_messages)?,
-            max_bytes: limit("--queue-max-bytes", raw.queue_max_bytes)?,
-        };
-        if !(1..=5).contains(&raw.nats_replicas) {
-            return Err(error(
-                "--replicas (NATS_REPLICAS)",
-                "must be between 1 and 5",
-            ));
-        }
-        let nats =
-            match raw.nats_url.filter(|url| !url.trim().is_empty()) {
-                Some(url) => {
-                    if let Err(reason) = nats_servers(&url) {
-                        return Err(SettingError {
-                            name: "--nats-url (NATS_URL)",
-                            reason,
-                        });
-                    }
-                    NatsTarget::External {
-                        url,
-                        replicas: raw.nats_replicas,
-                    }
-                }
-                None if raw.nats_replicas > 1 => return Err(error(
-                    "--replicas (NATS_REPLICAS)",
-                    "the embedded nats-server keeps one copy of everything; more replicas need \
-                     NATS_URL pointing at a JetStream cluster",
-                )),
-                None => NatsTarget::Embedded(EmbeddedOptions {
-                    binary: raw.nats_server_bin.filter(|p| !p.as_os_str().is_empty()),
-                    dir: raw.data_dir.join("nats"),
-                    port: raw.nats_port,
-                    users: None,
-                }),
-            };
+        check_timing(&raw)?;
+        let queue_limits = queue_limits(&raw)?;
+        let nats = nats_target(&raw)?;
         let ox = ox_settings(raw.ox, &raw.data_dir)?;
         Ok(Self {
             ox,
@@ -272,7 +306,6 @@ impl Settings {
 
     pub fn consume(&self) -> ConsumeSettings {
         ConsumeSettings {
-            listener_dir: self.listener_dir(),
             retry_delay: self.retry_delay,
             ack_wait: self.ack_wait,
             concurrency: self.apply_concurrency,

@@ -5,10 +5,12 @@
 //!
 //! - [`listener`] ① listener files: format, sorted scan, watcher, quarantine of broken files.
 //! - [`message`] ② the provisioning message made from a listener file; subject; message id.
-//! - [`queue`] ③ JetStream: stream and consumer layout, publishing, the ordered consumer,
-//!   the embedded `nats-server`; [`dispatch`] fans the incoming messages out into one queue per
+//! - [`queue`] ③ JetStream: stream and consumer layout, publishing, the ordered consumer
+//!   (given its next step by [`app`]), a look into the queue for provisioning, the embedded
+//!   `nats-server`; [`dispatch`] fans the incoming messages out into one queue per
 //!   subscriber (subscriptions, prefill, NATS identities, redaction).
-//! - [`provision`] ④ applying messages to OX (behind the [`apply::Applier`] contract).
+//! - [`provision`] ④ applying messages to OX (behind the [`apply::Applier`] contract; it sees
+//!   the queue only through [`apply::QueuedMessages`]).
 //! - [`ox`] ⑤ the OX SOAP client.
 //! - [`done`] ⑥ the only code that deletes listener files.
 //!
@@ -18,8 +20,9 @@
 //! admin needs to see, [`telemetry`] the logs and metrics (every step uses it; it imports
 //! none of them), [`shutdown`] turns SIGINT/SIGTERM into a cancelled token,
 //! [`atomic_file`] writes files by tmp + fsync + rename,
-//! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`], [`workload`]
-//! synthetic change streams for the benchmarks and the reliability suite; [`locks`] locks a
+//! [`emulator`] a stateful OX SOAP emulator for tests, benchmarks and [`demo`], `workload`
+//! synthetic change streams for the benchmarks and the reliability suite (only with the
+//! `test-support` feature, which the tests and benchmarks turn on: not in the product); [`locks`] locks a
 //! mutex another task may have poisoned; [`data_lock`] keeps one daemon per data directory.
 //! [`commands`] sits on top: the CLI commands that talk to a running daemon through
 //! `admin::client` (`queue`, `reconcile`, `state import`, `subscriptions`, and `trigger`, the
@@ -52,4 +55,5 @@ pub mod queue;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
 pub mod workload;

@@ -10,6 +10,8 @@
 //! - `wire`: what the emulator accepts and rejects on the wire, WSDL, control endpoints, fault
 //!   injection, the `ox-emulator` command.
 
+#![allow(clippy::unwrap_used)] // Test helpers too: a panic is the failure report.
+
 #[path = "ox_soap/connect.rs"]
 mod connect;
 #[path = "ox_soap/examples.rs"]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use crate::admin::client::{AdminClient, AdminClientError};
+use crate::admin::subscriptions::SubscriptionReport;
 use crate::config::DEFAULT_DATA_DIR;
 use crate::dispatch::{PrefillStatus, SubscriptionRequest};
 
@@ -64,34 +65,8 @@ pub async fn run(args: SubscriptionsArgs) -> Result<(), AdminClientError> {
             let all = client.subscriptions().await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-                return Ok(());
-            }
-            println!(
-                "{:<20} {:<6} {:<8} {:>8} {:>11}  {:<8} topics",
-                "name", "realm", "prefill", "queued", "redelivered", "state"
-            );
-            for report in all {
-                let s = &report.subscription;
-                let prefill = match s.prefill_status {
-                    PrefillStatus::NotRequested => "no",
-                    PrefillStatus::Pending => "pending",
-                    PrefillStatus::Done => "done",
-                };
-                let state = if report.status.full.is_some() {
-                    "FULL"
-                } else {
-                    "ok"
-                };
-                println!(
-                    "{:<20} {:<6} {:<8} {:>8} {:>11}  {:<8} {}",
-                    s.name,
-                    s.realm,
-                    prefill,
-                    report.status.queued,
-                    report.status.redelivered,
-                    state,
-                    s.topics.join(" ")
-                );
+            } else {
+                print_table(&all);
             }
         }
         SubscriptionsAction::Add {
@@ -143,4 +118,35 @@ pub async fn run(args: SubscriptionsArgs) -> Result<(), AdminClientError> {
         }
     }
     Ok(())
+}
+
+/// `subscriptions list` as a table: one line per subscription.
+fn print_table(all: &[SubscriptionReport]) {
+    println!(
+        "{:<20} {:<6} {:<8} {:>8} {:>11}  {:<8} topics",
+        "name", "realm", "prefill", "queued", "redelivered", "state"
+    );
+    for report in all {
+        let s = &report.subscription;
+        let prefill = match s.prefill_status {
+            PrefillStatus::NotRequested => "no",
+            PrefillStatus::Pending => "pending",
+            PrefillStatus::Done => "done",
+        };
+        let state = if report.status.full.is_some() {
+            "FULL"
+        } else {
+            "ok"
+        };
+        println!(
+            "{:<20} {:<6} {:<8} {:>8} {:>11}  {:<8} {}",
+            s.name,
+            s.realm,
+            prefill,
+            report.status.queued,
+            report.status.redelivered,
+            state,
+            s.topics.join(" ")
+        );
+    }
 }

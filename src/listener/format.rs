@@ -127,31 +127,8 @@ impl ListenerFile {
 
     /// Validates `raw`, the content of the file `name` found at `path` (used in messages).
     pub fn parse(path: &Path, name: String, raw: Vec<u8>) -> Result<Self, ListenerFileError> {
+        let mut top = top_object(path, &raw)?;
         let path = || path.to_owned();
-        if raw.len() as u64 > MAX_FILE_BYTES {
-            return Err(ListenerFileError::TooLarge {
-                path: path(),
-                size: raw.len() as u64,
-                limit: MAX_FILE_BYTES,
-            });
-        }
-        if let Err(e) = std::str::from_utf8(&raw) {
-            return Err(ListenerFileError::NotUtf8 {
-                path: path(),
-                offset: e.valid_up_to(),
-            });
-        }
-        let value: Value =
-            serde_json::from_slice(&raw).map_err(|source| ListenerFileError::InvalidJson {
-                path: path(),
-                source,
-            })?;
-        let Value::Object(mut top) = value else {
-            return Err(ListenerFileError::NotAnObject {
-                path: path(),
-                found: json_kind(&value),
-            });
-        };
         let mut take = |key: &'static str| {
             top.remove(key)
                 .ok_or(ListenerFileError::MissingKey { path: path(), key })
@@ -225,6 +202,40 @@ fn is_udm_module(value: &str) -> bool {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     };
     matches!(value.split_once('/'), Some((a, b)) if ok(a) && ok(b))
+}
+
+/// The top-level JSON object of a listener file's content: not too large, UTF-8, JSON, an
+/// object.
+fn top_object(
+    path: &Path,
+    raw: &[u8],
+) -> Result<serde_json::Map<String, Value>, ListenerFileError> {
+    let path = || path.to_owned();
+    if raw.len() as u64 > MAX_FILE_BYTES {
+        return Err(ListenerFileError::TooLarge {
+            path: path(),
+            size: raw.len() as u64,
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    if let Err(e) = std::str::from_utf8(raw) {
+        return Err(ListenerFileError::NotUtf8 {
+            path: path(),
+            offset: e.valid_up_to(),
+        });
+    }
+    let value: Value =
+        serde_json::from_slice(raw).map_err(|source| ListenerFileError::InvalidJson {
+            path: path(),
+            source,
+        })?;
+    match value {
+        Value::Object(top) => Ok(top),
+        other => Err(ListenerFileError::NotAnObject {
+            path: path(),
+            found: json_kind(&other),
+        }),
+    }
 }
 
 fn json_kind(value: &Value) -> &'static str {

@@ -564,55 +564,19 @@ pub fn skip(ops: &Ops, request: &SkipRequest) -> Result<SkipResult, OpsError> {
         .map(one_line)
         .filter(|r| !r.trim().is_empty())
         .unwrap_or_else(|| "(no reason given)".to_owned());
-    let reason = reason.as_str();
     let by = one_line(&request.by);
-    let mut text = format!(
-        "file: {name}\n\
-         skipped at: {now}\n\
-         skipped by: {by}\n\
-         reason: {reason}\n\
-         object: {object_type} {dn}\n\
-         entry UUID: {uuid}\n\
-         operation: {op}\n",
-        now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        object_type = file.udm_object_type,
-        dn = file.dn,
-        uuid = file.entry_uuid,
-        op = if file.is_delete() { "delete" } else { "modify" },
-    );
-    if let Some(b) = &blocked {
-        text.push_str(&format!(
-            "the queue was blocked on it since {} after {} attempts: {}\n",
-            b.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            b.attempts,
-            one_line(&b.error)
-        ));
-    }
-    text.push_str(&format!(
-        "\nox-connector did not apply this change to OX and will not. To apply it after all,\n\
-         put it back (a newer change of the same object applied meanwhile wins over it; then\n\
-         re-provision the object from UCS instead):\n\
-         \n    ox-connector queue requeue {stored}\n\
-         \nor by hand: mv {target} {listener}/{name}\n",
-        stored = target.file_name().unwrap_or_default().to_string_lossy(),
-        target = target.display(),
-        listener = ops.listener_dir.display(),
-    ));
+    let skipped = Skipped {
+        name: &name,
+        file: &file,
+        by: &by,
+        reason: &reason,
+        blocked: blocked.as_ref(),
+        target: &target,
+    };
+    let text = skipped.note(&ops.listener_dir);
     // The file moves first and its note follows: a note without its file would be taken by
     // the watcher for a file moved back by hand (`requeue::adopt_moved_back`).
-    if let Err(e) = std::fs::rename(ops.listener_dir.join(&name), &target) {
-        return Err(if e.kind() == std::io::ErrorKind::NotFound {
-            OpsError::NotFound(format!("{name} is gone already (applied meanwhile?)"))
-        } else {
-            OpsError::Io {
-                context: format!("cannot move {name} to {}", dir.display()),
-                source: e,
-            }
-        });
-    }
-    if let Err(e) = crate::listener::quarantine::restrict(&target) {
-        tracing::warn!(file = %target.display(), error = %e, "Cannot make a skipped listener file readable by root only.");
-    }
+    move_aside(&ops.listener_dir.join(&name), &target)?;
     let note = sidecar(&target, "skipped.txt");
     if let Err(e) = crate::atomic_file::write(&note, text.as_bytes()) {
         // The skip happened; only its explanation is missing. Say so rather than undo it.
@@ -624,7 +588,7 @@ pub fn skip(ops: &Ops, request: &SkipRequest) -> Result<SkipResult, OpsError> {
         dn: &file.dn,
         entry_uuid: &file.entry_uuid,
         by: &by,
-        reason,
+        reason: &reason,
         moved_to: &target,
     }
     .emit();
@@ -638,6 +602,86 @@ pub fn skip(ops: &Ops, request: &SkipRequest) -> Result<SkipResult, OpsError> {
         entry_uuid: file.entry_uuid,
         was_blocked: blocked.is_some(),
     })
+}
+
+/// A change being skipped, for its note.
+struct Skipped<'a> {
+    name: &'a str,
+    file: &'a ListenerFile,
+    by: &'a str,
+    reason: &'a str,
+    /// The queue's block on it, if it was the blocked change.
+    blocked: Option<&'a Blocked>,
+    /// Where the file goes in `listener/skipped/`.
+    target: &'a Path,
+}
+
+impl Skipped<'_> {
+    /// The note next to the skipped file: what, when, by whom, why, and how to put it back.
+    fn note(&self, listener_dir: &Path) -> String {
+        let (name, file) = (self.name, self.file);
+        let mut text = format!(
+            "file: {name}\n\
+             skipped at: {now}\n\
+             skipped by: {by}\n\
+             reason: {reason}\n\
+             object: {object_type} {dn}\n\
+             entry UUID: {uuid}\n\
+             operation: {op}\n",
+            now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            by = self.by,
+            reason = self.reason,
+            object_type = file.udm_object_type,
+            dn = file.dn,
+            uuid = file.entry_uuid,
+            op = if file.is_delete() { "delete" } else { "modify" },
+        );
+        if let Some(b) = self.blocked {
+            text.push_str(&format!(
+                "the queue was blocked on it since {} after {} attempts: {}\n",
+                b.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                b.attempts,
+                one_line(&b.error)
+            ));
+        }
+        text.push_str(&format!(
+            "\nox-connector did not apply this change to OX and will not. To apply it after all,\n\
+             put it back (a newer change of the same object applied meanwhile wins over it; then\n\
+             re-provision the object from UCS instead):\n\
+             \n    ox-connector queue requeue {stored}\n\
+             \nor by hand: mv {target} {listener}/{name}\n",
+            stored = self
+                .target
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy(),
+            target = self.target.display(),
+            listener = listener_dir.display(),
+        ));
+        text
+    }
+}
+
+/// Moves a waiting listener file to `target` (in `listener/skipped/`), readable by root only.
+fn move_aside(from: &Path, target: &Path) -> Result<(), OpsError> {
+    let name = from.file_name().unwrap_or_default().to_string_lossy();
+    if let Err(e) = std::fs::rename(from, target) {
+        return Err(if e.kind() == std::io::ErrorKind::NotFound {
+            OpsError::NotFound(format!("{name} is gone already (applied meanwhile?)"))
+        } else {
+            OpsError::Io {
+                context: format!(
+                    "cannot move {name} to {}",
+                    target.parent().unwrap_or(target).display()
+                ),
+                source: e,
+            }
+        });
+    }
+    if let Err(e) = crate::listener::quarantine::restrict(target) {
+        tracing::warn!(file = %target.display(), error = %e, "Cannot make a skipped listener file readable by root only.");
+    }
+    Ok(())
 }
 
 /// Puts a skipped or a (fixed) quarantined file back into the queue under its original name,

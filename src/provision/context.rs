@@ -188,31 +188,12 @@ pub async fn create(p: &Provisioner, ctx: &Context, id: i32) -> Result<(), Provi
 /// than its first user. Returns whether such a message was found and applied; it is applied
 /// again, without effect, when its own turn comes.
 pub async fn pull_forward(p: &Provisioner, id: i32) -> Result<bool, ProvisionError> {
-    let Some(queue) = &p.queue else {
+    let Some(queue) = &p.queued else {
         return Ok(false);
     };
-    let subject = crate::queue::subscriber_subject(
-        crate::queue::OX_SUBSCRIBER,
-        crate::message::REALM_UDM,
-        TOPIC,
-    );
-    let mut sequence = 1;
-    loop {
-        let found = match queue
-            .raw_message_builder()
-            .sequence(sequence)
-            .next_by_subject(subject.clone())
-            .send()
-            .await
-        {
-            Ok(found) => found,
-            // No (further) queued context change.
-            Err(_) => return Ok(false),
-        };
-        sequence = found.sequence + 1;
-        let Ok(message) = serde_json::from_slice::<ProvisioningMessage>(&found.payload) else {
-            continue;
-        };
+    let mut from = 1;
+    while let Some((sequence, message)) = queue.next_of_topic(TOPIC, from).await {
+        from = sequence + 1;
         let Some(object) = message
             .body
             .new
@@ -230,6 +211,8 @@ pub async fn pull_forward(p: &Provisioner, id: i32) -> Result<bool, ProvisionErr
         upsert(p, &message, object, previous).await?;
         return Ok(true);
     }
+    // No (further) queued context change.
+    Ok(false)
 }
 
 async fn delete(

@@ -69,7 +69,7 @@ pub enum CredentialsError {
         source: std::io::Error,
     },
     #[error("credentials bucket: {0}")]
-    Store(String),
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 type Entries = BTreeMap<String, AdminLogin>;
@@ -94,7 +94,7 @@ impl ContextCredentials {
             "ox-connector: OX admin credentials (mirror of contexts.json)",
         )
         .await
-        .map_err(|e| CredentialsError::Store(e.to_string()))?;
+        .map_err(|e| CredentialsError::Store(e.into()))?;
         let this = Self {
             path,
             store,
@@ -169,12 +169,11 @@ impl ContextCredentials {
         if entries.get(key) == Some(&login) {
             return Ok(());
         }
-        let json =
-            serde_json::to_vec(&login).map_err(|e| CredentialsError::Store(e.to_string()))?;
+        let json = serde_json::to_vec(&login).map_err(|e| CredentialsError::Store(e.into()))?;
         self.store
             .put(key, json.into())
             .await
-            .map_err(|e| CredentialsError::Store(e.to_string()))?;
+            .map_err(|e| CredentialsError::Store(e.into()))?;
         entries.insert(key.to_owned(), login);
         self.save(entries)
     }
@@ -189,7 +188,7 @@ impl ContextCredentials {
         self.store
             .purge(key)
             .await
-            .map_err(|e| CredentialsError::Store(e.to_string()))?;
+            .map_err(|e| CredentialsError::Store(e.into()))?;
         self.save(entries)
     }
 
@@ -225,17 +224,17 @@ impl ContextCredentials {
             .store
             .keys()
             .await
-            .map_err(|e| CredentialsError::Store(e.to_string()))?
+            .map_err(|e| CredentialsError::Store(e.into()))?
             .try_collect()
             .await
-            .map_err(|e| CredentialsError::Store(e.to_string()))?;
+            .map_err(|e| CredentialsError::Store(e.into()))?;
         let mut entries = Entries::new();
         for key in keys {
             if let Some(bytes) = self
                 .store
                 .get(&key)
                 .await
-                .map_err(|e| CredentialsError::Store(e.to_string()))?
+                .map_err(|e| CredentialsError::Store(e.into()))?
             {
                 if let Ok(login) = serde_json::from_slice(&bytes) {
                     entries.insert(key, login);
@@ -249,19 +248,19 @@ impl ContextCredentials {
         let in_bucket = self.bucket_entries().await?;
         for (key, login) in entries {
             if in_bucket.get(key) != Some(login) {
-                let json = serde_json::to_vec(login)
-                    .map_err(|e| CredentialsError::Store(e.to_string()))?;
+                let json =
+                    serde_json::to_vec(login).map_err(|e| CredentialsError::Store(e.into()))?;
                 self.store
                     .put(key, json.into())
                     .await
-                    .map_err(|e| CredentialsError::Store(e.to_string()))?;
+                    .map_err(|e| CredentialsError::Store(e.into()))?;
             }
         }
         for key in in_bucket.keys().filter(|k| !entries.contains_key(*k)) {
             self.store
                 .purge(key)
                 .await
-                .map_err(|e| CredentialsError::Store(e.to_string()))?;
+                .map_err(|e| CredentialsError::Store(e.into()))?;
         }
         Ok(())
     }

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream;
 
-use crate::apply::{Applier, ApplyError, Outcome, Scope};
+use crate::apply::{Applier, ApplyError, Outcome, QueuedMessages, Scope};
 use crate::message::ProvisioningMessage;
 use crate::ox::soap::{Credentials, OxClient, OxError};
 use access_profile::AccessProfiles;
@@ -67,6 +67,8 @@ pub enum ProvisionError {
     NoCredentials { context: i32, file: PathBuf },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Mapping(#[from] user_mapping::MappingError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -112,7 +114,7 @@ pub struct Provisioner {
     pub profiles: AccessProfiles,
     pub mapping: user_mapping::UserMapping,
     /// The queue, to find a context creation queued behind an object that needs it.
-    pub queue: Option<jetstream::stream::Stream>,
+    pub queued: Option<Arc<dyn QueuedMessages>>,
 }
 
 impl Provisioner {
@@ -204,26 +206,31 @@ impl OxApplier {
     /// Opens the state store and the credentials file, keeps the credentials file's `master`
     /// entry in step with `OX_MASTER_ADMIN`/`OX_MASTER_PASSWORD` (when the password is set),
     /// loads the access profiles and the attribute mapping from `data_dir`, and builds the OX
-    /// client.
+    /// client. It looks at the OX subscriber's queue in `js` for context creations queued behind
+    /// an object that needs them.
     pub async fn open(
         settings: OxSettings,
         data_dir: &std::path::Path,
         js: &jetstream::Context,
     ) -> Result<Self, ProvisionError> {
-        Self::open_limited(settings, None, data_dir, js).await
+        let queued = crate::queue::peek::SubscriberQueue::open(js, crate::queue::OX_SUBSCRIBER)
+            .await
+            .map(|queue| Arc::new(queue) as Arc<dyn QueuedMessages>);
+        Self::open_limited(settings, None, data_dir, js, queued).await
     }
 
-    /// Like [`OxApplier::open`], with the SOAP calls in flight limited by `limiter`.
+    /// Like [`OxApplier::open`], with the SOAP calls in flight limited by `limiter`, and
+    /// `queued` the queue to find a context creation in (`None`: not looked for).
     pub async fn open_limited(
         settings: OxSettings,
         limiter: Option<crate::ox::limit::Limiter>,
         data_dir: &std::path::Path,
         js: &jetstream::Context,
+        queued: Option<Arc<dyn QueuedMessages>>,
     ) -> Result<Self, ProvisionError> {
         let access_profiles_file = data_dir.join(access_profile::FILE_NAME);
         let mapping_file = data_dir.join(user_mapping::FILE_NAME);
-        let mapping =
-            user_mapping::UserMapping::load(&mapping_file).map_err(ProvisionError::Invalid)?;
+        let mapping = user_mapping::UserMapping::load(&mapping_file)?;
         let state = StateStore::open(js).await?;
         let credentials = ContextCredentials::open(settings.credentials_file.clone(), js).await?;
         if let Some(password) = &settings.master_password {
@@ -259,10 +266,7 @@ impl OxApplier {
                 credentials,
                 profiles,
                 mapping,
-                queue: js
-                    .get_stream(crate::queue::subscriber_stream(crate::queue::OX_SUBSCRIBER))
-                    .await
-                    .ok(),
+                queued,
             }),
         })
     }

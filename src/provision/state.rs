@@ -100,13 +100,25 @@ pub struct ObjectState {
     pub groups_pending: BTreeSet<i32>,
 }
 
+/// A failed read or write of the state store: what was being done, and the NATS (or JSON)
+/// error it failed with.
 #[derive(Debug, thiserror::Error)]
-#[error("state store: {0}")]
-pub struct StateError(String);
+#[error("state store: {context}: {source}")]
+pub struct StateError {
+    context: &'static str,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
 
 impl StateError {
-    fn new(context: &str, error: impl std::fmt::Display) -> Self {
-        Self(format!("{context}: {error}"))
+    fn new(
+        context: &'static str,
+        error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            context,
+            source: error.into(),
+        }
     }
 }
 

@@ -209,17 +209,42 @@ struct Override {
     special_handling: Option<Special>,
 }
 
+/// The attribute mapping file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 impl UserMapping {
     /// The default mapping with the overrides of `file` (if it exists).
-    pub fn load(file: &Path) -> Result<Self, String> {
+    pub fn load(file: &Path) -> Result<Self, MappingError> {
         let mut mapping = Self::default();
         let text = match std::fs::read(file) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(mapping),
-            Err(e) => return Err(format!("{}: {e}", file.display())),
+            Err(source) => {
+                return Err(MappingError::Read {
+                    path: file.to_owned(),
+                    source,
+                })
+            }
         };
         let overrides: BTreeMap<String, Override> =
-            serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            serde_json::from_slice(&text).map_err(|source| MappingError::Invalid {
+                path: file.to_owned(),
+                source,
+            })?;
         for (field, o) in overrides {
             match o.ldap_attribute.filter(|a| !a.is_empty()) {
                 None => {

@@ -2,20 +2,23 @@
 //! then lets go of each.
 //!
 //! The consumer holds up to `max_in_flight` messages (the JetStream consumer's
-//! `max_ack_pending`). Each held message gets its [`Scope`](crate::apply::Scope) from the
+//! `max_ack_pending`). Each held message gets its [`Scope`] from the
 //! applier — the scopes of all messages delivered together are read at the same time, since
 //! reading them one by one took most of the consumer's time — and [`super::order`] decides
 //! which may be applied now: messages that touch nothing in common (users with names of their
 //! own, also in one OX context) are applied at the same time, up to `concurrency` at once; the
 //! others in stream order. With `concurrency = 1` every message is applied alone, one after the
-//! other. A message refused because a name is still taken ([`crate::apply::ApplyError::name_taken`]) is tried
-//! again as soon as an earlier message finished.
+//! other. A message refused because a name is still taken
+//! ([`crate::apply::ApplyError::name_taken`]) is tried again as soon as an earlier message
+//! finished.
 //!
 //! For each message:
-//! 1. its listener file is gone (an admin removed it) → acknowledge and log it as skipped;
+//! 1. the next step no longer wants it ([`OnApplied::still_wanted`]: its listener file is gone,
+//!    an admin removed it) → acknowledge and log it as skipped;
 //! 2. otherwise call the [`Applier`]; while it works, report progress so the server does not
 //!    redeliver;
-//! 3. on success → `done` deletes the listener file → acknowledge;
+//! 3. on success → hand it to the next step ([`OnApplied::applied`]: the wiring deletes the
+//!    listener file) → acknowledge;
 //! 4. on failure → record "blocked" in the status, wait the retry delay (reporting progress),
 //!    then go to 1 with the **same** message. Whatever depends on it waits meanwhile.
 //!
@@ -26,29 +29,39 @@
 //! (nak); held messages that have not started are left to the next start.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::order::Order;
-use crate::apply::{Applier, ApplyErrorKind, Outcome, Scope};
+use crate::apply::{Applier, ApplyError, ApplyErrorKind, Outcome, Scope};
 use crate::message::ProvisioningMessage;
 use crate::status::{Blocked, StatusBoard};
 use crate::telemetry::events;
 
+/// The step after apply, given to the consumer by the wiring (`app.rs`: the message's listener
+/// file, which [`crate::done`] deletes). The consumer acknowledges a message only after
+/// [`OnApplied::applied`] returned: if the daemon dies in between, the message comes again and
+/// [`OnApplied::still_wanted`] says it is done.
+pub trait OnApplied: Send + Sync + 'static {
+    /// Whether `message` is still to be applied; `false` (its listener file is gone) → it is
+    /// acknowledged and logged as skipped without being applied.
+    fn still_wanted(&self, message: &ProvisioningMessage) -> bool;
+    /// `message` was applied (or deliberately ignored); called before it is acknowledged. A
+    /// failure is reported by the step itself: the change is in the target system either way.
+    fn applied(&self, message: &ProvisioningMessage);
+}
+
 /// Settings of the ordered consumer.
 #[derive(Debug, Clone)]
 pub struct ConsumeSettings {
-    /// The folder the listener files are in (to check that a file still exists and delete it).
-    pub listener_dir: PathBuf,
     /// Wait between two attempts at a failing message.
     pub retry_delay: Duration,
     /// The consumer's ack wait; progress is reported three times per period.
@@ -79,16 +92,23 @@ impl ConsumeSettings {
 pub enum ConsumeError {
     /// What waits for that message would wait for ever; the caller starts the consumer afresh,
     /// which delivers the message again.
-    #[error("a task applying a message failed: {0}")]
-    ApplyTask(String),
+    #[error("a task applying a message failed")]
+    ApplyTask(#[source] JoinError),
+}
+
+/// What the consumer is given: the applier, the step after it, and how it is driven.
+pub struct Steps<A> {
+    pub applier: Arc<A>,
+    pub on_applied: Arc<dyn OnApplied>,
+    pub settings: ConsumeSettings,
+    pub status: StatusBoard,
+    /// Cuts a retry wait short ([`retry_all_now`]).
+    pub retry_now: Arc<Notify>,
 }
 
 /// What every apply task and scope reader shares.
 struct Shared<A> {
-    applier: Arc<A>,
-    settings: ConsumeSettings,
-    status: StatusBoard,
-    retry_now: Arc<Notify>,
+    steps: Steps<A>,
     shutdown: CancellationToken,
     /// The stream sequence of every change applied, as it finishes: a change refused because
     /// a name is still taken is tried again once an earlier change finished.
@@ -101,117 +121,171 @@ struct Held {
     message: Arc<ProvisioningMessage>,
 }
 
-/// Consumes the queue until `shutdown` is cancelled. `retry_now` cuts a retry wait short.
-/// `client` is the client `consumer` was opened with.
+/// Consumes the queue until `shutdown` is cancelled. `client` is the client `consumer` was
+/// opened with.
 pub async fn run<A: Applier>(
     client: &async_nats::Client,
     consumer: PullConsumer,
-    applier: Arc<A>,
-    settings: ConsumeSettings,
-    status: StatusBoard,
-    retry_now: Arc<Notify>,
+    steps: Steps<A>,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumeError> {
-    let max_held = usize::try_from(settings.max_ack_pending()).unwrap_or(1);
+    let max_held = usize::try_from(steps.settings.max_ack_pending()).unwrap_or(1);
     let mut messages = super::Pulled::batched(client, &consumer, max_held);
-    let progress_every = settings.progress_every();
-    let concurrency = settings.concurrency.max(1);
-    let shared = Arc::new(Shared {
-        applier,
-        settings,
-        status,
-        retry_now,
-        shutdown: shutdown.clone(),
-        finished: tokio::sync::broadcast::channel(max_held.max(16)).0,
-    });
-    let mut order: Order<Held> = Order::default();
-    let mut running: JoinSet<u64> = JoinSet::new();
-    // Delivered messages whose scopes are being read, all at the same time.
-    let mut scoping: Option<Scoping> = None;
-    // Applies that finished while scopes were being read: recorded only once those messages are
-    // admitted, because a scope read before such an apply's writes must still inherit from it.
-    let mut finished_meanwhile: Vec<u64> = Vec::new();
-    // Delivered after a message that touches everything, in the same batch: their scopes may
-    // be stale once it is applied, so they are read again then.
-    let mut unscoped: Vec<jetstream::Message> = Vec::new();
-    let mut progress = tokio::time::interval(progress_every);
+    let mut progress = tokio::time::interval(steps.settings.progress_every());
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut held = Holding::new(steps, shutdown.clone(), max_held);
     let result = loop {
-        while running.len() < concurrency {
-            let Some((sequence, held)) = order.next_ready() else {
+        held.start_ready();
+        if held.rescope_unscoped() {
+            continue;
+        }
+        let room = held.room();
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break Ok(()),
+            Some(finished) = held.running.join_next() => match finished {
+                Ok(sequence) => held.finish(sequence),
+                Err(e) => break Err(ConsumeError::ApplyTask(e)),
+            },
+            scoped = scoped(&mut held.scoping) => held.admit_scoped(scoped),
+            next = messages.next(&shutdown), if held.may_admit() && room > 0 => match next {
+                Some(first) => {
+                    // With whatever else has arrived already.
+                    let mut batch = vec![first];
+                    while batch.len() < room {
+                        match messages.next(&shutdown).now_or_never() {
+                            Some(Some(delivered)) => batch.push(delivered),
+                            _ => break,
+                        }
+                    }
+                    held.scope(batch);
+                }
+                None => break Ok(()),
+            },
+            _ = progress.tick() => report_progress(&held.order, &held.unscoped).await,
+        }
+    };
+    // Let started applies finish (a message waiting for its retry is handed back).
+    while held.running.join_next().await.is_some() {}
+    held.order.drain_waiting();
+    result
+}
+
+/// The messages the consumer holds, from delivery to acknowledgement.
+struct Holding<A> {
+    shared: Arc<Shared<A>>,
+    max_held: usize,
+    concurrency: usize,
+    order: Order<Held>,
+    /// The applies running, each returning its message's sequence.
+    running: JoinSet<u64>,
+    /// Delivered messages whose scopes are being read, all at the same time.
+    scoping: Option<Scoping>,
+    /// Applies that finished while scopes were being read: recorded only once those messages
+    /// are admitted, because a scope read before such an apply's writes must still inherit
+    /// from it.
+    finished_meanwhile: Vec<u64>,
+    /// Delivered after a message that touches everything, in the same batch: their scopes may
+    /// be stale once it is applied, so they are read again then.
+    unscoped: Vec<jetstream::Message>,
+}
+
+impl<A: Applier> Holding<A> {
+    fn new(steps: Steps<A>, shutdown: CancellationToken, max_held: usize) -> Self {
+        let concurrency = steps.settings.concurrency.max(1);
+        Self {
+            shared: Arc::new(Shared {
+                steps,
+                shutdown,
+                finished: tokio::sync::broadcast::channel(max_held.max(16)).0,
+            }),
+            max_held,
+            concurrency,
+            order: Order::default(),
+            running: JoinSet::new(),
+            scoping: None,
+            finished_meanwhile: Vec::new(),
+            unscoped: Vec::new(),
+        }
+    }
+
+    /// Starts applying the messages that may be applied now, up to the concurrency.
+    fn start_ready(&mut self) {
+        while self.running.len() < self.concurrency {
+            let Some((sequence, held)) = self.order.next_ready() else {
                 break;
             };
             let (delivered, message) = (held.delivered.clone(), held.message.clone());
-            let shared = shared.clone();
-            running.spawn(async move {
+            let shared = self.shared.clone();
+            self.running.spawn(async move {
                 handle(sequence, delivered, &message, &shared).await;
                 sequence
             });
         }
-        let may_admit = scoping.is_none() && order.admits();
-        if may_admit && !unscoped.is_empty() {
-            let batch = std::mem::take(&mut unscoped);
-            scoping = Some(scope_all(batch, shared.clone()));
-            continue;
+    }
+
+    /// Whether newly delivered messages may be admitted now.
+    fn may_admit(&self) -> bool {
+        self.scoping.is_none() && self.order.admits()
+    }
+
+    /// Reads the scopes of the messages held back as unscoped again, if they may be admitted
+    /// now; whether it did.
+    fn rescope_unscoped(&mut self) -> bool {
+        if !self.may_admit() || self.unscoped.is_empty() {
+            return false;
         }
-        let room = max_held.saturating_sub(order.len() + unscoped.len());
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break Ok(()),
-            Some(finished) = running.join_next() => match finished {
-                Ok(sequence) if scoping.is_some() => {
-                    let _ = shared.finished.send(sequence);
-                    finished_meanwhile.push(sequence);
-                }
-                Ok(sequence) => {
-                    let _ = shared.finished.send(sequence);
-                    order.finish(sequence);
-                }
-                Err(e) => break Err(ConsumeError::ApplyTask(e.to_string())),
-            },
-            scoped = async {
-                match scoping.as_mut() {
-                    Some(scoping) => scoping.await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                scoping = None;
-                admit(scoped, &mut order, &mut unscoped);
-                for sequence in finished_meanwhile.drain(..) {
-                    order.finish(sequence);
-                }
-            },
-            next = messages.next(&shutdown), if may_admit && room > 0 => {
-                match next {
-                    Some(first) => {
-                        // With whatever else has arrived already.
-                        let mut batch = vec![first];
-                        while batch.len() < room {
-                            match messages.next(&shutdown).now_or_never() {
-                                Some(Some(delivered)) => batch.push(delivered),
-                                _ => break,
-                            }
-                        }
-                        scoping = Some(scope_all(batch, shared.clone()));
-                    }
-                    None => break Ok(()),
-                }
-            },
-            _ = progress.tick() => {
-                // Held messages not started yet; those being applied report their own.
-                let waiting = order.waiting().map(|held| &held.delivered).chain(&unscoped);
-                for delivered in waiting {
-                    if let Err(e) = delivered.ack_with(AckKind::Progress).await {
-                        tracing::debug!(error = %e, "Cannot report progress to JetStream.");
-                    }
-                }
-            }
+        let batch = std::mem::take(&mut self.unscoped);
+        self.scope(batch);
+        true
+    }
+
+    /// How many more messages may be held.
+    fn room(&self) -> usize {
+        self.max_held
+            .saturating_sub(self.order.len() + self.unscoped.len())
+    }
+
+    fn scope(&mut self, batch: Vec<jetstream::Message>) {
+        self.scoping = Some(scope_all(batch, self.shared.clone()));
+    }
+
+    /// The apply of `sequence` finished.
+    fn finish(&mut self, sequence: u64) {
+        let _ = self.shared.finished.send(sequence);
+        if self.scoping.is_some() {
+            self.finished_meanwhile.push(sequence);
+        } else {
+            self.order.finish(sequence);
         }
-    };
-    // Let started applies finish (a message waiting for its retry is handed back).
-    while running.join_next().await.is_some() {}
-    order.drain_waiting();
-    result
+    }
+
+    fn admit_scoped(&mut self, scoped: Vec<(u64, Scope, Held)>) {
+        self.scoping = None;
+        admit(scoped, &mut self.order, &mut self.unscoped);
+        for sequence in self.finished_meanwhile.drain(..) {
+            self.order.finish(sequence);
+        }
+    }
+}
+
+/// Reports the held messages not started yet as in progress; those being applied report their
+/// own.
+async fn report_progress(order: &Order<Held>, unscoped: &[jetstream::Message]) {
+    let waiting = order.waiting().map(|held| &held.delivered).chain(unscoped);
+    for delivered in waiting {
+        if let Err(e) = delivered.ack_with(AckKind::Progress).await {
+            tracing::debug!(error = %e, "Cannot report progress to JetStream.");
+        }
+    }
+}
+
+/// The scopes being read, once read; never without any.
+async fn scoped(scoping: &mut Option<Scoping>) -> Vec<(u64, Scope, Held)> {
+    match scoping.as_mut() {
+        Some(scoping) => scoping.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Messages being given their scopes: sequence, scope, message.
@@ -225,10 +299,10 @@ fn scope_all<A: Applier>(batch: Vec<jetstream::Message>, shared: Arc<Shared<A>>)
             async move {
                 let sequence = delivered.info().map(|i| i.stream_sequence).unwrap_or(0);
                 let message = decode(&delivered, sequence).await?;
-                let scope = if shared.settings.concurrency <= 1 {
+                let scope = if shared.steps.settings.concurrency <= 1 {
                     Scope::Everything
                 } else {
-                    shared.applier.scope(&message).await
+                    shared.steps.applier.scope(&message).await
                 };
                 let message = Arc::new(message);
                 Some((sequence, scope, Held { delivered, message }))
@@ -288,19 +362,17 @@ async fn handle<A: Applier>(
     message: &ProvisioningMessage,
     shared: &Shared<A>,
 ) {
-    let Shared {
+    let Steps {
         applier,
+        on_applied,
         settings,
         status,
-        retry_now,
-        shutdown,
-        finished,
-    } = shared;
-    let progress_every = settings.progress_every();
+        ..
+    } = &shared.steps;
     let mut attempts = 0u64;
     let mut blocked_since = None;
     loop {
-        if !source_file_exists(message, settings) {
+        if !on_applied.still_wanted(message) {
             events::MessageSkipped { message }.emit();
             acknowledge(&delivered).await;
             status.clear_blocked(sequence);
@@ -308,16 +380,12 @@ async fn handle<A: Applier>(
         }
         attempts += 1;
         // Before the attempt, so that a change finishing while it fails is not missed.
-        let finished_since = finished.subscribe();
+        let finished_since = shared.finished.subscribe();
         let started = std::time::Instant::now();
-        let result = with_progress(&delivered, progress_every, applier.apply(message)).await;
-        match result {
+        let work = applier.apply(message);
+        match with_progress(&delivered, settings.progress_every(), work).await {
             Ok(outcome) => {
-                if let Some(file) = message.source_file() {
-                    if let Err(error) = crate::done::delete_applied(&settings.listener_dir, file) {
-                        events::FileDeleteError { error: &error }.emit();
-                    }
-                }
+                on_applied.applied(message);
                 acknowledge(&delivered).await;
                 status.clear_blocked(sequence);
                 let ignored = match &outcome {
@@ -334,44 +402,81 @@ async fn handle<A: Applier>(
                 return;
             }
             Err(error) => {
-                events::MessageApplyError {
-                    message,
+                let since = *blocked_since.get_or_insert_with(Utc::now);
+                let failed = Failed {
+                    sequence,
                     error: &error,
                     attempts,
-                    retry_in: settings.retry_delay,
-                }
-                .emit();
-                let since = *blocked_since.get_or_insert_with(Utc::now);
-                status.set_blocked(
-                    sequence,
-                    Blocked {
-                        file: message.source_file().map(str::to_owned),
-                        object_type: message.topic.clone(),
-                        dn: message.dn.clone(),
-                        entry_uuid: message.object_id.clone(),
-                        error: error.message.clone(),
-                        error_kind: match error.kind {
-                            ApplyErrorKind::Transient => "transient".into(),
-                            ApplyErrorKind::Rejected => "rejected".into(),
-                        },
-                        since,
-                        attempts,
-                    },
-                );
-                let wait = tokio::time::sleep(settings.retry_delay);
-                let freed = earlier_finished(finished_since, sequence, error.name_taken);
-                let waited = tokio::select! {
-                    () = shutdown.cancelled() => false,
-                    () = retry_now.notified() => true,
-                    () = freed => true,
-                    () = with_progress(&delivered, progress_every, wait) => true,
+                    since,
                 };
-                if !waited {
+                if !failed
+                    .wait_for_retry(&delivered, message, finished_since, shared)
+                    .await
+                {
                     // Redeliver it first at the next start instead of after the ack wait.
                     let _ = delivered.ack_with(AckKind::Nak(None)).await;
                     return;
                 }
             }
+        }
+    }
+}
+
+/// A failed attempt at a message.
+struct Failed<'a> {
+    sequence: u64,
+    error: &'a ApplyError,
+    attempts: u64,
+    /// The first failure in a row.
+    since: DateTime<Utc>,
+}
+
+impl Failed<'_> {
+    /// Reports the failure and waits for the next attempt: the retry delay, an admin's "retry
+    /// now", or (a name still taken) an earlier change finishing. `false` on shutdown.
+    async fn wait_for_retry<A>(
+        &self,
+        delivered: &jetstream::Message,
+        message: &ProvisioningMessage,
+        finished_since: tokio::sync::broadcast::Receiver<u64>,
+        shared: &Shared<A>,
+    ) -> bool {
+        let settings = &shared.steps.settings;
+        events::MessageApplyError {
+            message,
+            error: self.error,
+            attempts: self.attempts,
+            retry_in: settings.retry_delay,
+        }
+        .emit();
+        shared
+            .steps
+            .status
+            .set_blocked(self.sequence, self.blocked(message));
+        let wait = tokio::time::sleep(settings.retry_delay);
+        let freed = earlier_finished(finished_since, self.sequence, self.error.name_taken);
+        tokio::select! {
+            () = shared.shutdown.cancelled() => false,
+            () = shared.steps.retry_now.notified() => true,
+            () = freed => true,
+            () = with_progress(delivered, settings.progress_every(), wait) => true,
+        }
+    }
+
+    /// What the status shows about the blocked message.
+    fn blocked(&self, message: &ProvisioningMessage) -> Blocked {
+        Blocked {
+            file: message.source_file().map(str::to_owned),
+            object_type: message.topic.clone(),
+            dn: message.dn.clone(),
+            entry_uuid: message.object_id.clone(),
+            error: self.error.message.clone(),
+            error_kind: match self.error.kind {
+                ApplyErrorKind::Transient => "transient".into(),
+                ApplyErrorKind::Rejected => "rejected".into(),
+            },
+            since: self.since,
+            attempts: self.attempts,
         }
     }
 }
@@ -432,14 +537,6 @@ async fn with_progress<T>(
 async fn acknowledge(delivered: &jetstream::Message) {
     if let Err(e) = delivered.ack().await {
         tracing::warn!(error = %e, "Cannot acknowledge a change; it may be delivered again and will then be skipped.");
-    }
-}
-
-fn source_file_exists(message: &ProvisioningMessage, settings: &ConsumeSettings) -> bool {
-    match message.source_file() {
-        // symlink_metadata: a file that is there counts, whatever it points to.
-        Some(file) => std::fs::symlink_metadata(settings.listener_dir.join(file)).is_ok(),
-        None => true,
     }
 }
 

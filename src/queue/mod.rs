@@ -1,5 +1,7 @@
 //! ③ The durable queues on NATS JetStream: stream and consumer layout, publishing, the ordered
-//! consumer, key-value buckets, and the embedded `nats-server` used when no URL is configured.
+//! consumer (its next step, deleting the file, is given to it: [`consume::OnApplied`]), a look
+//! into a subscriber's queue for provisioning ([`peek`]), key-value buckets, and the embedded
+//! `nats-server` used when no URL is configured.
 //!
 //! Layout (documented in `docs/provisioning.md`):
 //! - the **incoming** stream `PROVISIONING` on `provisioning.<realm>.<topic>`: publishers write
@@ -10,8 +12,8 @@
 //!   that subscriber's dispatcher with the messages matching its subscription (redacted for it),
 //!   read by the subscriber's own durable consumer `<name>`: explicit acks, `max_ack_pending` =
 //!   the messages the subscriber holds at once (256 for OX; the subscriber itself keeps the order
-//!   its ordering keys demand, `queue::order`), no `max_deliver` (never skips on its own). Work-queue retention, bounded,
-//!   discard new: a full queue holds its dispatcher back, and only it.
+//!   its ordering keys demand, [`order`]), no `max_deliver` (never skips on its own). Work-queue
+//!   retention, bounded, discard new: a full queue holds its dispatcher back, and only it.
 //! - every stream has a duplicate window for `Nats-Msg-Id`, so a re-publish is not stored twice.
 
 pub mod consume;
@@ -19,6 +21,7 @@ pub mod embedded;
 pub mod kv;
 pub mod order;
 pub mod pause;
+pub mod peek;
 pub mod publish;
 pub mod storage;
 
@@ -43,11 +46,21 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// that comes back from a SIGKILL without a consumer waiting for a message it lost, came in 2.11.
 pub const MINIMUM_SERVER_VERSION: (u64, u64, u64) = (2, 11, 0);
 
+/// A nats-server older than [`MINIMUM_SERVER_VERSION`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "nats-server {version} is too old: ox-connector needs {minimum} or newer (scripts/setup \
+     installs a current one; the Docker image ships one)"
+)]
+pub struct ServerTooOld {
+    pub version: String,
+    pub minimum: String,
+}
+
 /// Refuses a nats-server older than [`MINIMUM_SERVER_VERSION`] (`version` as its INFO gives it,
 /// e.g. `2.15.1` or `2.12.0-beta.1`).
-pub fn check_server_version(version: &str) -> Result<(), String> {
+pub fn check_server_version(version: &str) -> Result<(), ServerTooOld> {
     let (major, minor, patch) = MINIMUM_SERVER_VERSION;
-    let minimum = format!("{major}.{minor}.{patch}");
     let release = version.split(['-', '+']).next().unwrap_or_default();
     let numbers: Vec<u64> = release
         .split('.')
@@ -56,10 +69,10 @@ pub fn check_server_version(version: &str) -> Result<(), String> {
         .take(3)
         .collect();
     if (numbers[0], numbers[1], numbers[2]) < MINIMUM_SERVER_VERSION {
-        return Err(format!(
-            "nats-server {version} is too old: ox-connector needs {minimum} or newer (scripts/setup \
-             installs a current one; the Docker image ships one)"
-        ));
+        return Err(ServerTooOld {
+            version: version.to_owned(),
+            minimum: format!("{major}.{minor}.{patch}"),
+        });
     }
     Ok(())
 }
@@ -79,26 +92,36 @@ pub struct ConsumerTiming {
     pub ack_wait: Duration,
 }
 
+/// Why a stream or consumer could not be set up; the cause is the NATS error (or what is wrong
+/// with the stream found).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("cannot create or update the JetStream stream {stream}: {reason}")]
-    Stream { stream: String, reason: String },
-    #[error("cannot create or update the JetStream consumer {consumer}: {reason}")]
-    Consumer { consumer: String, reason: String },
+    #[error("cannot create or update the JetStream stream {stream}: {source}")]
+    Stream {
+        stream: String,
+        #[source]
+        source: async_nats::Error,
+    },
+    #[error("cannot create or update the JetStream consumer {consumer}: {source}")]
+    Consumer {
+        consumer: String,
+        #[source]
+        source: async_nats::Error,
+    },
 }
 
 impl SetupError {
-    fn stream(stream: &str, reason: impl std::fmt::Display) -> Self {
+    fn stream(stream: &str, source: impl Into<async_nats::Error>) -> Self {
         Self::Stream {
             stream: stream.to_owned(),
-            reason: reason.to_string(),
+            source: source.into(),
         }
     }
 
-    fn consumer(consumer: &str, reason: impl std::fmt::Display) -> Self {
+    fn consumer(consumer: &str, source: impl Into<async_nats::Error>) -> Self {
         Self::Consumer {
             consumer: consumer.to_owned(),
-            reason: reason.to_string(),
+            source: source.into(),
         }
     }
 }
@@ -429,7 +452,7 @@ pub struct Pulled {
 enum Request {
     None,
     /// Being sent.
-    Opening(tokio::task::JoinHandle<Result<consumer::pull::Batch, String>>),
+    Opening(tokio::task::JoinHandle<Result<consumer::pull::Batch, consumer::pull::BatchError>>),
     /// Sent; how many messages it has brought so far.
     Open(Box<consumer::pull::Batch>, usize),
 }
@@ -459,89 +482,142 @@ impl Pulled {
         &mut self,
         stop: &tokio_util::sync::CancellationToken,
     ) -> Option<jetstream::Message> {
-        use futures::StreamExt;
         loop {
             let connects = self.connection.epoch();
-            self.request = match std::mem::replace(&mut self.request, Request::None) {
-                // A restarted server has forgotten the request; one that did not restart may
-                // still answer it.
-                Request::Open(request, _) if connects != self.sent_on => {
-                    tracing::debug!("The NATS client reconnected; asking for messages again.");
-                    self.superseded.push_back(*request);
-                    Request::None
-                }
-                request => request,
-            };
-            match &mut self.request {
+            self.supersede_if_reconnected(connects);
+            let step = match &mut self.request {
                 Request::None => {
-                    let consumer = self.consumer.clone();
-                    let batch = self.batch;
-                    self.sent_on = connects;
-                    self.request = Request::Opening(tokio::spawn(async move {
-                        consumer
-                            .batch()
-                            .max_messages(batch)
-                            .expires(PULL_EXPIRES)
-                            .messages()
-                            .await
-                            .map_err(|e| e.to_string())
-                    }));
+                    self.send_request(connects);
+                    Step::Again
                 }
-                Request::Opening(opening) => {
-                    let opened = tokio::select! {
-                        biased;
-                        () = stop.cancelled() => return None,
-                        opened = opening => opened.map_err(|e| e.to_string()).and_then(|r| r),
-                    };
-                    match opened {
-                        Ok(request) => self.request = Request::Open(Box::new(request), 0),
-                        Err(e) => {
-                            self.request = Request::None;
-                            tracing::debug!(error = %e, "Cannot ask for the next message; retrying.");
-                            tokio::select! {
-                                () = stop.cancelled() => return None,
-                                () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                            }
-                        }
-                    }
-                }
-                Request::Open(request, received) => {
-                    let next = tokio::select! {
-                        biased;
-                        () = stop.cancelled() => return None,
-                        // The server answers them before the current request.
-                        old = next_of(&mut self.superseded) => match old {
-                            Ok(message) => return Some(message),
-                            Err(e) => {
-                                tracing::debug!(error = %e, "Problem with an earlier request.");
-                                continue;
-                            }
-                        },
-                        next = request.next() => next,
-                        // The request is superseded at the top of the loop.
-                        () = self.connection.reconnected_since(self.sent_on) => continue,
-                    };
-                    match next {
-                        Some(Ok(message)) => {
-                            *received += 1;
-                            if *received >= self.batch {
-                                // The request is answered in full.
-                                self.request = Request::None;
-                            }
-                            return Some(message);
-                        }
-                        Some(Err(e)) => {
-                            tracing::debug!(error = %e, "Problem while waiting for the next message.");
-                            self.request = Request::None;
-                        }
-                        // Timed out (no message for a while, or the request was lost): ask
-                        // again.
-                        None => self.request = Request::None,
-                    }
-                }
+                Request::Opening(_) => self.await_opening(stop).await,
+                Request::Open(..) => self.next_of_open(stop).await,
+            };
+            match step {
+                Step::Again => {}
+                Step::Stopped => return None,
+                Step::Message(message) => return Some(message),
             }
         }
     }
+
+    /// A restarted server has forgotten the open request; one that did not restart may still
+    /// answer it, so it is kept (and read first) until it ends.
+    fn supersede_if_reconnected(&mut self, connects: u64) {
+        if !matches!(self.request, Request::Open(..)) || connects == self.sent_on {
+            return;
+        }
+        if let Request::Open(request, _) = std::mem::replace(&mut self.request, Request::None) {
+            tracing::debug!("The NATS client reconnected; asking for messages again.");
+            self.superseded.push_back(*request);
+        }
+    }
+
+    /// Sends a request for the next batch, by a task of its own.
+    fn send_request(&mut self, connects: u64) {
+        let consumer = self.consumer.clone();
+        let batch = self.batch;
+        self.sent_on = connects;
+        self.request = Request::Opening(tokio::spawn(async move {
+            consumer
+                .batch()
+                .max_messages(batch)
+                .expires(PULL_EXPIRES)
+                .messages()
+                .await
+        }));
+    }
+
+    /// Waits for the request being sent; on failure, waits a moment before the next.
+    async fn await_opening(&mut self, stop: &tokio_util::sync::CancellationToken) -> Step {
+        let Request::Opening(opening) = &mut self.request else {
+            return Step::Again;
+        };
+        let opened = tokio::select! {
+            biased;
+            () = stop.cancelled() => return Step::Stopped,
+            opened = opening => match opened {
+                Ok(Ok(request)) => Ok(request),
+                Ok(Err(e)) => Err(PullError::Request(e)),
+                Err(e) => Err(PullError::Task(e)),
+            },
+        };
+        match opened {
+            Ok(request) => self.request = Request::Open(Box::new(request), 0),
+            Err(e) => {
+                self.request = Request::None;
+                tracing::debug!(
+                    error = %crate::telemetry::Chain(&e),
+                    "Cannot ask for the next message; retrying."
+                );
+                tokio::select! {
+                    () = stop.cancelled() => return Step::Stopped,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+        Step::Again
+    }
+
+    /// The next message of the open request (or of a superseded one, which the server answers
+    /// first).
+    async fn next_of_open(&mut self, stop: &tokio_util::sync::CancellationToken) -> Step {
+        use futures::StreamExt;
+        let Request::Open(request, received) = &mut self.request else {
+            return Step::Again;
+        };
+        let next = tokio::select! {
+            biased;
+            () = stop.cancelled() => return Step::Stopped,
+            old = next_of(&mut self.superseded) => match old {
+                Ok(message) => return Step::Message(message),
+                Err(e) => {
+                    tracing::debug!(error = %e, "Problem with an earlier request.");
+                    return Step::Again;
+                }
+            },
+            next = request.next() => next,
+            // The request is superseded at the top of the loop.
+            () = self.connection.reconnected_since(self.sent_on) => return Step::Again,
+        };
+        match next {
+            Some(Ok(message)) => {
+                *received += 1;
+                if *received >= self.batch {
+                    // The request is answered in full.
+                    self.request = Request::None;
+                }
+                Step::Message(message)
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "Problem while waiting for the next message.");
+                self.request = Request::None;
+                Step::Again
+            }
+            // Timed out (no message for a while, or the request was lost): ask again.
+            None => {
+                self.request = Request::None;
+                Step::Again
+            }
+        }
+    }
+}
+
+/// What one turn of [`Pulled::next`] came to.
+#[allow(clippy::large_enum_variant)] // Returned at once, never stored: boxing would only cost.
+enum Step {
+    Again,
+    Stopped,
+    Message(jetstream::Message),
+}
+
+/// Why a request for messages could not be made.
+#[derive(Debug, thiserror::Error)]
+enum PullError {
+    #[error("cannot ask the consumer for messages: {0}")]
+    Request(#[source] consumer::pull::BatchError),
+    #[error("the task asking for messages failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// The next message of the first of `requests` that has one, dropping those that have ended;
@@ -631,7 +707,7 @@ mod tests {
 
     #[test]
     fn servers_older_than_the_minimum_are_refused_naming_both_versions() {
-        let err = check_server_version("2.9.10").unwrap_err();
+        let err = check_server_version("2.9.10").unwrap_err().to_string();
         assert!(err.contains("2.9.10") && err.contains("2.11.0"), "{err}");
         assert!(check_server_version("2.10.22").is_err());
         assert!(check_server_version("2.11.0").is_ok());

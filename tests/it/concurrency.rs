@@ -343,7 +343,7 @@ async fn a_change_refused_for_a_taken_name_is_retried_as_soon_as_an_earlier_chan
     let freed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let daemon = Daemon::start_with(
         settings,
-        move |_| async move { Ok(HeldName { freed }) },
+        move |_| async move { Ok::<_, std::convert::Infallible>(HeldName { freed }) },
         token.clone(),
     )
     .await

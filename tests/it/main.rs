@@ -1,5 +1,7 @@
 //! Integration tests: one test binary (faster to build), a real nats-server per test.
 
+#![allow(clippy::unwrap_used)] // Test helpers too: a panic is the failure report.
+
 mod admin;
 mod admin_experience;
 mod appcenter_files;
@@ -7,6 +9,7 @@ mod architecture;
 mod bad_input;
 mod cluster;
 mod concurrency;
+mod consume;
 mod daemon_binary;
 mod differential;
 mod disk_full;

@@ -64,7 +64,7 @@ impl<T: SoapObject> Answer for Vec<T> {
 }
 
 fn decode_error(operation: &str, e: DecodeError) -> OxError {
-    OxError::new(OxErrorKind::Decode, operation, e.to_string())
+    OxError::new(OxErrorKind::Decode, operation, e.to_string()).with_boxed_source(Some(Box::new(e)))
 }
 
 fn present<'a>(operation: &str, wrapper: &'a Option<Element>) -> Result<&'a Element, OxError> {

@@ -1,6 +1,6 @@
-//! `OxClient`: one keep-alive `reqwest` client, the normalised server URL, the master
-//! credentials, and the generic call (write the request, POST the envelope, sort the answer
-//! into result or [`OxError`]). The per-service methods live in the sibling `*_service`
+//! `OxClient`: the [`Transport`] (by default one keep-alive `reqwest` client), the normalised
+//! server URL, the master credentials, and the generic call (write the request, post the
+//! envelope, sort the answer into result or [`OxError`]). The per-service methods live in the sibling `*_service`
 //! modules; each is one [`OxClient::invoke`] with the operation's children.
 
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use reqwest::Url;
 use super::answer::Answer;
 use super::envelope::{read_response, redact_passwords, Request, Service};
 use super::error::{OxError, OxErrorKind};
+use super::transport::{HttpTransport, Post, Transport, TransportError, TransportErrorKind};
 use super::types::Credentials;
 use crate::ox::limit::Limiter;
 
@@ -28,7 +29,7 @@ pub struct OxClient {
 
 #[derive(Debug)]
 struct Inner {
-    http: reqwest::Client,
+    transport: Arc<dyn Transport>,
     /// Normalised base URL without trailing slash, e.g. `https://ox.example.org`.
     base: String,
     master: Master,
@@ -64,6 +65,8 @@ pub struct OxClientBuilder {
     log_envelopes: bool,
     max_response_bytes: usize,
     limiter: Option<Limiter>,
+    /// `None`: an [`HttpTransport`] with the timeouts above.
+    transport: Option<Arc<dyn Transport>>,
 }
 
 impl OxClient {
@@ -78,6 +81,7 @@ impl OxClient {
             log_envelopes: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             limiter: None,
+            transport: None,
         }
     }
 
@@ -144,22 +148,20 @@ impl OxClient {
             None => None,
         };
         let started = Instant::now();
-        let exchanged = async {
-            let response = self
-                .inner
-                .http
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=UTF-8")
-                .header("SOAPAction", format!("\"urn:{op}\""))
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| classify_reqwest_error(&operation, e))?;
-            let status = response.status().as_u16();
-            let bytes = read_body(&operation, response, self.inner.max_response_bytes).await?;
-            Ok::<_, OxError>((status, bytes))
-        }
-        .await;
+        let soap_action = format!("\"urn:{op}\"");
+        let post = Post {
+            url: &url,
+            soap_action: &soap_action,
+            envelope: body,
+            max_response_bytes: self.inner.max_response_bytes,
+        };
+        let exchanged = self
+            .inner
+            .transport
+            .post(post)
+            .await
+            .map(|answered| (answered.status, answered.body))
+            .map_err(|e| transport_error(&operation, e));
         let result = exchanged.and_then(|(status, bytes)| {
             if self.inner.log_envelopes && tracing::enabled!(tracing::Level::DEBUG) {
                 let text = String::from_utf8_lossy(&bytes);
@@ -232,20 +234,25 @@ impl OxClientBuilder {
         self
     }
 
+    /// Posts the envelopes through `transport` instead of HTTP (the timeouts then do not
+    /// apply: they are the HTTP transport's).
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
     pub fn build(self) -> Result<OxClient, OxError> {
         let base = normalize_server_url(&self.server)?;
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(50))
-            .build()
-            .map_err(|e| {
-                OxError::new(OxErrorKind::Config, "", "cannot build the HTTP client").with_source(e)
-            })?;
+        let transport = match self.transport {
+            Some(transport) => transport,
+            None => Arc::new(
+                HttpTransport::new(self.timeout, self.connect_timeout)
+                    .map_err(|e| transport_error("", e))?,
+            ),
+        };
         Ok(OxClient {
             inner: Arc::new(Inner {
-                http,
+                transport,
                 base,
                 master: self.master,
                 log_envelopes: self.log_envelopes,
@@ -297,40 +304,6 @@ pub fn normalize_server_url(server: &str) -> Result<String, OxError> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
-/// Reads the answer's body, refusing one longer than `limit` bytes as soon as that is known
-/// (from `Content-Length`, or while reading), so a hostile or broken server cannot make the
-/// client buffer an unbounded answer. A body that trickles in is cut off by the call timeout.
-async fn read_body(
-    operation: &str,
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, OxError> {
-    let too_large = |size: String| {
-        OxError::new(
-            OxErrorKind::Decode,
-            operation,
-            format!("the answer is {size} bytes, more than the limit of {limit} bytes"),
-        )
-    };
-    if let Some(length) = response.content_length() {
-        if length > limit as u64 {
-            return Err(too_large(length.to_string()));
-        }
-    }
-    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| classify_reqwest_error(operation, e))?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(format!("more than {}", body.len() + chunk.len())));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// Refuses a request with a character XML 1.0 forbids in a field that must not change
 /// silently, and warns about descriptive fields it was dropped from (`xml_chars`).
 fn check_characters(operation: &str, request: &Request) -> Result<(), OxError> {
@@ -350,19 +323,17 @@ fn check_characters(operation: &str, request: &Request) -> Result<(), OxError> {
     Ok(())
 }
 
-/// Sorts reqwest errors into connect / timeout / transport (as onvif-rs does).
-fn classify_reqwest_error(operation: &str, error: reqwest::Error) -> OxError {
-    let kind = if error.is_timeout() {
-        OxErrorKind::Timeout
-    } else if error.is_connect() {
-        OxErrorKind::Connect
-    } else if error.is_builder() {
-        OxErrorKind::Config
-    } else {
-        OxErrorKind::Transport
+/// The [`OxError`] of a failed exchange, keeping its cause chain.
+fn transport_error(operation: &str, error: TransportError) -> OxError {
+    let kind = match error.kind {
+        TransportErrorKind::Connect => OxErrorKind::Connect,
+        TransportErrorKind::Timeout => OxErrorKind::Timeout,
+        TransportErrorKind::Broken => OxErrorKind::Transport,
+        TransportErrorKind::Config => OxErrorKind::Config,
+        TransportErrorKind::TooLarge => OxErrorKind::Decode,
     };
-    let detail = cause_chain(&error);
-    OxError::new(kind, operation, detail).with_source(error)
+    let TransportError { detail, source, .. } = error;
+    OxError::new(kind, operation, detail).with_boxed_source(source)
 }
 
 /// `error` and its `source()`s joined with ": ", each level once: reqwest's own text ("error
@@ -386,7 +357,183 @@ pub(crate) fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::super::transport::{Answered, Posting};
+    use super::super::{FaultKind, User};
     use super::*;
+
+    /// Answers every post with the next of its scripted answers and records what was posted.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        answers: Mutex<VecDeque<Result<Answered, TransportError>>>,
+        /// URL, SOAPAction and envelope of each post.
+        posted: Mutex<Vec<(String, String, String)>>,
+    }
+
+    impl Transport for Scripted {
+        fn post<'a>(&'a self, post: Post<'a>) -> Posting<'a> {
+            self.posted.lock().unwrap().push((
+                post.url.to_owned(),
+                post.soap_action.to_owned(),
+                post.envelope,
+            ));
+            let next = self.answers.lock().unwrap().pop_front();
+            Box::pin(async move { next.expect("a scripted answer for every post") })
+        }
+    }
+
+    fn client(answers: Vec<Result<Answered, TransportError>>) -> (OxClient, Arc<Scripted>) {
+        let transport = Arc::new(Scripted {
+            answers: Mutex::new(answers.into()),
+            ..Scripted::default()
+        });
+        let client = OxClient::builder("https://ox.example.org/webservices/")
+            .transport(transport.clone())
+            .build()
+            .unwrap();
+        (client, transport)
+    }
+
+    fn answer(status: u16, body: &str) -> Result<Answered, TransportError> {
+        Ok(Answered {
+            status,
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    fn envelope(body: &str) -> String {
+        format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>{body}</s:Body></s:Envelope>"#
+        )
+    }
+
+    const NO_SUCH_USER: &str = r#"<s:Fault><faultcode>s:Server</faultcode><faultstring>No such user jdoe in context 10; exceptionId 1170523631-7</faultstring><detail><NoSuchUserException xmlns="http://soap.admin.openexchange.com"/></detail></s:Fault>"#;
+
+    async fn get_user(ox: &OxClient) -> Result<User, OxError> {
+        let admin = Credentials::new("oxadmin", "ctx-secret");
+        ox.get_user(10, &User::with_name("jdoe"), &admin).await
+    }
+
+    #[tokio::test]
+    async fn a_fault_answer_becomes_a_typed_fault_of_the_posted_operation() {
+        let (ox, transport) = client(vec![answer(500, &envelope(NO_SUCH_USER))]);
+        let error = get_user(&ox).await.unwrap_err();
+        assert_eq!(error.kind(), OxErrorKind::Fault(FaultKind::NoSuchUser));
+        assert!(error.is_not_found());
+        assert!(
+            !error.is_retryable(),
+            "a missing user does not come back by waiting"
+        );
+        assert_eq!(error.operation(), "OXUserService.getData");
+        assert_eq!(error.fault_text(), Some("No such user jdoe in context 10"));
+        let fault = error.fault().unwrap();
+        assert_eq!(fault.exception_id.as_deref(), Some("1170523631-7"));
+        let posted = transport.posted.lock().unwrap();
+        let (url, action, envelope) = &posted[0];
+        assert_eq!(url, "https://ox.example.org/webservices/OXUserService");
+        assert_eq!(action, "\"urn:getData\"");
+        assert!(envelope.contains("jdoe") && envelope.contains("ctx-secret"));
+    }
+
+    #[tokio::test]
+    async fn transport_failures_keep_their_kind_and_their_causes() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused by peer");
+        let cases = vec![
+            (
+                Err(TransportError::caused_by(
+                    TransportErrorKind::Connect,
+                    refused,
+                )),
+                OxErrorKind::Connect,
+                true,
+            ),
+            (
+                Err(TransportError::new(
+                    TransportErrorKind::Timeout,
+                    "timed out",
+                )),
+                OxErrorKind::Timeout,
+                true,
+            ),
+            (
+                Err(TransportError::new(TransportErrorKind::Broken, "reset")),
+                OxErrorKind::Transport,
+                true,
+            ),
+            (
+                Err(TransportError::new(
+                    TransportErrorKind::TooLarge,
+                    "too large",
+                )),
+                OxErrorKind::Decode,
+                false,
+            ),
+            (
+                answer(503, "<html>busy</html>"),
+                OxErrorKind::Http(503),
+                true,
+            ),
+            (answer(429, ""), OxErrorKind::Http(429), true),
+            (
+                answer(404, "<html>no</html>"),
+                OxErrorKind::Http(404),
+                false,
+            ),
+            (
+                answer(200, "<html>login</html>"),
+                OxErrorKind::NotSoap,
+                false,
+            ),
+            (answer(200, &envelope("")), OxErrorKind::Decode, false),
+        ];
+        for (answered, kind, retryable) in cases {
+            let (ox, _) = client(vec![answered]);
+            let error = get_user(&ox).await.unwrap_err();
+            assert_eq!(error.kind(), kind, "{error}");
+            assert_eq!(error.is_retryable(), retryable, "{error}");
+            if kind == OxErrorKind::Connect {
+                // Issue 17: the transport's causes reach the logs and the status.
+                let chain = crate::telemetry::error_chain(&error);
+                assert!(chain.contains("refused by peer"), "{chain}");
+                assert!(std::error::Error::source(&error).is_some());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_storage_fault_is_retryable_and_the_next_attempt_succeeds() {
+        let storage = r#"<s:Fault><faultcode>s:Server</faultcode><faultstring>Database down</faultstring><detail><StorageException xmlns="http://soap.admin.openexchange.com"/></detail></s:Fault>"#;
+        let exists = r#"<ns:existsResponse xmlns:ns="http://soap.admin.openexchange.com"><ns:return>true</ns:return></ns:existsResponse>"#;
+        let (ox, transport) = client(vec![
+            answer(500, &envelope(storage)),
+            answer(200, &envelope(exists)),
+        ]);
+        let admin = Credentials::new("oxadmin", "ctx-secret");
+        let user = User::with_name("jdoe");
+        let error = ox.user_exists(10, &user, &admin).await.unwrap_err();
+        assert_eq!(error.kind(), OxErrorKind::Fault(FaultKind::Storage));
+        assert!(error.is_retryable());
+        assert!(ox.user_exists(10, &user, &admin).await.unwrap());
+        assert_eq!(
+            transport.posted.lock().unwrap().len(),
+            2,
+            "no retry of its own"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_character_is_refused_without_posting() {
+        let (ox, transport) = client(vec![]);
+        let admin = Credentials::new("oxadmin", "ctx-secret");
+        let error = ox
+            .get_user(10, &User::with_name("j\u{1}doe"), &admin)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), OxErrorKind::InvalidValue);
+        assert!(transport.posted.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn server_urls_are_normalised_like_the_original_connector() {

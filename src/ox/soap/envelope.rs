@@ -137,7 +137,8 @@ pub fn read_response(
             OxError::new(OxErrorKind::Http(status), operation, detail)
         }
     };
-    let root = xml::parse(body).map_err(|e| not_soap(e.to_string()))?;
+    let root = xml::parse(body)
+        .map_err(|e| not_soap(e.to_string()).with_boxed_source(Some(Box::new(e))))?;
     if !root.is(Ns::Soap, "Envelope") {
         return Err(not_soap(format!("root element is {:?}", root.name)));
     }

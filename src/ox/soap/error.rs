@@ -219,11 +219,11 @@ impl OxError {
         }
     }
 
-    pub(crate) fn with_source(
+    pub(crate) fn with_boxed_source(
         mut self,
-        source: impl std::error::Error + Send + Sync + 'static,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     ) -> OxError {
-        self.inner.source = Some(Box::new(source));
+        self.inner.source = source;
         self
     }
 

@@ -47,6 +47,7 @@ mod group_service;
 pub mod mail_address;
 mod resource_service;
 mod secondary_account_service;
+pub mod transport;
 pub mod types;
 mod user_service;
 pub mod xml;
@@ -55,6 +56,7 @@ pub mod xml_chars;
 pub use client::{normalize_server_url, OxClient, OxClientBuilder, DEFAULT_TIMEOUT};
 pub use envelope::Service;
 pub use error::{Fault, FaultKind, OxError, OxErrorKind};
+pub use transport::{Answered, HttpTransport, Post, Transport, TransportError, TransportErrorKind};
 pub use types::{
     Account, AccountDataOnCreate, Context, Credentials, Database, Group, IdOnly, Resource,
     SchemaSelectStrategy, StringMap, StringMapMap, User, UserModuleAccess,

@@ -140,10 +140,14 @@ pub enum XmlError {
     /// A character XML 1.0 forbids, in the text or by reference (Woodstox's wording).
     #[error("{0}")]
     IllegalChar(String),
+    /// quick-xml could not read the document (the error is the source).
     #[error("{0}")]
-    Syntax(String),
+    Syntax(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("document has no root element")]
     Empty,
+    /// Text or CDATA before or after the root element.
+    #[error("{0} outside the root element")]
+    OutsideRoot(String),
     #[error("a document type declaration is not allowed")]
     DocType,
     #[error("unknown entity reference &{0};")]
@@ -180,7 +184,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     loop {
         let (resolved, event) = reader
             .read_resolved_event()
-            .map_err(|e| XmlError::Syntax(e.to_string()))?;
+            .map_err(|e| XmlError::Syntax(e.into()))?;
         let namespace = match &event {
             Event::Start(_) | Event::Empty(_) => namespace_of(resolved)?,
             _ => (Ns::None, None),
@@ -213,15 +217,11 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 }
             }
             Event::Text(t) => {
-                let content = t
-                    .xml_content()
-                    .map_err(|e| XmlError::Syntax(e.to_string()))?;
+                let content = t.xml_content().map_err(|e| XmlError::Syntax(e.into()))?;
                 push_text(&mut stack, &content, "text")?;
             }
             Event::CData(c) => {
-                let content = c
-                    .xml_content()
-                    .map_err(|e| XmlError::Syntax(e.to_string()))?;
+                let content = c.xml_content().map_err(|e| XmlError::Syntax(e.into()))?;
                 push_text(&mut stack, &content, "CDATA")?;
             }
             Event::GeneralRef(r) => {
@@ -242,7 +242,7 @@ fn push_text(stack: &mut [Element], content: &str, what: &str) -> Result<(), Xml
     match stack.last_mut() {
         Some(top) => top.text.push_str(content),
         None if what == "text" && content.trim().is_empty() => {}
-        None => return Err(XmlError::Syntax(format!("{what} outside the root element"))),
+        None => return Err(XmlError::OutsideRoot(what.to_owned())),
     }
     Ok(())
 }
@@ -255,7 +255,7 @@ fn resolve_reference<'b>(
 ) -> Result<&'b str, XmlError> {
     let resolved_char = r
         .resolve_char_ref()
-        .map_err(|e| XmlError::Syntax(e.to_string()))?;
+        .map_err(|e| XmlError::Syntax(e.into()))?;
     match resolved_char {
         Some(c) if !is_xml_char(c) => Err(XmlError::IllegalChar(format!(
             "Illegal character entity: expansion character (code 0x{:x})",
@@ -263,7 +263,7 @@ fn resolve_reference<'b>(
         ))),
         Some(c) => Ok(c.encode_utf8(tmp)),
         None => {
-            let name = r.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+            let name = r.decode().map_err(|e| XmlError::Syntax(e.into()))?;
             resolve_predefined_entity(&name)
                 .ok_or_else(|| XmlError::UnknownEntity(name.into_owned()))
         }
@@ -296,7 +296,7 @@ fn open_element(
         ..Element::default()
     };
     for attr in start.attributes() {
-        let attr = attr.map_err(|e| XmlError::Syntax(e.to_string()))?;
+        let attr = attr.map_err(|e| XmlError::Syntax(e.into()))?;
         let (attr_ns, local) = reader.resolver().resolve_attribute(attr.key);
         let is_xsi =
             matches!(&attr_ns, ResolveResult::Bound(n) if n.as_ref() == uri::XSI.as_bytes());
@@ -310,7 +310,7 @@ fn open_element(
         }
         let value = attr
             .unescape_value()
-            .map_err(|e| XmlError::Syntax(e.to_string()))?;
+            .map_err(|e| XmlError::Syntax(e.into()))?;
         match local.as_ref() {
             b"nil" => element.nil = matches!(value.trim(), "true" | "1"),
             b"type" => {
