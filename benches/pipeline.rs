@@ -492,6 +492,13 @@ async fn ingest(n: usize) -> Value {
         .nats_pid()
         .map(|p| proc_kib(p, "VmHWM") as f64 / 1024.0)
         .unwrap_or(0.0);
+    // CPU time per file: a measure of the cost that other work on the machine disturbs less
+    // than the rate (it includes what the processes did after the last file, until now).
+    let ticks = clock_ticks_per_second();
+    let daemon_cpu_s = cpu_ticks(child.pid()) as f64 / ticks;
+    let nats_cpu_s = child
+        .nats_pid()
+        .map_or(0.0, |p| cpu_ticks(p) as f64 / ticks);
     let store_bytes = dir_size(&data.path().join("nats"));
     child.stop().await;
     ox.stop().await;
@@ -509,6 +516,8 @@ async fn ingest(n: usize) -> Value {
         "us_per_file": total.as_secs_f64() * 1e6 / n as f64,
         "daemon_peak_rss_mib": daemon_peak,
         "nats_peak_rss_mib": nats_peak,
+        "daemon_cpu_us_per_file": daemon_cpu_s * 1e6 / n as f64,
+        "nats_cpu_us_per_file": nats_cpu_s * 1e6 / n as f64,
         "jetstream_store_bytes": store_bytes,
     });
     eprintln!("ingest {n}: {result}");
