@@ -25,7 +25,8 @@
 //! Arguments (after `--`): any of `ingest e2e idle growth oop` to choose (default: all), `--quick`
 //! for small sizes (a smoke run), `--skip-0ms` / `--skip-5ms` to leave out one
 //! latency of `e2e`, `--concurrency N` for the concurrency compared with 1 and used by `growth`
-//! (default: 16, the daemon's default).
+//! (default: 16, the daemon's default), `--sizes 100000` (comma-separated) for the sizes of
+//! `growth` (and the one of `ingest`: the last).
 //!
 //! `RUST_LOG` (e.g. `RUST_LOG=info`) prints the log of the in-process daemon (`e2e`, `growth`)
 //! to stderr.
@@ -83,6 +84,15 @@ async fn main() {
             _ => panic!("--concurrency takes a number of at least 1, not {v:?}"),
         })
         .unwrap_or(DEFAULT_CONCURRENCY);
+    let chosen_sizes: Option<Vec<usize>> = take_value(&mut args, "--sizes").map(|v| {
+        v.split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("--sizes takes numbers, e.g. 100000")
+            })
+            .collect()
+    });
     let quick = args.iter().any(|a| a == "--quick");
     let chosen: BTreeSet<&str> = args
         .iter()
@@ -90,10 +100,10 @@ async fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let run = |name: &str| chosen.is_empty() || chosen.contains(name);
-    let sizes: &[usize] = if quick {
-        &[1_000, 5_000]
-    } else {
-        &[1_000, 10_000, 100_000]
+    let sizes: &[usize] = match &chosen_sizes {
+        Some(sizes) => sizes,
+        None if quick => &[1_000, 5_000],
+        None => &[1_000, 10_000, 100_000],
     };
     let e2e_size = if quick { 2_000 } else { 10_000 };
 
@@ -482,6 +492,13 @@ async fn ingest(n: usize) -> Value {
         .nats_pid()
         .map(|p| proc_kib(p, "VmHWM") as f64 / 1024.0)
         .unwrap_or(0.0);
+    // CPU time per file: a measure of the cost that other work on the machine disturbs less
+    // than the rate (it includes what the processes did after the last file, until now).
+    let ticks = clock_ticks_per_second();
+    let daemon_cpu_s = cpu_ticks(child.pid()) as f64 / ticks;
+    let nats_cpu_s = child
+        .nats_pid()
+        .map_or(0.0, |p| cpu_ticks(p) as f64 / ticks);
     let store_bytes = dir_size(&data.path().join("nats"));
     child.stop().await;
     ox.stop().await;
@@ -499,6 +516,8 @@ async fn ingest(n: usize) -> Value {
         "us_per_file": total.as_secs_f64() * 1e6 / n as f64,
         "daemon_peak_rss_mib": daemon_peak,
         "nats_peak_rss_mib": nats_peak,
+        "daemon_cpu_us_per_file": daemon_cpu_s * 1e6 / n as f64,
+        "nats_cpu_us_per_file": nats_cpu_s * 1e6 / n as f64,
         "jetstream_store_bytes": store_bytes,
     });
     eprintln!("ingest {n}: {result}");
@@ -808,6 +827,12 @@ async fn end_to_end(n: usize, latency_ms: u64, concurrency: usize) -> Value {
         }
     }
     let diff = workload.expected.diff(&ox.state());
+    // The embedded nats-server's peak (the daemon runs in this process: its own peak is the
+    // benchmark's, emulator included, and not reported).
+    let nats_peak = std::fs::read_to_string(data.path().join("nats/nats-server.pid"))
+        .ok()
+        .and_then(|pid| pid.trim().parse().ok())
+        .map_or(0.0, |pid| proc_kib(pid, "VmHWM") as f64 / 1024.0);
     token.cancel();
     daemon.wait().await.expect("the daemon stops");
     let jetstream_dir = dir_size(&data.path().join("nats"));
@@ -919,6 +944,7 @@ async fn end_to_end(n: usize, latency_ms: u64, concurrency: usize) -> Value {
         "state_store": store,
         "state_store_bytes": store_bytes,
         "jetstream_dir_bytes": jetstream_dir,
+        "nats_peak_rss_mib": nats_peak,
         "objects_in_ox": workload.expected.objects(),
         "files_left": left,
         "state_matches": diff.is_empty(),

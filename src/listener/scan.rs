@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Timelike, Utc};
 
@@ -91,12 +92,21 @@ pub fn is_listener_file_name(name: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedFile {
     pub name: ListenerFileName,
-    pub path: PathBuf,
+    /// The folder it is in, shared by every file of a listing (a path per file would cost a
+    /// 100,000-file backlog about 10 MB).
+    dir: Arc<Path>,
     /// A symbolic link is never followed: it is reported so that it can be quarantined.
     pub is_symlink: bool,
     /// What the entry is if it is neither a regular file nor a symbolic link (a named pipe,
     /// a socket, a device): reading it could block forever, so it is quarantined unread.
     pub special: Option<&'static str>,
+}
+
+impl QueuedFile {
+    /// Where the file is.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(self.name.as_str())
+    }
 }
 
 /// What a special file is, in words; `None` for regular files, links and folders.
@@ -116,7 +126,49 @@ fn special_kind(file_type: std::fs::FileType) -> Option<&'static str> {
 /// Lists the listener files directly in `dir`, sorted by name. Sub-folders (also ones named
 /// `*.json`), other names and `*.converting.tmp` files are not listener files and are left out.
 pub fn scan(dir: &Path) -> std::io::Result<Vec<QueuedFile>> {
+    scan_up_to(dir, None)
+}
+
+/// Like [`scan`], but only the files named up to `newest` (all of them without it).
+pub fn scan_up_to(
+    dir: &Path,
+    newest: Option<&ListenerFileName>,
+) -> std::io::Result<Vec<QueuedFile>> {
     let mut files = Vec::new();
+    let shared_dir: Arc<Path> = Arc::from(dir);
+    visit(dir, |name, entry| {
+        if newest.is_none_or(|newest| name <= *newest) {
+            let file_type = entry.file_type();
+            files.push(QueuedFile {
+                name,
+                dir: shared_dir.clone(),
+                is_symlink: file_type.is_symlink(),
+                special: special_kind(file_type),
+            });
+        }
+    })?;
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// The newest listener file name in `dir`, without keeping the listing: a 100,000-file backlog
+/// costs no memory for it.
+pub fn newest(dir: &Path) -> std::io::Result<Option<ListenerFileName>> {
+    let mut newest: Option<ListenerFileName> = None;
+    visit(dir, |name, _| {
+        if newest.as_ref().is_none_or(|n| name > *n) {
+            newest = Some(name);
+        }
+    })?;
+    Ok(newest)
+}
+
+/// Calls `found` for every entry of `dir` (depth 1, links not followed) that is not a folder and
+/// has a listener file name, in the order the file system lists them.
+fn visit(
+    dir: &Path,
+    mut found: impl FnMut(ListenerFileName, walkdir::DirEntry),
+) -> std::io::Result<()> {
     for entry in walkdir::WalkDir::new(dir)
         .min_depth(1)
         .max_depth(1)
@@ -129,22 +181,14 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<QueuedFile>> {
             // An entry that vanished while listing is simply gone.
             Err(_) => continue,
         };
-        let file_type = entry.file_type();
-        if file_type.is_dir() {
+        if entry.file_type().is_dir() {
             continue;
         }
-        let Some(name) = entry.file_name().to_str().and_then(ListenerFileName::new) else {
-            continue;
-        };
-        files.push(QueuedFile {
-            name,
-            path: entry.into_path(),
-            is_symlink: file_type.is_symlink(),
-            special: special_kind(file_type),
-        });
+        if let Some(name) = entry.file_name().to_str().and_then(ListenerFileName::new) {
+            found(name, entry);
+        }
     }
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(files)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -209,6 +253,36 @@ mod tests {
                 "2025-03-07-14-02-10-000001.json"
             ]
         );
+    }
+
+    #[test]
+    fn the_newest_name_and_a_listing_up_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(newest(dir.path()).unwrap(), None);
+        for name in [
+            "2025-03-07-14-02-10-000001.json",
+            "2025-03-07-14-02-09-381275.json",
+            "2025-03-07-14-02-11.json.converting.tmp",
+            "2025-03-07-14-02-12.json",
+        ] {
+            std::fs::write(dir.path().join(name), "{}").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("2025-03-07-14-02-13.json")).unwrap();
+        let newest_name = newest(dir.path()).unwrap().unwrap();
+        assert_eq!(newest_name.as_str(), "2025-03-07-14-02-12.json");
+        let up_to = ListenerFileName::new("2025-03-07-14-02-10-000001.json").unwrap();
+        let names = |files: Vec<QueuedFile>| -> Vec<String> {
+            files.into_iter().map(|f| f.name.to_string()).collect()
+        };
+        assert_eq!(
+            names(scan_up_to(dir.path(), Some(&up_to)).unwrap()),
+            [
+                "2025-03-07-14-02-09-381275.json",
+                "2025-03-07-14-02-10-000001.json"
+            ]
+        );
+        assert_eq!(scan(dir.path()).unwrap().len(), 3);
+        assert!(newest(&dir.path().join("missing")).is_err());
     }
 
     #[test]

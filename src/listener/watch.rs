@@ -26,14 +26,15 @@ use super::batch;
 use super::format::read_bounded;
 use super::quarantine::quarantine;
 use super::requeue;
-use super::scan::{scan, QueuedFile};
+use super::scan::{newest, scan_up_to, QueuedFile};
 use super::{ListenerFile, ListenerFileName};
 use crate::telemetry::events;
 
 /// How many bytes of a pass's new files are kept from reading them for sorting until they are
-/// parsed: a backlog of 10,000 ordinary files is read once, and a larger one costs no more
-/// memory than this.
-const READ_AHEAD: usize = 16 << 20;
+/// parsed: a backlog of 10,000 ordinary files (about 600 bytes each) is read once, and a larger
+/// one costs no more memory than this (16 MiB before: 8 MiB less at a 100,000-file backlog,
+/// docs/performance.md).
+const READ_AHEAD: usize = 8 << 20;
 
 /// Settings of the watcher.
 #[derive(Debug, Clone)]
@@ -149,14 +150,17 @@ fn watch_events(settings: &WatchSettings, wake: Arc<Notify>) -> Option<notify::R
 /// converter named before it (it writes them in name order): the second listing shows them all.
 /// Its files named after the first listing's newest wait for the next pass.
 fn scan_settled(dir: &std::path::Path) -> std::io::Result<Vec<QueuedFile>> {
-    let first = scan(dir)?;
-    let Some(newest) = first.last().map(|f| f.name.clone()) else {
-        return Ok(first);
+    // The first listing is only asked for its newest name: a large backlog is kept in memory
+    // once, not twice.
+    let Some(newest) = newest(dir)? else {
+        return Ok(Vec::new());
     };
-    let mut second = scan(dir)?;
-    second.retain(|f| f.name <= newest);
-    Ok(second)
+    scan_up_to(dir, Some(&newest))
 }
+
+/// A pass's new file: its rank in the batch, and its bytes if they were kept from reading it
+/// for its rank.
+type NewFile<'a> = (u8, &'a QueuedFile, Option<Vec<u8>>);
 
 #[derive(Default)]
 struct PassState {
@@ -179,6 +183,27 @@ impl PassState {
         sink: &mut S,
         shutdown: &CancellationToken,
     ) {
+        let Some(files) = self.list(settings) else {
+            return;
+        };
+        for (_, file, raw) in self.new_files(&files) {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let parsed = match parse(settings, file, raw) {
+                Some(parsed) => parsed,
+                // Gone since the listing (applied and deleted, or removed by an admin).
+                None => continue,
+            };
+            if !self.hand_on(settings, sink, file, parsed).await {
+                return;
+            }
+        }
+    }
+
+    /// The folder's files for this pass; forgets files that are gone. `None` when the folder
+    /// cannot be listed (reported once).
+    fn list(&mut self, settings: &WatchSettings) -> Option<Vec<QueuedFile>> {
         let files = match scan_settled(&settings.dir) {
             Ok(files) => {
                 self.scan_failed = false;
@@ -188,22 +213,26 @@ impl PassState {
                 if !std::mem::replace(&mut self.scan_failed, true) {
                     tracing::error!(dir = %settings.dir.display(), error = %e, "Cannot list the listener folder.");
                 }
-                return;
+                return None;
             }
         };
         let present: HashSet<&ListenerFileName> = files.iter().map(|f| &f.name).collect();
         self.handed_on.retain(|name| present.contains(name));
         self.failing.retain(|name, _| present.contains(name));
+        drop(present);
         self.adopt_moved_back(settings, &files);
+        Some(files)
+    }
 
-        // This pass's batch: the files not handed on yet, dependencies first (see `batch`). Each
-        // is read to learn its type; what was read is kept for parsing it, up to READ_AHEAD
-        // bytes in all (the rest is read again when its turn comes).
+    /// This pass's batch: the files not handed on yet, dependencies first (see `batch`). Each
+    /// is read to learn its type; what was read is kept for parsing it, up to READ_AHEAD bytes
+    /// in all (the rest is read again when its turn comes).
+    fn new_files<'a>(&self, files: &'a [QueuedFile]) -> Vec<NewFile<'a>> {
         let mut kept = 0;
-        let mut new_files: Vec<(u8, &QueuedFile, Option<Vec<u8>>)> = files
+        let mut new_files: Vec<NewFile<'a>> = files
             .iter()
             .filter(|file| !self.handed_on.contains(&file.name))
-            .map(|file| match read_bounded(&file.path) {
+            .map(|file| match read_bounded(&file.path()) {
                 Ok(raw) => {
                     let rank = self.ranks.rank_of(&raw);
                     let keep = kept + raw.len() <= READ_AHEAD;
@@ -216,74 +245,53 @@ impl PassState {
             .collect();
         new_files
             .sort_by(|(a_rank, a, _), (b_rank, b, _)| a_rank.cmp(b_rank).then(a.name.cmp(&b.name)));
+        new_files
+    }
 
-        for (_, file, raw) in new_files {
-            if shutdown.is_cancelled() {
-                return;
+    /// Gives `file` to the sink, or counts its failure (quarantined once the grace period is
+    /// over). Returns false when the pass must end: the sink takes nothing now, and no later
+    /// file may overtake this one.
+    async fn hand_on<S: Sink>(
+        &mut self,
+        settings: &WatchSettings,
+        sink: &mut S,
+        file: &QueuedFile,
+        parsed: Result<ListenerFile, String>,
+    ) -> bool {
+        let reason = match parsed {
+            Ok(parsed) => {
+                self.failing.remove(&file.name);
+                match sink.accept(parsed).await {
+                    Ok(()) => {
+                        self.handed_on.insert(file.name.clone());
+                    }
+                    // Keep the order: nothing after this file goes before it.
+                    Err(SinkError::Later { unstored, .. }) => {
+                        self.take_back(&unstored);
+                        return false;
+                    }
+                    Err(SinkError::Refused(reason)) => self.quarantine(settings, file, &reason),
+                }
+                return true;
             }
-            let parsed = if file.is_symlink {
-                Err(format!(
-                    "{}: is a symbolic link; listener files must be regular files",
-                    file.path.display()
-                ))
-            } else if let Some(kind) = file.special {
-                Err(format!(
-                    "{}: is {kind}; listener files must be regular files",
-                    file.path.display()
-                ))
-            } else {
-                let parsed = match raw {
-                    Some(raw) => {
-                        ListenerFile::parse(&file.path, file.name.as_str().to_owned(), raw)
-                    }
-                    None => ListenerFile::read(&file.path),
-                };
-                match parsed {
-                    Ok(mut parsed) => {
-                        parsed.requeue_generation =
-                            requeue::generation(&settings.dir, file.name.as_str());
-                        Ok(parsed)
-                    }
-                    Err(e) if e.is_not_found() => continue,
-                    Err(e) => Err(e.to_string()),
+            Err(reason) => reason,
+        };
+        let since = match self.failing.entry(file.name.clone()) {
+            Entry::Occupied(entry) => *entry.get(),
+            Entry::Vacant(entry) => {
+                events::FileParseFailed {
+                    file: file.name.as_str(),
+                    error: &reason,
+                    grace: settings.broken_grace,
                 }
-            };
-            match parsed {
-                Ok(parsed) => {
-                    self.failing.remove(&file.name);
-                    match sink.accept(parsed).await {
-                        Ok(()) => {
-                            self.handed_on.insert(file.name.clone());
-                        }
-                        // Keep the order: nothing after this file goes before it.
-                        Err(SinkError::Later { unstored, .. }) => {
-                            self.take_back(&unstored);
-                            return;
-                        }
-                        Err(SinkError::Refused(reason)) => {
-                            self.quarantine(settings, file, &reason);
-                        }
-                    }
-                }
-                Err(reason) => {
-                    let since = match self.failing.entry(file.name.clone()) {
-                        Entry::Occupied(entry) => *entry.get(),
-                        Entry::Vacant(entry) => {
-                            events::FileParseFailed {
-                                file: file.name.as_str(),
-                                error: &reason,
-                                grace: settings.broken_grace,
-                            }
-                            .emit();
-                            *entry.insert(Instant::now())
-                        }
-                    };
-                    if since.elapsed() >= settings.broken_grace {
-                        self.quarantine(settings, file, &reason);
-                    }
-                }
+                .emit();
+                *entry.insert(Instant::now())
             }
+        };
+        if since.elapsed() >= settings.broken_grace {
+            self.quarantine(settings, file, &reason);
         }
+        true
     }
 
     /// New files that an admin moved back from `skipped/` or `broken/` by hand get a new
@@ -323,7 +331,7 @@ impl PassState {
     }
 
     fn quarantine(&mut self, settings: &WatchSettings, file: &QueuedFile, reason: &str) {
-        match quarantine(&settings.dir, &file.path, reason, settings.broken_grace) {
+        match quarantine(&settings.dir, &file.path(), reason, settings.broken_grace) {
             Ok(Some(moved_to)) => {
                 self.failing.remove(&file.name);
                 self.quarantine_failed = false;
@@ -348,6 +356,40 @@ impl PassState {
                 }
             }
         }
+    }
+}
+
+/// Reads (unless `raw` was kept) and validates `file`; the error says why it is not a valid
+/// listener file. `None` when the file is gone.
+fn parse(
+    settings: &WatchSettings,
+    file: &QueuedFile,
+    raw: Option<Vec<u8>>,
+) -> Option<Result<ListenerFile, String>> {
+    let path = file.path();
+    if file.is_symlink {
+        return Some(Err(format!(
+            "{}: is a symbolic link; listener files must be regular files",
+            path.display()
+        )));
+    }
+    if let Some(kind) = file.special {
+        return Some(Err(format!(
+            "{}: is {kind}; listener files must be regular files",
+            path.display()
+        )));
+    }
+    let parsed = match raw {
+        Some(raw) => ListenerFile::parse(&path, file.name.as_str().to_owned(), raw),
+        None => ListenerFile::read(&path),
+    };
+    match parsed {
+        Ok(mut parsed) => {
+            parsed.requeue_generation = requeue::generation(&settings.dir, file.name.as_str());
+            Some(Ok(parsed))
+        }
+        Err(e) if e.is_not_found() => None,
+        Err(e) => Some(Err(e.to_string())),
     }
 }
 

@@ -200,7 +200,7 @@ fn listener_files_in(dir: &Path) -> Vec<String> {
 /// since) would be off by the difference.
 pub fn oldest_age(listener_dir: &Path) -> Option<(String, std::time::Duration)> {
     let first = scan(listener_dir).ok()?.into_iter().next()?;
-    let written = std::fs::symlink_metadata(&first.path)
+    let written = std::fs::symlink_metadata(first.path())
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.elapsed().ok());
@@ -331,7 +331,7 @@ fn not_queued_item(position: usize, file: &crate::listener::scan::QueuedFile) ->
         state: ItemState::NotQueuedYet,
         error: None,
     };
-    match ListenerFile::read(&file.path) {
+    match ListenerFile::read(&file.path()) {
         Ok(parsed) => {
             item.operation = if parsed.is_delete() {
                 "delete"
@@ -416,7 +416,7 @@ fn pending_of_object(
     Ok(files
         .into_iter()
         .filter_map(|f| {
-            let parsed = ListenerFile::read(&f.path).ok()?;
+            let parsed = ListenerFile::read(&f.path()).ok()?;
             (parsed.entry_uuid == entry_uuid).then(|| (f.name.to_string(), parsed))
         })
         .collect())

@@ -211,7 +211,7 @@ fn pending_objects(listener_dir: &std::path::Path) -> HashSet<String> {
     crate::listener::scan(listener_dir)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|f| crate::listener::ListenerFile::read(&f.path).ok())
+        .filter_map(|f| crate::listener::ListenerFile::read(&f.path()).ok())
         .map(|f| f.entry_uuid)
         .collect()
 }

@@ -176,87 +176,13 @@ impl NatsServer {
     pub async fn start(options: EmbeddedOptions) -> Result<Self, EmbeddedError> {
         let binary = find_binary(options.binary.as_deref())?;
         let dir = options.dir;
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| EmbeddedError::Io { path, source }
-        };
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let pid_file = dir.join("nats-server.pid");
         stop_leftover(&pid_file).await?;
-
-        let ports_dir = dir.join("ports");
-        let _ = std::fs::remove_dir_all(&ports_dir);
-        std::fs::create_dir_all(&ports_dir).map_err(io(&ports_dir))?;
-        let config = dir.join("nats-server.conf");
-        let port = if options.port == 0 {
-            -1
-        } else {
-            i32::from(options.port)
-        };
-        let text = format!(
-            "# Written by ox-connector at every start; changes are overwritten.\n\
-             host: \"127.0.0.1\"\n\
-             port: {port}\n\
-             max_payload: 8MB\n\
-             pid_file: {pid}\n\
-             ports_file_dir: {ports}\n\
-             include \"auth.conf\"\n\
-             jetstream {{\n  store_dir: {store}\n  include \"jetstream.conf\"\n}}\n",
-            pid = quote(&pid_file),
-            ports = quote(&ports_dir),
-            store = quote(&dir),
-        );
-        crate::atomic_file::write(&config, text.as_bytes()).map_err(io(&config))?;
-        let store_limit = dir.join(STORE_LIMIT_FILE);
-        if !store_limit.exists() {
-            crate::atomic_file::write(&store_limit, b"").map_err(io(&store_limit))?;
-        }
-        let auth = dir.join("auth.conf");
-        match &options.users {
-            Some(users) => write_auth(&dir, users).map_err(io(&auth))?,
-            None if !auth.exists() => write_auth(&dir, &[]).map_err(io(&auth))?,
-            None => {}
-        }
-
+        let files = write_config(&dir, &pid_file, options.port, options.users.as_deref())?;
         let log = dir.join("nats-server.log");
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(io(&log))?;
-        let log_err = log_file.try_clone().map_err(io(&log))?;
-        let mut child = Command::new(&binary)
-            .arg("-c")
-            .arg(&config)
-            .envs(collector_env(|name| std::env::var_os(name)))
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| EmbeddedError::Spawn {
-                binary: binary.clone(),
-                source,
-            })?;
-
-        let started = Instant::now();
-        let port = loop {
-            if let Some(port) = read_port(&ports_dir) {
-                break port;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(EmbeddedError::Exited {
-                    status: status.to_string(),
-                    tail: tail(&log),
-                    log,
-                });
-            }
-            if started.elapsed() > START_TIMEOUT {
-                let _ = child.start_kill();
-                return Err(EmbeddedError::Timeout(START_TIMEOUT));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let mut child = spawn(&binary, &files.config, &log)?;
+        let port = wait_for_port(&mut child, &files.ports_dir, log).await?;
         tracing::info!(port, dir = %dir.display(), "Started the embedded nats-server.");
         Ok(Self {
             child: Some(child),
@@ -343,6 +269,112 @@ impl NatsServer {
         .await?;
         *self = fresh;
         Ok(())
+    }
+}
+
+/// An [`EmbeddedError::Io`] about `path`.
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> EmbeddedError {
+    let path = path.to_owned();
+    move |source| EmbeddedError::Io { path, source }
+}
+
+/// The files [`write_config`] prepared.
+struct ConfigFiles {
+    /// The server's configuration file.
+    config: PathBuf,
+    /// The (emptied) folder where the server writes its ports file once it listens.
+    ports_dir: PathBuf,
+}
+
+/// Writes the server's configuration into `dir`: client `port` on loopback (0: a free one),
+/// JetStream with its store in `dir`, the store limit, and `users` (`None` keeps the users of
+/// the last start or reload).
+fn write_config(
+    dir: &Path,
+    pid_file: &Path,
+    port: u16,
+    users: Option<&[NatsUser]>,
+) -> Result<ConfigFiles, EmbeddedError> {
+    let ports_dir = dir.join("ports");
+    let _ = std::fs::remove_dir_all(&ports_dir);
+    std::fs::create_dir_all(&ports_dir).map_err(io_error(&ports_dir))?;
+    let config = dir.join("nats-server.conf");
+    let port = if port == 0 { -1 } else { i32::from(port) };
+    let text = format!(
+        "# Written by ox-connector at every start; changes are overwritten.\n\
+         host: \"127.0.0.1\"\n\
+         port: {port}\n\
+         max_payload: 8MB\n\
+         pid_file: {pid}\n\
+         ports_file_dir: {ports}\n\
+         include \"auth.conf\"\n\
+         jetstream {{\n  store_dir: {store}\n  include \"jetstream.conf\"\n}}\n",
+        pid = quote(pid_file),
+        ports = quote(&ports_dir),
+        store = quote(dir),
+    );
+    crate::atomic_file::write(&config, text.as_bytes()).map_err(io_error(&config))?;
+    let store_limit = dir.join(STORE_LIMIT_FILE);
+    if !store_limit.exists() {
+        crate::atomic_file::write(&store_limit, b"").map_err(io_error(&store_limit))?;
+    }
+    let auth = dir.join("auth.conf");
+    match users {
+        Some(users) => write_auth(dir, users).map_err(io_error(&auth))?,
+        None if !auth.exists() => write_auth(dir, &[]).map_err(io_error(&auth))?,
+        None => {}
+    }
+    Ok(ConfigFiles { config, ports_dir })
+}
+
+/// Starts `binary` on `config`, its output appended to `log`, with the embedded server's
+/// collector setting ([`collector_env`]).
+fn spawn(binary: &Path, config: &Path, log: &Path) -> Result<Child, EmbeddedError> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io_error(log))?;
+    let log_err = log_file.try_clone().map_err(io_error(log))?;
+    Command::new(binary)
+        .arg("-c")
+        .arg(config)
+        .envs(collector_env(|name| std::env::var_os(name)))
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| EmbeddedError::Spawn {
+            binary: binary.to_owned(),
+            source,
+        })
+}
+
+/// Waits until the started server writes its ports file, and returns its client port; an
+/// error with the end of its `log` if it exits first, or after [`START_TIMEOUT`].
+async fn wait_for_port(
+    child: &mut Child,
+    ports_dir: &Path,
+    log: PathBuf,
+) -> Result<u16, EmbeddedError> {
+    let started = Instant::now();
+    loop {
+        if let Some(port) = read_port(ports_dir) {
+            return Ok(port);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(EmbeddedError::Exited {
+                status: status.to_string(),
+                tail: tail(&log),
+                log,
+            });
+        }
+        if started.elapsed() > START_TIMEOUT {
+            let _ = child.start_kill();
+            return Err(EmbeddedError::Timeout(START_TIMEOUT));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
