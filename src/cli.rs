@@ -57,12 +57,12 @@ pub enum Command {
     Trigger(crate::commands::trigger::TriggerArgs),
     /// Queue management (talks to the running daemon): status, watch, list, show, skip, retry,
     /// requeue.
-    Queue(crate::commands::ops::QueueArgs),
+    Queue(crate::commands::queue::QueueArgs),
     /// Compare the state store with what OX holds; report the differences, or repair them
     /// with --apply.
-    Reconcile(crate::commands::ops::ReconcileArgs),
+    Reconcile(crate::commands::queue::ReconcileArgs),
     /// The connector's state store: import the Python connector's cache.
-    State(crate::commands::ops::StateArgs),
+    State(crate::commands::queue::StateArgs),
 }
 
 /// Flags of `ox-connector run`.
