@@ -60,9 +60,9 @@ pub enum Command {
     Queue(crate::commands::queue::QueueArgs),
     /// Compare the state store with what OX holds; report the differences, or repair them
     /// with --apply.
-    Reconcile(crate::commands::queue::ReconcileArgs),
+    Reconcile(crate::commands::reconcile::ReconcileArgs),
     /// The connector's state store: import the Python connector's cache.
-    State(crate::commands::queue::StateArgs),
+    State(crate::commands::state::StateArgs),
 }
 
 /// Flags of `ox-connector run`.

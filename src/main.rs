@@ -60,10 +60,10 @@ async fn main() -> ExitCode {
             std::process::exit(ox_connector::commands::queue::queue(args).await)
         }
         Command::Reconcile(args) => {
-            std::process::exit(ox_connector::commands::queue::reconcile(args).await)
+            std::process::exit(ox_connector::commands::reconcile::reconcile(args).await)
         }
         Command::State(args) => {
-            std::process::exit(ox_connector::commands::queue::state(args).await)
+            std::process::exit(ox_connector::commands::state::state(args).await)
         }
     };
     match result {

@@ -14,12 +14,12 @@
 //! | `POST /queue/retry` | yes | retry a failing change now instead of after the delay (202) |
 //! | `/subscriptions…` | yes | list, register and remove subscriptions ([`subscriptions`]) |
 //!
-//! The operations endpoints (`/ready`, `/metrics`, queue list/show/skip/requeue, reconcile,
-//! state import) are in [`ops`].
+//! The routes into the daemon-side operations of [`crate::ops`] (`/ready`, `/metrics`, queue
+//! list/show/skip/requeue, reconcile, state import) are in [`routes`].
 
 pub mod client;
-pub mod ops;
 pub mod pause;
+pub mod routes;
 pub mod stream;
 pub mod subscriptions;
 
@@ -54,7 +54,8 @@ pub struct AdminState {
     pub token: Arc<str>,
     /// The dispatcher, for the subscription routes ([`subscriptions`]).
     pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
-    /// The operations context; `None` serves only the endpoints above (`ops` answers 503).
+    /// The operations context; `None` serves only the endpoints above (those of [`routes`] answer
+    /// 503).
     pub ops: Option<Arc<crate::ops::Ops>>,
 }
 
@@ -82,7 +83,7 @@ pub struct Endpoint {
 /// Builds the router.
 pub fn router(state: AdminState) -> Router {
     let open_reads = state.ops.as_ref().is_none_or(|o| o.open_reads);
-    let (reads, operations) = ops::routes();
+    let (reads, operations) = routes::routes();
     let (open, reads) = if open_reads {
         (reads, Router::new())
     } else {

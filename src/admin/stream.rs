@@ -92,7 +92,7 @@ where
         let last = match last {
             Ok(Ok(report)) => Frame::Report(report),
             Ok(Err(error)) => Frame::Error {
-                status: super::ops::status_of(&error).as_u16(),
+                status: super::routes::status_of(&error).as_u16(),
                 message: error.to_string(),
             },
             Err(panicked) => Frame::Error {

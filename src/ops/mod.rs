@@ -2,7 +2,7 @@
 //! ([`queue`]: list, show, skip, requeue quarantined files), readiness ([`ready`]), importing
 //! the Python connector's cache ([`import`]) and comparing the state store with OX
 //! ([`reconcile`]); all run inside the daemon. The `ox-connector queue | reconcile | state`
-//! commands that call them through the admin API live in `crate::commands::queue`.
+//! commands that call them through the admin API live in `crate::commands` (`queue`, `reconcile`, `state`).
 //!
 //! Nothing here deletes a listener file (that is `done`'s job alone): skipping and requeueing
 //! *move* files, and repairs go through the queue like every other change.

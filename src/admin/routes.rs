@@ -1,4 +1,5 @@
-//! The operations endpoints of the admin API (see [`crate::ops`]).
+//! The admin API's routes into the daemon-side operations of [`crate::ops`]: readiness,
+//! metrics, the queue, reconcile and state import.
 //!
 //! | method and path | token | what |
 //! |---|---|---|
