@@ -56,8 +56,8 @@ pub(super) fn print_json<T: Serialize>(value: &T) {
 
 /// Prints a failed request; returns the exit code.
 pub(super) fn failed(error: &AdminClientError) -> i32 {
-    eprintln!("ox-connector: {error}");
-    if matches!(error, AdminClientError::NotRunning(_)) {
+    eprintln!("ox-connector: {}", crate::telemetry::error_chain(error));
+    if matches!(error, AdminClientError::NotRunning { .. }) {
         NOT_RUNNING
     } else {
         1

@@ -82,7 +82,10 @@ pub(super) async fn status(common: &Common) -> i32 {
                 });
                 return NOT_RUNNING;
             }
-            println!("ox-connector is NOT running ({error}).");
+            println!(
+                "ox-connector is NOT running ({}).",
+                crate::telemetry::error_chain(&error)
+            );
             print_queue_line(&listener, pending, None);
             if let Some(last) = &last {
                 println!("Last status written {} ago:", since(last.updated));

@@ -67,6 +67,15 @@ pub enum OpsError {
         #[source]
         source: std::io::Error,
     },
+    /// The state store cannot be read or written (NATS down, a bad record).
+    #[error(transparent)]
+    State(#[from] crate::provision::state::StateError),
+    /// A repair could not be put into the queue.
+    #[error(transparent)]
+    Publish(#[from] crate::queue::publish::PublishError),
+    /// OX did not answer a read as expected.
+    #[error("OX: {0}")]
+    Ox(#[source] crate::ox::soap::OxError),
 }
 
 impl OpsError {
