@@ -66,6 +66,9 @@ pub enum Command {
 }
 
 /// Flags of `ox-connector run`.
+// The field docs are the --help text, which clap prints verbatim: `<data-dir>` there is a
+// placeholder for admins, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The app's data directory; listener files are read from its `listener/` folder.

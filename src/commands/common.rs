@@ -3,7 +3,7 @@
 //! times, durations and counts are written for an admin.
 //!
 //! Exit codes: 0 done / all well; 1 a problem was reported (queue blocked or not ready, a
-//! refused request, drift found in a dry run); 2 the daemon is not running ([`NOT_RUNNING`]).
+//! refused request, drift found in a dry run); 2 the daemon is not running (`NOT_RUNNING`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +16,9 @@ use crate::admin::client::{AdminClient, AdminClientError};
 use crate::config::DEFAULT_DATA_DIR;
 
 /// Options every admin command has.
+// The field docs are the --help text, which clap prints verbatim: `<data-dir>` there is a
+// placeholder for admins, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// The app's data directory; the running daemon is found through <data-dir>/run/admin.json.

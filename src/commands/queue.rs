@@ -1,6 +1,6 @@
 //! `ox-connector queue …`: list, show, skip, retry, pause, resume and requeue the waiting
 //! changes of a running daemon through its admin API; `queue status` and `queue watch` are in
-//! [`super::queue_status`].
+//! `queue_status`.
 
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ pub struct QueueArgs {
     pub command: QueueCommand,
 }
 
+// The docs are the --help text, which clap prints verbatim: `<name>` there is a placeholder for
+// admins, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
     /// One screen: is the daemon running, what waits, what blocks and why, quarantined files;

@@ -685,7 +685,7 @@ fn move_aside(from: &Path, target: &Path) -> Result<(), OpsError> {
 }
 
 /// Puts a skipped or a (fixed) quarantined file back into the queue under its original name,
-/// with a new requeue generation so that it is published again ([`requeue`]).
+/// with a new requeue generation so that it is published again ([`crate::listener::requeue`]).
 pub fn requeue(ops: &Ops, request: &RequeueRequest) -> Result<RequeueResult, OpsError> {
     let name = request.name.trim();
     if name.contains('/') || !is_listener_file_name(base_name(name)) {
