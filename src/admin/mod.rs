@@ -1,8 +1,9 @@
 //! The daemon's admin HTTP API: what `ox-connector trigger` and admins use to talk to a running
 //! daemon.
 //!
-//! It listens on loopback by default (`--admin-listen`). Every endpoint except `/health` needs
-//! the bearer token from `<data-dir>/secrets/admin-token` (generated on first start, mode 0600).
+//! It listens on loopback by default (`--admin-listen`). Every endpoint except `/health` (and,
+//! while it listens on loopback, `/ready` and `/metrics`) needs the bearer token from
+//! `<data-dir>/secrets/admin-token` (generated on first start, mode 0600).
 //! The daemon writes where it listens to `<data-dir>/run/admin.json`, so a command finds it from
 //! the data directory alone ([`client::AdminClient::from_data_dir`]).
 //!
@@ -13,6 +14,7 @@
 //! | `POST /queue/pick-up` | yes | look at the listener folder now (202) |
 //! | `POST /queue/retry` | yes | retry a failing change now instead of after the delay (202) |
 //! | `/subscriptions…` | yes | list, register and remove subscriptions ([`subscriptions`]) |
+//! | `POST /queue/pause`, `POST /queue/resume` | yes | pause and resume OX provisioning ([`pause`]) |
 //!
 //! The routes into the daemon-side operations of [`crate::ops`] (`/ready`, `/metrics`, queue
 //! list/show/skip/requeue, reconcile, state import) are in [`routes`].
