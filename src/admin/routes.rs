@@ -57,9 +57,11 @@ pub(super) fn status_of(error: &OpsError) -> StatusCode {
         OpsError::NotFound(_) => StatusCode::NOT_FOUND,
         OpsError::Conflict(_) => StatusCode::CONFLICT,
         OpsError::Invalid(_) => StatusCode::BAD_REQUEST,
-        OpsError::Unavailable(_) | OpsError::State(_) | OpsError::Publish(_) | OpsError::Ox(_) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        OpsError::Unavailable(_)
+        | OpsError::State(_)
+        | OpsError::Publish(_)
+        | OpsError::Ox(_)
+        | OpsError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
         OpsError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

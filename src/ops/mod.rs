@@ -73,6 +73,9 @@ pub enum OpsError {
     /// A repair could not be put into the queue.
     #[error(transparent)]
     Publish(#[from] crate::queue::publish::PublishError),
+    /// The OX subscriber's JetStream queue cannot be read (NATS down, the stream missing).
+    #[error("cannot read the JetStream queue: {0}")]
+    Queue(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// OX did not answer a read as expected.
     #[error("OX: {0}")]
     Ox(#[source] crate::ox::soap::OxError),

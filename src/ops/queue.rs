@@ -305,15 +305,12 @@ async fn ox_queue(
     ),
     OpsError,
 > {
-    let unavailable = |e: &dyn std::fmt::Display| {
-        OpsError::Unavailable(format!("cannot read the JetStream queue: {e}"))
-    };
     let mut stream = ops
         .js
         .get_stream(crate::queue::subscriber_stream(crate::queue::OX_SUBSCRIBER))
         .await
-        .map_err(|e| unavailable(&e))?;
-    let info = stream.info().await.map_err(|e| unavailable(&e))?;
+        .map_err(|e| OpsError::Queue(e.into()))?;
+    let info = stream.info().await.map_err(|e| OpsError::Queue(e.into()))?;
     let state = info.state.clone();
     Ok((stream, state))
 }
