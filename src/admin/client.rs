@@ -292,3 +292,79 @@ impl AdminClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data_dir_with_endpoint(endpoint: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join(ENDPOINT_FILE), endpoint).unwrap();
+        std::fs::write(dir.path().join(TOKEN_FILE), "token\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_broken_endpoint_file_is_named_and_keeps_the_json_error() {
+        let dir = data_dir_with_endpoint("{\"url\": ");
+        let error = AdminClient::from_data_dir(dir.path(), Duration::from_secs(1))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&error, AdminClientError::Endpoint { path, .. } if path.ends_with(ENDPOINT_FILE)),
+            "{error:?}"
+        );
+        let source = std::error::Error::source(&error).unwrap();
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
+    }
+
+    #[tokio::test]
+    async fn nothing_answering_is_not_running_and_says_why() {
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = data_dir_with_endpoint(&format!(
+            "{{\"url\": \"http://127.0.0.1:{port}\", \"pid\": 1}}"
+        ));
+        let client = AdminClient::from_data_dir(dir.path(), Duration::from_secs(5)).unwrap();
+        let error = client.status().await.unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                AdminClientError::NotRunning {
+                    source: Some(_),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let chain = crate::telemetry::error_chain(&error);
+        assert!(
+            chain.starts_with(
+                "the ox-connector daemon is not running (no answer at http://127.0.0.1:"
+            ),
+            "{chain}"
+        );
+        assert!(
+            chain.len() > error.to_string().len(),
+            "the cause is kept: {chain}"
+        );
+    }
+
+    #[test]
+    fn no_endpoint_file_is_not_running_without_a_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = AdminClient::from_data_dir(dir.path(), Duration::from_secs(1))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&error, AdminClientError::NotRunning { source: None, .. }),
+            "{error:?}"
+        );
+    }
+}
