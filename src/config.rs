@@ -154,7 +154,10 @@ fn nats_target(raw: &RawSettings) -> Result<NatsTarget, SettingError> {
     match raw.nats_url.as_ref().filter(|url| !url.trim().is_empty()) {
         Some(url) => {
             if let Err(e) = nats_servers(url) {
-                return Err(SettingError::new("--nats-url (NATS_URL)", e.to_string()));
+                return Err(SettingError::new(
+                    "--nats-url (NATS_URL)",
+                    crate::telemetry::error_chain(&e),
+                ));
             }
             Ok(NatsTarget::External {
                 url: url.clone(),
