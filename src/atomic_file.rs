@@ -8,7 +8,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_with_mode(path, bytes, None)
 }
 
-/// Like [`write`], with the given Unix permission bits (e.g. `0o600` for secrets) set before
+/// Like [`write`](fn@write), with the given Unix permission bits (e.g. `0o600` for secrets) set before
 /// the content becomes visible under `path`.
 pub fn write_with_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -57,15 +57,18 @@ pub enum Command {
     Trigger(crate::commands::trigger::TriggerArgs),
     /// Queue management (talks to the running daemon): status, watch, list, show, skip, retry,
     /// requeue.
-    Queue(crate::commands::ops::QueueArgs),
+    Queue(crate::commands::queue::QueueArgs),
     /// Compare the state store with what OX holds; report the differences, or repair them
     /// with --apply.
-    Reconcile(crate::commands::ops::ReconcileArgs),
+    Reconcile(crate::commands::reconcile::ReconcileArgs),
     /// The connector's state store: import the Python connector's cache.
-    State(crate::commands::ops::StateArgs),
+    State(crate::commands::state::StateArgs),
 }
 
 /// Flags of `ox-connector run`.
+// The field docs are the --help text, which clap prints verbatim: `<data-dir>` there is a
+// placeholder for admins, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The app's data directory; listener files are read from its `listener/` folder.

@@ -154,7 +154,10 @@ fn nats_target(raw: &RawSettings) -> Result<NatsTarget, SettingError> {
     match raw.nats_url.as_ref().filter(|url| !url.trim().is_empty()) {
         Some(url) => {
             if let Err(e) = nats_servers(url) {
-                return Err(SettingError::new("--nats-url (NATS_URL)", e.to_string()));
+                return Err(SettingError::new(
+                    "--nats-url (NATS_URL)",
+                    crate::telemetry::error_chain(&e),
+                ));
             }
             Ok(NatsTarget::External {
                 url: url.clone(),
@@ -180,6 +183,9 @@ fn nats_target(raw: &RawSettings) -> Result<NatsTarget, SettingError> {
 
 /// The OX settings of the App Center app (same names and defaults as the original connector).
 /// An empty value counts as unset.
+// The field docs are the --help text, which clap prints verbatim: `<data-dir>` and `<id>` there
+// are placeholders for admins, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "OX settings (App Center settings)")]
 pub struct OxArgs {

@@ -16,7 +16,8 @@
 //!
 //! Around them: [`app`] wires the steps and stops them in order, [`cli`] and [`config`] read and
 //! validate settings, [`admin`] is the HTTP API of a running daemon, [`ops`] the admin's
-//! operations on it (queue management, reconcile, state import), [`status`] holds what an
+//! operations that run inside it (queue management, readiness, reconcile, state import; the
+//! admin API serves them in `admin::routes`), [`status`] holds what an
 //! admin needs to see, [`telemetry`] the logs and metrics (every step uses it; it imports
 //! none of them), [`shutdown`] turns SIGINT/SIGTERM into a cancelled token,
 //! [`atomic_file`] writes files by tmp + fsync + rename,
@@ -25,8 +26,8 @@
 //! `test-support` feature, which the tests and benchmarks turn on: not in the product); [`locks`] locks a
 //! mutex another task may have poisoned; [`data_lock`] keeps one daemon per data directory.
 //! [`commands`] sits on top: the CLI commands that talk to a running daemon through
-//! `admin::client` (`queue`, `reconcile`, `state import`, `subscriptions`, and `trigger`, the
-//! App Center's `listener_trigger`); no daemon-side module imports it.
+//! `admin::client`, one module each (`queue`, `reconcile`, `state import`, `subscriptions`, and
+//! `trigger`, the App Center's `listener_trigger`); no daemon-side module imports it.
 //!
 //! No two top-level modules import each other, directly or in a circle (checked by the
 //! `architecture` integration test).

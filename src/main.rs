@@ -56,11 +56,15 @@ async fn main() -> ExitCode {
             std::process::exit(report.verdict.exit_code());
         }
         // Admin commands print their own answers and errors; the exit code says how it went.
-        Command::Queue(args) => std::process::exit(ox_connector::commands::ops::queue(args).await),
-        Command::Reconcile(args) => {
-            std::process::exit(ox_connector::commands::ops::reconcile(args).await)
+        Command::Queue(args) => {
+            std::process::exit(ox_connector::commands::queue::queue(args).await)
         }
-        Command::State(args) => std::process::exit(ox_connector::commands::ops::state(args).await),
+        Command::Reconcile(args) => {
+            std::process::exit(ox_connector::commands::reconcile::reconcile(args).await)
+        }
+        Command::State(args) => {
+            std::process::exit(ox_connector::commands::state::state(args).await)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

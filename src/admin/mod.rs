@@ -1,8 +1,9 @@
 //! The daemon's admin HTTP API: what `ox-connector trigger` and admins use to talk to a running
 //! daemon.
 //!
-//! It listens on loopback by default (`--admin-listen`). Every endpoint except `/health` needs
-//! the bearer token from `<data-dir>/secrets/admin-token` (generated on first start, mode 0600).
+//! It listens on loopback by default (`--admin-listen`). Every endpoint except `/health` (and,
+//! while it listens on loopback, `/ready` and `/metrics`) needs the bearer token from
+//! `<data-dir>/secrets/admin-token` (generated on first start, mode 0600).
 //! The daemon writes where it listens to `<data-dir>/run/admin.json`, so a command finds it from
 //! the data directory alone ([`client::AdminClient::from_data_dir`]).
 //!
@@ -13,13 +14,14 @@
 //! | `POST /queue/pick-up` | yes | look at the listener folder now (202) |
 //! | `POST /queue/retry` | yes | retry a failing change now instead of after the delay (202) |
 //! | `/subscriptions…` | yes | list, register and remove subscriptions ([`subscriptions`]) |
+//! | `POST /queue/pause`, `POST /queue/resume` | yes | pause and resume OX provisioning ([`pause`]) |
 //!
-//! The operations endpoints (`/ready`, `/metrics`, queue list/show/skip/requeue, reconcile,
-//! state import) are in [`ops`].
+//! The routes into the daemon-side operations of [`crate::ops`] (`/ready`, `/metrics`, queue
+//! list/show/skip/requeue, reconcile, state import) are in [`routes`].
 
 pub mod client;
-pub mod ops;
 pub mod pause;
+pub mod routes;
 pub mod stream;
 pub mod subscriptions;
 
@@ -54,7 +56,8 @@ pub struct AdminState {
     pub token: Arc<str>,
     /// The dispatcher, for the subscription routes ([`subscriptions`]).
     pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
-    /// The operations context; `None` serves only the endpoints above (`ops` answers 503).
+    /// The operations context; `None` serves only the endpoints above (those of [`routes`] answer
+    /// 503).
     pub ops: Option<Arc<crate::ops::Ops>>,
 }
 
@@ -82,7 +85,7 @@ pub struct Endpoint {
 /// Builds the router.
 pub fn router(state: AdminState) -> Router {
     let open_reads = state.ops.as_ref().is_none_or(|o| o.open_reads);
-    let (reads, operations) = ops::routes();
+    let (reads, operations) = routes::routes();
     let (open, reads) = if open_reads {
         (reads, Router::new())
     } else {

@@ -34,8 +34,13 @@ fn who(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-fn unavailable(e: impl std::fmt::Display) -> (StatusCode, String) {
-    (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+/// A 503 with the reason: a refusal's text, or a pause that failed with its whole cause chain.
+fn unavailable(reason: impl Into<String>) -> (StatusCode, String) {
+    (StatusCode::SERVICE_UNAVAILABLE, reason.into())
+}
+
+fn failed(error: crate::queue::SetupError) -> (StatusCode, String) {
+    unavailable(crate::telemetry::error_chain(&error))
 }
 
 async fn pause_queue(
@@ -53,7 +58,7 @@ async fn pause_queue(
         request.seconds.map(Duration::from_secs),
     )
     .await
-    .map_err(unavailable)?;
+    .map_err(failed)?;
     tracing::warn!(by = %who(&headers), until = ?paused.until, "Paused OX provisioning.");
     state.status.set_paused(Some(paused.clone()));
     Ok(Json(paused))
@@ -69,7 +74,7 @@ async fn resume_queue(
         .ok_or_else(|| unavailable("no queue here"))?;
     pause::resume(&ops.js, crate::queue::OX_SUBSCRIBER)
         .await
-        .map_err(unavailable)?;
+        .map_err(failed)?;
     tracing::info!(by = %who(&headers), "Resumed OX provisioning.");
     state.status.set_paused(None);
     Ok(StatusCode::NO_CONTENT)

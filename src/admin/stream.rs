@@ -92,8 +92,8 @@ where
         let last = match last {
             Ok(Ok(report)) => Frame::Report(report),
             Ok(Err(error)) => Frame::Error {
-                status: super::ops::status_of(&error).as_u16(),
-                message: error.to_string(),
+                status: super::routes::status_of(&error).as_u16(),
+                message: crate::telemetry::error_chain(&error),
             },
             Err(panicked) => Frame::Error {
                 status: 500,
@@ -109,12 +109,12 @@ where
 }
 
 /// Why a stream could not be read to its end.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     #[error("the daemon refused: HTTP {status}: {message}")]
     Failed { status: u16, message: String },
     #[error("a line of the daemon's answer is not what was expected: {0}")]
-    Decode(String),
+    Decode(#[source] serde_json::Error),
     #[error("the daemon's answer ended before the report")]
     Truncated,
 }
@@ -146,7 +146,7 @@ impl Reader {
                 Ok(Frame::Error { status, message }) => {
                     return Some(Err(StreamError::Failed { status, message }))
                 }
-                Err(e) => return Some(Err(StreamError::Decode(e.to_string()))),
+                Err(e) => return Some(Err(StreamError::Decode(e))),
             }
         }
         None
@@ -205,7 +205,10 @@ mod tests {
                 vec![step("a", 0, 2), step("a", 2, 2)],
                 "chunks of {size}"
             );
-            assert_eq!(report, Some(Ok(vec![1, 2])), "chunks of {size}");
+            assert!(
+                matches!(&report, Some(Ok(numbers)) if numbers == &[1, 2]),
+                "chunks of {size}: {report:?}"
+            );
         }
     }
 
@@ -216,12 +219,13 @@ mod tests {
             status: 404,
             message: "no such folder".into(),
         };
-        assert_eq!(
-            reader.feed::<u32>(&error.line(), &mut |_| {}),
-            Some(Err(StreamError::Failed {
-                status: 404,
-                message: "no such folder".into()
-            }))
+        let failed = reader.feed::<u32>(&error.line(), &mut |_| {});
+        assert!(
+            matches!(
+                &failed,
+                Some(Err(StreamError::Failed { status: 404, message })) if message == "no such folder"
+            ),
+            "{failed:?}"
         );
         let mut reader = Reader::default();
         assert!(matches!(
@@ -229,7 +233,7 @@ mod tests {
             Some(Err(StreamError::Decode(_)))
         ));
         let mut reader = Reader::default();
-        assert_eq!(reader.feed::<u32>(b"{\"report\":", &mut |_| {}), None);
+        assert!(reader.feed::<u32>(b"{\"report\":", &mut |_| {}).is_none());
     }
 
     #[tokio::test]

@@ -464,23 +464,27 @@ fn quarantine_problems(
 
 /// Verdict, summary state and problem line for an error talking to the daemon.
 fn contact_error(error: &AdminClientError) -> (Verdict, &'static str, String) {
+    let chain = crate::telemetry::error_chain(error);
     match error {
-        AdminClientError::NotRunning(_) => (
+        AdminClientError::NotRunning { .. } => (
             Verdict::NotRunning,
             "the daemon is not running",
-            format!("{error}; start the app's container (univention-app start ox-connector) or see its log (univention-app logs ox-connector)"),
+            format!("{chain}; start the app's container (univention-app start ox-connector) or see its log (univention-app logs ox-connector)"),
         ),
         AdminClientError::Read { .. } => (
             Verdict::Misconfigured,
             "misconfigured (see the warnings)",
-            format!("{error}; run the trigger as root or as the daemon's user"),
+            format!("{chain}; run the trigger as root or as the daemon's user"),
         ),
         AdminClientError::Refused { .. }
+        | AdminClientError::Endpoint { .. }
+        | AdminClientError::Client(_)
         | AdminClientError::Decode(_)
+        | AdminClientError::Stream(_)
         | AdminClientError::Request(_) => (
             Verdict::Misconfigured,
             "misconfigured (see the warnings)",
-            format!("cannot talk to the daemon: {error}; is --data-dir the daemon's data directory?"),
+            format!("cannot talk to the daemon: {chain}; is --data-dir the daemon's data directory?"),
         ),
     }
 }

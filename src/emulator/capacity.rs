@@ -19,7 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// The capacity switches (`--workers`, `--overload-beyond`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct CapacityConfig {
+pub struct CapacitySettings {
     /// Calls worked on at once; `None`: unlimited.
     pub workers: Option<usize>,
     /// Calls in the server (worked on or queued) beyond which a new one is refused; `None`:
@@ -29,7 +29,7 @@ pub struct CapacityConfig {
 
 /// The server's capacity at run time.
 pub(crate) struct Capacity {
-    config: CapacityConfig,
+    settings: CapacitySettings,
     workers: Option<Arc<Semaphore>>,
     /// Calls in the server now (worked on or waiting for a worker).
     inside: Arc<AtomicUsize>,
@@ -56,10 +56,10 @@ impl Drop for Inside {
 }
 
 impl Capacity {
-    pub(crate) fn new(config: CapacityConfig) -> Self {
+    pub(crate) fn new(settings: CapacitySettings) -> Self {
         Self {
-            config,
-            workers: config.workers.map(|n| Arc::new(Semaphore::new(n.max(1)))),
+            settings,
+            workers: settings.workers.map(|n| Arc::new(Semaphore::new(n.max(1)))),
             inside: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -70,7 +70,7 @@ impl Capacity {
         // Counted first, and uncounted when dropped, also when refused.
         let inside = Inside(self.inside.clone());
         if self
-            .config
+            .settings
             .overload_beyond
             .is_some_and(|limit| before >= limit)
         {
@@ -102,7 +102,7 @@ mod tests {
 
     #[tokio::test]
     async fn calls_beyond_the_workers_wait_for_one() {
-        let capacity = Capacity::new(CapacityConfig {
+        let capacity = Capacity::new(CapacitySettings {
             workers: Some(1),
             overload_beyond: None,
         });
@@ -116,7 +116,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_beyond_the_overload_limit_is_refused_and_counts_nothing() {
-        let capacity = Capacity::new(CapacityConfig {
+        let capacity = Capacity::new(CapacitySettings {
             workers: None,
             overload_beyond: Some(2),
         });

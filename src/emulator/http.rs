@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::locks::lock;
 use crate::ox::soap::Service;
 
-use super::capacity::{Capacity, CapacityConfig};
+use super::capacity::{Capacity, CapacitySettings};
 use super::faults::{Failure, FaultConfig};
 use super::soap::{self, SoapError};
 use super::state::{OxState, StateSnapshot};
@@ -48,7 +48,7 @@ impl Shared {
         state: OxState,
         faults: FaultConfig,
         nil_for_none: bool,
-        capacity: CapacityConfig,
+        capacity: CapacitySettings,
     ) -> Shared {
         Shared {
             state: Mutex::new(state),

@@ -22,7 +22,7 @@
 //! Control endpoints (also for out-of-process use): `GET /emulator/state` (the
 //! [`StateSnapshot`] as JSON), `POST /emulator/reset`, `GET|POST /emulator/faults`
 //! ([`FaultConfig`]), `GET /emulator/calls` (per-operation counters), `GET|POST
-//! /emulator/properties` (OX's configuration properties, [`OxOptions`]). See
+//! /emulator/properties` (OX's configuration properties, [`OxPropertySettings`]). See
 //! `docs/ox-emulator.md`.
 
 mod capacity;
@@ -46,11 +46,11 @@ use tokio_util::sync::CancellationToken;
 use crate::locks::lock;
 use crate::ox::soap::Credentials;
 
-pub use capacity::CapacityConfig;
+pub use capacity::CapacitySettings;
 pub use faults::{Failure, FaultConfig, FaultRule};
 pub use http::CallStats;
 pub use properties::{
-    OxOptions, PropertyError, ADMIN_GUIDE_PROPERTIES, PROPERTIES, UCS_APP_PROPERTIES,
+    OxPropertySettings, PropertyError, ADMIN_GUIDE_PROPERTIES, PROPERTIES, UCS_APP_PROPERTIES,
 };
 pub use state::{ContextSnapshot, ObjectRef, StateSnapshot, UserSnapshot};
 
@@ -126,13 +126,13 @@ pub struct EmulatorConfig {
     pub listen: SocketAddr,
     pub master_admin: String,
     pub master_password: String,
-    pub options: OxOptions,
+    pub options: OxPropertySettings,
     /// Latency and faults at start (and after a reset).
     pub faults: FaultConfig,
     /// Leave unset fields out of answers instead of writing nil elements.
     pub lean: bool,
     /// Workers and overload limit (unlimited by default).
-    pub capacity: CapacityConfig,
+    pub capacity: CapacitySettings,
 }
 
 impl EmulatorConfig {
@@ -142,10 +142,10 @@ impl EmulatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             master_admin: master_admin.into(),
             master_password: master_password.into(),
-            options: OxOptions::default(),
+            options: OxPropertySettings::default(),
             faults: FaultConfig::default(),
             lean: false,
-            capacity: CapacityConfig::default(),
+            capacity: CapacitySettings::default(),
         }
     }
 
@@ -177,7 +177,7 @@ impl TryFrom<&EmulatorArgs> for EmulatorConfig {
                 ..FaultRule::default()
             });
         }
-        let mut options = OxOptions::default();
+        let mut options = OxPropertySettings::default();
         let aliases = [
             (
                 args.allow_duplicate_display_names,
@@ -209,7 +209,7 @@ impl TryFrom<&EmulatorArgs> for EmulatorConfig {
             options,
             faults,
             lean: args.lean,
-            capacity: CapacityConfig {
+            capacity: CapacitySettings {
                 workers: args.workers,
                 overload_beyond: args.overload_beyond,
             },
@@ -342,7 +342,7 @@ impl EmulatorHandle {
     }
 
     /// The current OX configuration.
-    pub fn options(&self) -> OxOptions {
+    pub fn options(&self) -> OxPropertySettings {
         lock(&self.shared.state).options().clone()
     }
 
@@ -409,8 +409,8 @@ pub async fn run(args: EmulatorArgs, shutdown: CancellationToken) -> std::io::Re
 }
 
 /// `NAME=VALUE` of every property that differs from OX's default.
-pub fn changed_properties(options: &OxOptions) -> Vec<String> {
-    let defaults = OxOptions::default().to_properties();
+pub fn changed_properties(options: &OxPropertySettings) -> Vec<String> {
+    let defaults = OxPropertySettings::default().to_properties();
     options
         .to_properties()
         .into_iter()

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// The switches, typed. Field docs name the property, its file and OX's default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct OxOptions {
+pub struct OxPropertySettings {
     /// `com.openexchange.user.enforceUniqueDisplayName` (user.properties, default `true`).
     pub unique_display_names: bool,
     /// `AUTO_TO_LOWERCASE_UID`: lower-case user/group/resource names and auth logins
@@ -35,9 +35,9 @@ pub struct OxOptions {
     pub primary_mail_unchangeable: bool,
 }
 
-impl Default for OxOptions {
+impl Default for OxPropertySettings {
     fn default() -> Self {
-        OxOptions {
+        OxPropertySettings {
             unique_display_names: true,
             lowercase_names: false,
             master_override: false,
@@ -54,7 +54,7 @@ impl Default for OxOptions {
 pub struct Property {
     pub name: &'static str,
     pub file: &'static str,
-    field: fn(&mut OxOptions) -> &mut bool,
+    field: fn(&mut OxPropertySettings) -> &mut bool,
 }
 
 /// Every property the emulator knows.
@@ -125,7 +125,7 @@ pub enum PropertyError {
     NotAtRuntime(String),
 }
 
-impl OxOptions {
+impl OxPropertySettings {
     /// Sets one property by OX's name; the value is `true` or `false` (any case, trimmed).
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), PropertyError> {
         let name = name.trim();
@@ -176,7 +176,7 @@ pub fn parse_assignment(text: &str) -> Result<(String, String), PropertyError> {
     let (name, value) = text
         .split_once('=')
         .ok_or_else(|| PropertyError::Syntax(text.to_string()))?;
-    OxOptions::default().set(name, value)?;
+    OxPropertySettings::default().set(name, value)?;
     Ok((name.trim().to_string(), value.trim().to_string()))
 }
 
@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn properties_are_set_by_ox_names_and_typos_are_refused() {
-        let mut options = OxOptions::default();
+        let mut options = OxPropertySettings::default();
         options.set("USERNAME_CHANGEABLE", "TRUE").unwrap();
         options
             .set("com.openexchange.user.enforceUniqueDisplayName", " false ")
@@ -210,7 +210,7 @@ mod tests {
     fn every_property_round_trips_through_its_switch() {
         for property in &PROPERTIES {
             for value in [true, false] {
-                let mut options = OxOptions::default();
+                let mut options = OxPropertySettings::default();
                 options.set(property.name, &value.to_string()).unwrap();
                 let listed = options.to_properties();
                 assert!(

@@ -150,7 +150,7 @@ fn retire_note(note: &Path, stored: &Path, how: &str) -> std::io::Result<()> {
     }
 }
 
-/// Removes ledger entries of files no longer in `listener/` and older than [`LEDGER_KEEP`].
+/// Removes ledger entries of files no longer in `listener/` and older than `LEDGER_KEEP`.
 pub fn prune(listener_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(listener_dir.join(LEDGER_DIR)) else {
         return;

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::OpsError;
-use crate::listener::ListenerFile;
+use crate::listener::{ListenerFile, ListenerFileError};
 use crate::ox::soap::{Group, Resource, User};
 use crate::provision::state::{ObjectState, OxIds, OxRef};
 use crate::provision::udm::{self, Properties};
@@ -181,7 +181,7 @@ pub async fn import(
             .state
             .get(&file.entry_uuid)
             .await
-            .map_err(|e| OpsError::Unavailable(e.to_string()))?;
+            .map_err(OpsError::from)?;
         let seen = (&mut users_by_dn, &mut groups_by_dn);
         let Some((ox_ids, note)) = ox_ids_of(p, &mut lookup, &file, &object, seen).await else {
             entry.action = ImportAction::Ignored;
@@ -207,7 +207,7 @@ pub async fn import(
             p.state
                 .put(&file.entry_uuid, &state)
                 .await
-                .map_err(|e| OpsError::Unavailable(e.to_string()))?;
+                .map_err(OpsError::from)?;
         }
         report.entries.push(entry);
     }
@@ -231,10 +231,11 @@ fn read_old_files(dir: &Path) -> Result<(OldFiles, Vec<String>), OpsError> {
         }
         let path = entry.path();
         let parsed = std::fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|raw| {
-                ListenerFile::parse(&path, name.clone(), raw).map_err(|e| e.to_string())
-            });
+            .map_err(|source| ListenerFileError::Read {
+                path: path.clone(),
+                source,
+            })
+            .and_then(|raw| ListenerFile::parse(&path, name.clone(), raw));
         match parsed {
             Ok(file) => {
                 let mtime = entry
@@ -244,7 +245,8 @@ fn read_old_files(dir: &Path) -> Result<(OldFiles, Vec<String>), OpsError> {
                     .unwrap_or_else(|_| chrono::Utc::now());
                 files.push((file, mtime));
             }
-            Err(e) => problems.push(e),
+            // The report's problem line; the error's text names the file and its cause.
+            Err(e) => problems.push(crate::telemetry::error_chain(&e)),
         }
     }
     files.sort_by(|(a, _), (b, _)| {

@@ -2,7 +2,7 @@
 //! ([`queue`]: list, show, skip, requeue quarantined files), readiness ([`ready`]), importing
 //! the Python connector's cache ([`import`]) and comparing the state store with OX
 //! ([`reconcile`]); all run inside the daemon. The `ox-connector queue | reconcile | state`
-//! commands that call them through the admin API live in `crate::commands::ops`.
+//! commands that call them through the admin API live in `crate::commands` (`queue`, `reconcile`, `state`).
 //!
 //! Nothing here deletes a listener file (that is `done`'s job alone): skipping and requeueing
 //! *move* files, and repairs go through the queue like every other change.
@@ -67,6 +67,18 @@ pub enum OpsError {
         #[source]
         source: std::io::Error,
     },
+    /// The state store cannot be read or written (NATS down, a bad record).
+    #[error(transparent)]
+    State(#[from] crate::provision::state::StateError),
+    /// A repair could not be put into the queue.
+    #[error(transparent)]
+    Publish(#[from] crate::queue::publish::PublishError),
+    /// The OX subscriber's JetStream queue cannot be read (NATS down, the stream missing).
+    #[error("cannot read the JetStream queue: {0}")]
+    Queue(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// OX did not answer a read as expected.
+    #[error("OX: {0}")]
+    Ox(#[source] crate::ox::soap::OxError),
 }
 
 impl OpsError {

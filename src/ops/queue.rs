@@ -305,15 +305,12 @@ async fn ox_queue(
     ),
     OpsError,
 > {
-    let unavailable = |e: &dyn std::fmt::Display| {
-        OpsError::Unavailable(format!("cannot read the JetStream queue: {e}"))
-    };
     let mut stream = ops
         .js
         .get_stream(crate::queue::subscriber_stream(crate::queue::OX_SUBSCRIBER))
         .await
-        .map_err(|e| unavailable(&e))?;
-    let info = stream.info().await.map_err(|e| unavailable(&e))?;
+        .map_err(|e| OpsError::Queue(e.into()))?;
+    let info = stream.info().await.map_err(|e| OpsError::Queue(e.into()))?;
     let state = info.state.clone();
     Ok((stream, state))
 }
@@ -685,7 +682,7 @@ fn move_aside(from: &Path, target: &Path) -> Result<(), OpsError> {
 }
 
 /// Puts a skipped or a (fixed) quarantined file back into the queue under its original name,
-/// with a new requeue generation so that it is published again ([`requeue`]).
+/// with a new requeue generation so that it is published again ([`crate::listener::requeue`]).
 pub fn requeue(ops: &Ops, request: &RequeueRequest) -> Result<RequeueResult, OpsError> {
     let name = request.name.trim();
     if name.contains('/') || !is_listener_file_name(base_name(name)) {

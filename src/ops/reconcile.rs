@@ -81,7 +81,7 @@ impl ReconcileReport {
 }
 
 fn ox_error(e: OxError) -> OpsError {
-    OpsError::Unavailable(format!("OX: {e}"))
+    OpsError::Ox(e)
 }
 
 /// Compares the state store with OX; with `apply`, queues the repairs. Says how far it is
@@ -96,11 +96,7 @@ pub async fn reconcile(
         OpsError::Unavailable("this daemon does not provision OX; nothing to reconcile".into())
     })?;
     let p = applier.provisioner();
-    let remembered = p
-        .state
-        .all()
-        .await
-        .map_err(|e| OpsError::Unavailable(e.to_string()))?;
+    let remembered = p.state.all().await.map_err(OpsError::from)?;
     let run = Run {
         p,
         remembered: &remembered,
@@ -254,10 +250,7 @@ async fn repair(
                 continue;
             }
         }
-        publisher
-            .publish(&message)
-            .await
-            .map_err(|e| OpsError::Unavailable(e.to_string()))?;
+        publisher.publish(&message).await.map_err(OpsError::from)?;
         tracing::info!(
             object_type = %state.object_type,
             dn = %state.dn,
@@ -307,10 +300,7 @@ async fn forget_before_repair(
         .cloned()
         .unwrap_or_else(|| state.clone());
     forget(&mut forced);
-    p.state
-        .put(uuid, &forced)
-        .await
-        .map_err(|e| OpsError::Unavailable(e.to_string()))
+    p.state.put(uuid, &forced).await.map_err(OpsError::from)
 }
 
 /// How the kind of `topic` is compared in a context, if it is.
@@ -351,10 +341,7 @@ async fn correct_stale_ids(
             // ones, so that applying it again sends the full list.
             r.members.clear();
         }
-        p.state
-            .put(uuid, &state)
-            .await
-            .map_err(|e| OpsError::Unavailable(e.to_string()))?;
+        p.state.put(uuid, &state).await.map_err(OpsError::from)?;
         corrected.insert(uuid.clone(), state);
     }
     Ok(corrected)

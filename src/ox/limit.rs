@@ -6,7 +6,7 @@
 //! with transient faults. The limiter finds that knee the way TCP Vegas (and Netflix's
 //! concurrency-limits `VegasLimit`) does, with an AIMD back-off on faults:
 //!
-//! - The **latency floor** is the shortest call seen (over the last [`FLOOR_ROUNDS`] rounds, so
+//! - The **latency floor** is the shortest call seen (over the last `FLOOR_ROUNDS` rounds, so
 //!   that a permanently slower OX raises it again): what a call costs without queueing.
 //! - Once per **round** (as many calls as the limit) the round's mean latency `rtt` gives the
 //!   estimated number of calls queueing in OX: `queue = limit × (1 − (floor + slack) / rtt)`

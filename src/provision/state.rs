@@ -7,7 +7,7 @@
 //! - `ox-dn-index`: DN → entry UUID, for resolving members given as DNs.
 //!
 //! The OX subscriber is the only writer of both buckets, so reads are served from a cache of
-//! what this process read or wrote last ([`cache`]); the DN index is written only when an
+//! what this process read or wrote last (`cache`); the DN index is written only when an
 //! object's DN changes (or is not known to be indexed, after a start).
 //!
 //! Writes happen only after OX accepted the change; a crash between the two only means the

@@ -50,7 +50,7 @@ use super::{deleted, group, random_password, ProvisionError, Provisioner};
 
 pub const TOPIC: &str = super::topic::USER;
 
-/// The display name OX gets when UCS has none: UDM's own default, "<firstname> <lastname>",
+/// The display name OX gets when UCS has none: UDM's own default, `"<firstname> <lastname>"`,
 /// else the OX name. (Reconcile expects the same, so such users show no false drift.)
 pub fn default_display_name(object: &Properties, name: &str) -> String {
     let composed = [

@@ -389,7 +389,7 @@ impl Connection {
         }
     }
 
-    /// The client's count of connections so far: the moment for [`Connection::reconnected_since`].
+    /// The client's count of connections so far: the moment for `Connection::reconnected_since`.
     pub fn epoch(&self) -> u64 {
         self.statistics.connects.load(Ordering::Relaxed)
     }

@@ -9,7 +9,7 @@
 //! A scope is computed from the state as it is when the message arrives, but messages still
 //! held before it will change that state (a user created in context 1 that the next message
 //! moves to context 2 is, at that point, not in context 1 yet). So a message **inherits** the
-//! scope of every held message that names one of the same objects ([`ScopeKey::is_object`]):
+//! scope of every held message that names one of the same objects ([`ScopeKey::Object`]):
 //! whatever the earlier change touches, the later one may find its object there. And nothing is
 //! admitted while an `Everything` message is held, so that the scopes of the messages after it
 //! are computed from the state it leaves behind.

@@ -73,7 +73,7 @@ const CHATTY_LIBRARIES: [&str; 7] = [
     "tower_http",
 ];
 
-/// The filter that keeps secrets out of the log at every level: [`CHATTY_LIBRARIES`] are
+/// The filter that keeps secrets out of the log at every level: `CHATTY_LIBRARIES` are
 /// capped at INFO; everything else passes on to the `RUST_LOG` filter.
 pub fn secret_guard() -> tracing_subscriber::filter::Targets {
     CHATTY_LIBRARIES.iter().fold(

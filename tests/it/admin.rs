@@ -50,6 +50,6 @@ async fn the_status_of_a_blocked_queue_is_served_to_token_holders_only() {
     // Once stopped, commands say the daemon is not running.
     assert!(matches!(
         AdminClient::from_data_dir(env.data.path(), Duration::from_secs(1)),
-        Err(AdminClientError::NotRunning(_))
+        Err(AdminClientError::NotRunning { .. })
     ));
 }

@@ -361,7 +361,7 @@ async fn a_change_refused_for_a_taken_name_is_retried_as_soon_as_an_earlier_chan
 /// adaptive limit backs off, the refused calls are retried, and OX ends in the expected state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_ox_loses_no_change_and_the_limit_backs_off() {
-    use ox_connector::emulator::{CapacityConfig, EmulatorConfig, ADMIN_GUIDE_PROPERTIES};
+    use ox_connector::emulator::{CapacitySettings, EmulatorConfig, ADMIN_GUIDE_PROPERTIES};
     let mut config = EmulatorConfig::new(
         crate::support::ox::MASTER,
         crate::support::ox::MASTER_PASSWORD,
@@ -369,7 +369,7 @@ async fn an_overloaded_ox_loses_no_change_and_the_limit_backs_off() {
     .with_properties(&ADMIN_GUIDE_PROPERTIES)
     .expect("known properties");
     config.faults.latency_ms = 5;
-    config.capacity = CapacityConfig {
+    config.capacity = CapacitySettings {
         workers: Some(4),
         overload_beyond: Some(4),
     };

@@ -12,7 +12,7 @@ mod resource;
 mod snapshot;
 mod user;
 
-pub use super::properties::{OxOptions, PropertyError};
+pub use super::properties::{OxPropertySettings, PropertyError};
 pub use snapshot::{ContextSnapshot, ObjectRef, StateSnapshot, UserSnapshot};
 
 use crate::ox::soap::types::{
@@ -54,9 +54,9 @@ const NO_SUCH_OBJECT: &str = "com.openexchange.admin.rmi.exceptions.NoSuchObject
 #[derive(Debug)]
 pub struct OxState {
     master: Credentials,
-    options: OxOptions,
+    options: OxPropertySettings,
     /// The configuration at start, restored by [`OxState::reset`].
-    initial_options: OxOptions,
+    initial_options: OxPropertySettings,
     contexts: BTreeMap<i32, Ctx>,
 }
 
@@ -118,7 +118,7 @@ impl Index {
 
 #[derive(Clone, Debug, Default)]
 struct Indexes {
-    /// Keys of names are lower-cased in lower-case mode (see [`OxOptions::lowercase_names`]).
+    /// Keys of names are lower-cased in lower-case mode (see [`OxPropertySettings::lowercase_names`]).
     lowercase: bool,
     user_names: Index,
     display_names: Index,
@@ -468,7 +468,7 @@ fn default_group_ref() -> Group {
 }
 
 impl OxState {
-    pub fn new(master: Credentials, options: OxOptions) -> OxState {
+    pub fn new(master: Credentials, options: OxPropertySettings) -> OxState {
         OxState {
             master,
             initial_options: options.clone(),
@@ -484,7 +484,7 @@ impl OxState {
     }
 
     /// The current configuration.
-    pub fn options(&self) -> &OxOptions {
+    pub fn options(&self) -> &OxPropertySettings {
         &self.options
     }
 

@@ -1,4 +1,5 @@
-//! The operations endpoints of the admin API (see [`crate::ops`]).
+//! The admin API's routes into the daemon-side operations of [`crate::ops`]: readiness,
+//! metrics, the queue, reconcile and state import.
 //!
 //! | method and path | token | what |
 //! |---|---|---|
@@ -56,7 +57,11 @@ pub(super) fn status_of(error: &OpsError) -> StatusCode {
         OpsError::NotFound(_) => StatusCode::NOT_FOUND,
         OpsError::Conflict(_) => StatusCode::CONFLICT,
         OpsError::Invalid(_) => StatusCode::BAD_REQUEST,
-        OpsError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OpsError::Unavailable(_)
+        | OpsError::State(_)
+        | OpsError::Publish(_)
+        | OpsError::Ox(_)
+        | OpsError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
         OpsError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -65,7 +70,7 @@ impl IntoResponse for OpsError {
     fn into_response(self) -> Response {
         let status = status_of(&self);
         let body = ErrorBody {
-            error: self.to_string(),
+            error: crate::telemetry::error_chain(&self),
         };
         (status, Json(body)).into_response()
     }
