@@ -39,9 +39,6 @@ async fn main() -> ExitCode {
                 .context("the daemon failed"),
             Err(e) => Err(e.into()),
         },
-        Command::Subscriptions(args) => ox_connector::commands::subscriptions::run(args)
-            .await
-            .context("the subscriptions command failed"),
         Command::Demo(args) => ox_connector::demo::run(args, shutdown)
             .await
             .context("the demo failed"),
@@ -61,6 +58,9 @@ async fn main() -> ExitCode {
         }
         Command::Reconcile(args) => {
             std::process::exit(ox_connector::commands::reconcile::reconcile(args).await)
+        }
+        Command::Subscriptions(args) => {
+            std::process::exit(ox_connector::commands::subscriptions::run(args).await)
         }
         Command::State(args) => {
             std::process::exit(ox_connector::commands::state::state(args).await)

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::admin::client::{AdminClient, AdminClientError};
+use super::common::{answer, failed};
+use crate::admin::client::AdminClient;
 use crate::admin::subscriptions::SubscriptionReport;
 use crate::config::DEFAULT_DATA_DIR;
 use crate::dispatch::{PrefillStatus, SubscriptionRequest};
@@ -57,18 +58,18 @@ pub enum SubscriptionsAction {
     Remove { name: String },
 }
 
-/// Runs the subcommand; prints to stdout.
-pub async fn run(args: SubscriptionsArgs) -> Result<(), AdminClientError> {
-    let client = AdminClient::from_data_dir(&args.data_dir, Duration::from_secs(30))?;
+/// Runs the subcommand: prints the answer (JSON with `--json`) to stdout, a failure with its
+/// causes to stderr, and returns the exit code of every admin command
+/// ([`super::common`]: 0 done, 1 refused, 2 the daemon is not running).
+pub async fn run(args: SubscriptionsArgs) -> i32 {
+    let client = match AdminClient::from_data_dir(&args.data_dir, Duration::from_secs(30)) {
+        Ok(client) => client,
+        Err(e) => return failed(&e),
+    };
     match args.action {
-        SubscriptionsAction::List => {
-            let all = client.subscriptions().await?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-            } else {
-                print_table(&all);
-            }
-        }
+        SubscriptionsAction::List => answer(client.subscriptions().await, args.json, |all| {
+            println!("{}", subscriptions_table(all))
+        }),
         SubscriptionsAction::Add {
             name,
             topics,
@@ -92,40 +93,40 @@ pub async fn run(args: SubscriptionsArgs) -> Result<(), AdminClientError> {
                 max_messages,
                 max_bytes,
             };
-            let subscription = client.add_subscription(&request).await?;
-            if args.json {
+            let data_dir = args.data_dir.display();
+            answer(client.add_subscription(&request).await, args.json, |s| {
                 println!(
-                    "{}",
-                    serde_json::to_string_pretty(&subscription).unwrap_or_default()
-                );
-            } else {
-                println!(
-                    "Registered {}: queue SUB_{}, NATS user subscriber-{} (password in {}/secrets/nats-users.json).",
-                    subscription.name,
-                    subscription.name,
-                    subscription.name,
-                    args.data_dir.display()
-                );
-            }
+                    "Registered {name}: queue SUB_{name}, NATS user subscriber-{name} (password in \
+                     {data_dir}/secrets/nats-users.json).",
+                    name = s.name
+                )
+            })
         }
         SubscriptionsAction::Remove { name } => {
-            client.remove_subscription(&name).await?;
-            if args.json {
-                println!("{}", serde_json::json!({"removed": name}));
-            } else {
-                println!("Removed {name} with its queue.");
-            }
+            let result = client.remove_subscription(&name).await;
+            let removed = result.map(|()| serde_json::json!({ "removed": name }));
+            answer(removed, args.json, |_| {
+                println!("Removed {name} with its queue.")
+            })
         }
     }
-    Ok(())
 }
 
-/// `subscriptions list` as a table: one line per subscription.
-fn print_table(all: &[SubscriptionReport]) {
-    println!(
-        "{:<20} {:<6} {:<8} {:>8} {:>11}  {:<8} topics",
-        "name", "realm", "prefill", "queued", "redelivered", "state"
-    );
+/// `subscriptions list` as aligned columns through comfy-table, one line per subscription.
+fn subscriptions_table(all: &[SubscriptionReport]) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header([
+            "NAME",
+            "REALM",
+            "PREFILL",
+            "QUEUED",
+            "REDELIVERED",
+            "STATE",
+            "TOPICS",
+        ]);
     for report in all {
         let s = &report.subscription;
         let prefill = match s.prefill_status {
@@ -138,15 +139,66 @@ fn print_table(all: &[SubscriptionReport]) {
         } else {
             "ok"
         };
-        println!(
-            "{:<20} {:<6} {:<8} {:>8} {:>11}  {:<8} {}",
-            s.name,
-            s.realm,
-            prefill,
-            report.status.queued,
-            report.status.redelivered,
-            state,
-            s.topics.join(" ")
+        table.add_row([
+            s.name.clone(),
+            s.realm.clone(),
+            prefill.to_owned(),
+            report.status.queued.to_string(),
+            report.status.redelivered.to_string(),
+            state.to_owned(),
+            s.topics.join(" "),
+        ]);
+    }
+    for column in [3, 4] {
+        if let Some(count) = table.column_mut(column) {
+            count.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    table
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(name: &str, queued: u64, full: bool) -> SubscriptionReport {
+        serde_json::from_value(serde_json::json!({
+            "subscription": {
+                "name": name, "realm": "udm", "topics": ["users/user", "groups/group"],
+                "prefill": false, "redact": [],
+                "limits": {"max_messages": 1000, "max_bytes": 1_000_000},
+                "prefill_status": "not_requested", "start_after": 0,
+                "created": "2026-12-06T08:00:00Z"
+            },
+            "status": {
+                "full": if full { Some("the queue is full") } else { None },
+                "dispatched": 0, "queued": queued, "redelivered": 0
+            }
+        }))
+        .expect("a subscription report")
+    }
+
+    #[test]
+    fn the_table_lines_up_names_and_counts_of_any_length() {
+        let table = subscriptions_table(&[report("a", 7, false), report("audit-log", 12345, true)]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        let topics_at: Vec<usize> = lines
+            .iter()
+            .map(|l| l.find("users/user").unwrap_or(0))
+            .collect();
+        assert_eq!(topics_at[1], topics_at[2], "{table}");
+        // Counts are right-aligned: the last digit of 7 under the last digit of 12345.
+        let end_of = |line: &str, count: &str| line.find(count).map(|at| at + count.len());
+        assert_eq!(
+            end_of(lines[1], " 7 "),
+            end_of(lines[2], "12345 "),
+            "{table}"
         );
+        assert!(lines[2].contains("FULL"), "{table}");
     }
 }

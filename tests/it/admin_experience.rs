@@ -707,6 +707,8 @@ fn the_data_dir_goes_anywhere_and_an_admin_port_clash_names_its_setting() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("unexpected argument"), "{stderr}");
     assert!(stderr.contains("not running"), "{stderr}");
+    // The exit code of every admin command for "not running" (a check script tells it apart).
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let output = binary()
