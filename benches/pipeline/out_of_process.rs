@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::{free_port, DAEMON, MASTER, MASTER_PASSWORD};
 
 /// One out-of-process run.
-pub struct Scenario {
+pub(crate) struct Scenario {
     pub name: &'static str,
     pub latency_ms: u64,
     pub workers: Option<usize>,
@@ -26,7 +26,7 @@ pub struct Scenario {
 }
 
 #[derive(Clone, Copy)]
-pub enum StreamShape {
+pub(crate) enum StreamShape {
     /// One context: `creates` user creates, then `mixed` changes of every kind.
     OneContext { creates: usize, mixed: usize },
     /// `contexts` contexts with `users` user creates each.
@@ -285,7 +285,7 @@ fn listener_files(dir: &Path) -> usize {
 }
 
 /// Runs one scenario; returns its figures.
-pub async fn run(s: &Scenario) -> Value {
+pub(crate) async fn run(s: &Scenario) -> Value {
     let data = tempfile::tempdir().expect("temp dir");
     let listener = data.path().join("listener");
     let files = stream(s.stream);
@@ -371,7 +371,7 @@ pub async fn run(s: &Scenario) -> Value {
 }
 
 /// The scenarios of issue #15, one run each.
-pub fn scenarios(quick: bool, concurrency: usize) -> Vec<Scenario> {
+pub(crate) fn scenarios(quick: bool, concurrency: usize) -> Vec<Scenario> {
     let (creates, mixed) = if quick { (400, 200) } else { (2_000, 1_000) };
     let one = StreamShape::OneContext { creates, mixed };
     let base = |name, latency_ms, concurrency| Scenario {

@@ -10,7 +10,7 @@ use super::soap::{many, one, Call, ParsedRequest, Reply, SoapError};
 use super::state::OxState;
 
 /// Runs one operation against the state.
-pub fn dispatch(
+pub(super) fn dispatch(
     state: &mut OxState,
     service: Service,
     request: &ParsedRequest,

@@ -172,7 +172,7 @@ impl OxPropertySettings {
 }
 
 /// Parses `NAME=VALUE` (the `--ox-property` argument).
-pub fn parse_assignment(text: &str) -> Result<(String, String), PropertyError> {
+pub(super) fn parse_assignment(text: &str) -> Result<(String, String), PropertyError> {
     let (name, value) = text
         .split_once('=')
         .ok_or_else(|| PropertyError::Syntax(text.to_string()))?;

@@ -19,7 +19,7 @@ use super::state::OxFault;
 
 /// A request that could not be served.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SoapError {
+pub(super) enum SoapError {
     /// `soap:Client`, no detail: the request could not be read.
     Client(String),
     /// `soap:VersionMismatch`: not a SOAP 1.1 envelope.
@@ -55,12 +55,12 @@ impl From<DecodeError> for SoapError {
 
 /// A request read up to its operation wrapper.
 #[derive(Debug)]
-pub struct ParsedRequest {
+pub(super) struct ParsedRequest {
     pub wrapper: Element,
 }
 
 impl ParsedRequest {
-    pub fn operation(&self) -> &str {
+    pub(super) fn operation(&self) -> &str {
         &self.wrapper.name
     }
 }
@@ -90,7 +90,7 @@ fn wsdl_operations(service: Service) -> &'static [String] {
 }
 
 /// Parses the envelope and finds the operation wrapper (the Body's first child).
-pub fn parse_request(service: Service, body: &[u8]) -> Result<ParsedRequest, SoapError> {
+pub(super) fn parse_request(service: Service, body: &[u8]) -> Result<ParsedRequest, SoapError> {
     let root = xml::parse(body)
         .map_err(|e| SoapError::Client(format!("Error reading XMLStreamReader: {e}")))?;
     if root.is(Ns::Soap12, "Envelope") {
@@ -190,7 +190,7 @@ impl<'a> Call<'a> {
 }
 
 /// What a served operation answers.
-pub enum Reply {
+pub(super) enum Reply {
     Void,
     Objects(Box<dyn FnOnce(&mut XmlWriter)>),
     Scalar(String),
@@ -227,11 +227,11 @@ const ENVELOPE_START: &str =
 const ENVELOPE_END: &str = "</soap:Body></soap:Envelope>";
 
 /// The answer of a void operation (`examples/VOID.resp.xml`).
-pub const VOID_RESPONSE: &str =
+pub(super) const VOID_RESPONSE: &str =
     "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body/></soap:Envelope>";
 
 /// Writes a successful answer.
-pub fn write_reply(service: Service, op: &str, reply: Reply, nil_for_none: bool) -> String {
+pub(super) fn write_reply(service: Service, op: &str, reply: Reply, nil_for_none: bool) -> String {
     let ns = service.wrapper_ns();
     let mut w = XmlWriter::new(Prefixes::server(ns), nil_for_none);
     let content = match reply {
@@ -250,7 +250,7 @@ pub fn write_reply(service: Service, op: &str, reply: Reply, nil_for_none: bool)
 }
 
 /// Writes a fault answer; `exception_id` is appended to OX's own faults.
-pub fn write_fault(service: Service, error: &SoapError, exception_id: &str) -> String {
+pub(super) fn write_fault(service: Service, error: &SoapError, exception_id: &str) -> String {
     let ns = service.wrapper_ns();
     let mut w = XmlWriter::new(Prefixes::server(ns), true);
     let (code, message, detail) = match error {

@@ -52,7 +52,7 @@ fn assert_exit(output: &Output, code: i32) {
 
 /// Starts the daemon and waits until its admin API is published (a trigger started before that
 /// would find no daemon, which is another test).
-pub async fn start_daemon(env: &TestEnv, applier: &RecordingApplier) -> RunningDaemon {
+pub(crate) async fn start_daemon(env: &TestEnv, applier: &RecordingApplier) -> RunningDaemon {
     let daemon = env.daemon(applier.clone()).await;
     let endpoint = env.data.path().join("run/admin.json");
     wait_for("the admin API", T, || endpoint.exists()).await;
@@ -390,7 +390,7 @@ async fn a_quarantined_file_counts_as_done_and_is_reported() {
 }
 
 /// Waits until the daemon has failed at `file` `more` more times.
-pub async fn wait_for_more_failures(applier: &RecordingApplier, file: &str, more: usize) {
+pub(crate) async fn wait_for_more_failures(applier: &RecordingApplier, file: &str, more: usize) {
     let target = applier.attempts_at(file) + more;
     wait_for("more failed attempts", T, || {
         applier.attempts_at(file) >= target
@@ -399,7 +399,7 @@ pub async fn wait_for_more_failures(applier: &RecordingApplier, file: &str, more
 }
 
 /// Whether some process holds the trigger lock of `data_dir`.
-pub fn lock_is_held(data_dir: &Path) -> bool {
+pub(crate) fn lock_is_held(data_dir: &Path) -> bool {
     use nix::fcntl::{Flock, FlockArg};
     let Ok(file) = std::fs::File::open(data_dir.join(ox_connector::commands::trigger::LOCK_FILE))
     else {

@@ -8,11 +8,11 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         output.status.code(),
@@ -22,7 +22,7 @@ pub fn text(output: &Output) -> String {
 }
 
 /// A Python command that writes no `__pycache__` into the repository.
-pub fn python(interpreter: &Path) -> Command {
+pub(crate) fn python(interpreter: &Path) -> Command {
     let mut command = Command::new(interpreter);
     command.env("PYTHONDONTWRITEBYTECODE", "1");
     command
@@ -30,7 +30,7 @@ pub fn python(interpreter: &Path) -> Command {
 
 /// What the shipped UDM modules and extended attributes define (`tests/ucs/describe.py`):
 /// `modules.<name>.objectClasses`, `modules.<name>.properties.<prop>.ldap`, `extended_attributes`.
-pub fn describe() -> Value {
+pub(crate) fn describe() -> Value {
     let output = python(Path::new("python3"))
         .arg("describe.py")
         .current_dir(repo().join("tests/ucs"))

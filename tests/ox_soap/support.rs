@@ -5,28 +5,28 @@ use ox_connector::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use ox_connector::ox::soap::xml::{self, Element};
 use ox_connector::ox::soap::{Context, Credentials, OxClient, User};
 
-pub const MASTER: &str = "oxadminmaster";
-pub const MASTER_PASSWORD: &str = "master-secret";
-pub const ADMIN_PASSWORD: &str = "ctx-admin-secret";
+pub(crate) const MASTER: &str = "oxadminmaster";
+pub(crate) const MASTER_PASSWORD: &str = "master-secret";
+pub(crate) const ADMIN_PASSWORD: &str = "ctx-admin-secret";
 
-pub struct Env {
+pub(crate) struct Env {
     pub ox: EmulatorHandle,
     pub client: OxClient,
 }
 
-pub async fn env() -> Env {
+pub(crate) async fn env() -> Env {
     env_with(EmulatorConfig::new(MASTER, MASTER_PASSWORD)).await
 }
 
 /// An emulator with the OX properties docs/operations.md tells admins to set.
-pub async fn env_admin_guide() -> Env {
+pub(crate) async fn env_admin_guide() -> Env {
     let config = EmulatorConfig::new(MASTER, MASTER_PASSWORD)
         .with_properties(&ox_connector::emulator::ADMIN_GUIDE_PROPERTIES)
         .expect("known properties");
     env_with(config).await
 }
 
-pub async fn env_with(config: EmulatorConfig) -> Env {
+pub(crate) async fn env_with(config: EmulatorConfig) -> Env {
     let ox = Emulator::start(config).await.expect("emulator starts");
     let client = OxClient::builder(ox.base_url())
         .master(Credentials::new(MASTER, MASTER_PASSWORD))
@@ -36,11 +36,11 @@ pub async fn env_with(config: EmulatorConfig) -> Env {
 }
 
 /// The context admin the connector would create for context `id`.
-pub fn admin(id: i32) -> Credentials {
+pub(crate) fn admin(id: i32) -> Credentials {
     Credentials::new(format!("oxadmin-context{id}"), ADMIN_PASSWORD)
 }
 
-pub fn admin_user(id: i32) -> User {
+pub(crate) fn admin_user(id: i32) -> User {
     User {
         name: Some(format!("oxadmin-context{id}")),
         password: Some(ADMIN_PASSWORD.into()),
@@ -55,7 +55,7 @@ pub fn admin_user(id: i32) -> User {
 }
 
 /// Creates context `id` (name `context<id>`) and returns its admin's credentials.
-pub async fn context(client: &OxClient, id: i32) -> Credentials {
+pub(crate) async fn context(client: &OxClient, id: i32) -> Credentials {
     let ctx = Context {
         id: Some(id),
         name: Some(format!("context{id}")),
@@ -71,7 +71,7 @@ pub async fn context(client: &OxClient, id: i32) -> Credentials {
 }
 
 /// A user with every field OX requires on create.
-pub fn new_user(name: &str) -> User {
+pub(crate) fn new_user(name: &str) -> User {
     let mail = format!("{name}@example.org");
     User {
         name: Some(name.into()),
@@ -86,7 +86,7 @@ pub fn new_user(name: &str) -> User {
 }
 
 /// POSTs a raw SOAP body; returns status and body.
-pub async fn post(base_url: &str, path: &str, body: &str) -> (u16, String) {
+pub(crate) async fn post(base_url: &str, path: &str, body: &str) -> (u16, String) {
     let response = reqwest::Client::new()
         .post(format!("{base_url}{path}"))
         .header("Content-Type", "text/xml; charset=UTF-8")
@@ -99,7 +99,7 @@ pub async fn post(base_url: &str, path: &str, body: &str) -> (u16, String) {
 }
 
 /// The parsed fault of a SOAP answer: (faultcode, faultstring without exceptionId, detail name).
-pub fn fault_of(body: &str) -> (String, String, Option<String>) {
+pub(crate) fn fault_of(body: &str) -> (String, String, Option<String>) {
     let root = xml::parse(body.as_bytes()).expect("answer is XML");
     let fault = &root.children[0].children[0];
     assert_eq!(fault.name, "Fault", "not a fault: {body}");
@@ -130,7 +130,7 @@ pub fn fault_of(body: &str) -> (String, String, Option<String>) {
 /// (faultstrings compared without `; exceptionId …`); for containers every non-nil child of
 /// `expected` matched in order among `actual`'s children of that name (same count). Extra
 /// children and nil elements (a real server adds many) are allowed.
-pub fn contains(actual: &Element, expected: &Element, path: &str) -> Result<(), String> {
+pub(crate) fn contains(actual: &Element, expected: &Element, path: &str) -> Result<(), String> {
     let here = format!("{path}/{}", expected.name);
     if actual.ns != expected.ns || actual.name != expected.name || actual.uri() != expected.uri() {
         return Err(format!("{here}: found {{{}}}{}", actual.uri(), actual.name));

@@ -3,7 +3,7 @@
 use super::*;
 
 impl OxState {
-    pub fn copy_user(
+    pub(crate) fn copy_user(
         &mut self,
         auth: Option<&Credentials>,
         user: Option<User>,
@@ -93,7 +93,7 @@ impl OxState {
         Ok(scope)
     }
 
-    pub fn create_account(
+    pub(crate) fn create_account(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -158,7 +158,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn delete_account(
+    pub(crate) fn delete_account(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -183,7 +183,7 @@ impl OxState {
         Ok(context.accounts.len() != before)
     }
 
-    pub fn list_accounts(
+    pub(crate) fn list_accounts(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,

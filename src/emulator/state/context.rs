@@ -70,7 +70,7 @@ impl OxState {
     }
 
     /// `create`, `createModuleAccess`, `createModuleAccessByName`.
-    pub fn create_context(
+    pub(crate) fn create_context(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -133,7 +133,7 @@ impl OxState {
         Ok(data)
     }
 
-    pub fn change_context(
+    pub(crate) fn change_context(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -177,7 +177,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn set_context_enabled(
+    pub(crate) fn set_context_enabled(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -189,7 +189,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn delete_context(
+    pub(crate) fn delete_context(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -200,7 +200,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn context_exists(
+    pub(crate) fn context_exists(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -213,7 +213,7 @@ impl OxState {
         }
     }
 
-    pub fn get_context(
+    pub(crate) fn get_context(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -223,7 +223,7 @@ impl OxState {
         Ok(self.contexts[&id].data.clone())
     }
 
-    pub fn get_context_admin_id(
+    pub(crate) fn get_context_admin_id(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -233,7 +233,7 @@ impl OxState {
         Ok(self.contexts[&id].admin_id)
     }
 
-    pub fn list_contexts(
+    pub(crate) fn list_contexts(
         &self,
         auth: Option<&Credentials>,
         pattern: Option<&str>,

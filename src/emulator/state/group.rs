@@ -17,7 +17,7 @@ impl OxState {
         Ok(unique)
     }
 
-    pub fn create_group(
+    pub(crate) fn create_group(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -45,7 +45,7 @@ impl OxState {
         Ok(group)
     }
 
-    pub fn change_group(
+    pub(crate) fn change_group(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -88,7 +88,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn delete_groups(
+    pub(crate) fn delete_groups(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -104,7 +104,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn get_default_group(
+    pub(crate) fn get_default_group(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -113,7 +113,7 @@ impl OxState {
         Ok(self.contexts[&ctx_id].groups[&DEFAULT_GROUP_ID].clone())
     }
 
-    pub fn group_members(
+    pub(crate) fn group_members(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -128,7 +128,7 @@ impl OxState {
             .collect())
     }
 
-    pub fn list_groups(
+    pub(crate) fn list_groups(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -138,7 +138,7 @@ impl OxState {
         Ok(named_like(self.contexts[&ctx_id].groups.values(), pattern))
     }
 
-    pub fn list_groups_for_user(
+    pub(crate) fn list_groups_for_user(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -154,7 +154,7 @@ impl OxState {
             .collect())
     }
 
-    pub fn change_members(
+    pub(crate) fn change_members(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,

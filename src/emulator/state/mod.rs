@@ -12,7 +12,7 @@ mod resource;
 mod snapshot;
 mod user;
 
-pub use super::properties::{OxPropertySettings, PropertyError};
+pub(super) use super::properties::{OxPropertySettings, PropertyError};
 pub use snapshot::{ContextSnapshot, ObjectRef, StateSnapshot, UserSnapshot};
 
 use crate::ox::soap::types::{
@@ -23,7 +23,7 @@ use crate::ox::soap::FaultKind;
 
 /// An OX business exception: detail kind and message (without `; exceptionId`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OxFault {
+pub(super) struct OxFault {
     pub kind: FaultKind,
     pub message: String,
 }
@@ -52,7 +52,7 @@ const NO_SUCH_OBJECT: &str = "com.openexchange.admin.rmi.exceptions.NoSuchObject
 
 /// The whole emulated OX.
 #[derive(Debug)]
-pub struct OxState {
+pub(super) struct OxState {
     master: Credentials,
     options: OxPropertySettings,
     /// The configuration at start, restored by [`OxState::reset`].
@@ -468,7 +468,7 @@ fn default_group_ref() -> Group {
 }
 
 impl OxState {
-    pub fn new(master: Credentials, options: OxPropertySettings) -> OxState {
+    pub(super) fn new(master: Credentials, options: OxPropertySettings) -> OxState {
         OxState {
             master,
             initial_options: options.clone(),
@@ -478,20 +478,23 @@ impl OxState {
     }
 
     /// Forgets every context and goes back to the start-up configuration.
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.contexts.clear();
         self.options = self.initial_options.clone();
     }
 
     /// The current configuration.
-    pub fn options(&self) -> &OxPropertySettings {
+    pub(super) fn options(&self) -> &OxPropertySettings {
         &self.options
     }
 
     /// Changes configuration properties, as an admin who edits OX's files and restarts OX.
     /// `AUTO_TO_LOWERCASE_UID` cannot change while contexts exist: OX's stored names would not
     /// follow either.
-    pub fn set_properties(&mut self, properties: &[(&str, &str)]) -> Result<(), PropertyError> {
+    pub(super) fn set_properties(
+        &mut self,
+        properties: &[(&str, &str)],
+    ) -> Result<(), PropertyError> {
         let mut options = self.options.clone();
         options.set_all(properties.iter().copied())?;
         if options.lowercase_names != self.options.lowercase_names && !self.contexts.is_empty() {
@@ -529,7 +532,7 @@ impl OxState {
     }
 
     /// Master credentials (OXContextService, copyUser).
-    pub fn auth_master(&self, auth: Option<&Credentials>) -> OxResult<()> {
+    pub(super) fn auth_master(&self, auth: Option<&Credentials>) -> OxResult<()> {
         if self.is_master(auth) {
             Ok(())
         } else {

@@ -31,7 +31,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn create_resource(
+    pub(crate) fn create_resource(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -61,7 +61,7 @@ impl OxState {
         Ok(resource)
     }
 
-    pub fn change_resource(
+    pub(crate) fn change_resource(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -91,7 +91,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn delete_resource(
+    pub(crate) fn delete_resource(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -103,7 +103,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn list_resources(
+    pub(crate) fn list_resources(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 impl OxState {
-    pub fn snapshot(&self) -> StateSnapshot {
+    pub(crate) fn snapshot(&self) -> StateSnapshot {
         StateSnapshot {
             contexts: self
                 .contexts

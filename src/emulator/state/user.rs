@@ -91,7 +91,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn create_user(
+    pub(crate) fn create_user(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -106,7 +106,7 @@ impl OxState {
         Ok(context.users[&id].user.clone())
     }
 
-    pub fn change_user(
+    pub(crate) fn change_user(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -254,7 +254,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn change_user_access(
+    pub(crate) fn change_user_access(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -274,7 +274,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn delete_user(
+    pub(crate) fn delete_user(
         &mut self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -294,7 +294,7 @@ impl OxState {
         Ok(())
     }
 
-    pub fn user_exists(
+    pub(crate) fn user_exists(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -308,7 +308,7 @@ impl OxState {
         }
     }
 
-    pub fn get_user_access(
+    pub(crate) fn get_user_access(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -319,7 +319,7 @@ impl OxState {
         Ok(self.contexts[&ctx_id].users[&id].access.clone())
     }
 
-    pub fn get_context_admin(
+    pub(crate) fn get_context_admin(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,
@@ -330,7 +330,7 @@ impl OxState {
     }
 
     /// `listAll`/`list`/`listCaseInsensitive`: users with only their `id`, as OX answers.
-    pub fn list_users(
+    pub(crate) fn list_users(
         &self,
         auth: Option<&Credentials>,
         ctx: Option<Context>,

@@ -19,7 +19,7 @@ use crate::ox::limit::Limiter;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default for [`OxClientBuilder::max_response_bytes`]: OX's answers to the connector's calls
 /// are a few KiB; anything near this is not an answer the connector can use.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+pub(super) const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Client of the OX admin SOAP API. Cheap to clone (one shared connection pool).
 #[derive(Clone, Debug)]

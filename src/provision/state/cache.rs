@@ -13,7 +13,7 @@ use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
-pub struct Cache<V> {
+pub(super) struct Cache<V> {
     inner: Mutex<Inner<V>>,
 }
 
@@ -24,7 +24,7 @@ struct Inner<V> {
 }
 
 impl<V: Clone> Cache<V> {
-    pub fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize) -> Self {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         Self {
             inner: Mutex::new(Inner {
@@ -35,7 +35,11 @@ impl<V: Clone> Cache<V> {
     }
 
     /// The value of `key`: cached, or from `fetch` (and then cached, unless written meanwhile).
-    pub async fn get_or_fetch<E, Fut>(&self, key: &str, fetch: impl FnOnce() -> Fut) -> Result<V, E>
+    pub(super) async fn get_or_fetch<E, Fut>(
+        &self,
+        key: &str,
+        fetch: impl FnOnce() -> Fut,
+    ) -> Result<V, E>
     where
         Fut: Future<Output = Result<V, E>>,
     {
@@ -73,7 +77,7 @@ impl<V: Clone> Cache<V> {
 
     /// Records a write of `key`: what the bucket holds now, or `None` when that is not known
     /// (the write failed).
-    pub fn written(&self, key: &str, now: Option<V>) {
+    pub(super) fn written(&self, key: &str, now: Option<V>) {
         let mut inner = self.lock();
         if let Some((_, written)) = inner.fetching.get_mut(key) {
             *written = true;

@@ -10,7 +10,7 @@ use ox_connector::message::ProvisioningMessage;
 
 /// One call of the applier.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     pub file: String,
     /// Whether the listener file was still on disk when the change was applied.
     pub file_existed: bool,
@@ -29,13 +29,13 @@ struct Inner {
 
 /// Records every call; clones share the record.
 #[derive(Clone)]
-pub struct RecordingApplier {
+pub(crate) struct RecordingApplier {
     listener_dir: PathBuf,
     inner: Arc<Mutex<Inner>>,
 }
 
 impl RecordingApplier {
-    pub fn new(listener_dir: PathBuf) -> Self {
+    pub(crate) fn new(listener_dir: PathBuf) -> Self {
         Self {
             listener_dir,
             inner: Arc::default(),
@@ -43,7 +43,7 @@ impl RecordingApplier {
     }
 
     /// The next `times` attempts at `file` fail.
-    pub fn fail(&self, file: &str, times: u32) {
+    pub(crate) fn fail(&self, file: &str, times: u32) {
         self.inner
             .lock()
             .unwrap()
@@ -52,26 +52,26 @@ impl RecordingApplier {
     }
 
     /// The next `times` attempts fail, whatever file they are for.
-    pub fn fail_next(&self, times: u32) {
+    pub(crate) fn fail_next(&self, times: u32) {
         self.inner.lock().unwrap().fail_any = times;
     }
 
     /// Attempts at `file` succeed again.
-    pub fn heal(&self, file: &str) {
+    pub(crate) fn heal(&self, file: &str) {
         self.inner.lock().unwrap().failures.remove(file);
     }
 
     /// Every apply takes this long (to catch the daemon mid-queue).
-    pub fn set_delay(&self, delay: Duration) {
+    pub(crate) fn set_delay(&self, delay: Duration) {
         self.inner.lock().unwrap().delay = delay;
     }
 
-    pub fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         self.inner.lock().unwrap().calls.clone()
     }
 
     /// Files applied successfully, in order.
-    pub fn applied(&self) -> Vec<String> {
+    pub(crate) fn applied(&self) -> Vec<String> {
         self.calls()
             .into_iter()
             .filter(|c| c.succeeded)
@@ -79,7 +79,7 @@ impl RecordingApplier {
             .collect()
     }
 
-    pub fn attempts_at(&self, file: &str) -> usize {
+    pub(crate) fn attempts_at(&self, file: &str) -> usize {
         self.calls().iter().filter(|c| c.file == file).count()
     }
 }

@@ -4,21 +4,21 @@
 use std::path::Path;
 
 /// What a command printed and its exit code.
-pub struct Output {
+pub(crate) struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Output {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
     }
 }
 
 /// `ox-connector <args> --data-dir <data_dir>`.
-pub async fn run(data_dir: &Path, args: &[&str]) -> Output {
+pub(crate) async fn run(data_dir: &Path, args: &[&str]) -> Output {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ox-connector"))
         .args(args)
         .arg("--data-dir")
@@ -36,7 +36,7 @@ pub async fn run(data_dir: &Path, args: &[&str]) -> Output {
 }
 
 /// The admin API's base URL and token.
-pub fn endpoint(data_dir: &Path) -> (String, String) {
+pub(crate) fn endpoint(data_dir: &Path) -> (String, String) {
     let endpoint: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data_dir.join("run/admin.json")).unwrap()).unwrap();
     let token = std::fs::read_to_string(data_dir.join("secrets/admin-token")).unwrap();
@@ -47,7 +47,7 @@ pub fn endpoint(data_dir: &Path) -> (String, String) {
 }
 
 /// Waits until the daemon has published where its admin API listens.
-pub async fn wait_for_api(data_dir: &Path) {
+pub(crate) async fn wait_for_api(data_dir: &Path) {
     let file = data_dir.join("run/admin.json");
     super::wait_for("the admin API", std::time::Duration::from_secs(10), || {
         file.is_file()
@@ -56,7 +56,7 @@ pub async fn wait_for_api(data_dir: &Path) {
 }
 
 /// `GET /metrics` (open on loopback).
-pub async fn metrics(data_dir: &Path) -> String {
+pub(crate) async fn metrics(data_dir: &Path) -> String {
     wait_for_api(data_dir).await;
     let (url, _) = endpoint(data_dir);
     let response = reqwest::get(format!("{url}/metrics")).await.unwrap();
@@ -65,7 +65,7 @@ pub async fn metrics(data_dir: &Path) -> String {
 }
 
 /// The sum of every series of `name` whose labels contain all of `labels` (`key="value"`).
-pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+pub(crate) fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {

@@ -29,7 +29,7 @@ use super::files::converter_json;
 
 /// One object in the simulated directory.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub dn: String,
     pub object_type: String,
     pub object: Value,
@@ -38,7 +38,7 @@ pub struct Entry {
 
 /// The directory and the host listener module that writes raw files. Clones share the state.
 #[derive(Clone)]
-pub struct Ldap {
+pub(crate) struct Ldap {
     inner: Arc<Mutex<LdapState>>,
 }
 
@@ -52,7 +52,7 @@ struct LdapState {
 impl Ldap {
     /// A directory whose listener module writes raw files into `raw_dir` (the host's
     /// `/var/lib/univention-appcenter/listener/ox-connector/`).
-    pub fn new(raw_dir: &Path) -> Self {
+    pub(crate) fn new(raw_dir: &Path) -> Self {
         std::fs::create_dir_all(raw_dir).unwrap();
         Self {
             inner: Arc::new(Mutex::new(LdapState {
@@ -65,7 +65,7 @@ impl Ldap {
 
     /// Adds or changes (or moves) an object; returns the raw file's name, which is also the
     /// name of the listener file it may become.
-    pub fn modify(&self, entry_uuid: &str, entry: Entry) -> String {
+    pub(crate) fn modify(&self, entry_uuid: &str, entry: Entry) -> String {
         let mut state = self.inner.lock().unwrap();
         let (dn, object_type) = (entry.dn.clone(), entry.object_type.clone());
         state.objects.insert(entry_uuid.to_owned(), Some(entry));
@@ -73,7 +73,7 @@ impl Ldap {
     }
 
     /// Deletes an object; returns the raw file's name.
-    pub fn delete(&self, entry_uuid: &str) -> String {
+    pub(crate) fn delete(&self, entry_uuid: &str) -> String {
         let mut state = self.inner.lock().unwrap();
         let entry = state
             .objects
@@ -97,7 +97,7 @@ impl Ldap {
     }
 
     /// What the target must hold in the end: entry UUID → the object now, `None` if deleted.
-    pub fn expected(&self) -> BTreeMap<String, Option<Value>> {
+    pub(crate) fn expected(&self) -> BTreeMap<String, Option<Value>> {
         self.inner
             .lock()
             .unwrap()
@@ -144,14 +144,14 @@ impl LdapState {
 
 /// A line of the host's log for this app (`listener_modules/ox-connector.log`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
+pub(crate) struct LogLine {
     pub level: &'static str,
     pub message: String,
 }
 
 /// One trigger run as the host saw it.
 #[derive(Debug, Clone)]
-pub struct TriggerRun {
+pub(crate) struct TriggerRun {
     /// `None` if the trigger was killed by a signal.
     pub exit_code: Option<i32>,
     /// The `*.json` names in the listener folder before the run.
@@ -170,7 +170,7 @@ struct Written {
 }
 
 /// The converter service with its loop: convert → trigger → sleep.
-pub struct HostConverter {
+pub(crate) struct HostConverter {
     ldap: Ldap,
     raw_dir: PathBuf,
     listener_dir: PathBuf,
@@ -191,7 +191,7 @@ impl HostConverter {
     /// A converter for `ldap`'s raw files that writes into `listener_dir` and runs `trigger`
     /// (copied into `work_dir` first, like the App Center's copy into the container's /tmp)
     /// with exactly `container_env`.
-    pub fn new(
+    pub(crate) fn new(
         ldap: &Ldap,
         listener_dir: &Path,
         trigger: &Path,
@@ -218,7 +218,7 @@ impl HostConverter {
 
     /// One pass of the loop: convert, run the trigger (if there is anything to trigger on),
     /// sleep. Returns the trigger run, if any.
-    pub async fn cycle(&mut self) -> Option<TriggerRun> {
+    pub(crate) async fn cycle(&mut self) -> Option<TriggerRun> {
         self.convert();
         let run = self.run_trigger().await;
         tokio::time::sleep(self.interval).await;
@@ -226,7 +226,7 @@ impl HostConverter {
     }
 
     /// One conversion pass (§3.2); returns the names of the listener files written.
-    pub fn convert(&mut self) -> Vec<String> {
+    pub(crate) fn convert(&mut self) -> Vec<String> {
         let mut batch: Vec<(String, Value)> = Vec::new();
         for name in json_names(&self.raw_dir) {
             let path = self.raw_dir.join(&name);
@@ -322,7 +322,7 @@ impl HostConverter {
     }
 
     /// One trigger run (§5.1), or `None` when the listener folder holds no `*.json`.
-    pub async fn run_trigger(&mut self) -> Option<TriggerRun> {
+    pub(crate) async fn run_trigger(&mut self) -> Option<TriggerRun> {
         let snapshot = json_names(&self.listener_dir);
         if snapshot.is_empty() {
             return None;
@@ -370,32 +370,32 @@ impl HostConverter {
 
     /// Sets a variable of the container's environment (on a real host: a changed app setting
     /// and a re-created container).
-    pub fn set_env(&mut self, key: &str, value: &str) {
+    pub(crate) fn set_env(&mut self, key: &str, value: &str) {
         self.container_env.retain(|(k, _)| k != key);
         self.container_env.push((key.to_owned(), value.to_owned()));
     }
 
     /// Raw files not converted yet.
-    pub fn raw_pending(&self) -> usize {
+    pub(crate) fn raw_pending(&self) -> usize {
         json_names(&self.raw_dir).len()
     }
 
     /// `*.json` names in the listener folder.
-    pub fn queued(&self) -> Vec<String> {
+    pub(crate) fn queued(&self) -> Vec<String> {
         json_names(&self.listener_dir)
     }
 
-    pub fn log_lines(&self) -> &[LogLine] {
+    pub(crate) fn log_lines(&self) -> &[LogLine] {
         &self.log
     }
 
-    pub fn runs(&self) -> &[TriggerRun] {
+    pub(crate) fn runs(&self) -> &[TriggerRun] {
         &self.runs
     }
 
     /// Replays the listener files a target applied, in order: entry UUID → the last object it
     /// got (`None`: deleted).
-    pub fn replay(&self, applied: &[String]) -> BTreeMap<String, Option<Value>> {
+    pub(crate) fn replay(&self, applied: &[String]) -> BTreeMap<String, Option<Value>> {
         let mut state = BTreeMap::new();
         for name in applied {
             let written = self
@@ -415,7 +415,7 @@ impl HostConverter {
 /// Panics unless `observed` holds every existing object of `expected` in its current state and
 /// no deleted one (a deleted object may be absent: its create may never have reached the
 /// target).
-pub fn assert_same_state(
+pub(crate) fn assert_same_state(
     expected: &BTreeMap<String, Option<Value>>,
     observed: &BTreeMap<String, Option<Value>>,
 ) {
@@ -453,7 +453,7 @@ fn json_names(dir: &Path) -> Vec<String> {
 }
 
 /// A `users/user` entry as ListenerUDMVersion 1 writes it.
-pub fn user(username: &str, extra: Value) -> Entry {
+pub(crate) fn user(username: &str, extra: Value) -> Entry {
     let mut object = json!({
         "username": username,
         "firstname": "Test",
@@ -474,7 +474,7 @@ pub fn user(username: &str, extra: Value) -> Entry {
 }
 
 /// A `groups/group` entry with members.
-pub fn group(name: &str, members: &[&str]) -> Entry {
+pub(crate) fn group(name: &str, members: &[&str]) -> Entry {
     Entry {
         dn: format!("cn={name},cn=groups,dc=example,dc=org"),
         object_type: "groups/group".to_owned(),

@@ -6,12 +6,12 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 /// `2025-01-01-00-00-00-<n:06>.json`: names that sort in the order of `n`.
-pub fn name(n: u32) -> String {
+pub(crate) fn name(n: u32) -> String {
     format!("2025-01-01-00-00-00-{n:06}.json")
 }
 
 /// The five keys of a converted listener file.
-pub fn user(entry_uuid: &str, username: &str) -> Value {
+pub(crate) fn user(entry_uuid: &str, username: &str) -> Value {
     json!({
         "dn": format!("uid={username},cn=users,dc=example,dc=org"),
         "id": entry_uuid,
@@ -21,27 +21,27 @@ pub fn user(entry_uuid: &str, username: &str) -> Value {
     })
 }
 
-pub use ox_connector::listener::write::converter_json;
+pub(crate) use ox_connector::listener::write::converter_json;
 
 /// Writes `value` as listener file `name` in `dir`, atomically like the converter.
-pub fn write(dir: &Path, name: &str, value: &Value) {
+pub(crate) fn write(dir: &Path, name: &str, value: &Value) {
     ox_connector::listener::write::write(dir, name, value).unwrap();
 }
 
 /// Writes listener file `n` (user `u<n>` named `user<n>`) for each of `numbers`, in that order.
-pub fn write_users(dir: &Path, numbers: impl IntoIterator<Item = u32>) {
+pub(crate) fn write_users(dir: &Path, numbers: impl IntoIterator<Item = u32>) {
     for n in numbers {
         write(dir, &name(n), &user(&format!("u{n}"), &format!("user{n}")));
     }
 }
 
 /// Writes raw bytes as listener file `name` in `dir`, atomically like the converter.
-pub fn write_raw(dir: &Path, name: &str, bytes: &[u8]) {
+pub(crate) fn write_raw(dir: &Path, name: &str, bytes: &[u8]) {
     ox_connector::listener::write::write_raw(dir, name, bytes).unwrap();
 }
 
 /// Names of the `*.json` files directly in `dir`, sorted.
-pub fn listener_files(dir: &Path) -> Vec<String> {
+pub(crate) fn listener_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries

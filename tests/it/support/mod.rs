@@ -2,11 +2,11 @@
 //! helpers that write listener files the way the App Center converter does, and a simulated UCS
 //! host (directory, converter, trigger loop).
 
-pub mod applier;
-pub mod cli;
-pub mod converter;
-pub mod files;
-pub mod ox;
+pub(crate) mod applier;
+pub(crate) mod cli;
+pub(crate) mod converter;
+pub(crate) mod files;
+pub(crate) mod ox;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,10 +18,10 @@ use ox_connector::queue::embedded::{EmbeddedOptions, NatsServer};
 use ox_connector::queue::QueueLimits;
 use tokio_util::sync::CancellationToken;
 
-pub use applier::RecordingApplier;
+pub(crate) use applier::RecordingApplier;
 
 /// Polls `condition` every 20 ms until it holds; panics with `what` after `timeout`.
-pub async fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !condition() {
         assert!(
@@ -33,7 +33,7 @@ pub async fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut()
 }
 
 /// A test environment: a nats-server of its own (killed on drop) and a temp data dir.
-pub struct TestEnv {
+pub(crate) struct TestEnv {
     pub nats: NatsServer,
     pub data: tempfile::TempDir,
     _nats_dir: tempfile::TempDir,
@@ -41,7 +41,7 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let nats_dir = tempfile::tempdir().unwrap();
         let nats = NatsServer::start(EmbeddedOptions {
             binary: None,
@@ -87,12 +87,12 @@ impl TestEnv {
         }
     }
 
-    pub fn listener_dir(&self) -> PathBuf {
+    pub(crate) fn listener_dir(&self) -> PathBuf {
         self.settings.listener_dir()
     }
 
     /// Starts the daemon with `applier`; stop it with [`RunningDaemon::stop`].
-    pub async fn daemon(&self, applier: RecordingApplier) -> RunningDaemon {
+    pub(crate) async fn daemon(&self, applier: RecordingApplier) -> RunningDaemon {
         let token = CancellationToken::new();
         let daemon = Daemon::start(self.settings.clone(), applier, token.clone())
             .await
@@ -101,30 +101,30 @@ impl TestEnv {
     }
 
     /// Names of the listener files still queued.
-    pub fn queued_files(&self) -> Vec<String> {
+    pub(crate) fn queued_files(&self) -> Vec<String> {
         files::listener_files(&self.listener_dir())
     }
 
-    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+    pub(crate) async fn jetstream(&self) -> async_nats::jetstream::Context {
         async_nats::jetstream::new(async_nats::connect(self.nats.url()).await.unwrap())
     }
 }
 
-pub struct RunningDaemon {
+pub(crate) struct RunningDaemon {
     pub daemon: Daemon,
     token: CancellationToken,
 }
 
 impl RunningDaemon {
     /// Orderly shutdown, as on SIGTERM.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.token.cancel();
         self.daemon.wait().await.expect("daemon stops cleanly");
     }
 }
 
 /// Reads the daemon's status file.
-pub fn status_file(data_dir: &Path) -> serde_json::Value {
+pub(crate) fn status_file(data_dir: &Path) -> serde_json::Value {
     let text = std::fs::read(data_dir.join("status.json")).unwrap_or_default();
     serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null)
 }

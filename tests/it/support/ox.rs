@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::{files, wait_for, TestEnv};
 
-pub const MASTER: &str = "oxadminmaster";
-pub const MASTER_PASSWORD: &str = "master-secret-Pw1";
-pub const DOMAIN: &str = "dc=example,dc=org";
+pub(crate) const MASTER: &str = "oxadminmaster";
+pub(crate) const MASTER_PASSWORD: &str = "master-secret-Pw1";
+pub(crate) const DOMAIN: &str = "dc=example,dc=org";
 
 /// A test environment with a real nats-server and the OX emulator.
-pub struct OxEnv {
+pub(crate) struct OxEnv {
     pub env: TestEnv,
     pub ox: EmulatorHandle,
     next_file: u32,
@@ -26,7 +26,7 @@ pub struct OxEnv {
 
 impl OxEnv {
     /// The emulator with exactly the OX properties docs/operations.md tells admins to set.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let config = EmulatorConfig::new(MASTER, MASTER_PASSWORD)
             .with_properties(&ADMIN_GUIDE_PROPERTIES)
             .expect("known properties");
@@ -34,12 +34,12 @@ impl OxEnv {
     }
 
     /// The emulator at OX's default configuration.
-    pub async fn start_at_ox_defaults() -> Self {
+    pub(crate) async fn start_at_ox_defaults() -> Self {
         Self::start_with(EmulatorConfig::new(MASTER, MASTER_PASSWORD)).await
     }
 
     /// With the emulator started from `config` (its master login must be [`MASTER`]).
-    pub async fn start_with(config: EmulatorConfig) -> Self {
+    pub(crate) async fn start_with(config: EmulatorConfig) -> Self {
         let mut env = TestEnv::start().await;
         let ox = Emulator::start(config).await.unwrap();
         env.settings.ox.soap_server = ox.base_url();
@@ -55,7 +55,7 @@ impl OxEnv {
         }
     }
 
-    pub async fn daemon(&self) -> OxDaemon {
+    pub(crate) async fn daemon(&self) -> OxDaemon {
         let token = CancellationToken::new();
         let daemon = Daemon::start_ox(self.env.settings.clone(), token.clone())
             .await
@@ -64,7 +64,7 @@ impl OxEnv {
     }
 
     /// Writes the next listener file (names increase) and returns its name.
-    pub fn write(&mut self, content: Value) -> String {
+    pub(crate) fn write(&mut self, content: Value) -> String {
         self.next_file += 1;
         let name = files::name(self.next_file);
         files::write(&self.env.listener_dir(), &name, &content);
@@ -72,7 +72,7 @@ impl OxEnv {
     }
 
     /// Waits until every listener file is applied (gone) and the queue is not blocked.
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         wait_for(
             "every listener file applied",
             Duration::from_secs(30),
@@ -81,13 +81,13 @@ impl OxEnv {
         .await;
     }
 
-    pub fn state(&self) -> StateSnapshot {
+    pub(crate) fn state(&self) -> StateSnapshot {
         self.ox.state()
     }
 
     /// The OX user `name` of `context` as the emulator has it now; panics if it is not there.
     #[track_caller]
-    pub fn ox_user(&self, context: i32, name: &str) -> UserSnapshot {
+    pub(crate) fn ox_user(&self, context: i32, name: &str) -> UserSnapshot {
         let state = self.state();
         let ctx = state.context(context);
         ctx.and_then(|c| c.user(name))
@@ -95,13 +95,13 @@ impl OxEnv {
             .clone()
     }
 
-    pub fn blocked(&self) -> Value {
+    pub(crate) fn blocked(&self) -> Value {
         super::status_file(self.env.data.path())["blocked"].clone()
     }
 
     /// A SOAP client of the emulator with the master credentials, to change OX behind the
     /// connector's back the way an OX admin or user would.
-    pub fn ox_client(&self) -> OxClient {
+    pub(crate) fn ox_client(&self) -> OxClient {
         OxClient::builder(self.ox.base_url())
             .master(Credentials::new(MASTER, MASTER_PASSWORD))
             .build()
@@ -109,7 +109,7 @@ impl OxEnv {
     }
 
     /// The admin credentials of a context the daemon created (from its secrets file).
-    pub fn context_admin(&self, context: i32) -> Credentials {
+    pub(crate) fn context_admin(&self, context: i32) -> Credentials {
         let path = self.env.data.path().join("secrets/contexts.json");
         let credentials: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         let login = &credentials[context.to_string()];
@@ -120,13 +120,13 @@ impl OxEnv {
     }
 }
 
-pub struct OxDaemon {
+pub(crate) struct OxDaemon {
     pub daemon: Daemon,
     token: CancellationToken,
 }
 
 impl OxDaemon {
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.token.cancel();
         self.daemon.wait().await.expect("daemon stops cleanly");
     }
@@ -141,7 +141,7 @@ fn file(dn: String, id: &str, module: &str, object: Value) -> Value {
     json!({"dn": dn, "id": id, "object": object, "options": options, "udm_object_type": module})
 }
 
-pub fn context(id: &str, contextid: i32, quota: Option<i64>) -> Value {
+pub(crate) fn context(id: &str, contextid: i32, quota: Option<i64>) -> Value {
     let mut object =
         json!({"contextid": contextid.to_string(), "name": format!("context{contextid}")});
     if let Some(quota) = quota {
@@ -155,7 +155,7 @@ pub fn context(id: &str, contextid: i32, quota: Option<i64>) -> Value {
     )
 }
 
-pub fn context_deleted(id: &str, contextid: i32) -> Value {
+pub(crate) fn context_deleted(id: &str, contextid: i32) -> Value {
     file(
         format!("cn=context{contextid},cn=open-xchange,{DOMAIN}"),
         id,
@@ -164,16 +164,16 @@ pub fn context_deleted(id: &str, contextid: i32) -> Value {
     )
 }
 
-pub fn user_dn(username: &str) -> String {
+pub(crate) fn user_dn(username: &str) -> String {
     format!("uid={username},cn=users,{DOMAIN}")
 }
 
-pub fn group_dn(name: &str) -> String {
+pub(crate) fn group_dn(name: &str) -> String {
     format!("cn={name},cn=groups,{DOMAIN}")
 }
 
 /// An OX user in `context` with the usual properties; `extra` is merged over them.
-pub fn user(id: &str, username: &str, context: i32, extra: Value) -> Value {
+pub(crate) fn user(id: &str, username: &str, context: i32, extra: Value) -> Value {
     let mut object = json!({
         "username": username,
         "firstname": "First",
@@ -191,11 +191,11 @@ pub fn user(id: &str, username: &str, context: i32, extra: Value) -> Value {
     file(user_dn(username), id, "users/user", object)
 }
 
-pub fn user_deleted(id: &str, username: &str) -> Value {
+pub(crate) fn user_deleted(id: &str, username: &str) -> Value {
     file(user_dn(username), id, "users/user", Value::Null)
 }
 
-pub fn group(id: &str, name: &str, members: &[&str], extra: Value) -> Value {
+pub(crate) fn group(id: &str, name: &str, members: &[&str], extra: Value) -> Value {
     let mut object = json!({
         "name": name,
         "isOxGroup": "OK",
@@ -205,11 +205,11 @@ pub fn group(id: &str, name: &str, members: &[&str], extra: Value) -> Value {
     file(group_dn(name), id, "groups/group", object)
 }
 
-pub fn group_deleted(id: &str, name: &str) -> Value {
+pub(crate) fn group_deleted(id: &str, name: &str) -> Value {
     file(group_dn(name), id, "groups/group", Value::Null)
 }
 
-pub fn resource(id: &str, name: &str, context: i32, extra: Value) -> Value {
+pub(crate) fn resource(id: &str, name: &str, context: i32, extra: Value) -> Value {
     let mut object = json!({
         "name": name,
         "displayname": format!("Room {name}"),
@@ -226,7 +226,7 @@ pub fn resource(id: &str, name: &str, context: i32, extra: Value) -> Value {
     )
 }
 
-pub fn resource_deleted(id: &str, name: &str) -> Value {
+pub(crate) fn resource_deleted(id: &str, name: &str) -> Value {
     file(
         format!("cn={name},cn=oxresources,cn=open-xchange,{DOMAIN}"),
         id,
@@ -235,7 +235,7 @@ pub fn resource_deleted(id: &str, name: &str) -> Value {
     )
 }
 
-pub fn access_profile(id: &str, name: &str, rights: &[&str]) -> Value {
+pub(crate) fn access_profile(id: &str, name: &str, rights: &[&str]) -> Value {
     let mut object = json!({"name": name, "displayName": name});
     for right in rights {
         object[*right] = json!("TRUE");
@@ -248,7 +248,7 @@ pub fn access_profile(id: &str, name: &str, rights: &[&str]) -> Value {
     )
 }
 
-pub fn functional_account(id: &str, name: &str, mail: &str, users: &[&str]) -> Value {
+pub(crate) fn functional_account(id: &str, name: &str, mail: &str, users: &[&str]) -> Value {
     file(
         format!("cn={name},cn=functional_accounts,cn=open-xchange,{DOMAIN}"),
         id,
@@ -272,7 +272,7 @@ fn merge(into: &mut Value, extra: Value) {
 /// Starts the real `ox-connector run` binary on `data_dir` with its embedded nats-server,
 /// JSON logs at debug level and the OX emulator at `ox_url`; `extra` are more flags of `run`.
 /// Returns the child and a task that yields everything it logged once it exits.
-pub fn spawn_daemon_binary(
+pub(crate) fn spawn_daemon_binary(
     data_dir: &std::path::Path,
     ox_url: &str,
     extra: &[&str],
@@ -281,7 +281,7 @@ pub fn spawn_daemon_binary(
 }
 
 /// [`spawn_daemon_binary`] with `RUST_LOG` set to `rust_log`.
-pub fn spawn_daemon_binary_logging(
+pub(crate) fn spawn_daemon_binary_logging(
     data_dir: &std::path::Path,
     ox_url: &str,
     extra: &[&str],
