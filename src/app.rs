@@ -1026,7 +1026,7 @@ impl PublishSink {
             self.status.set_queue_full(error.to_string());
         }
         Err(SinkError::Later {
-            reason: error.to_string(),
+            cause: error.into(),
             unstored: unstored
                 .iter()
                 .filter_map(|m| m.source_file().map(str::to_owned))
