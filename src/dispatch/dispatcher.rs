@@ -595,7 +595,7 @@ impl Worker {
 mod tests {
     use super::super::identity::{Identities, Role};
     use super::*;
-    use crate::queue::embedded::{reload_users, EmbeddedOptions, NatsServer};
+    use crate::queue::embedded::{reload_users, EmbeddedSettings, NatsServer};
     use crate::telemetry::sink::Sink;
 
     #[tokio::test]
@@ -603,7 +603,7 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let mut identities = Identities::load(data.path()).unwrap();
         let nats_dir = data.path().join("nats");
-        let server = NatsServer::start(EmbeddedOptions {
+        let server = NatsServer::start(EmbeddedSettings {
             binary: None,
             dir: nats_dir.clone(),
             port: 0,
