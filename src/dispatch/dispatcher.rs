@@ -49,7 +49,7 @@ pub enum DispatchError {
     #[error("{0}")]
     Nats(#[source] async_nats::Error),
     #[error("cannot update the NATS users: {0}")]
-    Identities(std::io::Error),
+    Identities(#[source] std::io::Error),
 }
 
 /// What a dispatcher reports about its subscriber.
