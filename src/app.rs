@@ -1022,14 +1022,14 @@ impl PublishSink {
             }
             .emit();
         }
-        // The whole chain: the cause at the bottom (e.g. JetStream's "insufficient storage",
-        // error 10047) is what `queue status` tells the admin to act on.
-        let reason = crate::telemetry::error_chain(&error);
         if queue_full {
-            self.status.set_queue_full(reason.clone());
+            // The whole chain: the cause at the bottom (e.g. JetStream's "insufficient
+            // storage", error 10047) is what `queue status` tells the admin to act on.
+            self.status
+                .set_queue_full(crate::telemetry::error_chain(&error));
         }
         Err(SinkError::Later {
-            reason,
+            cause: error.into(),
             unstored: unstored
                 .iter()
                 .filter_map(|m| m.source_file().map(str::to_owned))

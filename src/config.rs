@@ -11,7 +11,7 @@ use clap::Args;
 use crate::listener::watch::WatchSettings;
 use crate::provision::settings::{defaults, OxSettings, Secret};
 use crate::queue::{
-    consume::ConsumeSettings, embedded::EmbeddedOptions, ConsumerTiming, QueueLimits,
+    consume::ConsumeSettings, embedded::EmbeddedSettings, ConsumerTiming, QueueLimits,
 };
 
 /// Default data directory of the App Center app (bind-mounted at the same path in the container).
@@ -25,7 +25,7 @@ pub enum NatsTarget {
     /// keeps them on as many servers).
     External { url: String, replicas: usize },
     /// Start `nats-server` as a child process.
-    Embedded(EmbeddedOptions),
+    Embedded(EmbeddedSettings),
 }
 
 /// Most messages the OX subscriber holds at once (delivered, not yet acknowledged), when it
@@ -169,7 +169,7 @@ fn nats_target(raw: &RawSettings) -> Result<NatsTarget, SettingError> {
             "the embedded nats-server keeps one copy of everything; more replicas need NATS_URL \
              pointing at a JetStream cluster",
         )),
-        None => Ok(NatsTarget::Embedded(EmbeddedOptions {
+        None => Ok(NatsTarget::Embedded(EmbeddedSettings {
             binary: raw
                 .nats_server_bin
                 .clone()

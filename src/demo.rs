@@ -23,7 +23,7 @@ use crate::emulator::{
 };
 use crate::listener::write;
 use crate::provision::settings::Secret;
-use crate::queue::embedded::EmbeddedOptions;
+use crate::queue::embedded::EmbeddedSettings;
 use crate::queue::QueueLimits;
 
 /// Flags of `ox-connector demo`.
@@ -92,7 +92,7 @@ fn daemon_settings(
     let mut ox_settings = ox_settings(ox_args, data_dir)?;
     ox_settings.master_password = Some(Secret::new(master_password));
     Ok(Settings {
-        nats: NatsTarget::Embedded(EmbeddedOptions {
+        nats: NatsTarget::Embedded(EmbeddedSettings {
             binary: None,
             dir: data_dir.join("nats"),
             port: 0,

@@ -35,6 +35,7 @@ use crate::listener::batch::Ranks;
 use crate::message::{Operation, ProvisioningMessage};
 use crate::queue::publish::{PublishError, Publisher};
 use crate::queue::{self, ConsumerTiming, QueueLimits};
+use crate::telemetry::Chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -42,10 +43,13 @@ pub enum DispatchError {
     Subscription(#[from] SubscriptionError),
     #[error(transparent)]
     Setup(#[from] queue::SetupError),
+    #[error(transparent)]
+    State(#[from] state_keeper::StateError),
+    /// The incoming stream or a dispatcher's consumer on it cannot be read.
     #[error("{0}")]
-    Nats(String),
+    Nats(#[source] async_nats::Error),
     #[error("cannot update the NATS users: {0}")]
-    Identities(std::io::Error),
+    Identities(#[source] std::io::Error),
 }
 
 /// What a dispatcher reports about its subscriber.
@@ -106,7 +110,9 @@ impl Dispatch {
         ranks: Ranks,
     ) -> Result<Arc<Self>, DispatchError> {
         let registry = Registry::open(&js).await?;
-        let state = state_keeper::open(&js).await.map_err(DispatchError::Nats)?;
+        let state = state_keeper::open(&js)
+            .await
+            .map_err(state_keeper::StateError::from)?;
         let keeper_stop = CancellationToken::new();
         // The state keeper's consumer exists before anything is published, so the bucket
         // misses nothing (interest retention keeps messages only for existing consumers).
@@ -123,7 +129,7 @@ impl Dispatch {
                         state_keeper::run(&client, incoming.clone(), state.clone(), stop.clone())
                             .await
                     {
-                        tracing::error!(error = %e, "The state keeper failed; restarting it.");
+                        tracing::error!(error = %Chain(&e), "The state keeper failed; restarting it.");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
@@ -172,7 +178,7 @@ impl Dispatch {
             .incoming
             .get_info()
             .await
-            .map_err(|e| DispatchError::Nats(e.to_string()))?
+            .map_err(|e| DispatchError::Nats(e.into()))?
             .state
             .last_sequence;
         queue::ensure_consumer(
@@ -363,7 +369,7 @@ impl Dispatch {
                     match result {
                         Ok(()) => return,
                         Err(e) => {
-                            tracing::error!(subscriber = %subscription.name, error = %e, "Dispatcher failed; restarting it.");
+                            tracing::error!(subscriber = %subscription.name, error = %Chain(&e), "Dispatcher failed; restarting it.");
                             tokio::select! {
                                 () = stop.cancelled() => return,
                                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -422,10 +428,10 @@ impl super::forward::Report for StatusReport<'_> {
         let full = matches!(error, PublishError::QueueFull(_));
         self.worker.update_status(self.name, |s| {
             if full && s.full.is_none() {
-                tracing::warn!(subscriber = %self.name, error = %error, "The subscriber's queue is full; its messages wait until it drains.");
-                s.full = Some(error.to_string());
+                tracing::warn!(subscriber = %self.name, error = %Chain(error), "The subscriber's queue is full; its messages wait until it drains.");
+                s.full = Some(crate::telemetry::error_chain(error));
             } else if !full {
-                tracing::warn!(subscriber = %self.name, error = %error, "Cannot copy a message into the subscriber's queue; retrying.");
+                tracing::warn!(subscriber = %self.name, error = %Chain(error), "Cannot copy a message into the subscriber's queue; retrying.");
             }
         });
     }
@@ -447,7 +453,7 @@ impl Worker {
         &self,
         subscription: Subscription,
         stop: &CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), DispatchError> {
         // After a restart the registry knows whether the prefill is done already.
         let mut subscription = self
             .registry
@@ -456,22 +462,19 @@ impl Worker {
             .ok()
             .flatten()
             .unwrap_or(subscription);
-        let matcher = TopicMatcher::new(&subscription.topics).map_err(|e| e.to_string())?;
+        let matcher = TopicMatcher::new(&subscription.topics)?;
         if subscription.prefill_status == PrefillStatus::Pending {
             if !self.prefill(&subscription, &matcher, stop).await? {
                 return Ok(());
             }
             subscription.prefill_status = PrefillStatus::Done;
-            self.registry
-                .put(&subscription)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.registry.put(&subscription).await?;
         }
         let consumer: PullConsumer = self
             .incoming
             .get_consumer(&queue::dispatcher_consumer(&subscription.name))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(DispatchError::Nats)?;
         let source = super::forward::Source {
             client: &self.js.client(),
             incoming: &self.incoming,
@@ -489,6 +492,7 @@ impl Worker {
             stop,
         )
         .await
+        .map_err(|e| DispatchError::Nats(e.into()))
     }
 
     /// Copies one message into the subscriber's queue, waiting while the queue is full.
@@ -521,10 +525,10 @@ impl Worker {
                     let full = matches!(e, PublishError::QueueFull(_));
                     self.update_status(&subscription.name, |s| {
                         if full && s.full.is_none() {
-                            tracing::warn!(subscriber = %subscription.name, error = %e, "The subscriber's queue is full; its messages wait until it drains.");
-                            s.full = Some(e.to_string());
+                            tracing::warn!(subscriber = %subscription.name, error = %Chain(&e), "The subscriber's queue is full; its messages wait until it drains.");
+                            s.full = Some(crate::telemetry::error_chain(&e));
                         } else if !full {
-                            tracing::warn!(subscriber = %subscription.name, error = %e, "Cannot copy a message into the subscriber's queue; retrying.");
+                            tracing::warn!(subscriber = %subscription.name, error = %Chain(&e), "Cannot copy a message into the subscriber's queue; retrying.");
                         }
                     });
                     tokio::select! {
@@ -542,7 +546,7 @@ impl Worker {
         subscription: &Subscription,
         matcher: &TopicMatcher,
         stop: &CancellationToken,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, state_keeper::StateError> {
         // Wait until the bucket holds everything up to the seam.
         loop {
             let position = state_keeper::position(&self.incoming).await?;
@@ -591,7 +595,7 @@ impl Worker {
 mod tests {
     use super::super::identity::{Identities, Role};
     use super::*;
-    use crate::queue::embedded::{reload_users, EmbeddedOptions, NatsServer};
+    use crate::queue::embedded::{reload_users, EmbeddedSettings, NatsServer};
     use crate::telemetry::sink::Sink;
 
     #[tokio::test]
@@ -599,7 +603,7 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let mut identities = Identities::load(data.path()).unwrap();
         let nats_dir = data.path().join("nats");
-        let server = NatsServer::start(EmbeddedOptions {
+        let server = NatsServer::start(EmbeddedSettings {
             binary: None,
             dir: nats_dir.clone(),
             port: 0,

@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use async_nats::jetstream::context::ConsumerInfoError;
 use async_nats::jetstream::{self, consumer::PullConsumer, stream::Stream};
 use tokio_util::sync::CancellationToken;
 
@@ -55,8 +56,8 @@ struct Held {
     copy: Option<Outgoing>,
 }
 
-/// Copies the live messages of `subscription` until `stop`. Returns an error if the incoming
-/// stream cannot be read.
+/// Copies the live messages of `subscription` until `stop`. Returns an error if the
+/// dispatcher's consumer cannot be read.
 pub async fn run(
     source: Source<'_>,
     publisher: Publisher,
@@ -64,7 +65,7 @@ pub async fn run(
     matcher: &TopicMatcher,
     report: &impl Report,
     stop: &CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), ConsumerInfoError> {
     let mut forwarder = Forwarder {
         pipeline: Pipeline::new(publisher, WINDOW),
         held: VecDeque::new(),
@@ -116,9 +117,9 @@ async fn left_in_flight(
     consumer: &PullConsumer,
     subscription: &Subscription,
     matcher: &TopicMatcher,
-) -> Result<Vec<Held>, String> {
+) -> Result<Vec<Held>, ConsumerInfoError> {
     let mut consumer = consumer.clone();
-    let info = consumer.info().await.map_err(|e| e.to_string())?;
+    let info = consumer.info().await?;
     let (floor, delivered) = (
         info.ack_floor.stream_sequence,
         info.delivered.stream_sequence,

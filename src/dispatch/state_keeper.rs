@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::message::ProvisioningMessage;
-use crate::queue::kv::encode_key;
+use crate::queue::kv::{encode_key, BucketError};
+use crate::telemetry::Chain;
 
 pub const BUCKET: &str = "provisioning-state";
 
@@ -30,15 +31,26 @@ pub struct StateEntry {
     pub message: ProvisioningMessage,
 }
 
+/// Why the state keeper or a prefill could not go on; each keeps the NATS error.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Open(#[from] BucketError),
+    /// The state keeper's consumer on the incoming stream cannot be read.
+    #[error("{0}")]
+    Consumer(#[source] async_nats::Error),
+    /// The `provisioning-state` bucket cannot be read.
+    #[error("{0}")]
+    Read(#[source] async_nats::Error),
+}
+
 /// The bucket key of an object.
 pub fn key(realm: &str, topic: &str, object_id: &str) -> String {
     format!("{realm}.{topic}.{}", encode_key(object_id))
 }
 
-pub async fn open(js: &jetstream::Context) -> Result<kv::Store, String> {
-    crate::queue::kv::open_bucket(js, BUCKET, "provisioning: last message of every object")
-        .await
-        .map_err(|e| e.to_string())
+pub async fn open(js: &jetstream::Context) -> Result<kv::Store, BucketError> {
+    crate::queue::kv::open_bucket(js, BUCKET, "provisioning: last message of every object").await
 }
 
 /// Keeps the bucket up to date until `stop` is cancelled. `client` is the client `incoming`
@@ -48,12 +60,12 @@ pub async fn run(
     incoming: Stream,
     state: kv::Store,
     stop: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), StateError> {
     // Created by the dispatcher at start-up, before anything is published.
     let consumer: jetstream::consumer::PullConsumer = incoming
         .get_consumer(crate::queue::STATE_KEEPER)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(StateError::Consumer)?;
     // One message in flight (`max_ack_pending` 1), so that a message written again after a
     // failure or a crash never overwrites a newer one of the same object; a request asks for
     // many, so there is not one pull request per message.
@@ -65,17 +77,17 @@ pub async fn run(
         let seq = delivered.info().map(|i| i.stream_sequence).unwrap_or(0);
         if let Ok(peek) = serde_json::from_slice::<Peek>(&delivered.payload) {
             let key = key(&peek.realm, &peek.topic, &peek.object_id);
-            let written = if peek.body.new.is_none() {
-                state.purge(&key).await.map_err(|e| e.to_string())
+            let written: Result<(), async_nats::Error> = if peek.body.new.is_none() {
+                state.purge(&key).await.map_err(Into::into)
             } else {
                 state
                     .put(&key, entry_json(seq, &delivered.payload).into())
                     .await
                     .map(drop)
-                    .map_err(|e| e.to_string())
+                    .map_err(Into::into)
             };
             if let Err(e) = written {
-                tracing::warn!(error = %e, "Cannot record an object's state; retrying.");
+                tracing::warn!(error = %Chain(&*e), "Cannot record an object's state; retrying.");
                 let _ = delivered
                     .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                     .await;
@@ -119,28 +131,32 @@ fn entry_json(seq: u64, message: &[u8]) -> Vec<u8> {
 }
 
 /// The incoming sequence up to which the bucket is complete.
-pub async fn position(incoming: &Stream) -> Result<u64, String> {
+pub async fn position(incoming: &Stream) -> Result<u64, StateError> {
     let mut consumer: jetstream::consumer::PullConsumer = incoming
         .get_consumer(crate::queue::STATE_KEEPER)
         .await
-        .map_err(|e| e.to_string())?;
-    let info = consumer.info().await.map_err(|e| e.to_string())?;
+        .map_err(StateError::Consumer)?;
+    let info = consumer
+        .info()
+        .await
+        .map_err(|e| StateError::Consumer(e.into()))?;
     Ok(info.ack_floor.stream_sequence)
 }
 
 /// The entries of `realm`, in no particular order.
-pub async fn entries(state: &kv::Store, realm: &str) -> Result<Vec<StateEntry>, String> {
+pub async fn entries(state: &kv::Store, realm: &str) -> Result<Vec<StateEntry>, StateError> {
+    let read = |e: async_nats::Error| StateError::Read(e);
     let prefix = format!("{realm}.");
     let keys: Vec<String> = state
         .keys()
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| read(e.into()))?
         .try_collect()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| read(e.into()))?;
     let mut entries = Vec::new();
     for key in keys.into_iter().filter(|k| k.starts_with(&prefix)) {
-        if let Some(bytes) = state.get(&key).await.map_err(|e| e.to_string())? {
+        if let Some(bytes) = state.get(&key).await.map_err(|e| read(e.into()))? {
             if let Ok(entry) = serde_json::from_slice(&bytes) {
                 entries.push(entry);
             }

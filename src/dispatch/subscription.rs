@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::queue::kv::BucketError;
 use crate::queue::QueueLimits;
 
 const BUCKET: &str = "provisioning-subscriptions";
@@ -72,8 +73,24 @@ pub enum SubscriptionError {
     Exists(String),
     #[error("no subscription named {0}")]
     Unknown(String),
+    /// The `provisioning-subscriptions` bucket cannot be opened.
     #[error("subscription store: {0}")]
-    Store(String),
+    Open(#[source] BucketError),
+    /// The bucket cannot be read or written.
+    #[error("subscription store: {0}")]
+    Store(#[source] async_nats::Error),
+    /// A stored subscription is not valid JSON of a subscription.
+    #[error("subscription store: {name}: {source}")]
+    Corrupt {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A bucket error as a [`SubscriptionError::Store`].
+fn store(error: impl Into<async_nats::Error>) -> SubscriptionError {
+    SubscriptionError::Store(error.into())
 }
 
 impl SubscriptionRequest {
@@ -145,39 +162,33 @@ impl Registry {
     pub async fn open(js: &jetstream::Context) -> Result<Self, SubscriptionError> {
         let store = crate::queue::kv::open_bucket(js, BUCKET, "provisioning subscriptions")
             .await
-            .map_err(|e| SubscriptionError::Store(e.to_string()))?;
+            .map_err(SubscriptionError::Open)?;
         Ok(Self { store })
     }
 
     pub async fn get(&self, name: &str) -> Result<Option<Subscription>, SubscriptionError> {
-        let Some(bytes) = self
-            .store
-            .get(name)
-            .await
-            .map_err(|e| SubscriptionError::Store(e.to_string()))?
-        else {
+        let Some(bytes) = self.store.get(name).await.map_err(store)? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| SubscriptionError::Store(format!("{name}: {e}")))
+            .map_err(|source| SubscriptionError::Corrupt {
+                name: name.to_owned(),
+                source,
+            })
     }
 
     pub async fn put(&self, subscription: &Subscription) -> Result<(), SubscriptionError> {
-        let json = serde_json::to_vec(subscription)
-            .map_err(|e| SubscriptionError::Store(e.to_string()))?;
+        let json = serde_json::to_vec(subscription).map_err(store)?;
         self.store
             .put(&subscription.name, json.into())
             .await
             .map(drop)
-            .map_err(|e| SubscriptionError::Store(e.to_string()))
+            .map_err(store)
     }
 
     pub async fn remove(&self, name: &str) -> Result<(), SubscriptionError> {
-        self.store
-            .purge(name)
-            .await
-            .map_err(|e| SubscriptionError::Store(e.to_string()))
+        self.store.purge(name).await.map_err(store)
     }
 
     /// Every subscription, by name.
@@ -186,10 +197,10 @@ impl Registry {
             .store
             .keys()
             .await
-            .map_err(|e| SubscriptionError::Store(e.to_string()))?
+            .map_err(store)?
             .try_collect()
             .await
-            .map_err(|e| SubscriptionError::Store(e.to_string()))?;
+            .map_err(store)?;
         names.sort();
         let mut all = Vec::new();
         for name in names {
@@ -232,5 +243,20 @@ mod tests {
         assert!(request("n", vec![]).validate().is_err());
         let err = request("n", vec!["(".into()]).validate().unwrap_err();
         assert!(err.to_string().contains("topic pattern"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_stored_subscription_keeps_the_json_error_as_its_cause() {
+        let source = serde_json::from_slice::<Subscription>(b"{").unwrap_err();
+        let err = SubscriptionError::Corrupt {
+            name: "crm".into(),
+            source,
+        };
+        let cause = std::error::Error::source(&err).expect("a source");
+        assert!(cause.is::<serde_json::Error>(), "{cause:?}");
+        assert_eq!(
+            crate::telemetry::error_chain(&err),
+            format!("subscription store: crm: {cause}")
+        );
     }
 }

@@ -28,7 +28,7 @@ use super::quarantine::quarantine;
 use super::requeue;
 use super::scan::{newest, scan_up_to, QueuedFile};
 use super::{ListenerFile, ListenerFileName};
-use crate::telemetry::events;
+use crate::telemetry::{error_chain, events, Chain};
 
 /// How many bytes of a pass's new files are kept from reading them for sorting until they are
 /// parsed: a backlog of 10,000 ordinary files (about 600 bytes each) is read once, and a larger
@@ -55,14 +55,30 @@ pub enum SinkError {
     /// Not now (queue full, server unreachable). The files in `unstored` — files taken
     /// earlier that were not stored after all, and maybe this one — are offered again on the
     /// next pass, in order.
-    #[error("{reason}")]
+    ///
+    /// The cause is the sink's own error: the watcher does not look into it (the listener
+    /// step knows nothing of the queue behind the sink), only logs it whole.
+    #[error("{cause}")]
     Later {
-        reason: String,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
         unstored: Vec<String>,
     },
-    /// Never (e.g. too large for the queue); the file is quarantined with this reason.
+    /// Never (e.g. too large for the queue); the file is quarantined with this reason. A
+    /// string: the message the admin reads in the quarantine note, complete with its cause.
     #[error("{0}")]
     Refused(String),
+}
+
+/// Why a file in the listener folder is not a valid listener file.
+#[derive(Debug, thiserror::Error)]
+enum NotAListenerFile {
+    #[error("{0}: is a symbolic link; listener files must be regular files")]
+    Symlink(PathBuf),
+    #[error("{path}: is {kind}; listener files must be regular files")]
+    Special { path: PathBuf, kind: &'static str },
+    #[error(transparent)]
+    Invalid(#[from] super::ListenerFileError),
 }
 
 /// Where validated listener files go, in name order. A sink may take a file before it is
@@ -132,7 +148,7 @@ fn watch_events(settings: &WatchSettings, wake: Arc<Notify>) -> Option<notify::R
         Err(e) => {
             tracing::warn!(
                 dir = %settings.dir.display(),
-                error = %e,
+                error = %Chain(&e),
                 rescan_interval_s = settings.rescan_interval.as_secs_f64(),
                 "Cannot watch the listener folder for changes; relying on the periodic rescan."
             );
@@ -256,7 +272,7 @@ impl PassState {
         settings: &WatchSettings,
         sink: &mut S,
         file: &QueuedFile,
-        parsed: Result<ListenerFile, String>,
+        parsed: Result<ListenerFile, NotAListenerFile>,
     ) -> bool {
         let reason = match parsed {
             Ok(parsed) => {
@@ -274,7 +290,7 @@ impl PassState {
                 }
                 return true;
             }
-            Err(reason) => reason,
+            Err(error) => error_chain(&error),
         };
         let since = match self.failing.entry(file.name.clone()) {
             Entry::Occupied(entry) => *entry.get(),
@@ -365,19 +381,13 @@ fn parse(
     settings: &WatchSettings,
     file: &QueuedFile,
     raw: Option<Vec<u8>>,
-) -> Option<Result<ListenerFile, String>> {
+) -> Option<Result<ListenerFile, NotAListenerFile>> {
     let path = file.path();
     if file.is_symlink {
-        return Some(Err(format!(
-            "{}: is a symbolic link; listener files must be regular files",
-            path.display()
-        )));
+        return Some(Err(NotAListenerFile::Symlink(path)));
     }
     if let Some(kind) = file.special {
-        return Some(Err(format!(
-            "{}: is {kind}; listener files must be regular files",
-            path.display()
-        )));
+        return Some(Err(NotAListenerFile::Special { path, kind }));
     }
     let parsed = match raw {
         Some(raw) => ListenerFile::parse(&path, file.name.as_str().to_owned(), raw),
@@ -389,7 +399,7 @@ fn parse(
             Some(Ok(parsed))
         }
         Err(e) if e.is_not_found() => None,
-        Err(e) => Some(Err(e.to_string())),
+        Err(e) => Some(Err(e.into())),
     }
 }
 

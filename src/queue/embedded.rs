@@ -41,7 +41,7 @@ const EXTRA_BIN_DIRS: [&str; 4] = ["/usr/sbin", "/usr/local/sbin", "/usr/local/b
 
 /// How to start the server.
 #[derive(Debug, Clone)]
-pub struct EmbeddedOptions {
+pub struct EmbeddedSettings {
     /// Path or name of the `nats-server` binary; `None` searches `PATH` and the sbin folders.
     pub binary: Option<PathBuf>,
     /// Folder for the configuration, pid file, log and JetStream store.
@@ -173,13 +173,13 @@ pub struct NatsServer {
 
 impl NatsServer {
     /// Starts the server and waits until it accepts clients.
-    pub async fn start(options: EmbeddedOptions) -> Result<Self, EmbeddedError> {
-        let binary = find_binary(options.binary.as_deref())?;
-        let dir = options.dir;
+    pub async fn start(settings: EmbeddedSettings) -> Result<Self, EmbeddedError> {
+        let binary = find_binary(settings.binary.as_deref())?;
+        let dir = settings.dir;
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let pid_file = dir.join("nats-server.pid");
         stop_leftover(&pid_file).await?;
-        let files = write_config(&dir, &pid_file, options.port, options.users.as_deref())?;
+        let files = write_config(&dir, &pid_file, settings.port, settings.users.as_deref())?;
         let log = dir.join("nats-server.log");
         let mut child = spawn(&binary, &files.config, &log)?;
         let port = wait_for_port(&mut child, &files.ports_dir, log).await?;
@@ -260,7 +260,7 @@ impl NatsServer {
     /// Starts the server again on the same port and store (after [`kill`](Self::kill) or a crash).
     pub async fn restart(&mut self, binary: Option<PathBuf>) -> Result<(), EmbeddedError> {
         self.kill().await;
-        let fresh = Self::start(EmbeddedOptions {
+        let fresh = Self::start(EmbeddedSettings {
             binary,
             dir: self.dir.clone(),
             port: self.port,
@@ -483,7 +483,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_binary_says_how_to_install_it() {
-        let err = NatsServer::start(EmbeddedOptions {
+        let err = NatsServer::start(EmbeddedSettings {
             binary: Some(PathBuf::from("/nonexistent/nats-server")),
             dir: tempfile::tempdir().unwrap().path().to_owned(),
             port: 0,
@@ -497,7 +497,7 @@ mod tests {
     #[tokio::test]
     async fn the_server_starts_on_a_free_port_and_stops() {
         let dir = tempfile::tempdir().unwrap();
-        let server = NatsServer::start(EmbeddedOptions {
+        let server = NatsServer::start(EmbeddedSettings {
             binary: None,
             dir: dir.path().to_owned(),
             port: 0,

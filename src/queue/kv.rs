@@ -5,11 +5,30 @@
 
 use async_nats::jetstream::{self, kv, stream};
 
+/// Why a bucket could not be opened; each names the bucket and keeps the NATS error.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open the key-value bucket {bucket}: {reason}")]
-pub struct BucketError {
-    pub bucket: String,
-    pub reason: String,
+pub enum BucketError {
+    /// The replica count (read from the incoming stream) is unknown.
+    #[error("cannot open the key-value bucket {bucket}: {source}")]
+    Replicas {
+        bucket: String,
+        #[source]
+        source: super::SetupError,
+    },
+    /// The bucket exists but its stream cannot be read.
+    #[error("cannot open the key-value bucket {bucket}: {source}")]
+    Stream {
+        bucket: String,
+        #[source]
+        source: jetstream::context::GetStreamError,
+    },
+    /// Creating the bucket or bringing it in line failed.
+    #[error("cannot open the key-value bucket {bucket}: {source}")]
+    Create {
+        bucket: String,
+        #[source]
+        source: jetstream::context::CreateKeyValueError,
+    },
 }
 
 /// Opens bucket `name`, creating it if needed, or bringing its description and replicas in line.
@@ -18,13 +37,13 @@ pub async fn open_bucket(
     name: &str,
     description: &str,
 ) -> Result<kv::Store, BucketError> {
-    let error = |reason: String| BucketError {
-        bucket: name.to_owned(),
-        reason,
-    };
+    let bucket = || name.to_owned();
     let replicas = super::replicas(js)
         .await
-        .map_err(|e| error(e.to_string()))?;
+        .map_err(|source| BucketError::Replicas {
+            bucket: bucket(),
+            source,
+        })?;
     let config = kv::Config {
         bucket: name.to_owned(),
         description: description.to_owned(),
@@ -37,7 +56,10 @@ pub async fn open_bucket(
         let info = js
             .get_stream(format!("KV_{name}"))
             .await
-            .map_err(|e| error(e.to_string()))?
+            .map_err(|source| BucketError::Stream {
+                bucket: bucket(),
+                source,
+            })?
             .cached_info()
             .config
             .clone();
@@ -47,7 +69,10 @@ pub async fn open_bucket(
     }
     js.create_or_update_key_value(config)
         .await
-        .map_err(|e| error(e.to_string()))
+        .map_err(|source| BucketError::Create {
+            bucket: bucket(),
+            source,
+        })
 }
 
 /// A key (or key token) for any string: KV keys allow `[-_=.a-zA-Z0-9/]`; entry UUIDs normally

@@ -31,7 +31,7 @@ pub enum PublishError {
     /// The stream reached its limits, or the disk under its store is full; retry once the
     /// subscriber has caught up or space returns.
     #[error("the queue is full: {0}")]
-    QueueFull(String),
+    QueueFull(#[source] jetstream::context::PublishError),
     /// The message exceeds the server's maximum payload; it will never fit.
     #[error(
         "the message is {size} bytes, more than the NATS server's maximum payload of {limit} bytes"
@@ -39,7 +39,13 @@ pub enum PublishError {
     TooLarge { size: usize, limit: usize },
     /// NATS unreachable, timed out, or another server-side refusal; retry later.
     #[error("cannot publish to JetStream: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] jetstream::context::PublishError),
+    /// The client reconnected before the PubAck came; the message may or may not be stored
+    /// (offered again, a stored one is recognised by its id).
+    #[error(
+        "cannot publish to JetStream: the connection to NATS was lost before the message was confirmed"
+    )]
+    ConnectionLost,
     #[error("cannot encode the message: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -199,9 +205,7 @@ impl AckError {
     fn into_publish_error(self) -> PublishError {
         match self {
             AckError::Refused(e) => classify(e),
-            AckError::ConnectionLost => PublishError::Unavailable(
-                "the connection to NATS was lost before the message was confirmed".into(),
-            ),
+            AckError::ConnectionLost => PublishError::ConnectionLost,
         }
     }
 }
@@ -384,8 +388,8 @@ fn classify(error: jetstream::context::PublishError) -> PublishError {
         .iter()
         .any(|needle| text.contains(needle));
     if full {
-        PublishError::QueueFull(text)
+        PublishError::QueueFull(error)
     } else {
-        PublishError::Unavailable(text)
+        PublishError::Unavailable(error)
     }
 }

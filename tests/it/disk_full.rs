@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ox_connector::app::Daemon;
 use ox_connector::config::NatsTarget;
-use ox_connector::queue::embedded::EmbeddedOptions;
+use ox_connector::queue::embedded::EmbeddedSettings;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -79,7 +79,7 @@ async fn a_full_data_disk_is_reported_loses_nothing_and_recovers_when_space_retu
     let data = tmpfs.path().join("data");
     ox.env.settings.data_dir = data.clone();
     ox.env.settings.ox.credentials_file = data.join("secrets/contexts.json");
-    ox.env.settings.nats = NatsTarget::Embedded(EmbeddedOptions {
+    ox.env.settings.nats = NatsTarget::Embedded(EmbeddedSettings {
         binary: None,
         dir: data.join("nats"),
         port: 0,
@@ -185,7 +185,7 @@ async fn queue_limits_are_fitted_to_a_small_disk_or_refused_with_what_to_do() {
     };
     let mut ox = OxEnv::start().await;
     let embedded = |data: &Path| {
-        NatsTarget::Embedded(EmbeddedOptions {
+        NatsTarget::Embedded(EmbeddedSettings {
             binary: None,
             dir: data.join("nats"),
             port: 0,

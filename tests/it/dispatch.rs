@@ -10,7 +10,7 @@ use ox_connector::app::Daemon;
 use ox_connector::config::NatsTarget;
 use ox_connector::dispatch::SubscriptionRequest;
 use ox_connector::message::{Operation, ProvisioningMessage};
-use ox_connector::queue::embedded::EmbeddedOptions;
+use ox_connector::queue::embedded::EmbeddedSettings;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +29,7 @@ impl Setup {
     /// A daemon with its own embedded nats-server and NATS users, the test applier as OX.
     async fn start() -> Self {
         let mut env = TestEnv::start().await;
-        env.settings.nats = NatsTarget::Embedded(EmbeddedOptions {
+        env.settings.nats = NatsTarget::Embedded(EmbeddedSettings {
             binary: None,
             dir: env.data.path().join("nats"),
             port: 0,

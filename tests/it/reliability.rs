@@ -838,7 +838,7 @@ async fn embedded_daemon_result(
 ) -> Result<ox_connector::app::Daemon, ox_connector::app::AppError> {
     let mut settings = env.settings.clone();
     settings.nats = ox_connector::config::NatsTarget::Embedded(
-        ox_connector::queue::embedded::EmbeddedOptions {
+        ox_connector::queue::embedded::EmbeddedSettings {
             binary: None,
             dir: env.data.path().join("nats"),
             port: 0,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use ox_connector::app::Daemon;
 use ox_connector::cli::OxArgs;
 use ox_connector::config::{ox_settings, NatsTarget, Settings};
-use ox_connector::queue::embedded::{EmbeddedOptions, NatsServer};
+use ox_connector::queue::embedded::{EmbeddedSettings, NatsServer};
 use ox_connector::queue::QueueLimits;
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +43,7 @@ pub(crate) struct TestEnv {
 impl TestEnv {
     pub(crate) async fn start() -> Self {
         let nats_dir = tempfile::tempdir().unwrap();
-        let nats = NatsServer::start(EmbeddedOptions {
+        let nats = NatsServer::start(EmbeddedSettings {
             binary: None,
             dir: nats_dir.path().to_owned(),
             port: 0,
