@@ -47,11 +47,11 @@ use ox_connector::cli::OxArgs;
 use ox_connector::config::{RawSettings, Settings};
 use ox_connector::dispatch::identity::{self, Identity, Role};
 use ox_connector::emulator::{
-    Emulator, EmulatorConfig, EmulatorHandle, Failure, FaultConfig, ADMIN_GUIDE_PROPERTIES,
+    Emulator, EmulatorHandle, EmulatorSettings, Failure, FaultSettings, ADMIN_GUIDE_PROPERTIES,
 };
 use ox_connector::message::ProvisioningMessage;
 use ox_connector::provision::OxApplier;
-use ox_connector::workload::{ChangeKind, ObjectKind, Workload, WorkloadConfig};
+use ox_connector::workload::{ChangeKind, ObjectKind, Workload, WorkloadSettings};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -416,22 +416,22 @@ impl Child {
 
 async fn emulator(latency_ms: u64) -> EmulatorHandle {
     let ox = Emulator::start(
-        EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+        EmulatorSettings::new(MASTER, MASTER_PASSWORD)
             .with_properties(&ADMIN_GUIDE_PROPERTIES)
             .expect("known properties"),
     )
     .await
     .expect("the emulator starts");
-    ox.set_faults(FaultConfig {
+    ox.set_faults(FaultSettings {
         latency_ms,
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     });
     ox
 }
 
 async fn ingest(n: usize) -> Value {
     let data = tempfile::tempdir().expect("temp dir");
-    let workload = Workload::generate(WorkloadConfig::new(n));
+    let workload = Workload::generate(WorkloadSettings::new(n));
     let written = Instant::now();
     workload
         .write_all(&data.path().join("listener"))
@@ -439,9 +439,9 @@ async fn ingest(n: usize) -> Value {
     eprintln!("ingest {n}: wrote the files in {:?}", written.elapsed());
     let ox = emulator(0).await;
     // OX is down: the first change blocks, so this measures publishing alone.
-    ox.set_faults(FaultConfig {
+    ox.set_faults(FaultSettings {
         down: Some(Failure::Http { status: 503 }),
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     });
 
     let started = Instant::now();
@@ -739,7 +739,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 async fn end_to_end(n: usize, latency_ms: u64, concurrency: usize) -> Value {
     let label = format!("e2e {n} @ {latency_ms} ms, concurrency {concurrency}");
     let data = tempfile::tempdir().expect("temp dir");
-    let workload = Workload::generate(WorkloadConfig::new(n));
+    let workload = Workload::generate(WorkloadSettings::new(n));
     workload
         .write_all(&data.path().join("listener"))
         .expect("write listener files");

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use crate::app::Daemon;
 use crate::config::{ox_settings, NatsTarget, Settings};
 use crate::emulator::{
-    changed_properties, Emulator, EmulatorConfig, PropertyError, StateSnapshot, UCS_APP_PROPERTIES,
+    changed_properties, Emulator, EmulatorSettings, PropertyError, StateSnapshot,
+    UCS_APP_PROPERTIES,
 };
 use crate::listener::write;
 use crate::provision::settings::Secret;
@@ -65,7 +66,7 @@ async fn start_emulator(
     master_password: &str,
     latency_ms: u64,
 ) -> Result<crate::emulator::EmulatorHandle, DemoError> {
-    let mut config = EmulatorConfig::new("oxadminmaster", master_password)
+    let mut config = EmulatorSettings::new("oxadminmaster", master_password)
         .with_properties(&UCS_APP_PROPERTIES)?;
     config.faults.latency_ms = latency_ms;
     let configured = changed_properties(&config.options).join(", ");

@@ -9,7 +9,7 @@
 //!
 //! The stream is consistent the way UDM is: users are created in live contexts, a context is
 //! deleted only after its users and resources were moved out, a group change adds or removes
-//! one member (or, in [`WorkloadConfig::group_replacements`] of them, sets the whole list;
+//! one member (or, in [`WorkloadSettings::group_replacements`] of them, sets the whole list;
 //! members come from any context), deleting a user also changes the groups it was in, and
 //! every file carries the object's full current state.
 
@@ -88,7 +88,7 @@ pub struct Change {
 
 /// Shape of a generated stream.
 #[derive(Debug, Clone, Copy)]
-pub struct WorkloadConfig {
+pub struct WorkloadSettings {
     /// Number of listener files.
     pub changes: usize,
     /// Contexts created at the start.
@@ -99,7 +99,7 @@ pub struct WorkloadConfig {
     pub group_replacements: f64,
 }
 
-impl WorkloadConfig {
+impl WorkloadSettings {
     pub fn new(changes: usize) -> Self {
         Self {
             changes,
@@ -250,7 +250,7 @@ fn listener_json(dn: String, uuid: &str, module: &str, object: Option<Value>) ->
 
 impl Workload {
     /// Generates a stream of `config.changes` listener files.
-    pub fn generate(config: WorkloadConfig) -> Self {
+    pub fn generate(config: WorkloadSettings) -> Self {
         let mut model = Model {
             rng: StdRng::seed_from_u64(config.seed),
             group_replacements: config.group_replacements,
@@ -1035,8 +1035,8 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_consistent() {
-        let a = Workload::generate(WorkloadConfig::new(3000));
-        let b = Workload::generate(WorkloadConfig::new(3000));
+        let a = Workload::generate(WorkloadSettings::new(3000));
+        let b = Workload::generate(WorkloadSettings::new(3000));
         assert_eq!(a.changes.len(), 3000);
         assert_eq!(
             a.changes.iter().map(|c| &c.content).collect::<Vec<_>>(),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// The complete fault and latency configuration (replaced as a whole).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct FaultConfig {
+pub struct FaultSettings {
     /// Fixed latency added to every SOAP call, in milliseconds.
     pub latency_ms: u64,
     /// Random extra latency per SOAP call, uniform in `0..=latency_jitter_ms`.
@@ -71,7 +71,7 @@ impl Default for Failure {
     }
 }
 
-impl FaultConfig {
+impl FaultSettings {
     /// The latency to apply to one call.
     pub fn latency(&self) -> Duration {
         let jitter = if self.latency_jitter_ms > 0 {
@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn a_counted_rule_fails_exactly_the_next_n_matching_calls() {
-        let mut config: FaultConfig = serde_json::from_str(
+        let mut config: FaultSettings = serde_json::from_str(
             r#"{"rules":[{"service":"OXUserService","operation":"create","count":2}]}"#,
         )
         .unwrap();
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn down_wins_over_rules_and_fractions_bound_the_failure_rate() {
-        let mut config: FaultConfig = serde_json::from_str(
+        let mut config: FaultSettings = serde_json::from_str(
             r#"{"down":{"type":"http","status":503},"rules":[{"fraction":1.0,"fail":{"type":"reset"}}]}"#,
         )
         .unwrap();
@@ -160,6 +160,6 @@ mod tests {
 
     #[test]
     fn unknown_switches_are_rejected() {
-        assert!(serde_json::from_str::<FaultConfig>(r#"{"latency":5}"#).is_err());
+        assert!(serde_json::from_str::<FaultSettings>(r#"{"latency":5}"#).is_err());
     }
 }

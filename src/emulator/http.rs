@@ -18,7 +18,7 @@ use crate::locks::lock;
 use crate::ox::soap::Service;
 
 use super::capacity::{Capacity, CapacitySettings};
-use super::faults::{Failure, FaultConfig};
+use super::faults::{Failure, FaultSettings};
 use super::soap::{self, SoapError};
 use super::state::{OxState, StateSnapshot};
 
@@ -32,8 +32,8 @@ pub struct CallStats {
 /// Everything the handlers share.
 pub(crate) struct Shared {
     pub(crate) state: Mutex<OxState>,
-    pub(crate) faults: Mutex<FaultConfig>,
-    pub(crate) initial_faults: FaultConfig,
+    pub(crate) faults: Mutex<FaultSettings>,
+    pub(crate) initial_faults: FaultSettings,
     pub(crate) calls: Mutex<BTreeMap<String, CallStats>>,
     /// Write nil elements for unset fields, as OX does (off = "lean" answers).
     pub(crate) nil_for_none: bool,
@@ -46,7 +46,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(
         state: OxState,
-        faults: FaultConfig,
+        faults: FaultSettings,
         nil_for_none: bool,
         capacity: CapacitySettings,
     ) -> Shared {
@@ -251,13 +251,13 @@ async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn get_faults(State(shared): State<Arc<Shared>>) -> Json<FaultConfig> {
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Json<FaultSettings> {
     Json(lock(&shared.faults).clone())
 }
 
 async fn set_faults(
     State(shared): State<Arc<Shared>>,
-    Json(config): Json<FaultConfig>,
+    Json(config): Json<FaultSettings>,
 ) -> StatusCode {
     *lock(&shared.faults) = config;
     StatusCode::NO_CONTENT

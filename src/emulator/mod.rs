@@ -9,8 +9,8 @@
 //! In-process use (tests):
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use ox_connector::emulator::{Emulator, EmulatorConfig};
-//! let ox = Emulator::start(EmulatorConfig::new("oxadminmaster", "secret")).await?;
+//! use ox_connector::emulator::{Emulator, EmulatorSettings};
+//! let ox = Emulator::start(EmulatorSettings::new("oxadminmaster", "secret")).await?;
 //! let url = ox.base_url(); // OX_SOAP_SERVER for the client
 //! // … drive the connector …
 //! let state = ox.state();
@@ -21,7 +21,7 @@
 //!
 //! Control endpoints (also for out-of-process use): `GET /emulator/state` (the
 //! [`StateSnapshot`] as JSON), `POST /emulator/reset`, `GET|POST /emulator/faults`
-//! ([`FaultConfig`]), `GET /emulator/calls` (per-operation counters), `GET|POST
+//! ([`FaultSettings`]), `GET /emulator/calls` (per-operation counters), `GET|POST
 //! /emulator/properties` (OX's configuration properties, [`OxPropertySettings`]). See
 //! `docs/ox-emulator.md`.
 
@@ -47,7 +47,7 @@ use crate::locks::lock;
 use crate::ox::soap::Credentials;
 
 pub use capacity::CapacitySettings;
-pub use faults::{Failure, FaultConfig, FaultRule};
+pub use faults::{Failure, FaultRule, FaultSettings};
 pub use http::CallStats;
 pub use properties::{
     OxPropertySettings, PropertyError, ADMIN_GUIDE_PROPERTIES, PROPERTIES, UCS_APP_PROPERTIES,
@@ -121,29 +121,29 @@ pub struct EmulatorArgs {
 
 /// How to start an emulator in-process. `Debug` redacts the master password.
 #[derive(Clone)]
-pub struct EmulatorConfig {
+pub struct EmulatorSettings {
     /// Where to listen; `127.0.0.1:0` picks a free port.
     pub listen: SocketAddr,
     pub master_admin: String,
     pub master_password: String,
     pub options: OxPropertySettings,
     /// Latency and faults at start (and after a reset).
-    pub faults: FaultConfig,
+    pub faults: FaultSettings,
     /// Leave unset fields out of answers instead of writing nil elements.
     pub lean: bool,
     /// Workers and overload limit (unlimited by default).
     pub capacity: CapacitySettings,
 }
 
-impl EmulatorConfig {
+impl EmulatorSettings {
     /// Defaults: `127.0.0.1:0`, OX's default options, no faults, nil elements like OX.
     pub fn new(master_admin: impl Into<String>, master_password: impl Into<String>) -> Self {
-        EmulatorConfig {
+        EmulatorSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             master_admin: master_admin.into(),
             master_password: master_password.into(),
             options: OxPropertySettings::default(),
-            faults: FaultConfig::default(),
+            faults: FaultSettings::default(),
             lean: false,
             capacity: CapacitySettings::default(),
         }
@@ -162,14 +162,14 @@ impl EmulatorConfig {
     }
 }
 
-impl TryFrom<&EmulatorArgs> for EmulatorConfig {
+impl TryFrom<&EmulatorArgs> for EmulatorSettings {
     type Error = PropertyError;
 
     fn try_from(args: &EmulatorArgs) -> Result<Self, PropertyError> {
-        let mut faults = FaultConfig {
+        let mut faults = FaultSettings {
             latency_ms: args.latency_ms,
             latency_jitter_ms: args.latency_jitter_ms,
-            ..FaultConfig::default()
+            ..FaultSettings::default()
         };
         if args.fail_fraction > 0.0 {
             faults.rules.push(FaultRule {
@@ -202,7 +202,7 @@ impl TryFrom<&EmulatorArgs> for EmulatorConfig {
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str()));
         options.set_all(explicit)?;
-        Ok(EmulatorConfig {
+        Ok(EmulatorSettings {
             listen: args.listen,
             master_admin: args.master_admin.clone(),
             master_password: args.master_password.clone(),
@@ -241,9 +241,9 @@ impl fmt::Debug for EmulatorArgs {
     }
 }
 
-impl fmt::Debug for EmulatorConfig {
+impl fmt::Debug for EmulatorSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmulatorConfig")
+        f.debug_struct("EmulatorSettings")
             .field("listen", &self.listen)
             .field("master_admin", &self.master_admin)
             .field("master_password", &"<redacted>")
@@ -260,7 +260,7 @@ pub struct Emulator;
 
 impl Emulator {
     /// Binds `config.listen` and serves until the handle is stopped or dropped.
-    pub async fn start(config: EmulatorConfig) -> std::io::Result<EmulatorHandle> {
+    pub async fn start(config: EmulatorSettings) -> std::io::Result<EmulatorHandle> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let master = Credentials::new(config.master_admin, config.master_password);
@@ -326,12 +326,12 @@ impl EmulatorHandle {
     }
 
     /// Replaces the latency and fault settings.
-    pub fn set_faults(&self, faults: FaultConfig) {
+    pub fn set_faults(&self, faults: FaultSettings) {
         *lock(&self.shared.faults) = faults;
     }
 
     /// The current latency and fault settings (counted rules show what is left).
-    pub fn faults(&self) -> FaultConfig {
+    pub fn faults(&self) -> FaultSettings {
         lock(&self.shared.faults).clone()
     }
 
@@ -381,7 +381,7 @@ pub async fn run(args: EmulatorArgs, shutdown: CancellationToken) -> std::io::Re
             ),
         ));
     }
-    let config = EmulatorConfig::try_from(&args)
+    let config = EmulatorSettings::try_from(&args)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let changed: Vec<String> = changed_properties(&config.options);
     let handle = Emulator::start(config).await?;
@@ -425,7 +425,7 @@ mod tests {
 
     #[test]
     fn debug_output_of_the_settings_hides_the_master_password() {
-        let config = EmulatorConfig::new("oxadminmaster", "s3cret");
+        let config = EmulatorSettings::new("oxadminmaster", "s3cret");
         assert!(!format!("{config:?}").contains("s3cret"));
         let args = EmulatorArgs {
             listen: config.listen,
@@ -445,7 +445,7 @@ mod tests {
             overload_beyond: None,
         };
         assert!(!format!("{args:?}").contains("s3cret"));
-        let config = EmulatorConfig::try_from(&args).unwrap();
+        let config = EmulatorSettings::try_from(&args).unwrap();
         assert_eq!(config.master_password, "s3cret");
         assert!(config.options.username_changeable && !config.options.unique_display_names);
         assert_eq!(

@@ -1,5 +1,5 @@
 //! The OX configuration properties the emulator honours, set like OX's own files
-//! (`--ox-property NAME=VALUE`, [`super::EmulatorConfig::with_property`],
+//! (`--ox-property NAME=VALUE`, [`super::EmulatorSettings::with_property`],
 //! `POST /emulator/properties`). Defaults are those of a fresh OX App Suite installation: the
 //! values in the property files OX ships, or the code's fallback where no file sets one. The
 //! rule each property switches is listed in `docs/ox-emulator.md` with its OX source.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ox_connector::emulator::{FaultConfig, FaultRule};
+use ox_connector::emulator::{FaultRule, FaultSettings};
 use serde_json::json;
 
 use crate::support::cli;
@@ -14,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Makes every user creation fail until the faults are cleared.
 fn refuse_user_creation(t: &OxEnv) {
-    t.ox.set_faults(FaultConfig {
+    t.ox.set_faults(FaultSettings {
         rules: vec![FaultRule {
             service: Some("OXUserService".into()),
             operation: Some("createByModuleAccess".into()),
@@ -65,7 +65,7 @@ async fn a_skipped_file_put_back_is_applied() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "skipped files are for root only");
-    t.ox.set_faults(FaultConfig::default());
+    t.ox.set_faults(FaultSettings::default());
 
     // By hand, as the skip note says.
     std::fs::rename(skipped.join(&carl), listener.join(&carl)).unwrap();
@@ -239,7 +239,7 @@ async fn hostile_set_aside_files_and_skip_notes_are_handled_safely() {
         "{note}"
     );
     assert!(!lines.contains(&"reason: approved by root"), "{note}");
-    t.ox.set_faults(FaultConfig::default());
+    t.ox.set_faults(FaultSettings::default());
     daemon.stop().await;
 }
 
@@ -489,7 +489,7 @@ async fn every_failing_change_is_listed_as_failing_and_skips_name_the_user() {
     )
     .unwrap();
     assert!(!note.contains("skipped by: unknown"), "{note}");
-    t.ox.set_faults(FaultConfig::default());
+    t.ox.set_faults(FaultSettings::default());
     daemon.stop().await;
 }
 
@@ -635,7 +635,7 @@ async fn a_backlog_shows_its_pace_and_the_time_left() {
         cli::metric(&metrics, "ox_connector_queue_eta_seconds", &[]),
         30.0
     );
-    t.ox.set_faults(FaultConfig::default());
+    t.ox.set_faults(FaultSettings::default());
     daemon.stop().await;
 }
 
@@ -661,7 +661,7 @@ async fn the_shipped_dashboard_and_alerts_use_only_exported_metrics() {
         assert!(fresh.contains(name), "{name} missing:\n{fresh}");
     }
     // Events that make the labelled counters and histograms appear.
-    t.ox.set_faults(FaultConfig {
+    t.ox.set_faults(FaultSettings {
         rules: vec![FaultRule {
             service: Some("OXContextService".into()),
             count: Some(1),

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use ox_connector::app::Daemon;
 use ox_connector::apply::{Applier, ApplyError, Outcome, Scope};
-use ox_connector::emulator::FaultConfig;
+use ox_connector::emulator::FaultSettings;
 use ox_connector::listener::batch::Ranks;
 use ox_connector::message::ProvisioningMessage;
 use ox_connector::provision::{kind, OxApplier};
-use ox_connector::workload::{Change, ObjectKind, Workload, WorkloadConfig};
+use ox_connector::workload::{Change, ObjectKind, Workload, WorkloadSettings};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -196,11 +196,11 @@ fn touched(changes: &[Change]) -> Vec<Touches> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn independent_changes_run_together_and_every_shared_thing_keeps_its_order() {
     let ox_env = OxEnv::start().await;
-    ox_env.ox.set_faults(FaultConfig {
+    ox_env.ox.set_faults(FaultSettings {
         latency_ms: 2,
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     });
-    let workload = Workload::generate(WorkloadConfig {
+    let workload = Workload::generate(WorkloadSettings {
         changes: 1_200,
         contexts: 8,
         seed: 7,
@@ -361,8 +361,8 @@ async fn a_change_refused_for_a_taken_name_is_retried_as_soon_as_an_earlier_chan
 /// adaptive limit backs off, the refused calls are retried, and OX ends in the expected state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_ox_loses_no_change_and_the_limit_backs_off() {
-    use ox_connector::emulator::{CapacitySettings, EmulatorConfig, ADMIN_GUIDE_PROPERTIES};
-    let mut config = EmulatorConfig::new(
+    use ox_connector::emulator::{CapacitySettings, EmulatorSettings, ADMIN_GUIDE_PROPERTIES};
+    let mut config = EmulatorSettings::new(
         crate::support::ox::MASTER,
         crate::support::ox::MASTER_PASSWORD,
     )
@@ -375,7 +375,7 @@ async fn an_overloaded_ox_loses_no_change_and_the_limit_backs_off() {
     };
     let mut env = OxEnv::start_with(config).await;
     env.env.settings.apply_concurrency = 16;
-    let workload = Workload::generate(WorkloadConfig {
+    let workload = Workload::generate(WorkloadSettings {
         changes: 400,
         contexts: 1,
         seed: 11,

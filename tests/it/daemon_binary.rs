@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ox_connector::emulator::{Emulator, EmulatorConfig, ADMIN_GUIDE_PROPERTIES};
+use ox_connector::emulator::{Emulator, EmulatorSettings, ADMIN_GUIDE_PROPERTIES};
 use serde_json::json;
 
 use crate::support::ox::{context, user, MASTER, MASTER_PASSWORD};
@@ -11,7 +11,7 @@ use crate::support::{files, wait_for};
 #[tokio::test]
 async fn the_daemon_binary_provisions_ox_stops_on_sigterm_and_never_logs_secrets() {
     let ox = Emulator::start(
-        EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+        EmulatorSettings::new(MASTER, MASTER_PASSWORD)
             .with_properties(&ADMIN_GUIDE_PROPERTIES)
             .expect("known properties"),
     )
@@ -90,7 +90,7 @@ async fn the_daemon_binary_provisions_ox_stops_on_sigterm_and_never_logs_secrets
 /// hashes) into its trace events; none of it may reach the log at `RUST_LOG=trace`.
 #[tokio::test]
 async fn a_trace_level_log_contains_no_secret() {
-    let ox = Emulator::start(EmulatorConfig::new(MASTER, MASTER_PASSWORD))
+    let ox = Emulator::start(EmulatorSettings::new(MASTER, MASTER_PASSWORD))
         .await
         .unwrap();
     let data = tempfile::tempdir().unwrap();

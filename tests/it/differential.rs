@@ -18,7 +18,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ox_connector::emulator::{EmulatorConfig, FaultConfig, StateSnapshot, ADMIN_GUIDE_PROPERTIES};
+use ox_connector::emulator::{
+    EmulatorSettings, FaultSettings, StateSnapshot, ADMIN_GUIDE_PROPERTIES,
+};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -472,12 +474,12 @@ impl OxState {
 /// writes them while the daemon works.
 async fn apply(stream: &Stream, concurrency: usize, jitter: u64) -> OxState {
     // Renames need USERNAME_CHANGEABLE=true, as docs/operations.md tells admins to set.
-    let mut config = EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+    let mut config = EmulatorSettings::new(MASTER, MASTER_PASSWORD)
         .with_properties(&ADMIN_GUIDE_PROPERTIES)
         .expect("known properties");
-    config.faults = FaultConfig {
+    config.faults = FaultSettings {
         latency_jitter_ms: jitter,
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     };
     let mut env = OxEnv::start_with(config).await;
     env.env.settings.apply_concurrency = concurrency;

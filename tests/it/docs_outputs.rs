@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ox_connector::emulator::{Emulator, EmulatorConfig, FaultConfig, FaultRule};
+use ox_connector::emulator::{Emulator, EmulatorSettings, FaultRule, FaultSettings};
 use ox_connector::ox::soap::{Group, Resource, User};
 use serde_json::{json, Value};
 
@@ -251,7 +251,7 @@ fn normalising_hides_what_changes_from_run_to_run() {
 }
 
 fn refuse(t: &OxEnv, service: &str, operation: &str) {
-    t.ox.set_faults(FaultConfig {
+    t.ox.set_faults(FaultSettings {
         rules: vec![FaultRule {
             service: Some(service.into()),
             operation: Some(operation.into()),
@@ -267,7 +267,7 @@ async fn docs_outputs_ox_down() {
     let mut t = OxEnv::start().await;
     let port = free_port();
     let config = || {
-        let mut config = EmulatorConfig::new(MASTER, MASTER_PASSWORD);
+        let mut config = EmulatorSettings::new(MASTER, MASTER_PASSWORD);
         config.listen = ([127, 0, 0, 1], port).into();
         config
     };
@@ -651,7 +651,7 @@ async fn docs_outputs_backlog() {
             s.contains("BLOCKED") && s.contains("3 on the JetStream")
         })
         .await;
-    t.ox.set_faults(FaultConfig::default());
+    t.ox.set_faults(FaultSettings::default());
     t.settle().await;
     daemon.stop().await;
     let end = status.find("\nBLOCKED since").unwrap() + 1;
@@ -703,7 +703,7 @@ async fn docs_outputs_queue_full() {
     let status = shell
         .settled(&["queue", "status"], |s| s.contains("QUEUE FULL"))
         .await;
-    t.ox.set_faults(FaultConfig::default());
+    t.ox.set_faults(FaultSettings::default());
     t.settle().await;
     daemon.stop().await;
     check("docs/operations.md", &[("queue-full", status)]);

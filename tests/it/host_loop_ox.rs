@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ox_connector::emulator::{Failure, FaultConfig};
+use ox_connector::emulator::{Failure, FaultSettings};
 use ox_connector::provision::state::StateStore;
 use serde_json::json;
 
@@ -168,9 +168,9 @@ async fn converter_batches_reach_ox_and_no_file_is_deleted_before_its_change_is_
     }
 
     // OX goes down: the trigger exits non-zero and the file stays until OX is back.
-    t.ox.set_faults(FaultConfig {
+    t.ox.set_faults(FaultSettings {
         down: Some(Failure::Http { status: 503 }),
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     });
     let name = ldap.modify("user-1", user("user1", json!({"oxDepartment": "outage"})));
     written
@@ -193,7 +193,7 @@ async fn converter_batches_reach_ox_and_no_file_is_deleted_before_its_change_is_
         t.env.listener_dir().join(&name).exists(),
         "the file stays while OX is down"
     );
-    t.ox.set_faults(FaultConfig::default());
+    t.ox.set_faults(FaultSettings::default());
     let deadline = Instant::now() + T;
     while !converter.queued().is_empty() {
         if let Some(run) = converter.cycle().await {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ox_connector::emulator::{
-    Emulator, EmulatorConfig, FaultConfig, FaultRule, ADMIN_GUIDE_PROPERTIES,
+    Emulator, EmulatorSettings, FaultRule, FaultSettings, ADMIN_GUIDE_PROPERTIES,
 };
 use ox_connector::ox::soap::{Context, Credentials, Group, Resource, User};
 use serde_json::{json, Value};
@@ -283,7 +283,7 @@ async fn metrics_count_applied_files_ox_faults_and_retries() {
     let dir = t.env.data.path().to_owned();
     cli::wait_for_api(&dir).await;
     let before = cli::metrics(&dir).await;
-    t.ox.set_faults(FaultConfig {
+    t.ox.set_faults(FaultSettings {
         rules: vec![FaultRule {
             service: Some("OXUserService".into()),
             operation: Some("createByModuleAccess".into()),
@@ -364,7 +364,7 @@ async fn metrics_count_applied_files_ox_faults_and_retries() {
 #[tokio::test]
 async fn json_logs_have_stable_keys_and_never_contain_a_secret() {
     let ox = Emulator::start(
-        EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+        EmulatorSettings::new(MASTER, MASTER_PASSWORD)
             .with_properties(&ADMIN_GUIDE_PROPERTIES)
             .expect("known properties"),
     )

@@ -31,10 +31,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ox_connector::emulator::{
-    Emulator, EmulatorConfig, EmulatorHandle, Failure, FaultConfig, FaultRule,
+    Emulator, EmulatorHandle, EmulatorSettings, Failure, FaultRule, FaultSettings,
     ADMIN_GUIDE_PROPERTIES,
 };
-use ox_connector::workload::{Change, ChangeKind, ObjectKind, Workload, WorkloadConfig};
+use ox_connector::workload::{Change, ChangeKind, ObjectKind, Workload, WorkloadSettings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -76,8 +76,8 @@ async fn reliability_long_a_hundred_kills() {
 
 /// Random OX faults while OX is "up": a few SOAP faults, 503s from a proxy and broken
 /// connections.
-fn flaky_ox() -> FaultConfig {
-    FaultConfig {
+fn flaky_ox() -> FaultSettings {
+    FaultSettings {
         rules: vec![
             FaultRule {
                 fraction: Some(0.02),
@@ -94,7 +94,7 @@ fn flaky_ox() -> FaultConfig {
                 ..FaultRule::default()
             },
         ],
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     }
 }
 
@@ -376,7 +376,7 @@ async fn chaos(mut run: Run) {
     let mut env = TestEnv::start().await;
     let ox = Arc::new(
         Emulator::start(
-            EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+            EmulatorSettings::new(MASTER, MASTER_PASSWORD)
                 .with_properties(&ADMIN_GUIDE_PROPERTIES)
                 .expect("known properties"),
         )
@@ -389,7 +389,7 @@ async fn chaos(mut run: Run) {
         ox: ox.clone(),
     };
     ox.set_faults(flaky_ox());
-    let workload = Workload::generate(WorkloadConfig {
+    let workload = Workload::generate(WorkloadSettings {
         changes: run.changes,
         contexts: 4,
         seed: run.seed,
@@ -478,9 +478,9 @@ async fn chaos(mut run: Run) {
                 env.nats.restart(None).await.unwrap();
             }
             _ => {
-                ox.set_faults(FaultConfig {
+                ox.set_faults(FaultSettings {
                     down: Some(Failure::Http { status: 503 }),
-                    ..FaultConfig::default()
+                    ..FaultSettings::default()
                 });
                 tokio::time::sleep(Duration::from_millis(rng.random_range(500..1500))).await;
                 ox.set_faults(flaky_ox());
@@ -492,7 +492,7 @@ async fn chaos(mut run: Run) {
     let chaos_done = started.elapsed();
 
     // Calm: everything must drain.
-    ox.set_faults(FaultConfig::default());
+    ox.set_faults(FaultSettings::default());
     // Slow is fine (a loaded machine, the whole suite in parallel); stuck is not: fail when no
     // file has been applied for a minute, or after five minutes in all.
     let deadline = Instant::now() + Duration::from_secs(300);

@@ -313,7 +313,7 @@ async fn a_move_whose_groups_failed_finishes_them_on_retry() {
     t.settle().await;
     assert!(t.state().context(20).unwrap().group("team").is_none());
 
-    t.ox.set_faults(ox_connector::emulator::FaultConfig {
+    t.ox.set_faults(ox_connector::emulator::FaultSettings {
         rules: vec![ox_connector::emulator::FaultRule {
             service: Some("OXGroupService".into()),
             operation: Some("create".into()),
@@ -747,7 +747,7 @@ async fn ox_faulting_once_keeps_the_file_and_applies_it_on_retry() {
     t.write(context("ctx-10", 10, None));
     let daemon = t.daemon().await;
     t.settle().await;
-    t.ox.set_faults(ox_connector::emulator::FaultConfig {
+    t.ox.set_faults(ox_connector::emulator::FaultSettings {
         rules: vec![ox_connector::emulator::FaultRule {
             service: Some("OXUserService".into()),
             operation: Some("createByModuleAccess".into()),

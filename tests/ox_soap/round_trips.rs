@@ -7,7 +7,7 @@ use ox_connector::ox::soap::{
 };
 
 use crate::support::{self, admin, context, env, new_user};
-use ox_connector::emulator::EmulatorConfig;
+use ox_connector::emulator::EmulatorSettings;
 
 fn fault(err: &OxError) -> (OxErrorKind, &str) {
     (err.kind(), err.fault_text().unwrap_or("<no fault>"))
@@ -428,7 +428,7 @@ async fn user_rules_are_enforced_with_oxs_messages() {
 #[tokio::test]
 async fn duplicate_display_names_are_allowed_when_the_switch_says_so() {
     let mut config =
-        ox_connector::emulator::EmulatorConfig::new(support::MASTER, support::MASTER_PASSWORD);
+        ox_connector::emulator::EmulatorSettings::new(support::MASTER, support::MASTER_PASSWORD);
     config.options.unique_display_names = false;
     let env = support::env_with(config).await;
     let a = context(&env.client, 10).await;
@@ -818,7 +818,7 @@ fn user_string_fields() -> Vec<String> {
 async fn unicode_and_xml_special_characters_survive_every_string_field() {
     // OX checks group and resource names against a character list by default; this test is
     // about the wire, so the checks are off.
-    let config = EmulatorConfig::new(support::MASTER, support::MASTER_PASSWORD)
+    let config = EmulatorSettings::new(support::MASTER, support::MASTER_PASSWORD)
         .with_properties(&[
             ("CHECK_GROUP_UID_FOR_NOT_ALLOWED_CHARS", "false"),
             ("CHECK_RES_UID_FOR_NOT_ALLOWED_CHARS", "false"),
@@ -1049,7 +1049,7 @@ async fn credentials_in_the_wrong_place_fail_authentication() {
 #[tokio::test]
 async fn the_master_override_switch_lets_the_master_admin_act_in_contexts() {
     let mut config =
-        ox_connector::emulator::EmulatorConfig::new(support::MASTER, support::MASTER_PASSWORD);
+        ox_connector::emulator::EmulatorSettings::new(support::MASTER, support::MASTER_PASSWORD);
     config.options.master_override = true;
     let env = support::env_with(config).await;
     context(&env.client, 10).await;
@@ -1136,7 +1136,7 @@ async fn freed_names_and_addresses_can_be_taken_again() {
 #[tokio::test]
 async fn lower_case_mode_folds_names_and_logins() {
     let mut config =
-        ox_connector::emulator::EmulatorConfig::new(support::MASTER, support::MASTER_PASSWORD);
+        ox_connector::emulator::EmulatorSettings::new(support::MASTER, support::MASTER_PASSWORD);
     config.options.lowercase_names = true;
     let env = support::env_with(config).await;
     let c = &env.client;

@@ -1,13 +1,13 @@
 //! OX's business rules and their properties (`docs/ox-emulator.md`, "OX's rules"): at OX's
 //! defaults each rule refuses with OX's text; the property switches it.
 
-use ox_connector::emulator::EmulatorConfig;
+use ox_connector::emulator::EmulatorSettings;
 use ox_connector::ox::soap::{FaultKind, Group, OxErrorKind, Resource, User};
 
 use crate::support::{self, context, env, new_user, Env, MASTER, MASTER_PASSWORD};
 
 async fn env_with(properties: &[(&str, &str)]) -> Env {
-    let config = EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+    let config = EmulatorSettings::new(MASTER, MASTER_PASSWORD)
         .with_properties(properties)
         .unwrap();
     support::env_with(config).await

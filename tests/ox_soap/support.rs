@@ -1,7 +1,7 @@
 //! Shared helpers: an emulator with a client, context creation, valid users, raw SOAP posts
 //! and a namespace-aware XML comparison.
 
-use ox_connector::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use ox_connector::emulator::{Emulator, EmulatorHandle, EmulatorSettings};
 use ox_connector::ox::soap::xml::{self, Element};
 use ox_connector::ox::soap::{Context, Credentials, OxClient, User};
 
@@ -15,18 +15,18 @@ pub(crate) struct Env {
 }
 
 pub(crate) async fn env() -> Env {
-    env_with(EmulatorConfig::new(MASTER, MASTER_PASSWORD)).await
+    env_with(EmulatorSettings::new(MASTER, MASTER_PASSWORD)).await
 }
 
 /// An emulator with the OX properties docs/operations.md tells admins to set.
 pub(crate) async fn env_admin_guide() -> Env {
-    let config = EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+    let config = EmulatorSettings::new(MASTER, MASTER_PASSWORD)
         .with_properties(&ox_connector::emulator::ADMIN_GUIDE_PROPERTIES)
         .expect("known properties");
     env_with(config).await
 }
 
-pub(crate) async fn env_with(config: EmulatorConfig) -> Env {
+pub(crate) async fn env_with(config: EmulatorSettings) -> Env {
     let ox = Emulator::start(config).await.expect("emulator starts");
     let client = OxClient::builder(ox.base_url())
         .master(Credentials::new(MASTER, MASTER_PASSWORD))

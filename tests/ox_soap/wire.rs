@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ox_connector::emulator::{Failure, FaultConfig, FaultRule, StateSnapshot};
+use ox_connector::emulator::{Failure, FaultRule, FaultSettings, StateSnapshot};
 use ox_connector::ox::soap::{xml, Credentials, FaultKind, OxClient, OxErrorKind, User};
 
 use crate::support::{self, admin, context, env, fault_of, post};
@@ -284,7 +284,7 @@ async fn answers_have_the_shape_of_ox_answers() {
     assert_eq!((status, body.as_str()), (200, ox_connector_void()));
 
     let mut config =
-        ox_connector::emulator::EmulatorConfig::new(support::MASTER, support::MASTER_PASSWORD);
+        ox_connector::emulator::EmulatorSettings::new(support::MASTER, support::MASTER_PASSWORD);
     config.lean = true;
     let lean = support::env_with(config).await;
     context(&lean.client, 10).await;
@@ -435,22 +435,22 @@ async fn the_next_n_calls_of_an_operation_fail_and_then_succeed() {
 #[tokio::test]
 async fn a_fraction_of_calls_fails_with_a_storage_exception() {
     let env = with_context().await;
-    env.ox.set_faults(FaultConfig {
+    env.ox.set_faults(FaultSettings {
         rules: vec![FaultRule {
             fraction: Some(1.0),
             ..FaultRule::default()
         }],
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     });
     let err = env.client.context_exists(10).await.unwrap_err();
     assert_eq!(err.kind(), OxErrorKind::Fault(FaultKind::Storage));
     assert!(err.is_retryable());
-    env.ox.set_faults(FaultConfig {
+    env.ox.set_faults(FaultSettings {
         rules: vec![FaultRule {
             fraction: Some(0.0),
             ..FaultRule::default()
         }],
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     });
     assert!(env.client.context_exists(10).await.unwrap());
 }
@@ -458,21 +458,21 @@ async fn a_fraction_of_calls_fails_with_a_storage_exception() {
 #[tokio::test]
 async fn ox_can_go_down_and_come_back() {
     let env = with_context().await;
-    env.ox.set_faults(FaultConfig {
+    env.ox.set_faults(FaultSettings {
         down: Some(Failure::Http { status: 503 }),
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     });
     let err = env.client.context_exists(10).await.unwrap_err();
     assert_eq!(err.kind(), OxErrorKind::Http(503));
     assert!(err.is_retryable());
-    env.ox.set_faults(FaultConfig {
+    env.ox.set_faults(FaultSettings {
         down: Some(Failure::Reset),
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     });
     let err = env.client.context_exists(10).await.unwrap_err();
     assert_eq!(err.kind(), OxErrorKind::Transport, "{err}");
     assert!(err.is_retryable());
-    env.ox.set_faults(FaultConfig::default());
+    env.ox.set_faults(FaultSettings::default());
     assert!(env.client.context_exists(10).await.unwrap());
     let stopped = env.ox.base_url();
     env.ox.stop().await;
@@ -502,9 +502,9 @@ async fn a_refused_connection_is_a_connect_error() {
 #[tokio::test]
 async fn latency_beyond_the_client_timeout_is_a_timeout() {
     let env = with_context().await;
-    env.ox.set_faults(FaultConfig {
+    env.ox.set_faults(FaultSettings {
         latency_ms: 2_000,
-        ..FaultConfig::default()
+        ..FaultSettings::default()
     });
     let client = OxClient::builder(env.ox.base_url())
         .timeout(Duration::from_millis(100))

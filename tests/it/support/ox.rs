@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ox_connector::app::Daemon;
 use ox_connector::emulator::{
-    Emulator, EmulatorConfig, EmulatorHandle, StateSnapshot, UserSnapshot, ADMIN_GUIDE_PROPERTIES,
+    Emulator, EmulatorHandle, EmulatorSettings, StateSnapshot, UserSnapshot, ADMIN_GUIDE_PROPERTIES,
 };
 use ox_connector::ox::soap::{Credentials, OxClient};
 use serde_json::{json, Value};
@@ -27,7 +27,7 @@ pub(crate) struct OxEnv {
 impl OxEnv {
     /// The emulator with exactly the OX properties docs/operations.md tells admins to set.
     pub(crate) async fn start() -> Self {
-        let config = EmulatorConfig::new(MASTER, MASTER_PASSWORD)
+        let config = EmulatorSettings::new(MASTER, MASTER_PASSWORD)
             .with_properties(&ADMIN_GUIDE_PROPERTIES)
             .expect("known properties");
         Self::start_with(config).await
@@ -35,11 +35,11 @@ impl OxEnv {
 
     /// The emulator at OX's default configuration.
     pub(crate) async fn start_at_ox_defaults() -> Self {
-        Self::start_with(EmulatorConfig::new(MASTER, MASTER_PASSWORD)).await
+        Self::start_with(EmulatorSettings::new(MASTER, MASTER_PASSWORD)).await
     }
 
     /// With the emulator started from `config` (its master login must be [`MASTER`]).
-    pub(crate) async fn start_with(config: EmulatorConfig) -> Self {
+    pub(crate) async fn start_with(config: EmulatorSettings) -> Self {
         let mut env = TestEnv::start().await;
         let ox = Emulator::start(config).await.unwrap();
         env.settings.ox.soap_server = ox.base_url();
