@@ -548,18 +548,23 @@ impl Model {
         self.emit_user(ChangeKind::Modify, &name);
     }
 
-    fn move_user(&mut self) {
-        let Some(name) = self.user_pool.pick(&mut self.rng) else {
-            return self.create_user();
-        };
-        let from = self.users[&name].context;
+    /// A random existing context other than `from`, if there is one.
+    fn another_context(&mut self, from: i32) -> Option<i32> {
         let others: Vec<i32> = self
             .contexts
             .keys()
             .copied()
             .filter(|c| *c != from)
             .collect();
-        match others.choose(&mut self.rng).copied() {
+        others.choose(&mut self.rng).copied()
+    }
+
+    fn move_user(&mut self) {
+        let Some(name) = self.user_pool.pick(&mut self.rng) else {
+            return self.create_user();
+        };
+        let from = self.users[&name].context;
+        match self.another_context(from) {
             Some(to) => self.move_user_to(&name, to),
             None => self.modify_user(),
         }
@@ -773,13 +778,7 @@ impl Model {
             return self.create_resource();
         };
         let from = self.resources[&name].context;
-        let others: Vec<i32> = self
-            .contexts
-            .keys()
-            .copied()
-            .filter(|c| *c != from)
-            .collect();
-        match others.choose(&mut self.rng).copied() {
+        match self.another_context(from) {
             Some(to) => self.move_resource_to(&name, to),
             None => self.modify_resource(),
         }

@@ -3,10 +3,37 @@
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::common::{client, failed, Common};
 use crate::telemetry::progress::Step;
+
+/// How long a long operation may take before the command gives up waiting for its report.
+const LONG_OPERATION_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// How often a plain progress line is printed at most while the phase stays the same.
 const PLAIN_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Posts `request` to the daemon's `path` as a long operation named `operation`: its progress
+/// on stderr while it runs, then its report. A failure is printed with its causes and comes
+/// back as the exit code.
+pub(super) async fn run_long_operation<Q: Serialize, R: DeserializeOwned>(
+    common: &Common,
+    operation: &'static str,
+    path: &str,
+    request: &Q,
+) -> Result<R, i32> {
+    let mut view = ProgressView::new(operation);
+    let result = async {
+        client(common, LONG_OPERATION_TIMEOUT)?
+            .post_streaming::<_, R>(path, request, |step| view.show(&step))
+            .await
+    }
+    .await;
+    view.finish();
+    result.map_err(|e| failed(&e))
+}
 
 /// The progress of a long operation on stderr (stdout keeps the report alone): a bar on a
 /// terminal; otherwise a line like `reconcile: users in context 10: 4000/10000` at every phase

@@ -1,12 +1,10 @@
 //! `ox-connector reconcile`: asks the daemon to compare its state store with OX (and with
 //! `--apply` to repair through the queue), shows the progress, and prints the differences.
 
-use std::time::Duration;
-
 use clap::Args;
 
-use super::common::{client, failed, print_json, Common};
-use super::progress::ProgressView;
+use super::common::{print_json, Common};
+use super::progress::run_long_operation;
 use crate::ops::reconcile::{ReconcileReport, ReconcileRequest};
 
 /// `ox-connector reconcile`.
@@ -31,18 +29,11 @@ pub async fn reconcile(args: ReconcileArgs) -> i32 {
         context: args.context,
         apply: args.apply,
     };
-    let mut view = ProgressView::new("reconcile");
-    let result = async {
-        client(&args.common, Duration::from_secs(3600))?
-            .post_streaming::<_, ReconcileReport>("/reconcile", &request, |s| view.show(&s))
-            .await
-    }
-    .await;
-    view.finish();
-    let report = match result {
-        Ok(report) => report,
-        Err(e) => return failed(&e),
-    };
+    let report: ReconcileReport =
+        match run_long_operation(&args.common, "reconcile", "/reconcile", &request).await {
+            Ok(report) => report,
+            Err(code) => return code,
+        };
     let drift = report.drift.len();
     let code = if drift > 0 && !report.apply { 1 } else { 0 };
     if args.common.json {

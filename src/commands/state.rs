@@ -2,12 +2,11 @@
 //! its state store (a dry run unless `--apply`), shows the progress, and prints what it did.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::common::{client, failed, print_json, Common};
-use super::progress::ProgressView;
+use super::common::{print_json, Common};
+use super::progress::run_long_operation;
 use crate::ops::import::{ImportAction, ImportReport, ImportRequest};
 
 /// `ox-connector state`.
@@ -42,18 +41,11 @@ pub async fn state(args: StateArgs) -> i32 {
     } = args.command;
     let from = std::path::absolute(&from).unwrap_or(from);
     let request = ImportRequest { from, apply };
-    let mut view = ProgressView::new("state import");
-    let result = async {
-        client(&common, Duration::from_secs(3600))?
-            .post_streaming::<_, ImportReport>("/state/import", &request, |s| view.show(&s))
-            .await
-    }
-    .await;
-    view.finish();
-    let report = match result {
-        Ok(report) => report,
-        Err(e) => return failed(&e),
-    };
+    let report: ImportReport =
+        match run_long_operation(&common, "state import", "/state/import", &request).await {
+            Ok(report) => report,
+            Err(code) => return code,
+        };
     if common.json {
         print_json(&report);
         return 0;

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use ox_connector::emulator::{Emulator, EmulatorSettings, FaultRule, FaultSettings};
 use ox_connector::ox::soap::{Group, Resource, User};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::cli;
+use crate::support::files::old_file;
 use crate::support::ox::*;
 use crate::support::wait_for;
 
@@ -558,21 +559,6 @@ async fn make_drift(t: &OxEnv) {
         ..Group::default()
     };
     ox.create_group(10, &again, &auth).await.unwrap();
-}
-
-/// An old file of the Python connector: queue format plus its enrichment keys.
-fn old_file(dir: &Path, mut content: Value, enrichment: Value) {
-    if let (Some(object), Some(extra)) = (content["object"].as_object_mut(), enrichment.as_object())
-    {
-        object.extend(extra.clone());
-    }
-    let id = content["id"].as_str().unwrap().to_owned();
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join(format!("{id}.json")),
-        serde_json::to_vec_pretty(&content).unwrap(),
-    )
-    .unwrap();
 }
 
 /// State import: the Python connector's cache, a dry run, then `--apply`.

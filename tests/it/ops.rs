@@ -11,8 +11,9 @@ use ox_connector::ox::soap::{Context, Credentials, Group, Resource, User};
 use serde_json::{json, Value};
 
 use crate::support::cli::{self, metric};
+use crate::support::files::{self, old_file};
 use crate::support::ox::*;
-use crate::support::{files, wait_for};
+use crate::support::wait_for;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -479,21 +480,6 @@ fn new_user(name: &str) -> User {
         email1: Some(format!("{name}@example.org")),
         ..User::default()
     }
-}
-
-/// An old file of the Python connector: queue format plus its enrichment keys.
-fn old_file(dir: &std::path::Path, mut content: Value, enrichment: Value) {
-    if let (Some(object), Some(extra)) = (content["object"].as_object_mut(), enrichment.as_object())
-    {
-        object.extend(extra.clone());
-    }
-    let id = content["id"].as_str().unwrap().to_owned();
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join(format!("{id}.json")),
-        serde_json::to_vec_pretty(&content).unwrap(),
-    )
-    .unwrap();
 }
 
 #[tokio::test]

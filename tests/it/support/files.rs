@@ -55,3 +55,19 @@ pub(crate) fn listener_files(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// An old file of the Python connector (`state import`): queue format plus its enrichment keys,
+/// written as `<id>.json` into `dir`.
+pub(crate) fn old_file(dir: &Path, mut content: Value, enrichment: Value) {
+    if let (Some(object), Some(extra)) = (content["object"].as_object_mut(), enrichment.as_object())
+    {
+        object.extend(extra.clone());
+    }
+    let id = content["id"].as_str().unwrap().to_owned();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{id}.json")),
+        serde_json::to_vec_pretty(&content).unwrap(),
+    )
+    .unwrap();
+}

@@ -128,3 +128,11 @@ pub(crate) fn status_file(data_dir: &Path) -> serde_json::Value {
     let text = std::fs::read(data_dir.join("status.json")).unwrap_or_default();
     serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null)
 }
+
+/// Fails naming the first of `expected` that `text` does not contain.
+#[track_caller]
+pub(crate) fn assert_contains_all(text: &str, expected: &[&str]) {
+    for part in expected {
+        assert!(text.contains(part), "{part:?} missing: {text}");
+    }
+}
