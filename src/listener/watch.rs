@@ -1,7 +1,7 @@
 //! The watcher: turns the listener folder into an ordered stream of validated files.
 //!
 //! `notify` events and a periodic rescan both just mean "look again": every pass lists the
-//! folder ([`scan`](super::scan)), skips files it already handed on, reads the others in name
+//! folder ([`scan`](mod@super::scan)), skips files it already handed on, reads the others in name
 //! order and hands each to a [`Sink`] (the publisher). A lost event therefore never loses a file.
 //!
 //! The files new at one pass form a batch, queued dependencies first ([`super::batch`]).
