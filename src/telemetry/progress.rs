@@ -84,10 +84,16 @@ pub struct Progress {
     /// Metric label: `reconcile` or `state_import`.
     operation: &'static str,
     listener: Option<mpsc::UnboundedSender<Step>>,
-    /// The phase and time of the last step sent.
-    last_sent: Arc<Mutex<Option<(String, Instant)>>>,
+    last: Arc<Mutex<Last>>,
+}
+
+/// What [`Progress`] remembers between two reports.
+#[derive(Debug, Default)]
+struct Last {
     /// The last phase reported and its total, for [`Progress::finish`].
-    last_reported: Arc<Mutex<Option<(String, usize)>>>,
+    reported: Option<(String, usize)>,
+    /// When the last step was sent (of the phase in `reported`).
+    sent_at: Option<Instant>,
 }
 
 impl Progress {
@@ -96,8 +102,7 @@ impl Progress {
         Self {
             operation,
             listener: None,
-            last_sent: Arc::default(),
-            last_reported: Arc::default(),
+            last: Arc::default(),
         }
     }
 
@@ -114,27 +119,23 @@ impl Progress {
 
     /// `done` of `total` objects of `phase` are through.
     pub fn report(&self, phase: &str, done: usize, total: usize) {
-        *crate::locks::lock(&self.last_reported) = Some((phase.to_owned(), total));
         let labels = [("operation", self.operation)];
         metrics::gauge!(OPERATION_OBJECTS_DONE, &labels).set(done as f64);
         metrics::gauge!(OPERATION_OBJECTS_IN_PHASE, &labels).set(total as f64);
+        let now = Instant::now();
+        let mut last = crate::locks::lock(&self.last);
+        let same_phase = last.reported.as_ref().is_some_and(|(p, _)| p == phase);
+        last.reported = Some((phase.to_owned(), total));
         let Some(listener) = &self.listener else {
             return;
         };
-        let now = Instant::now();
-        {
-            let mut last = crate::locks::lock(&self.last_sent);
-            let due = match &*last {
-                Some((last_phase, at)) => {
-                    last_phase != phase || done >= total || now - *at >= STEP_INTERVAL
-                }
-                None => true,
-            };
-            if !due {
-                return;
-            }
-            *last = Some((phase.to_owned(), now));
+        let due =
+            !same_phase || done >= total || last.sent_at.is_none_or(|at| now - at >= STEP_INTERVAL);
+        if !due {
+            return;
         }
+        last.sent_at = Some(now);
+        drop(last);
         // A listener that went away (the client hung up) does not stop the operation.
         let _ = listener.send(Step {
             phase: phase.to_owned(),
@@ -142,12 +143,10 @@ impl Progress {
             total: total as u64,
         });
     }
-}
 
-impl Progress {
     /// The operation is through: its last phase is reported as done.
     pub fn finish(&self) {
-        let last = crate::locks::lock(&self.last_reported).clone();
+        let last = crate::locks::lock(&self.last).reported.clone();
         if let Some((phase, total)) = last {
             self.report(&phase, total, total);
         }
