@@ -336,25 +336,6 @@ fn transport_error(operation: &str, error: TransportError) -> OxError {
     OxError::new(kind, operation, detail).with_boxed_source(source)
 }
 
-/// `error` and its `source()`s joined with ": ", each level once: reqwest's own text ("error
-/// sending request for url …") says nothing about the cause, the levels below do (DNS, TLS,
-/// connection refused). A level whose text the previous one already contains is left out.
-pub(crate) fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut last = text.clone();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !message.is_empty() && !last.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        last = message;
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;

@@ -70,7 +70,7 @@ impl TransportError {
     ) -> Self {
         Self {
             kind,
-            detail: super::client::cause_chain(&source),
+            detail: crate::telemetry::error_chain(&source),
             source: Some(Box::new(source)),
         }
     }
