@@ -56,10 +56,10 @@ pub enum Command {
     /// environment value; 1 unexpected error. See docs/trigger.md.
     Trigger(crate::commands::trigger::TriggerArgs),
     /// Queue management (talks to the running daemon): status, watch, list, show, skip, retry,
-    /// requeue.
+    /// requeue, pause, resume.
     Queue(crate::commands::queue::QueueArgs),
     /// Compare the state store with what OX holds; report the differences, or repair them
-    /// with --apply.
+    /// with --apply. Its progress goes to stderr (a bar on a terminal), the report to stdout.
     Reconcile(crate::commands::reconcile::ReconcileArgs),
     /// The connector's state store: import the Python connector's cache.
     State(crate::commands::state::StateArgs),

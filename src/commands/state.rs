@@ -19,7 +19,8 @@ pub struct StateArgs {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Import the Python connector's cache (listener/old/*.json) into the state store, so that
-    /// an upgrade neither re-creates nor loses objects. Dry run unless --apply.
+    /// an upgrade neither re-creates nor loses objects. Dry run unless --apply. Its progress
+    /// goes to stderr (a bar on a terminal), the report to stdout.
     Import {
         #[command(flatten)]
         common: Common,
