@@ -23,6 +23,7 @@ use crate::apply::Applier;
 use crate::config::{NatsTarget, Settings};
 use crate::dispatch::dispatcher::Auth;
 use crate::dispatch::identity::{self, Identities, Identity, Role};
+use crate::dispatch::state_store::StateStore;
 use crate::dispatch::{Dispatch, SubscriptionRequest};
 use crate::listener::watch::{self, Sink, SinkError};
 use crate::listener::ListenerFile;
@@ -53,6 +54,8 @@ pub enum AppError {
     NoSpace(#[from] queue::storage::BudgetError),
     #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedError),
+    #[error(transparent)]
+    State(#[from] crate::dispatch::state_store::StateStoreError),
     #[error("cannot connect to NATS at {url}: {source}")]
     Connect {
         url: String,
@@ -441,11 +444,13 @@ async fn start_queue(
         nats_dir,
         nats_url: url.to_owned(),
     });
+    let state = StateStore::open(&settings.data_dir)?;
     // Like the stream above: a nats-server that is (re)starting is waited for.
     let dispatch = until_ready(shutdown, starting, || {
         Dispatch::start(
             js.clone(),
             incoming.clone(),
+            state.clone(),
             settings.consumer_timing(),
             settings.queue_limits,
             auth.clone(),

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::PullConsumer, kv, stream::Stream};
+use async_nats::jetstream::{self, consumer::PullConsumer, stream::Stream};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
@@ -28,6 +28,7 @@ use tracing::instrument::WithSubscriber;
 use super::identity::{Identities, Role};
 use super::redact::{redact, DEFAULT_FIELDS};
 use super::state_keeper;
+use super::state_store::StateStore;
 use super::subscription::{
     PrefillStatus, Registry, Subscription, SubscriptionError, SubscriptionRequest, TopicMatcher,
 };
@@ -50,6 +51,21 @@ pub enum DispatchError {
     Nats(#[source] async_nats::Error),
     #[error("cannot update the NATS users: {0}")]
     Identities(#[source] std::io::Error),
+}
+
+/// Moves the `provisioning-state` bucket of an earlier version into the state file (once).
+async fn take_over_state_bucket(
+    js: &jetstream::Context,
+    state: &StateStore,
+) -> Result<(), state_keeper::StateError> {
+    if let Some(moved) = state.take_over_bucket(js).await? {
+        tracing::info!(
+            objects = moved,
+            file = %state.path().display(),
+            "Moved the state of objects from the bucket provisioning-state into the state file."
+        );
+    }
+    Ok(())
 }
 
 /// What a dispatcher reports about its subscriber.
@@ -86,7 +102,7 @@ pub struct Dispatch {
     js: jetstream::Context,
     incoming: Stream,
     registry: Registry,
-    state: kv::Store,
+    state: StateStore,
     timing: ConsumerTiming,
     default_limits: QueueLimits,
     auth: Option<Mutex<Auth>>,
@@ -100,19 +116,19 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// Opens the buckets, starts the state keeper and a dispatcher per registered subscription.
+    /// Opens the subscriptions' bucket, moves an earlier version's state bucket into `state`,
+    /// starts the state keeper and a dispatcher per registered subscription.
     pub async fn start(
         js: jetstream::Context,
         incoming: Stream,
+        state: StateStore,
         timing: ConsumerTiming,
         default_limits: QueueLimits,
         auth: Option<Auth>,
         ranks: Ranks,
     ) -> Result<Arc<Self>, DispatchError> {
         let registry = Registry::open(&js).await?;
-        let state = state_keeper::open(&js)
-            .await
-            .map_err(state_keeper::StateError::from)?;
+        take_over_state_bucket(&js, &state).await?;
         let keeper_stop = CancellationToken::new();
         // The state keeper's consumer exists before anything is published, so the bucket
         // misses nothing (interest retention keeps messages only for existing consumers).
@@ -442,7 +458,7 @@ struct Worker {
     js: jetstream::Context,
     incoming: Stream,
     registry: Registry,
-    state: kv::Store,
+    state: StateStore,
     statuses: Arc<Mutex<BTreeMap<String, SubscriberStatus>>>,
     publisher: Publisher,
     ranks: Ranks,
@@ -564,8 +580,11 @@ impl Worker {
                 () = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
-        let mut entries: Vec<_> = state_keeper::entries(&self.state, &subscription.realm)
-            .await?
+        let mut entries: Vec<_> = self
+            .state
+            .entries(&subscription.realm)
+            .await
+            .map_err(state_keeper::StateError::from)?
             .into_iter()
             .filter(|e| e.seq <= subscription.start_after && matcher.matches(&e.message.topic))
             .collect();

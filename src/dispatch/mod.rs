@@ -4,8 +4,8 @@
 //!
 //! - [`subscription`]: who wants what (realm, topic patterns, prefill, redaction, queue bounds),
 //!   kept in the `provisioning-subscriptions` bucket;
-//! - [`state_keeper`]: the last state of every object, kept in the `provisioning-state` bucket,
-//!   for prefill;
+//! - [`state_keeper`]: records the last state of every object in the state file, for prefill;
+//! - [`state_store`]: that file (`state/provisioning-state.redb` in the data directory);
 //! - [`dispatcher`]: per subscriber, copies the matching incoming messages (redacted) into the
 //!   subscriber's own queue, after the prefill; [`Dispatch`] runs and registers them;
 //! - [`forward`]: a dispatcher's live copying, many messages in flight, in incoming order;
@@ -18,6 +18,7 @@ pub mod forward;
 pub mod identity;
 pub mod redact;
 pub mod state_keeper;
+pub mod state_store;
 pub mod subscription;
 
 pub use dispatcher::{Dispatch, DispatchError, SubscriberStatus};

@@ -1,64 +1,53 @@
 //! The state keeper: remembers the last message of every object, so that a new subscriber can
 //! be given the current state of everything (prefill) before the live changes.
 //!
-//! A durable consumer on the incoming stream writes each message into the `provisioning-state`
-//! bucket under `<realm>.<topic>.<object>` (a delete removes the key), together with its stream
-//! sequence; its acknowledged position tells how far the bucket is complete.
+//! A durable consumer on the incoming stream writes each message into the state file
+//! ([`super::state_store`]) under `<realm>.<topic>.<object>`, together with its stream
+//! sequence; its acknowledged position tells how far the file is complete.
+//!
+//! It takes the messages that are there (up to [`IN_FLIGHT`]), writes them in one transaction,
+//! then acknowledges them: one message at a time (a round trip for the write and one for the
+//! next message) fell far behind a backlog, and the incoming stream kept every message, and
+//! nats-server its cache, until it caught up.
 
 use std::borrow::Cow;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv, stream::Stream, AckKind};
-use futures::TryStreamExt;
+use async_nats::jetstream::{self, stream::Stream};
+use bytes::Bytes;
+use futures::FutureExt;
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::message::ProvisioningMessage;
-use crate::queue::kv::{encode_key, BucketError};
+use super::state_store::{StateStore, StateStoreError, Write};
+use crate::queue::kv::encode_key;
 use crate::telemetry::Chain;
 
-pub const BUCKET: &str = "provisioning-state";
+/// Messages held at once: the consumer's `max_ack_pending` and the size of a pull request.
+const IN_FLIGHT: usize = crate::queue::STATE_KEEPER_IN_FLIGHT;
 
-/// Messages asked for per pull request.
-const REQUEST_BATCH: usize = 64;
-
-/// One object's last message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StateEntry {
-    /// Its sequence in the incoming stream.
-    pub seq: u64,
-    pub message: ProvisioningMessage,
-}
-
-/// Why the state keeper or a prefill could not go on; each keeps the NATS error.
+/// Why the state keeper or a prefill could not go on; each keeps its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error(transparent)]
-    Open(#[from] BucketError),
     /// The state keeper's consumer on the incoming stream cannot be read.
     #[error("{0}")]
     Consumer(#[source] async_nats::Error),
-    /// The `provisioning-state` bucket cannot be read.
-    #[error("{0}")]
-    Read(#[source] async_nats::Error),
+    #[error(transparent)]
+    Store(#[from] StateStoreError),
 }
 
-/// The bucket key of an object.
+/// The state file's key of an object.
 pub fn key(realm: &str, topic: &str, object_id: &str) -> String {
     format!("{realm}.{topic}.{}", encode_key(object_id))
 }
 
-pub async fn open(js: &jetstream::Context) -> Result<kv::Store, BucketError> {
-    crate::queue::kv::open_bucket(js, BUCKET, "provisioning: last message of every object").await
-}
-
-/// Keeps the bucket up to date until `stop` is cancelled. `client` is the client `incoming`
-/// was opened with.
+/// Keeps the state file up to date until `stop` is cancelled. `client` is the client
+/// `incoming` was opened with.
 pub async fn run(
     client: &async_nats::Client,
     incoming: Stream,
-    state: kv::Store,
+    store: StateStore,
     stop: CancellationToken,
 ) -> Result<(), StateError> {
     // Created by the dispatcher at start-up, before anything is published.
@@ -66,38 +55,71 @@ pub async fn run(
         .get_consumer(crate::queue::STATE_KEEPER)
         .await
         .map_err(StateError::Consumer)?;
-    // One message in flight (`max_ack_pending` 1), so that a message written again after a
-    // failure or a crash never overwrites a newer one of the same object; a request asks for
-    // many, so there is not one pull request per message.
-    let mut messages = crate::queue::Pulled::batched(client, &consumer, REQUEST_BATCH);
+    let mut messages = crate::queue::Pulled::batched(client, &consumer, IN_FLIGHT);
     loop {
-        let Some(delivered) = messages.next(&stop).await else {
+        let Some(batch) = next_batch(&mut messages, &stop).await else {
             return Ok(());
         };
-        let seq = delivered.info().map(|i| i.stream_sequence).unwrap_or(0);
-        if let Ok(peek) = serde_json::from_slice::<Peek>(&delivered.payload) {
-            let key = key(&peek.realm, &peek.topic, &peek.object_id);
-            let written: Result<(), async_nats::Error> = if peek.body.new.is_none() {
-                state.purge(&key).await.map_err(Into::into)
-            } else {
-                state
-                    .put(&key, entry_json(seq, &delivered.payload).into())
-                    .await
-                    .map(drop)
-                    .map_err(Into::into)
-            };
-            if let Err(e) = written {
-                tracing::warn!(error = %Chain(&*e), "Cannot record an object's state; retrying.");
-                let _ = delivered
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await;
-                continue;
+        let writes = batch
+            .iter()
+            .filter_map(|delivered| {
+                let seq = delivered.info().ok()?.stream_sequence;
+                write_for(seq, &delivered.payload)
+            })
+            .collect();
+        if !record(&store, writes, &stop).await {
+            // Not acknowledged: they come again after a restart.
+            return Ok(());
+        }
+        // Not waiting for the server's confirmations: a lost ack only brings the message back,
+        // and the file keeps the newest message of each object whatever comes again.
+        for delivered in &batch {
+            if let Err(e) = delivered.ack().await {
+                tracing::debug!(error = %e, "State keeper: cannot acknowledge.");
             }
         }
-        // Not waiting for the server's confirmation: a lost ack only brings the message back
-        // (written again, the same value), and the next one is delivered only after this ack.
-        if let Err(e) = delivered.ack().await {
-            tracing::debug!(error = %e, "State keeper: cannot acknowledge.");
+    }
+}
+
+/// The next message and those that are already there, up to [`IN_FLIGHT`]; `None` once `stop`
+/// is cancelled.
+async fn next_batch(
+    messages: &mut crate::queue::Pulled,
+    stop: &CancellationToken,
+) -> Option<Vec<jetstream::Message>> {
+    let mut batch = vec![messages.next(stop).await?];
+    while batch.len() < IN_FLIGHT {
+        // `Pulled::next` may be dropped unfinished without losing a message.
+        match messages.next(stop).now_or_never() {
+            Some(Some(delivered)) => batch.push(delivered),
+            _ => break,
+        }
+    }
+    Some(batch)
+}
+
+/// What to record of the message at `seq`; `None` for a payload that is not a provisioning
+/// message (nothing to record).
+fn write_for(seq: u64, payload: &Bytes) -> Option<Write> {
+    let peek: Peek = serde_json::from_slice(payload).ok()?;
+    Some(Write {
+        key: key(&peek.realm, &peek.topic, &peek.object_id),
+        seq,
+        message: peek.body.new.is_some().then(|| payload.clone()),
+    })
+}
+
+/// Writes `writes`, trying again every second while the file cannot be written; false if
+/// `stop` came first.
+async fn record(store: &StateStore, writes: Vec<Write>, stop: &CancellationToken) -> bool {
+    loop {
+        let Err(e) = store.write(writes.clone()).await else {
+            return true;
+        };
+        tracing::warn!(error = %Chain(&e), "Cannot record the state of objects; retrying in 1 s.");
+        tokio::select! {
+            () = stop.cancelled() => return false,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }
@@ -121,16 +143,7 @@ struct PeekBody {
     new: Option<IgnoredAny>,
 }
 
-/// The JSON of a [`StateEntry`] with the message's own JSON.
-fn entry_json(seq: u64, message: &[u8]) -> Vec<u8> {
-    let mut json = Vec::with_capacity(message.len() + 32);
-    json.extend_from_slice(format!(r#"{{"seq":{seq},"message":"#).as_bytes());
-    json.extend_from_slice(message);
-    json.push(b'}');
-    json
-}
-
-/// The incoming sequence up to which the bucket is complete.
+/// The incoming sequence up to which the state file is complete.
 pub async fn position(incoming: &Stream) -> Result<u64, StateError> {
     let mut consumer: jetstream::consumer::PullConsumer = incoming
         .get_consumer(crate::queue::STATE_KEEPER)
@@ -143,54 +156,107 @@ pub async fn position(incoming: &Stream) -> Result<u64, StateError> {
     Ok(info.ack_floor.stream_sequence)
 }
 
-/// The entries of `realm`, in no particular order.
-pub async fn entries(state: &kv::Store, realm: &str) -> Result<Vec<StateEntry>, StateError> {
-    let read = |e: async_nats::Error| StateError::Read(e);
-    let prefix = format!("{realm}.");
-    let keys: Vec<String> = state
-        .keys()
-        .await
-        .map_err(|e| read(e.into()))?
-        .try_collect()
-        .await
-        .map_err(|e| read(e.into()))?;
-    let mut entries = Vec::new();
-    for key in keys.into_iter().filter(|k| k.starts_with(&prefix)) {
-        if let Some(bytes) = state.get(&key).await.map_err(|e| read(e.into()))? {
-            if let Ok(entry) = serde_json::from_slice(&bytes) {
-                entries.push(entry);
-            }
-        }
-    }
-    Ok(entries)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::listener::ListenerFile;
+    use crate::message::ProvisioningMessage;
+    use rand::{Rng, SeedableRng};
+    use std::collections::HashMap;
 
-    #[test]
-    fn a_message_is_stored_as_it_came_and_read_back_whole() {
-        let text = r#"{"dn": "uid=anna,dc=x", "id": "u-1", "udm_object_type": "users/user",
-            "object": {"username": "anna", "note": "quote \" and ü"}, "options": []}"#;
+    fn message(id: &str, username: Option<&str>) -> Bytes {
+        let object = match username {
+            Some(name) => format!(r#"{{"username": "{name}", "note": "quote \" and ü"}}"#),
+            None => "null".to_owned(),
+        };
+        let text = format!(
+            r#"{{"dn": "uid={id},dc=x", "id": "{id}", "udm_object_type": "users/user",
+                "object": {object}, "options": []}}"#
+        );
         let file = ListenerFile::parse(
             std::path::Path::new("2026-12-03-06-00-00-000001.json"),
             "2026-12-03-06-00-00-000001.json".into(),
-            text.as_bytes().to_vec(),
+            text.into_bytes(),
         )
         .unwrap();
-        let message = ProvisioningMessage::from_listener_file(&file);
-        let payload = serde_json::to_vec(&message).unwrap();
+        serde_json::to_vec(&ProvisioningMessage::from_listener_file(&file))
+            .unwrap()
+            .into()
+    }
 
-        let peek: Peek = serde_json::from_slice(&payload).unwrap();
-        assert_eq!(
-            key(&peek.realm, &peek.topic, &peek.object_id),
-            "udm.users/user.u-1"
-        );
-        assert!(peek.body.new.is_some());
-        let entry: StateEntry = serde_json::from_slice(&entry_json(42, &payload)).unwrap();
-        assert_eq!(entry.seq, 42);
-        assert_eq!(entry.message, message);
+    #[tokio::test]
+    async fn a_message_is_stored_as_it_came_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let payload = message("u-1", Some("anna"));
+        let write = write_for(42, &payload).unwrap();
+        assert_eq!(write.key, "udm.users/user.u-1");
+        assert!(record(&store, vec![write], &CancellationToken::new()).await);
+
+        let entries = store.entries("udm").await.unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].seq, 42);
+        let sent: ProvisioningMessage = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(entries[0].message, sent);
+        assert!(store.entries("other").await.unwrap().is_empty());
+        assert_eq!(write_for(1, &Bytes::from_static(b"not json")), None);
+    }
+
+    /// Differential: messages in stream order, cut into random batches, with random earlier
+    /// messages delivered again anywhere in a batch (as after lost acks, a crash or a
+    /// reconnect) — the file ends as the last message of each object says, as if they were
+    /// written one at a time and never again.
+    #[tokio::test]
+    async fn batches_with_messages_delivered_again_end_as_one_at_a_time() {
+        let stop = CancellationToken::new();
+        for seed in 0..50u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = StateStore::open(dir.path()).unwrap();
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let objects = ["a", "b", "c", "d", "e"];
+            let stream: Vec<(u64, Bytes)> = (1..=60)
+                .map(|seq| {
+                    let id = objects[rng.random_range(0..objects.len())];
+                    (seq, message(id, rng.random_bool(0.7).then_some("name")))
+                })
+                .collect();
+            let mut expected: HashMap<String, Option<u64>> = HashMap::new();
+            for (seq, payload) in &stream {
+                let write = write_for(*seq, payload).unwrap();
+                expected.insert(write.key, write.message.map(|_| *seq));
+            }
+
+            let mut next = 0;
+            while next < stream.len() {
+                let size = rng.random_range(1..=8).min(stream.len() - next);
+                let mut batch: Vec<Write> = stream[next..next + size]
+                    .iter()
+                    .map(|(seq, payload)| write_for(*seq, payload).unwrap())
+                    .collect();
+                for _ in 0..rng.random_range(0..3) {
+                    if next > 0 {
+                        let (seq, payload) = &stream[rng.random_range(0..next)];
+                        let at = rng.random_range(0..=batch.len());
+                        batch.insert(at, write_for(*seq, payload).unwrap());
+                    }
+                }
+                assert!(record(&store, batch, &stop).await);
+                next += size;
+            }
+
+            let mut wanted: Vec<(String, u64)> = expected
+                .into_iter()
+                .filter_map(|(key, seq)| Some((key, seq?)))
+                .collect();
+            wanted.sort();
+            let recorded: Vec<(String, u64)> = store
+                .entries("udm")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (key("udm", &e.message.topic, &e.message.object_id), e.seq))
+                .collect();
+            assert_eq!(recorded, wanted, "seed {seed}");
+        }
     }
 }

@@ -39,6 +39,9 @@ pub const STREAM: &str = "PROVISIONING";
 pub const OX_SUBSCRIBER: &str = "ox-connector";
 /// Durable consumer of the state keeper on the incoming stream.
 pub const STATE_KEEPER: &str = "state-keeper";
+/// Messages the state keeper holds at once: its consumer's `max_ack_pending` and the size of
+/// its pull requests (`dispatch::state_keeper`).
+pub const STATE_KEEPER_IN_FLIGHT: usize = 256;
 /// How long the server remembers message ids for de-duplication.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
@@ -273,7 +276,7 @@ pub fn state_keeper_consumer_config(timing: ConsumerTiming) -> consumer::pull::C
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::All,
         ack_wait: timing.ack_wait,
-        max_ack_pending: 1,
+        max_ack_pending: STATE_KEEPER_IN_FLIGHT as i64,
         max_deliver: -1,
         ..Default::default()
     }
