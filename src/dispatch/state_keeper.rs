@@ -109,14 +109,26 @@ fn write_for(seq: u64, payload: &Bytes) -> Option<Write> {
     })
 }
 
-/// Writes `writes`, trying again every second while the file cannot be written; false if
-/// `stop` came first.
+/// Writes `writes`, trying again every second while the file cannot be written (said once,
+/// not every second: a full disk lasts); false if `stop` came first.
 async fn record(store: &StateStore, writes: Vec<Write>, stop: &CancellationToken) -> bool {
+    let mut failures = 0u32;
     loop {
         let Err(e) = store.write(writes.clone()).await else {
+            if failures > 0 {
+                tracing::info!(
+                    attempts = failures + 1,
+                    "The state of objects is recorded again."
+                );
+            }
             return true;
         };
-        tracing::warn!(error = %Chain(&e), "Cannot record the state of objects; retrying in 1 s.");
+        if failures == 0 {
+            tracing::warn!(error = %Chain(&e), "Cannot record the state of objects; retrying every second.");
+        } else {
+            tracing::debug!(error = %Chain(&e), "Still cannot record the state of objects.");
+        }
+        failures = failures.saturating_add(1);
         tokio::select! {
             () = stop.cancelled() => return false,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
