@@ -60,7 +60,8 @@ pub struct Write {
 /// Why the state file could not be opened, written or read; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum StateStoreError {
-    #[error("cannot create the folder of the state file {path}: {source}")]
+    /// Its folder cannot be created, or the file cannot be made private.
+    #[error("cannot set up the state file {path}: {source}")]
     Folder {
         path: PathBuf,
         #[source]
@@ -109,12 +110,17 @@ pub struct StateStore {
 impl StateStore {
     /// Opens the file at `<data_dir>/`[`PATH`], creating it and its folder if needed.
     pub fn open(data_dir: &Path) -> Result<Self, StateStoreError> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let path = data_dir.join(PATH);
         if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder).map_err(|source| StateStoreError::Folder {
-                path: folder.to_owned(),
-                source,
-            })?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(folder)
+                .map_err(|source| StateStoreError::Folder {
+                    path: folder.to_owned(),
+                    source,
+                })?;
         }
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
@@ -123,6 +129,13 @@ impl StateStore {
                 path: path.clone(),
                 source,
             })?;
+        // The messages are not redacted (redaction is per subscriber): root's alone.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| StateStoreError::Folder {
+                path: path.clone(),
+                source,
+            },
+        )?;
         Ok(Self {
             db: Arc::new(db),
             path: path.into(),
@@ -273,7 +286,10 @@ mod tests {
     async fn a_write_never_replaces_a_newer_sequence_and_a_delete_leaves_its_sequence() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
-        assert!(dir.path().join(PATH).is_file());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join(PATH)), 0o600);
+        assert_eq!(mode(dir.path().join(PATH).parent().unwrap()), 0o700);
         store
             .write(vec![write("udm.u.a", 7, Some("v7"))])
             .await
