@@ -53,6 +53,25 @@ impl Setup {
         self.daemon.wait().await.unwrap();
     }
 
+    /// Stops the daemon and starts it again on the same data directory.
+    async fn restart(self) -> Self {
+        self.token.cancel();
+        self.daemon.wait().await.unwrap();
+        let token = CancellationToken::new();
+        let daemon = Daemon::start(
+            self.env.settings.clone(),
+            self.applier.clone(),
+            token.clone(),
+        )
+        .await
+        .unwrap();
+        Self {
+            daemon,
+            token,
+            ..self
+        }
+    }
+
     fn password(&self, user: &str) -> String {
         let users: Value = serde_json::from_slice(
             &std::fs::read(self.env.data.path().join("secrets/nats-users.json")).unwrap(),
@@ -276,6 +295,71 @@ async fn prefill_sends_the_current_state_then_the_live_changes_without_gap_or_du
     );
     assert_eq!(got[3].body.new.as_ref().unwrap()["v"], 2);
     assert_eq!(s.queued("late").await, 0, "no duplicate at the seam");
+    s.stop().await;
+}
+
+/// An earlier version kept the state of objects in the bucket `provisioning-state`, and its state
+/// keeper took one message at a time: after the upgrade a new subscriber's prefill has the
+/// bucket's objects too, the bucket is gone and the state keeper takes many at once.
+#[tokio::test]
+async fn after_an_upgrade_the_prefill_has_the_objects_of_the_earlier_versions_bucket() {
+    let s = Setup::start().await;
+    let dir = s.env.listener_dir();
+    files::write(
+        &dir,
+        &files::name(1),
+        &object("u1", "users/user", json!({"v": 1})),
+    );
+    wait_for("u1 to be applied", T, || !s.applier.calls().is_empty()).await;
+    // What the earlier version left: u0 only in its bucket, and its state keeper's window.
+    let service = jetstream::new(s.connect_as("ox-connector-service").await.0);
+    let earlier = ox_connector::listener::ListenerFile::parse(
+        std::path::Path::new("2026-12-01-06-00-00-000001.json"),
+        "2026-12-01-06-00-00-000001.json".into(),
+        serde_json::to_vec(&object("u0", "users/user", json!({"v": 0}))).unwrap(),
+    )
+    .unwrap();
+    let entry = json!({"seq": 1, "message": ProvisioningMessage::from_listener_file(&earlier)});
+    service
+        .create_key_value(jetstream::kv::Config {
+            bucket: "provisioning-state".into(),
+            history: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .put(
+            "udm.users/user.u0",
+            serde_json::to_vec(&entry).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let incoming = service.get_stream("PROVISIONING").await.unwrap();
+    let mut one_at_a_time =
+        ox_connector::queue::state_keeper_consumer_config(s.env.settings.consumer_timing());
+    one_at_a_time.max_ack_pending = 1;
+    incoming.update_consumer(one_at_a_time).await.unwrap();
+
+    let s = s.restart().await;
+    let service = jetstream::new(s.connect_as("ox-connector-service").await.0);
+    assert!(
+        service.get_key_value("provisioning-state").await.is_err(),
+        "the bucket is moved and removed"
+    );
+    let mut keeper: PullConsumer = service
+        .get_stream("PROVISIONING")
+        .await
+        .unwrap()
+        .get_consumer("state-keeper")
+        .await
+        .unwrap();
+    assert_eq!(keeper.info().await.unwrap().config.max_ack_pending, 256);
+    s.subscribe("late", &["users/.*"], true, None).await;
+    let got = s.consume("late", 2).await;
+    assert!(got.iter().all(|m| m.op == Operation::Snapshot));
+    let mut snapshot_ids = ids(&got);
+    snapshot_ids.sort();
+    assert_eq!(snapshot_ids, ["u0", "u1"]);
     s.stop().await;
 }
 
