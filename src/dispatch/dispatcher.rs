@@ -130,7 +130,7 @@ impl Dispatch {
         let registry = Registry::open(&js).await?;
         take_over_state_bucket(&js, &state).await?;
         let keeper_stop = CancellationToken::new();
-        // The state keeper's consumer exists before anything is published, so the bucket
+        // The state keeper's consumer exists before anything is published, so the state file
         // misses nothing (interest retention keeps messages only for existing consumers).
         queue::ensure_consumer(&incoming, queue::state_keeper_consumer_config(timing)).await?;
         // The last step that can fail: nothing is started before it, so starting again after a
@@ -563,7 +563,7 @@ impl Worker {
         matcher: &TopicMatcher,
         stop: &CancellationToken,
     ) -> Result<bool, state_keeper::StateError> {
-        // Wait until the bucket holds everything up to the seam.
+        // Wait until the state file holds everything up to the seam.
         loop {
             let position = state_keeper::position(&self.incoming).await?;
             let drained = self

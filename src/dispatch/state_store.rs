@@ -6,11 +6,10 @@
 //! never replaces a newer sequence, so a message delivered again after newer ones of its object
 //! changes nothing.
 //!
-//! Up to the second session of issue 18 this state was the JetStream bucket
-//! `provisioning-state`. Kept there, every change was stored a third time by nats-server, and
-//! each replaced value made it load an older block of the bucket to remove it: at a
-//! 100,000-file backlog that was half of nats-server's memory (docs/performance.md). A bucket
-//! left by an earlier version is moved into the file at start ([`StateStore::take_over_bucket`]).
+//! Not a JetStream bucket (as in earlier versions): there nats-server stored every change a
+//! third time, and each replaced value made it load an older block of the bucket to remove it;
+//! at a 100,000-file backlog that was half of its memory (docs/performance.md). A bucket left by
+//! an earlier version is moved into the file at start ([`StateStore::take_over_bucket`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
