@@ -413,7 +413,7 @@ impl Connection {
 
     /// Completes once the client has connected again after `epoch` (looked at every
     /// [`RECONNECT_CHECK`]).
-    async fn reconnected_since(&self, epoch: u64) {
+    pub async fn reconnected_since(&self, epoch: u64) {
         while self.epoch() == epoch {
             tokio::time::sleep(RECONNECT_CHECK).await;
         }

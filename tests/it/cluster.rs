@@ -198,6 +198,42 @@ async fn leaders_of(
     }
 }
 
+/// Where the messages are, for a failure message: the daemon's status and every stream and
+/// consumer of the queue (messages, pending, ack floor).
+async fn queue_state(js: &async_nats::jetstream::Context, daemon: &Daemon) -> String {
+    use futures::StreamExt;
+    let mut out = format!(
+        "daemon status: {}",
+        serde_json::to_string(&daemon.status().get()).unwrap_or_default()
+    );
+    let mut names = js.stream_names();
+    while let Some(Ok(name)) = names.next().await {
+        let Ok(mut stream) = js.get_stream(&name).await else {
+            continue;
+        };
+        let Ok(info) = stream.info().await else {
+            continue;
+        };
+        out += &format!(
+            "\n{name}: {} messages, sequences {}..{}",
+            info.state.messages, info.state.first_sequence, info.state.last_sequence
+        );
+        let mut consumers = stream.consumers();
+        while let Some(Ok(consumer)) = consumers.next().await {
+            out += &format!(
+                "\n  {}: pending {}, ack pending {}, delivered {}, ack floor {}, waiting {}",
+                consumer.name,
+                consumer.num_pending,
+                consumer.num_ack_pending,
+                consumer.delivered.stream_sequence,
+                consumer.ack_floor.stream_sequence,
+                consumer.num_waiting
+            );
+        }
+    }
+    out
+}
+
 struct Failover {
     changes: u32,
 }
@@ -300,11 +336,13 @@ async fn failover(run: Failover) {
     writer.await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(180);
     while !files::listener_files(&dir).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "{} listener files left",
-            files::listener_files(&dir).len()
-        );
+        if Instant::now() > deadline {
+            panic!(
+                "{} listener files left; {}",
+                files::listener_files(&dir).len(),
+                queue_state(&js, &daemon).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     token.cancel();
