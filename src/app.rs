@@ -831,34 +831,6 @@ impl ConsumerSource {
     }
 }
 
-/// Runs the consumer `run` until it ends (`Some`), or until the client has connected again after
-/// `epoch`: then `run` is told to stop, finishes the applies it started and `None` comes back.
-///
-/// After a reconnect the server may still answer a pull request sent before it (the client
-/// subscribes its inbox again) next to the new one, handing out the messages in turn between
-/// them: the queue would be applied out of order (seen in the cluster failover test: 2301, 2303,
-/// 2305, 2307, 2302). Opened afresh, the consumer starts again at the queue's first
-/// unacknowledged message.
-async fn until_reconnected(
-    connection: &queue::Connection,
-    epoch: u64,
-    run: impl std::future::Future<Output = Result<(), consume::ConsumeError>>,
-    stop_run: CancellationToken,
-) -> Option<Result<(), consume::ConsumeError>> {
-    tokio::pin!(run);
-    tokio::select! {
-        biased;
-        result = &mut run => Some(result),
-        () = connection.reconnected_since(epoch) => {
-            stop_run.cancel();
-            if let Err(e) = run.await {
-                tracing::debug!(error = %crate::telemetry::Chain(&e), "The queue consumer stopped with an error.");
-            }
-            None
-        }
-    }
-}
-
 /// Runs the ordered consumer until `stop`; a failed consumer is opened afresh and run again.
 async fn consume_until_stopped<A: Applier>(
     source: ConsumerSource,
@@ -870,9 +842,11 @@ async fn consume_until_stopped<A: Applier>(
         let first = steps();
         let retry_delay = first.settings.retry_delay;
         let opening = source.open(first.settings.max_ack_pending());
-        let epoch = connection.epoch();
         // A request lost with the connection would only end at its timeout.
-        let Some(opened) = connection.unless_reconnected(epoch, opening).await else {
+        let Some(opened) = connection
+            .unless_reconnected(connection.epoch(), opening)
+            .await
+        else {
             tracing::debug!(
                 "The NATS client reconnected while opening the queue consumer; opening it again."
             );
@@ -880,20 +854,20 @@ async fn consume_until_stopped<A: Applier>(
         };
         match opened {
             Ok(consumer) => {
-                let stop_run = stop.child_token();
-                let run = consume::run(&source.subscriber, consumer, first, stop_run.clone());
-                match until_reconnected(&connection, epoch, run, stop_run).await {
-                    Some(Ok(())) => return,
-                    Some(Err(e)) => tracing::error!(
-                        error = %crate::telemetry::Chain(&e),
-                        "The queue consumer failed; restarting it."
-                    ),
-                    None => {
+                match consume::run(&source.subscriber, consumer, first, stop.clone()).await {
+                    Ok(consume::Ended::Stopped) => return,
+                    // Opened afresh, the consumer starts again at the queue's first
+                    // unacknowledged message (`consume::Ended::Reconnected`).
+                    Ok(consume::Ended::Reconnected) => {
                         tracing::debug!(
-                            "The NATS client reconnected; restarting the queue consumer."
+                            "The NATS client reconnected; opening the queue consumer afresh."
                         );
                         continue;
                     }
+                    Err(e) => tracing::error!(
+                        error = %crate::telemetry::Chain(&e),
+                        "The queue consumer failed; restarting it."
+                    ),
                 }
             }
             // NATS is not there (yet, or again): retried like the rest of the start-up.

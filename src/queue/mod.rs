@@ -413,7 +413,7 @@ impl Connection {
 
     /// Completes once the client has connected again after `epoch` (looked at every
     /// [`RECONNECT_CHECK`]).
-    pub async fn reconnected_since(&self, epoch: u64) {
+    async fn reconnected_since(&self, epoch: u64) {
         while self.epoch() == epoch {
             tokio::time::sleep(RECONNECT_CHECK).await;
         }
@@ -450,6 +450,9 @@ pub struct Pulled {
     request: Request,
     /// Requests sent before the client reconnected, oldest first, until they end.
     superseded: VecDeque<consumer::pull::Batch>,
+    /// The count of connections when these messages were first asked for, if they end at the
+    /// next reconnect ([`Pulled::ending_at_reconnect`]).
+    ends_after: Option<u64>,
 }
 
 enum Request {
@@ -475,7 +478,23 @@ impl Pulled {
             sent_on: 0,
             request: Request::None,
             superseded: VecDeque::new(),
+            ends_after: None,
         }
+    }
+
+    /// Makes [`Pulled::next`] end (`None`) once the client has connected again, instead of
+    /// asking again while a request from before may still be answered: the server hands out
+    /// messages in turn between the open requests, so one that must come in order (the OX
+    /// queue) would not. [`Pulled::reconnected`] then tells this end from a stop.
+    pub fn ending_at_reconnect(mut self) -> Self {
+        self.ends_after = Some(self.connection.epoch());
+        self
+    }
+
+    /// Whether the client has connected again since these messages ended at a reconnect.
+    pub fn reconnected(&self) -> bool {
+        self.ends_after
+            .is_some_and(|epoch| self.connection.epoch() != epoch)
     }
 
     /// The next message; `None` once `stop` is cancelled. A request that ends without a
@@ -486,6 +505,9 @@ impl Pulled {
         stop: &tokio_util::sync::CancellationToken,
     ) -> Option<jetstream::Message> {
         loop {
+            if self.reconnected() {
+                return None;
+            }
             let connects = self.connection.epoch();
             self.supersede_if_reconnected(connects);
             let step = match &mut self.request {
