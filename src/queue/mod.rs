@@ -433,9 +433,12 @@ impl Connection {
 ///
 /// A restarted nats-server has forgotten the open request, and the client would notice only
 /// when it times out ([`PULL_EXPIRES`] + 5 s). So once the client has reconnected, a new request
-/// is sent at once. The old one is still read until it ends: if only the connection was lost,
-/// the server may still answer it, and before the new one (it answers requests first come,
-/// first served), so its messages are returned first.
+/// is sent at once. The old one is still read until it ends (its messages first): if only the
+/// connection was lost, the server may still answer it. It does not answer it before the new
+/// one, though: it hands out messages in turn between open requests, so across a reconnect the
+/// messages may come out of order. Fine for the dispatchers (they start afresh at a reconnect)
+/// and the state keeper (the state file keeps the newest whatever the order); the OX queue's
+/// consumer ends instead ([`Pulled::ending_at_reconnect`]).
 ///
 /// [`Pulled::next`] may be dropped at any point (raced in a `select!`) without losing a
 /// message: a request is sent by a task of its own and kept until it is answered.
