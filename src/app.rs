@@ -855,10 +855,10 @@ async fn consume_until_stopped<A: Applier>(
         match opened {
             Ok(consumer) => {
                 match consume::run(&source.subscriber, consumer, first, stop.clone()).await {
-                    Ok(consume::Ended::Stopped) => return,
+                    Ok(queue::Ended::Stopped) => return,
                     // Opened afresh, the consumer starts again at the queue's first
-                    // unacknowledged message (`consume::Ended::Reconnected`).
-                    Ok(consume::Ended::Reconnected) => {
+                    // unacknowledged message (`queue::Ended::Reconnected`).
+                    Ok(queue::Ended::Reconnected) => {
                         tracing::debug!(
                             "The NATS client reconnected; opening the queue consumer afresh."
                         );

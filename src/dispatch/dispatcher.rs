@@ -375,15 +375,15 @@ impl Dispatch {
                     // A request lost with the connection would hold the dispatcher up until its
                     // timeout; started afresh, it copies what was in flight again, read from the
                     // stream in order (`forward`).
-                    let Some(result) = connection
+                    let result = connection
                         .unless_reconnected(connection.epoch(), running)
                         .await
-                    else {
-                        tracing::debug!(subscriber = %subscription.name, "The NATS client reconnected; restarting the dispatcher.");
-                        continue;
-                    };
+                        .unwrap_or(Ok(queue::Ended::Reconnected));
                     match result {
-                        Ok(()) => return,
+                        Ok(queue::Ended::Stopped) => return,
+                        Ok(queue::Ended::Reconnected) => {
+                            tracing::debug!(subscriber = %subscription.name, "The NATS client reconnected; restarting the dispatcher.");
+                        }
                         Err(e) => {
                             tracing::error!(subscriber = %subscription.name, error = %Chain(&e), "Dispatcher failed; restarting it.");
                             tokio::select! {
@@ -469,7 +469,7 @@ impl Worker {
         &self,
         subscription: Subscription,
         stop: &CancellationToken,
-    ) -> Result<(), DispatchError> {
+    ) -> Result<queue::Ended, DispatchError> {
         // After a restart the registry knows whether the prefill is done already.
         let mut subscription = self
             .registry
@@ -481,7 +481,7 @@ impl Worker {
         let matcher = TopicMatcher::new(&subscription.topics)?;
         if subscription.prefill_status == PrefillStatus::Pending {
             if !self.prefill(&subscription, &matcher, stop).await? {
-                return Ok(());
+                return Ok(queue::Ended::Stopped);
             }
             subscription.prefill_status = PrefillStatus::Done;
             self.registry.put(&subscription).await?;

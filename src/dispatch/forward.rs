@@ -24,7 +24,7 @@ use super::redact::redact;
 use super::subscription::{Subscription, TopicMatcher};
 use crate::message::ProvisioningMessage;
 use crate::queue::publish::{Confirmed, Outgoing, Pipeline, PublishError, Publisher};
-use crate::queue::{self, Pulled};
+use crate::queue::{self, Ended, Pulled};
 
 /// Most copies sent and not yet confirmed; the consumer holds twice as many messages.
 pub const WINDOW: usize = 128;
@@ -56,8 +56,9 @@ struct Held {
     copy: Option<Outgoing>,
 }
 
-/// Copies the live messages of `subscription` until `stop`. Returns an error if the
-/// dispatcher's consumer cannot be read.
+/// Copies the live messages of `subscription` until `stop`, or until the NATS client has
+/// connected again (then the caller runs it afresh, which copies what was in flight again, in
+/// order). Returns an error if the dispatcher's consumer cannot be read.
 pub async fn run(
     source: Source<'_>,
     publisher: Publisher,
@@ -65,7 +66,7 @@ pub async fn run(
     matcher: &TopicMatcher,
     report: &impl Report,
     stop: &CancellationToken,
-) -> Result<(), ConsumerInfoError> {
+) -> Result<Ended, ConsumerInfoError> {
     let mut forwarder = Forwarder {
         pipeline: Pipeline::new(publisher, WINDOW),
         held: VecDeque::new(),
@@ -75,9 +76,10 @@ pub async fn run(
         forwarder.held.push_back(held);
     }
     if !forwarder.resend_until_stored(stop).await {
-        return Ok(());
+        return Ok(Ended::Stopped);
     }
-    let mut messages = Pulled::batched(source.client, source.consumer, 2 * WINDOW);
+    let mut messages =
+        Pulled::batched(source.client, source.consumer, 2 * WINDOW).ending_at_reconnect();
     loop {
         let next = if forwarder.pipeline.in_flight() == 0 {
             messages.next(stop).await
@@ -87,14 +89,18 @@ pub async fn run(
                 () = tokio::time::sleep(LINGER) => {
                     let confirmed = forwarder.pipeline.flush().await;
                     if !forwarder.settle(confirmed, stop).await {
-                        return Ok(());
+                        return Ok(Ended::Stopped);
                     }
                     continue;
                 }
             }
         };
         let Some(delivered) = next else {
-            return Ok(());
+            return Ok(if messages.reconnected() {
+                Ended::Reconnected
+            } else {
+                Ended::Stopped
+            });
         };
         let copy = copy_of(&delivered.payload, subscription, matcher);
         let confirmed = match &copy {
@@ -106,7 +112,7 @@ pub async fn run(
             copy,
         });
         if !forwarder.settle(confirmed, stop).await {
-            return Ok(());
+            return Ok(Ended::Stopped);
         }
     }
 }

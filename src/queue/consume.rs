@@ -43,6 +43,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::order::Order;
+use super::Ended;
 use crate::apply::{Applier, ApplyError, ApplyErrorKind, Outcome, Scope};
 use crate::message::ProvisioningMessage;
 use crate::status::{Blocked, StatusBoard};
@@ -88,18 +89,6 @@ impl ConsumeSettings {
             i64::try_from(self.max_in_flight.max(self.concurrency)).unwrap_or(i64::MAX)
         }
     }
-}
-
-/// Why [`run`] returned without an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    /// Shutdown.
-    Stopped,
-    /// The NATS client connected again: a pull request from before may still be answered next
-    /// to a new one, out of order, so the caller opens the consumer afresh, which starts again
-    /// at the queue's first unacknowledged message (seen in the cluster failover test as 2301,
-    /// 2303, 2305, 2307, 2302 before).
-    Reconnected,
 }
 
 #[derive(Debug, thiserror::Error)]
