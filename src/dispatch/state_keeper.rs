@@ -11,11 +11,11 @@
 //! nats-server its cache, until it caught up.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::Stream};
 use bytes::Bytes;
-use futures::FutureExt;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -57,9 +57,11 @@ pub async fn run(
         .map_err(StateError::Consumer)?;
     let mut messages = crate::queue::Pulled::batched(client, &consumer, IN_FLIGHT);
     loop {
-        let Some(batch) = next_batch(&mut messages, &stop).await else {
+        let Some(first) = messages.next(&stop).await else {
             return Ok(());
         };
+        let mut batch = vec![first];
+        messages.take_arrived(&mut batch, IN_FLIGHT, &stop);
         let writes = batch
             .iter()
             .filter_map(|delivered| {
@@ -81,23 +83,6 @@ pub async fn run(
     }
 }
 
-/// The next message and those that are already there, up to [`IN_FLIGHT`]; `None` once `stop`
-/// is cancelled.
-async fn next_batch(
-    messages: &mut crate::queue::Pulled,
-    stop: &CancellationToken,
-) -> Option<Vec<jetstream::Message>> {
-    let mut batch = vec![messages.next(stop).await?];
-    while batch.len() < IN_FLIGHT {
-        // `Pulled::next` may be dropped unfinished without losing a message.
-        match messages.next(stop).now_or_never() {
-            Some(Some(delivered)) => batch.push(delivered),
-            _ => break,
-        }
-    }
-    Some(batch)
-}
-
 /// What to record of the message at `seq`; `None` for a payload that is not a provisioning
 /// message (nothing to record).
 fn write_for(seq: u64, payload: &Bytes) -> Option<Write> {
@@ -112,9 +97,10 @@ fn write_for(seq: u64, payload: &Bytes) -> Option<Write> {
 /// Writes `writes`, trying again every second while the file cannot be written (said once,
 /// not every second: a full disk lasts); false if `stop` came first.
 async fn record(store: &StateStore, writes: Vec<Write>, stop: &CancellationToken) -> bool {
+    let writes: Arc<[Write]> = writes.into();
     let mut failures = 0u32;
     loop {
-        let Err(e) = store.write(writes.clone()).await else {
+        let Err(e) = store.write(Arc::clone(&writes)).await else {
             if failures > 0 {
                 tracing::info!(
                     attempts = failures + 1,

@@ -147,8 +147,8 @@ impl StateStore {
 
     /// Records `writes` in one transaction; a write whose object holds a newer (or the same)
     /// sequence is left out.
-    pub async fn write(&self, writes: Vec<Write>) -> Result<(), StateStoreError> {
-        let this = self.clone();
+    pub async fn write(&self, writes: impl Into<Arc<[Write]>>) -> Result<(), StateStoreError> {
+        let (this, writes) = (self.clone(), writes.into());
         tokio::task::spawn_blocking(move || this.write_now(&writes))
             .await
             .map_err(StateStoreError::Task)?

@@ -37,7 +37,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use chrono::{DateTime, Utc};
-use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -153,14 +152,8 @@ pub async fn run<A: Applier>(
             scoped = scoped(&mut held.scoping) => held.admit_scoped(scoped),
             next = messages.next(&shutdown), if held.may_admit() && room > 0 => match next {
                 Some(first) => {
-                    // With whatever else has arrived already.
                     let mut batch = vec![first];
-                    while batch.len() < room {
-                        match messages.next(&shutdown).now_or_never() {
-                            Some(Some(delivered)) => batch.push(delivered),
-                            _ => break,
-                        }
-                    }
+                    messages.take_arrived(&mut batch, room, &shutdown);
                     held.scope(batch);
                 }
                 None if messages.reconnected() => break Ok(Ended::Reconnected),

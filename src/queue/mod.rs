@@ -542,6 +542,24 @@ impl Pulled {
         }
     }
 
+    /// Adds to `batch` the messages that have arrived already, without waiting, until it holds
+    /// `max` (a batch is taken together: one write, one scope look-up for all of them).
+    pub fn take_arrived(
+        &mut self,
+        batch: &mut Vec<jetstream::Message>,
+        max: usize,
+        stop: &tokio_util::sync::CancellationToken,
+    ) {
+        use futures::FutureExt;
+        while batch.len() < max {
+            // `next` may be dropped unfinished without losing a message.
+            match self.next(stop).now_or_never() {
+                Some(Some(delivered)) => batch.push(delivered),
+                _ => break,
+            }
+        }
+    }
+
     /// A restarted server has forgotten the open request; one that did not restart may still
     /// answer it, so it is kept (and read first) until it ends.
     fn supersede_if_reconnected(&mut self, connects: u64) {
