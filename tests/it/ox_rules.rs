@@ -22,13 +22,19 @@ async fn blocked_error(t: &OxEnv) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn a_rename_at_oxs_defaults_blocks_naming_the_property_and_the_fix_applies_it() {
+/// OX at its defaults, context 10 with user anna applied, the daemon running.
+async fn anna_applied_at_ox_defaults() -> (OxEnv, OxDaemon) {
     let mut t = OxEnv::start_at_ox_defaults().await;
     t.write(context("ctx-10", 10, None));
     t.write(user("u-anna", "anna", 10, json!({})));
     let daemon = t.daemon().await;
     t.settle().await;
+    (t, daemon)
+}
+
+#[tokio::test]
+async fn a_rename_at_oxs_defaults_blocks_naming_the_property_and_the_fix_applies_it() {
+    let (mut t, daemon) = anna_applied_at_ox_defaults().await;
     let id = t.ox_user(10, "anna").id;
 
     let renamed = user("u-anna", "anna2", 10, json!({}));
@@ -142,6 +148,14 @@ fn calls(t: &OxEnv, operation: &str) -> u64 {
     t.ox.calls().get(operation).map_or(0, |c| c.calls)
 }
 
+/// The admin's fix: anna's corrected object from UCS (`fixed`), the blocked change skipped,
+/// everything applied.
+async fn fix_anna_in_ucs(t: &mut OxEnv, fixed: serde_json::Value) {
+    t.write(user("u-anna", "anna", 10, fixed));
+    skip_blocked(t).await;
+    t.settle().await;
+}
+
 /// Skips the blocked change with the `ox-connector` binary, as the reason tells the admin.
 async fn skip_blocked(t: &OxEnv) {
     let skip = crate::support::cli::run(
@@ -154,11 +168,7 @@ async fn skip_blocked(t: &OxEnv) {
 
 #[tokio::test]
 async fn an_address_ox_would_refuse_blocks_naming_user_property_and_value_until_fixed() {
-    let mut t = OxEnv::start_at_ox_defaults().await;
-    t.write(context("ctx-10", 10, None));
-    t.write(user("u-anna", "anna", 10, json!({})));
-    let daemon = t.daemon().await;
-    t.settle().await;
+    let (mut t, daemon) = anna_applied_at_ox_defaults().await;
     let before = t.ox_user(10, "anna");
     let changes = calls(&t, "OXUserService.change");
 
@@ -184,14 +194,11 @@ async fn an_address_ox_would_refuse_blocks_naming_user_property_and_value_until_
     assert_eq!(calls(&t, "OXUserService.change"), changes, "nothing sent");
 
     // The admin fixes the address in UCS (a new change follows) and skips the blocked one.
-    t.write(user(
-        "u-anna",
-        "anna",
-        10,
+    fix_anna_in_ucs(
+        &mut t,
         json!({"mailAlternativeAddress": ["anna.koch@example.org"]}),
-    ));
-    skip_blocked(&t).await;
-    t.settle().await;
+    )
+    .await;
     let aliases = t.ox_user(10, "anna").data.aliases;
     assert!(
         aliases.contains(&"anna.koch@example.org".to_string()),
@@ -219,11 +226,7 @@ async fn an_address_ox_would_refuse_blocks_naming_user_property_and_value_until_
 
 #[tokio::test]
 async fn a_removed_primary_address_blocks_instead_of_sending_an_empty_one() {
-    let mut t = OxEnv::start_at_ox_defaults().await;
-    t.write(context("ctx-10", 10, None));
-    t.write(user("u-anna", "anna", 10, json!({})));
-    let daemon = t.daemon().await;
-    t.settle().await;
+    let (mut t, daemon) = anna_applied_at_ox_defaults().await;
     let before = t.ox_user(10, "anna");
     let changes = calls(&t, "OXUserService.change");
 
@@ -246,14 +249,11 @@ async fn a_removed_primary_address_blocks_instead_of_sending_an_empty_one() {
     assert_eq!(calls(&t, "OXUserService.change"), changes, "nothing sent");
 
     // A new primary address in UCS, the blocked change skipped: OX gets the new address.
-    t.write(user(
-        "u-anna",
-        "anna",
-        10,
+    fix_anna_in_ucs(
+        &mut t,
         json!({"mailPrimaryAddress": "anna.new@example.org"}),
-    ));
-    skip_blocked(&t).await;
-    t.settle().await;
+    )
+    .await;
     let data = t.ox_user(10, "anna").data;
     assert_eq!(data.primary_email.as_deref(), Some("anna.new@example.org"));
     assert_eq!(data.email1.as_deref(), Some("anna.new@example.org"));
