@@ -4,9 +4,16 @@
 //! `defaultSenderAddress` or an alias is not an address OX's parser accepts. No property
 //! switches it.
 
-use ox_connector::ox::soap::{FaultKind, OxErrorKind, User};
+use ox_connector::ox::soap::{Credentials, FaultKind, OxClient, OxErrorKind, User};
 
 use crate::support::{context, env, new_user};
+
+/// Context 10 with user anna: its admin's credentials and anna's id.
+async fn anna_in_context_10(c: &OxClient) -> (Credentials, i32) {
+    let a = context(c, 10).await;
+    let created = c.create_user(10, &new_user("anna"), &a).await.unwrap();
+    (a, created.id.unwrap())
+}
 
 /// Each mail field set to `bad` on top of `user` (primary and email1 together: OX compares them
 /// before anything else would notice).
@@ -79,9 +86,7 @@ async fn a_create_with_an_invalid_address_in_any_mail_field_is_refused() {
 async fn a_change_that_sends_a_mail_field_is_refused_for_an_invalid_address_in_any() {
     let env = env().await;
     let c = &env.client;
-    let a = context(c, 10).await;
-    let created = c.create_user(10, &new_user("anna"), &a).await.unwrap();
-    let id = created.id.unwrap();
+    let (a, id) = anna_in_context_10(c).await;
     // A complete mail change, valid as it stands: primary, email1 and the aliases.
     let change = User {
         primary_email: Some("anna@example.org".into()),
@@ -108,13 +113,7 @@ async fn a_change_that_sends_a_mail_field_is_refused_for_an_invalid_address_in_a
 async fn changes_without_a_mail_field_and_changes_of_the_context_admin_are_not_checked() {
     let env = env().await;
     let c = &env.client;
-    let a = context(c, 10).await;
-    let id = c
-        .create_user(10, &new_user("anna"), &a)
-        .await
-        .unwrap()
-        .id
-        .unwrap();
+    let (a, id) = anna_in_context_10(c).await;
     // OX checks the addresses only when primaryEmail, email1, defaultSenderAddress or the
     // aliases are sent: email2 alone is stored as it is.
     let only_email2 = User {
