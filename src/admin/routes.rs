@@ -195,11 +195,10 @@ async fn reconcile_handler(
     let ops = ops(&state)?;
     // Refused before a stream starts, with its HTTP status.
     ox_applier(&ops, "nothing to reconcile")?;
-    let run = |progress: Progress| async move { run_reconcile(&ops, &request, &progress).await };
-    if stream::wants_stream(&headers) {
-        return Ok(stream::respond("reconcile", run));
-    }
-    Ok(Json(run(Progress::new("reconcile")).await?).into_response())
+    stream::answer(&headers, "reconcile", |progress: Progress| async move {
+        run_reconcile(&ops, &request, &progress).await
+    })
+    .await
 }
 
 /// The OX applier, or why there is `nothing` to do without one.
@@ -244,11 +243,10 @@ async fn import_handler(
 ) -> Result<Response, OpsError> {
     let ops = ops(&state)?;
     ox_applier(&ops, "nothing to import into")?;
-    let run = |progress: Progress| async move { run_import(&ops, &request, &progress).await };
-    if stream::wants_stream(&headers) {
-        return Ok(stream::respond("state_import", run));
-    }
-    Ok(Json(run(Progress::new("state_import")).await?).into_response())
+    stream::answer(&headers, "state_import", |progress: Progress| async move {
+        run_import(&ops, &request, &progress).await
+    })
+    .await
 }
 
 /// Imports and logs what was imported.

@@ -65,6 +65,23 @@ pub fn wants_stream(headers: &HeaderMap) -> bool {
         .any(|v| v.split(',').any(|t| t.trim().starts_with(NDJSON)))
 }
 
+/// Answers a long operation: as a stream ([`respond`]) when the client asks for one
+/// ([`wants_stream`]), else with its report as JSON once it is done.
+pub async fn answer<T, F>(
+    headers: &HeaderMap,
+    operation: &'static str,
+    run: impl FnOnce(Progress) -> F,
+) -> Result<Response, OpsError>
+where
+    T: Serialize + Send + 'static,
+    F: Future<Output = Result<T, OpsError>> + Send + 'static,
+{
+    if wants_stream(headers) {
+        return Ok(respond(operation, run));
+    }
+    Ok(axum::Json(run(Progress::new(operation)).await?).into_response())
+}
+
 /// Runs `operation` in a task with a [`Progress`] that feeds the stream, and answers the
 /// stream: its progress lines, then the report or the error.
 pub fn respond<T, F>(operation: &'static str, run: impl FnOnce(Progress) -> F) -> Response
