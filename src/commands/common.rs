@@ -125,6 +125,29 @@ pub(super) fn time(t: chrono::DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// A table of plain aligned columns (no borders, never wrapped), as the list commands print.
+pub(super) fn plain_table() -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+    table
+}
+
+/// `table` as text: the columns `right` aligned right (numbers), no blanks at line ends.
+pub(super) fn table_text(mut table: comfy_table::Table, right: &[usize]) -> String {
+    for &column in right {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    table
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

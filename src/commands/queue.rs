@@ -293,10 +293,7 @@ async fn skip(common: &Common, id: String, reason: Option<String>, by: String) -
 /// The items as aligned columns (`#`, state, file, what), one line each, through comfy-table:
 /// a row without a file (`(no file)`) lines up like the others.
 pub(super) fn items_table(items: &[queue::QueueItem], header: bool) -> String {
-    let mut table = comfy_table::Table::new();
-    table
-        .load_preset(comfy_table::presets::NOTHING)
-        .set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+    let mut table = super::common::plain_table();
     if header {
         table.set_header(["#", "STATE", "FILE", "WHAT"]);
     }
@@ -312,14 +309,7 @@ pub(super) fn items_table(items: &[queue::QueueItem], header: bool) -> String {
             what,
         ]);
     }
-    if let Some(position) = table.column_mut(0) {
-        position.set_cell_alignment(comfy_table::CellAlignment::Right);
-    }
-    table
-        .lines()
-        .map(|line| line.trim_end().to_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
+    super::common::table_text(table, &[0])
 }
 
 fn print_list(list: &QueueList) {

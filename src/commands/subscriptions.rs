@@ -114,19 +114,16 @@ pub async fn run(args: SubscriptionsArgs) -> i32 {
 
 /// `subscriptions list` as aligned columns through comfy-table, one line per subscription.
 fn subscriptions_table(all: &[SubscriptionReport]) -> String {
-    let mut table = comfy_table::Table::new();
-    table
-        .load_preset(comfy_table::presets::NOTHING)
-        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
-        .set_header([
-            "NAME",
-            "REALM",
-            "PREFILL",
-            "QUEUED",
-            "REDELIVERED",
-            "STATE",
-            "TOPICS",
-        ]);
+    let mut table = super::common::plain_table();
+    table.set_header([
+        "NAME",
+        "REALM",
+        "PREFILL",
+        "QUEUED",
+        "REDELIVERED",
+        "STATE",
+        "TOPICS",
+    ]);
     for report in all {
         let s = &report.subscription;
         let prefill = match s.prefill_status {
@@ -149,16 +146,7 @@ fn subscriptions_table(all: &[SubscriptionReport]) -> String {
             s.topics.join(" "),
         ]);
     }
-    for column in [3, 4] {
-        if let Some(count) = table.column_mut(column) {
-            count.set_cell_alignment(comfy_table::CellAlignment::Right);
-        }
-    }
-    table
-        .lines()
-        .map(|line| line.trim_end().to_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
+    super::common::table_text(table, &[3, 4])
 }
 
 #[cfg(test)]
