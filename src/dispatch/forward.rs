@@ -134,16 +134,9 @@ async fn left_in_flight(
     let mut left = Vec::new();
     let mut sequence = floor + 1;
     while sequence <= delivered {
-        let raw = match incoming
-            .raw_message_builder()
-            .sequence(sequence)
-            .next_by_subject(filter.clone())
-            .send()
-            .await
-        {
-            Ok(raw) => raw,
-            // Nothing more of this realm in the stream.
-            Err(_) => break,
+        // `None`: nothing more of this realm in the stream.
+        let Some(raw) = queue::next_on_subject(incoming, &filter, sequence).await else {
+            break;
         };
         if raw.sequence > delivered {
             break;

@@ -420,6 +420,29 @@ impl Connection {
     }
 }
 
+/// The first message of `stream` on `subject` at or after sequence `from`; `None` when there is
+/// none (or it cannot be read: said at debug level).
+pub async fn next_on_subject(
+    stream: &stream::Stream,
+    subject: &str,
+    from: u64,
+) -> Option<jetstream::message::StreamMessage> {
+    match stream
+        .raw_message_builder()
+        .sequence(from)
+        .next_by_subject(subject.to_owned())
+        .send()
+        .await
+    {
+        Ok(found) => Some(found),
+        Err(e) => {
+            // Mostly "no message": none (further) on that subject.
+            tracing::debug!(error = %e, subject, "No further message on the subject.");
+            None
+        }
+    }
+}
+
 /// Why a loop over [`Pulled`] messages returned without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {

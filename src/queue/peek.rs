@@ -30,21 +30,7 @@ impl QueuedMessages for SubscriberQueue {
             let subject = super::subscriber_subject(&self.name, REALM_UDM, topic);
             let mut sequence = from;
             loop {
-                let found = match self
-                    .stream
-                    .raw_message_builder()
-                    .sequence(sequence)
-                    .next_by_subject(subject.clone())
-                    .send()
-                    .await
-                {
-                    Ok(found) => found,
-                    Err(e) => {
-                        // Mostly "no message": none (further) of that topic.
-                        tracing::debug!(error = %e, topic, "No further queued message.");
-                        return None;
-                    }
-                };
+                let found = super::next_on_subject(&self.stream, &subject, sequence).await?;
                 sequence = found.sequence + 1;
                 // An undecodable one is dropped by the consumer when its turn comes.
                 if let Ok(message) = serde_json::from_slice(&found.payload) {
