@@ -470,9 +470,10 @@ pub enum Ended {
 /// A restarted nats-server has forgotten the open request, and the client would notice only
 /// when it times out ([`PULL_EXPIRES`] + 5 s). So once the client has reconnected, a new request
 /// is sent at once. The old one is still read until it ends (its messages first): if only the
-/// connection was lost, the server may still answer it. It does not answer it before the new
-/// one, though: it hands out messages in turn between open requests, so across a reconnect the
-/// messages may come out of order. Fine for the state keeper (the state file keeps the newest
+/// connection was lost, it may still be answered — not by a single server (it drops the request
+/// with the connection), but a cluster's consumer leader on another node keeps it, and hands
+/// out messages in turn between it and the new one, so across a reconnect the messages may come
+/// out of order. Fine for the state keeper (the state file keeps the newest
 /// whatever the order); the OX queue's consumer and the dispatchers end instead and start
 /// afresh ([`Pulled::ending_at_reconnect`], [`Ended::Reconnected`]).
 ///

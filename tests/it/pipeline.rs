@@ -740,8 +740,9 @@ async fn a_batched_consumer_keeps_the_order_across_a_restarted_nats_server() {
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }
 
-/// A reconnect to a server that did not restart: it may still answer the earlier request, and
-/// then before the new one. Nothing is lost or overtaken either way.
+/// A reconnect to a server that did not restart: a single server drops the earlier request with
+/// the lost connection, so nothing is lost or overtaken. (In a cluster the consumer's leader may
+/// keep it and answer it in turn with the new one: see the next test.)
 #[tokio::test]
 async fn a_batched_consumer_keeps_the_order_across_a_reconnect() {
     let env = TestEnv::start().await;
@@ -762,6 +763,31 @@ async fn a_batched_consumer_keeps_the_order_across_a_reconnect() {
     take_in_order(&mut messages, 4, 40, Ack::Plain).await;
     let took = published.elapsed();
     assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+/// A consumer that must keep the order ends at a reconnect instead of asking again (a request
+/// from before could be answered in turn with a new one), and says why it ended.
+#[tokio::test]
+async fn a_consumer_ending_at_reconnect_ends_there_and_says_so() {
+    let env = TestEnv::start().await;
+    let (js, consumer) = work_queue(&env, 16, Duration::from_secs(60)).await;
+    publish_work(&js, 0..4).await;
+    let client = js.client();
+    let mut messages =
+        ox_connector::queue::Pulled::batched(&client, &consumer, 16).ending_at_reconnect();
+    take_in_order(&mut messages, 0, 4, Ack::Confirmed).await;
+    assert!(!messages.reconnected());
+    client.force_reconnect().await.unwrap();
+    wait_for("the client to reconnect", T, || {
+        client.statistics().connects.load(Ordering::Relaxed) == 2
+    })
+    .await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let next = tokio::time::timeout(T, messages.next(&stop))
+        .await
+        .expect("ends at once");
+    assert!(next.is_none(), "no message after the reconnect");
+    assert!(messages.reconnected(), "ended by the reconnect, not a stop");
 }
 
 /// The next message of `consumer`, waiting up to `wait`.
