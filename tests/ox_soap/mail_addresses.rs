@@ -4,9 +4,9 @@
 //! `defaultSenderAddress` or an alias is not an address OX's parser accepts. No property
 //! switches it.
 
-use ox_connector::ox::soap::{Credentials, FaultKind, OxClient, OxErrorKind, User};
+use ox_connector::ox::soap::{Credentials, OxClient, User};
 
-use crate::support::{context, env, new_user};
+use crate::support::{context, env, invalid_data_text, new_user};
 
 /// Context 10 with user anna: its admin's credentials and anna's id.
 async fn anna_in_context_10(c: &OxClient) -> (Credentials, i32) {
@@ -42,17 +42,6 @@ fn with_each_field_bad(user: &User, bad: &str) -> Vec<(&'static str, User)> {
     ]
 }
 
-/// The fault text of a call that must fail with an InvalidDataException.
-fn invalid_text(result: Result<impl std::fmt::Debug, ox_connector::ox::soap::OxError>) -> String {
-    let err = result.unwrap_err();
-    assert_eq!(
-        err.kind(),
-        OxErrorKind::Fault(FaultKind::InvalidData),
-        "{err}"
-    );
-    err.fault_text().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn a_create_with_an_invalid_address_in_any_mail_field_is_refused() {
     let env = env().await;
@@ -64,7 +53,7 @@ async fn a_create_with_an_invalid_address_in_any_mail_field_is_refused() {
         "jörg@example.org",
     ] {
         for (field, user) in with_each_field_bad(&new_user("anna"), bad) {
-            let text = invalid_text(c.create_user(10, &user, &a).await);
+            let text = invalid_data_text(c.create_user(10, &user, &a).await);
             assert_eq!(text, "Invalid email address", "{field} = {bad:?}");
         }
     }
@@ -97,7 +86,7 @@ async fn a_change_that_sends_a_mail_field_is_refused_for_an_invalid_address_in_a
     let before = env.ox.state().context(10).unwrap().user("anna").cloned();
     for bad in ["@example.org", "anna@example.org.", "\"anna@example.org"] {
         for (field, user) in with_each_field_bad(&change, bad) {
-            let text = invalid_text(c.change_user(10, &user, &a).await);
+            let text = invalid_data_text(c.change_user(10, &user, &a).await);
             assert_eq!(text, "Invalid email address", "{field} = {bad:?}");
         }
     }

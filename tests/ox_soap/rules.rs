@@ -2,26 +2,17 @@
 //! defaults each rule refuses with OX's text; the property switches it.
 
 use ox_connector::emulator::EmulatorSettings;
-use ox_connector::ox::soap::{FaultKind, Group, OxErrorKind, Resource, User};
+use ox_connector::ox::soap::{Group, Resource, User};
 
-use crate::support::{self, context, env, new_user, Env, MASTER, MASTER_PASSWORD};
+use crate::support::{
+    self, context, env, invalid_data_text, new_user, Env, MASTER, MASTER_PASSWORD,
+};
 
 async fn env_with(properties: &[(&str, &str)]) -> Env {
     let config = EmulatorSettings::new(MASTER, MASTER_PASSWORD)
         .with_properties(properties)
         .unwrap();
     support::env_with(config).await
-}
-
-/// The fault text of a failed call, which must be an InvalidDataException.
-fn invalid(result: Result<(), ox_connector::ox::soap::OxError>) -> String {
-    let err = result.unwrap_err();
-    assert_eq!(
-        err.kind(),
-        OxErrorKind::Fault(FaultKind::InvalidData),
-        "{err}"
-    );
-    err.fault_text().unwrap().to_string()
 }
 
 fn rename(id: i32, name: &str) -> User {
@@ -37,7 +28,7 @@ async fn renames_are_refused_unless_username_changeable() {
     let c = &env.client;
     let a = context(c, 10).await;
     c.create_user(10, &new_user("jdoe"), &a).await.unwrap();
-    let text = invalid(c.change_user(10, &rename(3, "john"), &a).await);
+    let text = invalid_data_text(c.change_user(10, &rename(3, "john"), &a).await);
     assert_eq!(text, "Changing username is disabled!");
     let err = c.change_user(10, &rename(3, "john"), &a).await.unwrap_err();
     assert!(
@@ -56,7 +47,7 @@ async fn renames_are_refused_unless_username_changeable() {
         "john"
     );
     // Allowed renames are checked like new names.
-    let text = invalid(c.change_user(10, &rename(3, "jö hn"), &a).await);
+    let text = invalid_data_text(c.change_user(10, &rename(3, "jö hn"), &a).await);
     assert_eq!(text, "Illegal chars: \"ö \"");
 }
 
@@ -82,7 +73,7 @@ async fn primary_mail_changes_follow_primary_mail_unchangeable() {
     let c = &env.client;
     let a = context(c, 10).await;
     c.create_user(10, &new_user("jdoe"), &a).await.unwrap();
-    let text = invalid(c.change_user(10, &moved, &a).await);
+    let text = invalid_data_text(c.change_user(10, &moved, &a).await);
     assert_eq!(text, "primary mail must not be changed");
     // The same address in other case is no change.
     let same = User {
@@ -133,7 +124,10 @@ async fn changes_follow_oxs_language_and_mail_rules() {
         ),
     ];
     for (change, expected) in cases {
-        assert_eq!(invalid(c.change_user(10, &change, &a).await), expected);
+        assert_eq!(
+            invalid_data_text(c.change_user(10, &change, &a).await),
+            expected
+        );
     }
     let taken = User {
         primary_email: Some("other@example.org".into()),
@@ -144,7 +138,7 @@ async fn changes_follow_oxs_language_and_mail_rules() {
         ..taken
     };
     c.create_user(10, &taken, &a).await.unwrap();
-    let text = invalid(
+    let text = invalid_data_text(
         c.change_user(
             10,
             &mail(Some("other@example.org"), Some("other@example.org"), &[]),

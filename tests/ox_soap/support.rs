@@ -188,3 +188,16 @@ fn strip_id(s: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// The fault text of a call that must fail with an InvalidDataException.
+pub(crate) fn invalid_data_text(
+    result: Result<impl std::fmt::Debug, ox_connector::ox::soap::OxError>,
+) -> String {
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ox_connector::ox::soap::OxErrorKind::Fault(ox_connector::ox::soap::FaultKind::InvalidData),
+        "{err}"
+    );
+    err.fault_text().unwrap().to_string()
+}
