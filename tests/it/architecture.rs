@@ -87,13 +87,9 @@ fn the_parser_skips_test_code_comments_and_strings_and_reads_use_groups() {
         fn after() { crate::epsilon::e(); }
     "#;
     let (names, test_mods) = referenced_modules(code, 1);
-    let expected = ["alpha", "beta", "delta", "epsilon", "gamma"];
     assert_eq!(
         names,
-        expected
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<BTreeSet<_>>()
+        strings(&["alpha", "beta", "delta", "epsilon", "gamma"])
     );
     assert!(test_mods.is_empty());
     // Inside a module: its children, named through `crate::<module>::` or enough `super::`.
@@ -101,14 +97,7 @@ fn the_parser_skips_test_code_comments_and_strings_and_reads_use_groups() {
         "use super::{keys, Provisioner};\nuse crate::provision::topic;\nuse crate::ox::x;\n\
                  fn f() { super::super::queue::q(); }";
     let (names, _) = referenced_modules_within(child, 2, &["provision"]);
-    let expected = ["Provisioner", "keys", "topic"];
-    assert_eq!(
-        names,
-        expected
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<BTreeSet<_>>()
-    );
+    assert_eq!(names, strings(&["Provisioner", "keys", "topic"]));
     let (_, test_mods) = referenced_modules("#[cfg(test)]\npub(crate) mod sink;\n", 1);
     assert_eq!(test_mods, vec!["sink".to_string()]);
 }
@@ -463,4 +452,8 @@ fn cycles(graph: &Graph) -> Vec<Vec<String>> {
         }
     }
     walk.found
+}
+
+fn strings(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
 }
